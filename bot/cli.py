@@ -1,0 +1,245 @@
+"""The ``syncup`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+
+from bot import __version__
+from bot.config import ConfigError, Settings, load_settings
+
+T = TypeVar("T")
+EXIT_CONFIG = 2
+
+
+def _settings(ctx: click.Context) -> Settings:
+    try:
+        settings = load_settings(ctx.obj["config"])
+    except ConfigError as exc:
+        click.echo(f"syncup: {exc}", err=True)
+        ctx.exit(EXIT_CONFIG)
+    logging.basicConfig(
+        level=settings.bot.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return settings
+
+
+def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    async def wrapper() -> T:
+        return await coro_fn()
+
+    return asyncio.run(wrapper())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False),
+    envvar="SYNCUP_CONFIG",
+    help="TOML config file (default: ./syncup.toml when present). Env: SYNCUP_CONFIG.",
+)
+@click.version_option(__version__, prog_name="syncup")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None) -> None:
+    """syncup: standups, pulse polls, blockers and kudos for Slack and Discord.
+
+    With no platform configured, `syncup run` starts the console with a demo workspace.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config
+
+
+@cli.command()
+@click.option(
+    "--platform",
+    type=click.Choice(["console", "slack", "discord"]),
+    help="Override [bot] platform (default: the one with a token, else console).",
+)
+@click.pass_context
+def run(ctx: click.Context, platform: str | None) -> None:
+    """Start the bot (the console when no platform is configured)."""
+    settings = _settings(ctx)
+    if platform:
+        settings.bot.platform = platform  # type: ignore[assignment]
+    from bot.app import App, load_adapter
+    from storage.migrate import SchemaOutOfDate
+
+    try:
+        adapter = load_adapter(settings)
+    except ConfigError as exc:
+        click.echo(f"syncup: {exc}", err=True)
+        ctx.exit(EXIT_CONFIG)
+    app = App(settings, adapter)
+    try:
+        code = _run(app.run)
+    except SchemaOutOfDate as exc:
+        click.echo(f"syncup: {exc}", err=True)
+        ctx.exit(1)
+    except KeyboardInterrupt:
+        code = 130
+    ctx.exit(code)
+
+
+# -- db -----------------------------------------------------------------------------------------
+
+
+@cli.group()
+def db() -> None:
+    """Database schema: upgrade, downgrade, current."""
+
+
+def _with_engine(ctx: click.Context, action: Callable[[Any], Awaitable[T]]) -> T:
+    settings = _settings(ctx)
+    from storage.db import Database
+
+    async def go() -> T:
+        database = Database(settings.database.url)
+        try:
+            return await action(database.engine)
+        finally:
+            await database.dispose()
+
+    return _run(go)
+
+
+@db.command()
+@click.argument("revision", default="head")
+@click.pass_context
+def upgrade(ctx: click.Context, revision: str) -> None:
+    """Upgrade the schema to REVISION (default: the latest)."""
+    from storage import migrate
+
+    _with_engine(ctx, lambda engine: migrate.upgrade(engine, revision))
+    click.echo(f"Database upgraded to {revision}.")
+
+
+@db.command()
+@click.argument("revision")
+@click.pass_context
+def downgrade(ctx: click.Context, revision: str) -> None:
+    """Downgrade the schema to REVISION (`base` removes every table)."""
+    from storage import migrate
+
+    _with_engine(ctx, lambda engine: migrate.downgrade(engine, revision))
+    click.echo(f"Database downgraded to {revision}.")
+
+
+@db.command()
+@click.pass_context
+def current(ctx: click.Context) -> None:
+    """Show the schema revision of the database and the latest one."""
+    from storage import migrate
+
+    rev = _with_engine(ctx, migrate.current_revision)
+    head = migrate.head_revision()
+    state = "up to date" if rev == head else "run `syncup db upgrade`"
+    click.echo(f"current: {rev or 'none (empty database)'}\nlatest:  {head}\n{state}")
+
+
+# -- outbox -------------------------------------------------------------------------------------
+
+
+@cli.group()
+def outbox() -> None:
+    """Outgoing messages: list pending and dead-lettered ones, retry dead letters."""
+
+
+@outbox.command("list")
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "dead", "all"]),
+    default="all",
+    show_default=True,
+    help="Which messages to show (sent ones are not listed).",
+)
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.pass_context
+def outbox_list(ctx: click.Context, status: str, limit: int) -> None:
+    """List pending and dead-lettered messages, oldest first."""
+    from bot.delivery import admin
+    from storage.db import Database
+
+    settings = _settings(ctx)
+
+    async def go() -> list[admin.OutboxEntry]:
+        database = Database(settings.database.url)
+        try:
+            return await admin.list_messages(database, status, limit)
+        finally:
+            await database.dispose()
+
+    rows = _run(go)
+    if not rows:
+        click.echo(f"No {status if status != 'all' else 'pending or dead'} messages.")
+        return
+    click.echo(f"{'id':>6}  {'status':<8} {'method':<9} {'tries':>5}  {'next try (UTC)':<19}  error")
+    for row in rows:
+        when = row.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S") if row.next_attempt_at else "-"
+        error = (row.last_error or "").replace("\n", " ")[:80]
+        click.echo(
+            f"{row.id:>6}  {row.status:<8} {row.method:<9} {row.attempts:>5}  {when:<19}  {error}"
+        )
+
+
+@outbox.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all-dead", is_flag=True, help="Retry every dead-lettered message.")
+@click.pass_context
+def outbox_retry(ctx: click.Context, ids: tuple[int, ...], all_dead: bool) -> None:
+    """Send dead-lettered messages IDS again (or all of them with --all-dead)."""
+    if not ids and not all_dead:
+        raise click.UsageError("Name the message ids to retry, or pass --all-dead.")
+    from bot.delivery import admin
+    from storage.db import Database
+
+    settings = _settings(ctx)
+
+    async def go() -> admin.RetryResult:
+        database = Database(settings.database.url)
+        try:
+            return await admin.retry_dead(
+                database, None if all_dead else list(ids), datetime.now(UTC)
+            )
+        finally:
+            await database.dispose()
+
+    result = _run(go)
+    click.echo(f"{result.retried} message(s) queued again.")
+    if result.not_dead:
+        click.echo(f"Not dead-lettered, left alone: {', '.join(map(str, result.not_dead))}")
+
+
+# -- config -------------------------------------------------------------------------------------
+
+
+@cli.group()
+def config() -> None:
+    """Configuration: check it."""
+
+
+@config.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Validate the configuration the way `syncup run` does; secrets are never printed."""
+    settings = _settings(ctx)
+    platform = settings.platform()
+    click.echo(f"Configuration is valid. Platform: {platform}. Database: {_safe_url(settings)}.")
+
+
+def _safe_url(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.database.url).render_as_string(hide_password=True)
+
+
+def main() -> None:
+    cli(prog_name="syncup")

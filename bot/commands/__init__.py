@@ -1,0 +1,1 @@
+"""Command specs, parsing of command lines against them, routing and help."""

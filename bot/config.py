@@ -1,0 +1,216 @@
+"""Settings: a TOML file plus ``SYNCUP_*`` environment overrides for every key.
+
+The file is ``--config PATH``, else ``$SYNCUP_CONFIG``, else ``./syncup.toml`` when it exists.
+Environment variables win over the file: ``SYNCUP_DATABASE_URL`` sets ``[database] url``,
+``SYNCUP_SLACK_BOT_TOKEN`` sets ``[slack] bot_token`` (the first ``_`` after the section name
+separates section and key).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./syncup.db"
+
+
+class ConfigError(Exception):
+    """Invalid configuration: one message that names the key and the fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+class BotSection(_Section):
+    platform: Literal["auto", "console", "slack", "discord"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    instance_name: str = ""
+
+
+class DatabaseSection(_Section):
+    url: str = DEFAULT_DATABASE_URL
+    auto_migrate: bool = True
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        for legacy in ("postgres://", "postgresql://"):
+            if value.startswith(legacy):
+                return "postgresql+asyncpg://" + value[len(legacy) :]
+        if value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            return value
+        if value.startswith("sqlite://"):
+            return "sqlite+aiosqlite://" + value[len("sqlite://") :]
+        raise ValueError(
+            "use sqlite+aiosqlite:///path/to/syncup.db or postgresql+asyncpg://user@host/db"
+        )
+
+
+class SchedulerSection(_Section):
+    reconcile_interval_seconds: float = Field(60.0, gt=0)
+    default_grace_minutes: int = Field(60, ge=0)
+
+
+class RateSetting(_Section):
+    rate: float = Field(gt=0, description="tokens per second")
+    burst: int = Field(ge=1)
+
+
+class DeliverySection(_Section):
+    max_attempts: int = Field(8, ge=1, le=100)
+    batch_size: int = Field(50, ge=1, le=1000)
+    poll_interval_seconds: float = Field(1.0, gt=0)
+    lease_seconds: float = Field(120.0, gt=0)
+    backoff_base_seconds: float = Field(2.0, gt=0)
+    backoff_max_seconds: float = Field(600.0, gt=0)
+    rates: dict[str, RateSetting] = Field(default_factory=dict)
+
+
+class HousekeepingSection(_Section):
+    retention_days: int = Field(30, ge=1)
+
+
+class SlackSection(_Section):
+    bot_token: SecretStr | None = None
+    app_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    mode: Literal["socket", "http"] = "socket"
+    api_base_url: str = "https://slack.com/api/"
+
+
+class DiscordSection(_Section):
+    token: SecretStr | None = None
+    application_id: str | None = None
+    api_base_url: str = "https://discord.com/api/v10"
+
+
+class ConsoleSection(_Section):
+    member: str = "alice"
+    start: str = ""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SYNCUP_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="forbid",
+        hide_input_in_errors=True,
+        case_sensitive=False,
+    )
+
+    bot: BotSection = Field(default_factory=BotSection)
+    database: DatabaseSection = Field(default_factory=DatabaseSection)
+    scheduler: SchedulerSection = Field(default_factory=SchedulerSection)
+    delivery: DeliverySection = Field(default_factory=DeliverySection)
+    housekeeping: HousekeepingSection = Field(default_factory=HousekeepingSection)
+    slack: SlackSection = Field(default_factory=SlackSection)
+    discord: DiscordSection = Field(default_factory=DiscordSection)
+    console: ConsoleSection = Field(default_factory=ConsoleSection)
+
+    toml_path: ClassVar[Path | None] = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_path))
+        return tuple(sources)
+
+    def platform(self) -> str:
+        """The platform to run: explicit, or the first one with a token, else the console."""
+        if self.bot.platform != "auto":
+            return self.bot.platform
+        if self.slack.bot_token is not None:
+            return "slack"
+        if self.discord.token is not None:
+            return "discord"
+        return "console"
+
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    name: field.default_factory  # type: ignore[misc]
+    for name, field in Settings.model_fields.items()
+}
+
+
+def find_config_file(explicit: str | os.PathLike[str] | None) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    from_env = os.environ.get("SYNCUP_CONFIG")
+    if from_env:
+        return Path(from_env)
+    local = Path("syncup.toml")
+    return local if local.exists() else None
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None) -> Settings:
+    """Load and validate; raise :class:`ConfigError` naming the key and the fix."""
+    path = find_config_file(config_file)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"Config file {path} does not exist. Fix the path, or leave it out.")
+
+    class _Loaded(Settings):
+        toml_path = path
+
+    try:
+        loaded = _Loaded()
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+    except ValueError as exc:  # malformed TOML
+        raise ConfigError(f"Config file {path} is not valid TOML: {exc}") from None
+    return Settings.model_construct(**{k: getattr(loaded, k) for k in Settings.model_fields})
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    """One line per problem: key, what is wrong, and how to fix it; never the value."""
+    where = f" in {path}" if path else ""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = [str(part) for part in error["loc"]]
+        key = ".".join(loc)
+        env = "SYNCUP_" + "_".join(loc[:2]).upper()
+        if error["type"] == "extra_forbidden":
+            lines.append(f"Unknown key {key}{where}. {_unknown_key_hint(loc)}")
+            continue
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"Invalid {key}{where} (or ${env}): {message}.")
+    return "Invalid configuration: " + " ".join(lines) + " See config.example.toml."
+
+
+def _unknown_key_hint(loc: list[str]) -> str:
+    if len(loc) == 1:
+        known = list(SECTIONS)
+        what = "sections"
+    else:
+        section = SECTIONS.get(loc[0])
+        known = list(section.model_fields) if section else []
+        what = f"keys of [{loc[0]}]"
+    close = difflib.get_close_matches(loc[-1], known, n=1)
+    if close:
+        return f'Did you mean "{close[0]}"?'
+    return f"Known {what}: {', '.join(known)}."
+
+
+def redact(settings: Settings) -> dict[str, Any]:
+    """The settings as a dict, secrets shown as set/unset only."""
+    return settings.model_dump(mode="json")

@@ -1,0 +1,256 @@
+"""The dispatcher: one inbound event in, one transaction, at most one private response out.
+
+Order of work for every event (invariants 3 and 8):
+1. record the platform's event id; a duplicate stops here with no effect;
+2. bring the workspace and member up to date;
+3. route to the handler inside a savepoint; a :class:`UserError` rolls the handler's changes back
+   and becomes a private reply that says what to fix; any other error is logged with context and
+   answered with a short apology and a reference, never a stack trace;
+4. commit, then wake the delivery worker and the scheduler if the handler asked for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import directory
+from bot.chat import FormErrors, Message, Reply, Response, reply
+from bot.clock import Clock
+from bot.commands.parse import convert, parse_line, pick_subcommand
+from bot.commands.spec import CommandSpec, Permission, SubcommandSpec
+from bot.delivery.outbox import enqueue
+from bot.errors import PermissionDenied, UserError
+from bot.events import (
+    ActionInvocation,
+    CommandInvocation,
+    DirectMessageReceived,
+    FormSubmission,
+    InboundEvent,
+)
+from bot.port import Method, Target
+from storage.db import Database
+from storage.models import Member, ProcessedEvent, Workspace
+from storage.upsert import insert_unless_exists
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Context:
+    """What a handler gets: the open transaction, who acted, and ways to send."""
+
+    core: Core
+    session: AsyncSession
+    event: InboundEvent
+    workspace: Workspace
+    member: Member
+    permission: Permission
+    now: datetime
+    sent_something: bool = False
+    schedules_changed: bool = False
+    _keys: int = field(default=0, repr=False)
+
+    async def send(
+        self,
+        method: Method,
+        target: Target,
+        msg: Message,
+        *,
+        key: str | None = None,
+        depends_on: int | None = None,
+    ) -> int:
+        """Queue a message in the outbox, in this event's transaction (invariant 2)."""
+        if key is None:
+            self._keys += 1
+            key = f"{self.event.origin.platform}:{self.event.origin.event_id}:{self._keys}"
+        self.sent_something = True
+        return await enqueue(
+            self.session,
+            workspace_id=self.workspace.id,
+            method=method,
+            target=target,
+            message=msg,
+            key=key,
+            now=self.now,
+            depends_on=depends_on,
+        )
+
+    async def post(self, channel_id: str, msg: Message, **kwargs: Any) -> int:
+        return await self.send(Method.POST, Target(channel_id=channel_id), msg, **kwargs)
+
+    async def dm(self, member: Member, msg: Message, **kwargs: Any) -> int:
+        target = Target(user_id=member.platform_user_id, dm_channel_id=member.dm_channel_id)
+        return await self.send(Method.DM, target, msg, **kwargs)
+
+    def require(self, permission: Permission) -> None:
+        if self.permission < permission:
+            raise PermissionDenied(f"Only {permission.label} can do that.")
+
+
+CommandHandler = Callable[[Context, dict[str, Any]], Awaitable[Response]]
+ActionHandler = Callable[[Context, ActionInvocation], Awaitable[Response]]
+FormHandler = Callable[[Context, FormSubmission], Awaitable[Response]]
+MessageHandler = Callable[[Context, DirectMessageReceived], Awaitable[Response]]
+
+
+class Core:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self.specs: dict[str, CommandSpec] = {}
+        self._commands: dict[tuple[str, str], CommandHandler] = {}
+        self._actions: dict[str, ActionHandler] = {}
+        self._forms: dict[str, FormHandler] = {}
+        self._dm_handlers: list[MessageHandler] = []
+        self.on_outbox: list[Callable[[], None]] = []
+        self.on_schedules_changed: list[Callable[[], Awaitable[None]]] = []
+
+    # -- registration -------------------------------------------------------------------------
+
+    def add_command(self, spec: CommandSpec, handlers: dict[str, CommandHandler]) -> None:
+        missing = {s.name for s in spec.subcommands} - set(handlers)
+        if missing:
+            raise ValueError(f"/{spec.name}: no handler for {sorted(missing)}")
+        self.specs[spec.name] = spec
+        for name, handler in handlers.items():
+            self._commands[(spec.name, name)] = handler
+
+    def add_action(self, prefix: str, handler: ActionHandler) -> None:
+        """Handle actions whose id is ``prefix`` or starts with ``prefix + ':'``."""
+        self._actions[prefix] = handler
+
+    def add_form(self, form_id: str, handler: FormHandler) -> None:
+        self._forms[form_id] = handler
+
+    def add_dm_handler(self, handler: MessageHandler) -> None:
+        """DM handlers are asked in order; the first that returns a response wins."""
+        self._dm_handlers.append(handler)
+
+    # -- handling -----------------------------------------------------------------------------
+
+    async def handle(self, event: InboundEvent) -> Response:
+        origin = event.origin
+        now = self.clock.now()
+        ctx: Context | None = None
+        try:
+            async with self.db.transaction() as session:
+                if not await self._first_time(session, origin.platform, origin.event_id, now):
+                    log.info("duplicate %s event %s ignored", origin.platform, origin.event_id)
+                    return None
+                workspace = await directory.ensure_workspace(
+                    session, origin.platform, origin.workspace_id, origin.workspace_name, now
+                )
+                member = await directory.ensure_member(session, workspace, event.actor, now)
+                if isinstance(event, DirectMessageReceived) and event.dm_channel_id:
+                    member.dm_channel_id = event.dm_channel_id
+                permission = await directory.permission_of(session, member, event.actor)
+                ctx = Context(self, session, event, workspace, member, permission, now)
+                response = await self._dispatch_in_savepoint(ctx)
+        except Exception:
+            ref = uuid.uuid4().hex[:8]
+            log.exception("event %s/%s failed (ref %s)", origin.platform, origin.event_id, ref)
+            return reply(f"Sorry, something went wrong on syncup's side (ref {ref}).")
+        assert ctx is not None
+        if ctx.sent_something:
+            for wake in self.on_outbox:
+                wake()
+        if ctx.schedules_changed:
+            for changed in self.on_schedules_changed:
+                await changed()
+        return response
+
+    async def _dispatch_in_savepoint(self, ctx: Context) -> Response:
+        savepoint = await ctx.session.begin_nested()
+        try:
+            response = await self._dispatch(ctx)
+        except UserError as exc:
+            await savepoint.rollback()
+            ctx.sent_something = ctx.schedules_changed = False
+            log.info("user error in %s: %s", _describe(ctx.event), exc.message)
+            if isinstance(ctx.event, FormSubmission) and exc.field:
+                return FormErrors({exc.field: exc.message})
+            return reply(exc.message)
+        except Exception:
+            await savepoint.rollback()
+            ctx.sent_something = ctx.schedules_changed = False
+            ref = uuid.uuid4().hex[:8]
+            log.exception("handler for %s failed (ref %s)", _describe(ctx.event), ref)
+            return reply(f"Sorry, something went wrong on syncup's side (ref {ref}).")
+        await savepoint.commit()
+        return response
+
+    async def _dispatch(self, ctx: Context) -> Response:
+        event = ctx.event
+        if isinstance(event, CommandInvocation):
+            return await self._command(ctx, event)
+        if isinstance(event, ActionInvocation):
+            prefix = event.action_id.split(":", 1)[0]
+            handler = self._actions.get(prefix)
+            if handler is None:
+                raise UserError("That button no longer does anything here.")
+            return await handler(ctx, event)
+        if isinstance(event, FormSubmission):
+            form_handler = self._forms.get(event.form_id)
+            if form_handler is None:
+                raise UserError("That form has expired; run the command again.")
+            return await form_handler(ctx, event)
+        for dm_handler in self._dm_handlers:
+            response = await dm_handler(ctx, event)
+            if response is not None:
+                return response
+        return reply("I only understand commands. Type `/syncup help` to see them.")
+
+    async def _command(self, ctx: Context, event: CommandInvocation) -> Response:
+        spec = self.specs.get(event.command)
+        if spec is None:
+            raise UserError(f"Unknown command /{event.command}. Type `/syncup help`.")
+        sub: SubcommandSpec | None
+        if event.options is not None:
+            sub = spec.subcommand(event.subcommand or "")
+            if sub is None:
+                raise UserError(f"Unknown command /{spec.name} {event.subcommand}.")
+            args = convert(spec, sub, event.options)
+        else:
+            sub, rest = pick_subcommand(spec, event.text)
+            if sub is None:
+                sub = spec.subcommand("help")
+                if sub is None:
+                    raise UserError(f"Type `/{spec.name} help` to see what it can do.")
+            args = parse_line(spec, sub, rest)
+        ctx.require(sub.permission)
+        return await self._commands[(spec.name, sub.name)](ctx, args)
+
+    @staticmethod
+    async def _first_time(
+        session: AsyncSession, platform: str, event_id: str, now: datetime
+    ) -> bool:
+        values = {"platform": platform, "event_id": event_id, "received_at": now}
+        inserted = await insert_unless_exists(
+            session, ProcessedEvent, values, ProcessedEvent.event_id
+        )
+        return inserted is not None
+
+
+def _describe(event: InboundEvent) -> str:
+    origin = event.origin
+    what = type(event).__name__
+    if isinstance(event, CommandInvocation):
+        what = f"/{event.command} {event.subcommand or event.text.split(' ', 1)[0]}".rstrip()
+    elif isinstance(event, ActionInvocation):
+        what = f"action {event.action_id}"
+    elif isinstance(event, FormSubmission):
+        what = f"form {event.form_id}"
+    return (
+        f"{what} by {event.actor.user_id} in {origin.platform}:{origin.workspace_id} "
+        f"(event {origin.event_id})"
+    )
+
+
+__all__ = ["Context", "Core", "Reply"]

@@ -1,0 +1,1 @@
+"""Features: each registers its commands, actions, forms and schedules with the core."""

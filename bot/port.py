@@ -1,0 +1,100 @@
+"""The port every platform adapter implements, and what crosses it on the way out.
+
+The core never calls an adapter to send anything directly: features write to the outbox and the
+delivery worker hands each row to :meth:`PlatformPort.deliver`. Replies to an inbound event
+(ephemeral answers, forms) go back through the adapter's own request/response path instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from bot.chat import Message
+
+
+class Method(StrEnum):
+    """Outbound operations; rate limits are kept per (workspace, method)."""
+
+    POST = "post"  # a message in a channel, or a reply in a thread
+    DM = "dm"  # a message in a member's direct-message channel
+    UPDATE = "update"  # replace an earlier message
+    EPHEMERAL = "ephemeral"  # visible to one member in a channel
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a message goes. ``user_id`` for DMs; ``channel_id`` for posts; ``thread_of`` or
+    ``message_id`` are filled in by the worker from the message this one depends on."""
+
+    channel_id: str | None = None
+    user_id: str | None = None
+    dm_channel_id: str | None = None
+    thread_of: str | None = None
+    message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    outbox_id: int
+    workspace_id: str  # the platform's workspace / guild id
+    method: Method
+    target: Target
+    message: Message
+    idempotency_key: str
+    attempt: int
+    # The previous attempt started and its outcome was never recorded (a crash): the platform
+    # may already have the message. Adapters that can check (Discord's nonce) must not post twice.
+    maybe_sent: bool = False
+
+
+@dataclass(frozen=True)
+class Receipt:
+    channel_id: str | None = None
+    message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: ``rate`` sends per second on average, ``burst`` at once."""
+
+    rate: float
+    burst: int
+
+
+class DeliveryError(Exception):
+    """A send failed; ``permanent`` ones are dead-lettered at once, the rest retried."""
+
+    permanent = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class PermanentDeliveryError(DeliveryError):
+    permanent = True
+
+
+class RateLimited(DeliveryError):
+    """HTTP 429: pause this (workspace, method) for ``retry_after`` seconds; not a failure."""
+
+    def __init__(self, retry_after: float, message: str = "rate limited") -> None:
+        super().__init__(f"{message} (retry after {retry_after:g}s)")
+        self.retry_after = retry_after
+
+
+@runtime_checkable
+class PlatformPort(Protocol):
+    platform: str
+
+    def rate_limits(self) -> Mapping[Method, RateLimit]:
+        """The pacing the platform allows; config may lower or raise it per method."""
+        ...
+
+    async def deliver(self, delivery: Delivery) -> Receipt:
+        """Send one outbox row. Raise :class:`RateLimited`, :class:`DeliveryError` or
+        :class:`PermanentDeliveryError`; anything else counts as a transient failure."""
+        ...

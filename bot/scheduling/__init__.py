@@ -1,0 +1,1 @@
+"""Scheduled work with exactly-once occurrences (invariant 1)."""

@@ -1,0 +1,304 @@
+"""Scheduled work: APScheduler times it, the database decides what exists and what ran.
+
+* Features describe their recurring work as :class:`Schedule` objects read from the database
+  (a :class:`ScheduleSource`). At start, every ``reconcile_interval`` and whenever a feature says
+  settings changed, :meth:`Scheduler.reconcile` rebuilds the APScheduler jobs from them.
+* Each schedule has one APScheduler job at a time: a one-shot job for its next occurrence, whose
+  arguments carry the occurrence's own time. Firing it runs the occurrence and books the next.
+* Invariant 1: an occurrence runs inside the transaction that inserts its unique key into
+  ``occurrence_claims``, before any other statement. Whoever inserts first (another replica, a
+  second firing, the reconcile pass) runs it; the rest see the key and do nothing. A handler that
+  fails rolls its claim back with everything else, so the occurrence may be tried again.
+* Missed occurrences (the bot was down, or the console's demo clock jumped): for each schedule
+  only the most recent missed occurrence runs, and only if it is younger than the schedule's
+  ``grace``; older ones are skipped with a log line, never replayed. Due occurrences run in the
+  order of their times.
+
+APScheduler 3 cannot share a job store between processes, so every replica keeps its own
+in-memory jobs; correctness across replicas comes from the claims, not from APScheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.date import DateTrigger
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.chat import Message
+from bot.clock import Clock
+from bot.delivery.outbox import enqueue
+from bot.port import Method, Target
+from storage.db import Database
+from storage.models import OccurrenceClaim
+from storage.upsert import insert_unless_exists
+
+log = logging.getLogger(__name__)
+
+# How far back a missed-occurrence search walks at most; bounds work for dense triggers.
+MAX_MISSED_STEPS = 10_000
+RECONCILE_JOB_ID = "__reconcile__"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A recurring piece of work. ``key`` must be stable and unique across all sources."""
+
+    key: str
+    handler: str
+    trigger: BaseTrigger
+    grace: timedelta = timedelta(hours=1)
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+    def occurrence_key(self, fire_at: datetime) -> str:
+        return f"{self.key}@{fire_at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
+class ScheduleSource(Protocol):
+    async def schedules(self, session: AsyncSession, now: datetime) -> Iterable[Schedule]: ...
+
+
+@dataclass
+class Occurrence:
+    """What an occurrence handler gets: the claiming transaction and the occurrence's time."""
+
+    session: AsyncSession
+    schedule: Schedule
+    fire_at: datetime
+    now: datetime
+    key: str
+    sent_something: bool = False
+
+    async def send(
+        self,
+        workspace_id: int,
+        method: Method,
+        target: Target,
+        msg: Message,
+        *,
+        key: str,
+        depends_on: int | None = None,
+    ) -> int:
+        """Queue a message in this occurrence's transaction; ``key`` should derive from
+        :attr:`key` so that a rerun can never queue it twice."""
+        self.sent_something = True
+        return await enqueue(
+            self.session,
+            workspace_id=workspace_id,
+            method=method,
+            target=target,
+            message=msg,
+            key=key,
+            now=self.now,
+            depends_on=depends_on,
+        )
+
+
+OccurrenceHandler = Callable[[Occurrence], Awaitable[None]]
+
+
+class Scheduler:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        instance: str,
+        reconcile_interval: float = 60.0,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.instance = instance
+        self.reconcile_interval = reconcile_interval
+        self.sources: list[ScheduleSource] = []
+        self.handlers: dict[str, OccurrenceHandler] = {}
+        self.on_outbox: list[Callable[[], None]] = []
+        self._schedules: dict[str, Schedule] = {}
+        self._aps: AsyncIOScheduler | None = None
+        self._lock = asyncio.Lock()
+        self._running = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        # Occurrences this process knows are done (ran here or claimed elsewhere), by time.
+        self._settled: dict[str, datetime] = {}
+
+    def add_source(self, source: ScheduleSource) -> None:
+        self.sources.append(source)
+
+    def add_handler(self, name: str, handler: OccurrenceHandler) -> None:
+        self.handlers[name] = handler
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._aps = AsyncIOScheduler(timezone=UTC, job_defaults={"misfire_grace_time": None})
+        self._aps.start()
+        await self.reconcile()
+        self._aps.add_job(
+            self.reconcile,
+            "interval",
+            seconds=self.reconcile_interval,
+            id=RECONCILE_JOB_ID,
+            coalesce=True,
+            max_instances=1,
+        )
+
+    async def stop(self) -> None:
+        if self._aps is not None and self._aps.running:
+            self._aps.shutdown(wait=False)
+        self._aps = None
+        await self._idle.wait()
+
+    def busy(self) -> bool:
+        """Whether an occurrence is running or a job is due right now (for the console)."""
+        if self._running or self._lock.locked():
+            return True
+        if self._aps is None:
+            return False
+        real_now = datetime.now(UTC)
+        return any(
+            job.next_run_time is not None
+            and job.next_run_time <= real_now
+            and job.id != RECONCILE_JOB_ID
+            for job in self._aps.get_jobs()
+        )
+
+    def next_runs(self) -> list[tuple[str, datetime]]:
+        """The next occurrence of every schedule, by the (possibly demo) clock's time."""
+        if self._aps is None:
+            return []
+        return sorted(
+            ((job.id, job.args[1]) for job in self._aps.get_jobs() if job.id in self._schedules),
+            key=lambda item: item[1],
+        )
+
+    # -- reconcile ----------------------------------------------------------------------------
+
+    async def reconcile(self) -> None:
+        """Rebuild jobs from the database; run what is due now, within the missed policy."""
+        async with self._lock:
+            now = self.clock.now()
+            async with self.db.transaction() as session:
+                schedules: dict[str, Schedule] = {}
+                for source in self.sources:
+                    for schedule in await source.schedules(session, now):
+                        schedules[schedule.key] = schedule
+            self._schedules = schedules
+            horizon = now - max((s.grace for s in schedules.values()), default=timedelta(0))
+            self._settled = {k: t for k, t in self._settled.items() if t >= horizon}
+            due = sorted(
+                (fire_at, key)
+                for key, schedule in schedules.items()
+                if (fire_at := self._latest_due(schedule, now)) is not None
+                and schedule.occurrence_key(fire_at) not in self._settled
+            )
+            for fire_at, key in due:
+                await self.run_occurrence(schedules[key], fire_at)
+            self._book_all(self.clock.now())
+
+    def _latest_due(self, schedule: Schedule, now: datetime) -> datetime | None:
+        """The most recent occurrence at or before ``now`` inside the grace window."""
+        start = now - schedule.grace
+        fire = schedule.trigger.get_next_fire_time(None, start - timedelta(microseconds=1))
+        latest: datetime | None = None
+        skipped = 0
+        for _ in range(MAX_MISSED_STEPS):
+            if fire is None or fire > now:
+                break
+            if fire >= start:
+                if latest is not None:
+                    skipped += 1
+                latest = fire
+            fire = schedule.trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
+        if skipped:
+            log.info("schedule %s: %d missed occurrence(s) skipped", schedule.key, skipped)
+        return latest
+
+    def _book_all(self, now: datetime) -> None:
+        if self._aps is None:
+            return
+        for job in self._aps.get_jobs():
+            if job.id != RECONCILE_JOB_ID and job.id not in self._schedules:
+                job.remove()
+        for schedule in self._schedules.values():
+            self._book_next(schedule, now)
+
+    def _book_next(self, schedule: Schedule, after: datetime) -> None:
+        if self._aps is None:
+            return
+        fire_at = schedule.trigger.get_next_fire_time(after, after + timedelta(microseconds=1))
+        if fire_at is None:
+            existing = self._aps.get_job(schedule.key)
+            if existing is not None:
+                existing.remove()
+            return
+        fire_at = fire_at.astimezone(UTC)
+        # A demo clock may run ahead of real time; APScheduler waits in real time.
+        real_at = fire_at - (self.clock.now() - datetime.now(UTC))
+        self._aps.add_job(
+            self._fire,
+            DateTrigger(run_date=real_at, timezone=UTC),
+            args=[schedule.key, fire_at],
+            id=schedule.key,
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
+
+    async def _fire(self, key: str, fire_at: datetime) -> None:
+        schedule = self._schedules.get(key)
+        if schedule is None:
+            return
+        await self.run_occurrence(schedule, fire_at)
+        if self._schedules.get(key) is schedule:
+            self._book_next(schedule, max(fire_at, self.clock.now()))
+
+    # -- running one occurrence -----------------------------------------------------------
+
+    async def run_occurrence(self, schedule: Schedule, fire_at: datetime) -> bool:
+        """Claim and run one occurrence; True if this call ran it."""
+        key = schedule.occurrence_key(fire_at)
+        handler = self.handlers.get(schedule.handler)
+        if handler is None:
+            log.error("schedule %s names unknown handler %s", schedule.key, schedule.handler)
+            return False
+        self._running += 1
+        self._idle.clear()
+        try:
+            now = self.clock.now()
+            async with self.db.transaction() as session:
+                claimed = await insert_unless_exists(
+                    session,
+                    OccurrenceClaim,
+                    {
+                        "key": key,
+                        "handler": schedule.handler,
+                        "scheduled_for": fire_at,
+                        "claimed_at": now,
+                        "claimed_by": self.instance,
+                    },
+                    OccurrenceClaim.key,
+                )
+                if claimed is None:
+                    self._settled[key] = fire_at
+                    return False
+                occurrence = Occurrence(session, schedule, fire_at, now, key)
+                await handler(occurrence)
+        except Exception:
+            log.exception("occurrence %s failed; it will be retried within its grace", key)
+            return False
+        finally:
+            self._running -= 1
+            if not self._running:
+                self._idle.set()
+        self._settled[key] = fire_at
+        if occurrence.sent_something:
+            for wake in self.on_outbox:
+                wake()
+        return True

@@ -1,0 +1,56 @@
+"""IANA time zones at the edges (invariant 7): validation with close suggestions."""
+
+from __future__ import annotations
+
+import difflib
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
+
+from bot.errors import UserError
+
+
+@cache
+def _zones() -> dict[str, str]:
+    """Lower-cased name -> canonical name, without the legacy aliases (``US/Eastern``...)."""
+    legacy_prefixes = ("Etc/", "SystemV/", "US/", "posix", "right/")
+    return {
+        zone.lower(): zone
+        for zone in available_timezones()
+        if ("/" in zone and not zone.startswith(legacy_prefixes)) or zone == "UTC"
+    }
+
+
+def suggest(name: str, limit: int = 3) -> list[str]:
+    zones = _zones()
+    wanted = name.strip().lower().replace(" ", "_")
+    close = _closest(wanted, list(zones), limit)
+    if not close:
+        # "Paris" -> Europe/Paris: match on the city part alone.
+        cities = {key.rsplit("/", 1)[-1]: key for key in zones}
+        close = [cities[c] for c in _closest(wanted, list(cities), limit)]
+    return [zones[c] for c in close]
+
+
+def _closest(word: str, candidates: list[str], limit: int) -> list[str]:
+    """The best matches, keeping only those nearly as good as the best one."""
+    scored = []
+    for candidate in difflib.get_close_matches(word, candidates, n=limit, cutoff=0.6):
+        scored.append((difflib.SequenceMatcher(None, word, candidate).ratio(), candidate))
+    if not scored:
+        return []
+    best = scored[0][0]
+    return [candidate for ratio, candidate in scored if ratio >= best - 0.05]
+
+
+def validate_timezone(name: str) -> str:
+    """The canonical IANA name for ``name``, or a :class:`UserError` with suggestions."""
+    cleaned = name.strip()
+    canonical = _zones().get(cleaned.lower().replace(" ", "_"))
+    if canonical is None and cleaned in available_timezones():
+        canonical = cleaned  # a legacy alias is still a valid zone
+    if canonical is not None:
+        ZoneInfo(canonical)
+        return canonical
+    hints = suggest(cleaned)
+    hint = f"; try {' or '.join(hints)}" if hints else "; use an IANA name like Europe/Paris"
+    raise UserError(f'Unknown timezone "{cleaned}"{hint}.', field="timezone")

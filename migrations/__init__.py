@@ -1,0 +1,1 @@
+"""Alembic migrations: the only way syncup's schema is created or changed."""
