@@ -53,6 +53,13 @@ async def _run(engine: AsyncEngine, action) -> None:  # type: ignore[no-untyped-
         await conn.run_sync(run)
 
 
+def _known(revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except Exception:  # alembic raises ResolutionError/CommandError for unknown ids
+        return False
+
+
 class SchemaOutOfDate(Exception):
     pass
 
@@ -63,6 +70,12 @@ async def ensure_schema(engine: AsyncEngine, *, auto_migrate: bool) -> str | Non
     current = await current_revision(engine)
     if current == head:
         return head
+    if current is not None and not _known(current):
+        raise SchemaOutOfDate(
+            f"The database schema is at revision {current}, which this syncup does not know "
+            f"(its latest is {head}): it was migrated by a newer syncup. Run that newer version, "
+            f"or with it `syncup db downgrade {head}` first."
+        )
     if auto_migrate:
         await upgrade(engine)
         return head
