@@ -82,7 +82,8 @@ class App:
 
     async def start(self) -> None:
         """Migrate (or refuse an old schema), then start the scheduler and the worker."""
-        await migrate.ensure_schema(self.db.engine, auto_migrate=self.settings.database.auto_migrate)
+        auto = self.settings.database.auto_migrate
+        await migrate.ensure_schema(self.db.engine, auto_migrate=auto)
         await self.scheduler.start()
         await self.worker.start()
         log.info("syncup started as %s on %s", self.instance, self.db.dialect)

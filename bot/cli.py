@@ -39,7 +39,7 @@ def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(wrapper())
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="syncup", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config",
@@ -181,7 +181,8 @@ def outbox_list(ctx: click.Context, status: str, limit: int) -> None:
     if not rows:
         click.echo(f"No {status if status != 'all' else 'pending or dead'} messages.")
         return
-    click.echo(f"{'id':>6}  {'status':<8} {'method':<9} {'tries':>5}  {'next try (UTC)':<19}  error")
+    header = f"{'id':>6}  {'status':<8} {'method':<9} {'tries':>5}  {'next try (UTC)':<19}  error"
+    click.echo(header)
     for row in rows:
         when = row.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S") if row.next_attempt_at else "-"
         error = (row.last_error or "").replace("\n", " ")[:80]
