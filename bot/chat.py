@@ -113,6 +113,14 @@ def text(*parts: Text | Inline | str) -> Text:
     return Text(tuple(tokens))
 
 
+def marked(source: str) -> Text:
+    """Text from a bot-written string in which `backticked` parts are code (never user text)."""
+    pieces = source.split("`")
+    if len(pieces) % 2 == 0:  # an unpaired backtick: keep the string as it is
+        return text(source)
+    return text(*(Code(p) if i % 2 else p for i, p in enumerate(pieces) if p))
+
+
 # --- blocks ----------------------------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import directory
-from bot.chat import FormErrors, Message, Reply, Response, reply
+from bot.chat import FormErrors, Message, Reply, Response, marked, reply
 from bot.clock import Clock
 from bot.commands.parse import convert, parse_line, pick_subcommand
 from bot.commands.spec import CommandSpec, Permission, SubcommandSpec
@@ -176,7 +176,7 @@ class Core:
             log.info("user error in %s: %s", _describe(ctx.event), exc.message)
             if isinstance(ctx.event, FormSubmission) and exc.field:
                 return FormErrors({exc.field: exc.message})
-            return reply(exc.message)
+            return reply(marked(exc.message))
         except Exception:
             await savepoint.rollback()
             ctx.sent_something = ctx.schedules_changed = False
@@ -205,7 +205,7 @@ class Core:
             response = await dm_handler(ctx, event)
             if response is not None:
                 return response
-        return reply("I only understand commands. Type `/syncup help` to see them.")
+        return reply(marked("I only understand commands. Type `/syncup help` to see them."))
 
     async def _command(self, ctx: Context, event: CommandInvocation) -> Response:
         spec = self.specs.get(event.command)

@@ -124,8 +124,8 @@ async def test_bad_timezone_gets_suggestion_and_saves_nothing(
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("/syncup timezone", "ZONE is missing. Usage: `/syncup timezone <ZONE>`"),
-        ("/syncup tz Europe/Paris", "Did you mean `/syncup timezone`?"),
+        ("/syncup timezone", "ZONE is missing. Usage: /syncup timezone <ZONE>."),
+        ("/syncup tz Europe/Paris", "Did you mean /syncup timezone?"),
         ("/syncup me please", 'I did not expect "please"'),
         ("/syncup role @bob boss", "ROLE must be one of admin, team_lead, member"),
         (

@@ -1,0 +1,1 @@
+"""Platform adapters (Slack, Discord, console): platform events in, core messages out."""
