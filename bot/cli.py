@@ -29,6 +29,10 @@ def _settings(ctx: click.Context) -> Settings:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if settings.bot.log_level != "DEBUG":
+        # Their INFO lines (every job added, every migration plugin) drown ours.
+        for noisy in ("apscheduler", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     return settings
 
 

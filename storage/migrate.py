@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
 
+log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
 
 
@@ -78,6 +80,7 @@ async def ensure_schema(engine: AsyncEngine, *, auto_migrate: bool) -> str | Non
         )
     if auto_migrate:
         await upgrade(engine)
+        log.info("database schema upgraded from %s to %s", current or "empty", head)
         return head
     raise SchemaOutOfDate(
         f"The database schema is at {current or 'nothing (empty database)'}, this syncup needs "

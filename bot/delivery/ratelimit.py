@@ -1,0 +1,169 @@
+"""Client-side pacing: one token bucket per (workspace, method).
+
+Platforms scope their limits per method and workspace (Slack) or per route bucket (Discord); a 429
+for one of them must not slow the others down, so each (workspace, method) gets its own bucket and
+a 429 pauses only that bucket. Buckets run on the event loop's monotonic clock, never on the
+injected :class:`~bot.clock.Clock`: the console's demo clock jumps forward, and pacing must not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+
+from bot.config import RateSetting
+from bot.port import Method, RateLimit
+
+log = logging.getLogger(__name__)
+
+# Pacing for a method the adapter does not list and config does not set: Slack's advice of
+# "1 request per second for any given API call".
+DEFAULT_RATE_LIMIT = RateLimit(rate=1.0, burst=1)
+
+TimeFn = Callable[[], float]
+SleepFn = Callable[[float], Awaitable[None]]
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` saved up; :meth:`acquire` takes one.
+
+    Waiters are served one at a time in arrival order. :meth:`pause` (a 429) holds every waiter
+    until the deadline; afterwards exactly one send may go at once (the platform's window has just
+    reopened) and the rest follow at ``rate``.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        time: TimeFn | None = None,
+        sleep: SleepFn | None = None,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        if burst < 1:
+            raise ValueError("burst must be at least 1")
+        self.rate = float(rate)
+        self.burst = int(burst)
+        self._time = time or _loop_time
+        self._sleep = sleep or asyncio.sleep
+        self._tokens: float = float(burst)
+        self._updated: float | None = None  # set on first use: the loop may not exist yet
+        self._paused_until: float = float("-inf")
+        self._lock = asyncio.Lock()
+
+    def _refill(self, now: float) -> None:
+        if self._updated is None:
+            self._updated = now
+            return
+        if now > self._updated:
+            self._tokens = min(float(self.burst), self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+
+    @property
+    def paused_until(self) -> float:
+        """The loop time until which the bucket is paused (in the past when it is not)."""
+        return self._paused_until
+
+    def pause_remaining(self) -> float:
+        """Seconds left in the current pause, 0 when not paused."""
+        return max(0.0, self._paused_until - self._time())
+
+    def is_paused(self) -> bool:
+        return self.pause_remaining() > 0
+
+    def pause(self, seconds: float) -> float:
+        """Hold all sends for ``seconds`` (a 429's Retry-After); returns the loop-time deadline."""
+        return self.pause_until(self._time() + max(0.0, seconds))
+
+    def pause_until(self, deadline: float) -> float:
+        """Hold all sends until loop time ``deadline``; an earlier deadline never shortens a
+        pause already in force."""
+        if deadline > self._paused_until:
+            self._paused_until = deadline
+            # After the pause the platform's window has one slot: one send at once, then `rate`.
+            self._tokens = 1.0
+            self._updated = deadline
+        return self._paused_until
+
+    async def acquire(self) -> None:
+        """Wait for a token and take it."""
+        async with self._lock:
+            while True:
+                now = self._time()
+                if now < self._paused_until:
+                    await self._sleep(self._paused_until - now)
+                    continue
+                self._refill(now)
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return
+                await self._sleep((1.0 - self._tokens) / self.rate)
+
+
+def effective_limits(
+    adapter: Mapping[Method, RateLimit], overrides: Mapping[str, RateSetting] | None = None
+) -> dict[Method, RateLimit]:
+    """The adapter's limits with ``[delivery.rates]`` applied on top (keys are method names)."""
+    overrides = overrides or {}
+    unknown = sorted(set(overrides) - {m.value for m in Method})
+    if unknown:
+        known = ", ".join(m.value for m in Method)
+        raise ValueError(
+            f"Unknown method {', '.join(repr(u) for u in unknown)} in [delivery.rates]; "
+            f"known methods: {known}."
+        )
+    limits = dict(adapter)
+    for name, setting in overrides.items():
+        limits[Method(name)] = RateLimit(rate=setting.rate, burst=setting.burst)
+    return limits
+
+
+class RateLimiterRegistry:
+    """Builds and keeps the bucket of each (workspace, method) on first use."""
+
+    def __init__(
+        self,
+        limits: Mapping[Method, RateLimit],
+        overrides: Mapping[str, RateSetting] | None = None,
+        *,
+        time: TimeFn | None = None,
+        sleep: SleepFn | None = None,
+    ) -> None:
+        self._limits = effective_limits(limits, overrides)
+        self._time = time
+        self._sleep = sleep
+        self._buckets: dict[tuple[Hashable, Method], TokenBucket] = {}
+        self._warned: set[Method] = set()
+
+    def limit_for(self, method: Method) -> RateLimit:
+        limit = self._limits.get(method)
+        if limit is None:
+            if method not in self._warned:
+                self._warned.add(method)
+                log.warning(
+                    "no rate limit for method %s from the adapter or [delivery.rates]; using %g/s",
+                    method.value,
+                    DEFAULT_RATE_LIMIT.rate,
+                )
+            return DEFAULT_RATE_LIMIT
+        return limit
+
+    def bucket(self, workspace: Hashable, method: Method) -> TokenBucket:
+        key = (workspace, method)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            limit = self.limit_for(method)
+            bucket = TokenBucket(limit.rate, limit.burst, time=self._time, sleep=self._sleep)
+            self._buckets[key] = bucket
+        return bucket
+
+    def paused(self) -> list[tuple[Hashable, Method]]:
+        """The (workspace, method) keys whose bucket is paused right now."""
+        return [key for key, bucket in self._buckets.items() if bucket.is_paused()]
