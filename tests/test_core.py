@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from bot.events import Actor, CommandInvocation, DirectMessageReceived, Origin
 from bot.features import account
 from storage.db import Database
 from storage.models import Member, OutboxMessage, ProcessedEvent, RoleAssignment, Team
-from tests.fakes.fixed_clock import FixedClock
+from tests.fakes.clock import FakeClock
 
 ALICE = Actor("U1", "alice", "Europe/Berlin", is_platform_admin=True)
 BOB = Actor("U2", "bob", "America/New_York")
@@ -67,7 +68,7 @@ TEST_SPEC = CommandSpec(
 
 @pytest.fixture
 def core(database: Database) -> Core:
-    core = Core(database, FixedClock())
+    core = Core(database, FakeClock(datetime(2026, 3, 9, 8, 0, tzinfo=UTC)))
     account.register(core)
 
     async def post(ctx: Context, args: dict[str, Any]) -> Response:

@@ -12,7 +12,11 @@
 * Missed occurrences (the bot was down, or the console's demo clock jumped): for each schedule
   only the most recent missed occurrence runs, and only if it is younger than the schedule's
   ``grace``; older ones are skipped with a log line, never replayed. Due occurrences run in the
-  order of their times.
+  order of their times. The same holds for a job that fires late (a paused process).
+* Time zones (invariant 7): triggers compute in their zone's wall-clock time; an occurrence is
+  one local wall-clock time. A time that a DST change skips (02:30 on a spring-forward night)
+  runs once, shifted by the gap; a time that a fall-back repeats (01:30 EDT, then 01:30 EST)
+  runs once, at its first instant. See :func:`next_fire_time`.
 
 APScheduler 3 cannot share a job store between processes, so every replica keeps its own
 in-memory jobs; correctness across replicas comes from the claims, not from APScheduler.
@@ -29,6 +33,7 @@ from typing import Any, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,6 +50,31 @@ log = logging.getLogger(__name__)
 # How far back a missed-occurrence search walks at most; bounds work for dense triggers.
 MAX_MISSED_STEPS = 10_000
 RECONCILE_JOB_ID = "__reconcile__"
+
+
+def next_fire_time(trigger: BaseTrigger, after: datetime) -> datetime | None:
+    """The trigger's first occurrence strictly after ``after``, in UTC; None if there is none.
+
+    APScheduler's ``CronTrigger`` matches wall-clock fields, so on a DST fall-back it fires a
+    repeated time twice (01:30 EDT, then 01:30 EST): two instants, two occurrence keys, two
+    runs. For a cron trigger the second instant of a repeated wall-clock time (``fold=1`` where
+    the zone is ambiguous) is skipped, so each local time is one occurrence; an interval
+    trigger counts elapsed time and keeps both. Asking with no previous fire time also lets
+    one-shot triggers (``DateTrigger``) answer.
+    """
+    wall_clock = isinstance(trigger, CronTrigger)
+    after = after.astimezone(UTC)
+    while True:
+        fire = trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
+        if fire is None:
+            return None
+        fire_utc = fire.astimezone(UTC)
+        if fire_utc <= after:  # a one-shot trigger whose time has passed
+            return None
+        if wall_clock and fire.fold and fire.utcoffset() != fire.replace(fold=0).utcoffset():
+            after = fire_utc  # the repeat of an ambiguous local time: already had its turn
+            continue
+        return fire_utc
 
 
 @dataclass(frozen=True)
@@ -206,17 +236,16 @@ class Scheduler:
     def _latest_due(self, schedule: Schedule, now: datetime) -> datetime | None:
         """The most recent occurrence at or before ``now`` inside the grace window."""
         start = now - schedule.grace
-        fire = schedule.trigger.get_next_fire_time(None, start - timedelta(microseconds=1))
+        fire = next_fire_time(schedule.trigger, start - timedelta(microseconds=1))
         latest: datetime | None = None
         skipped = 0
         for _ in range(MAX_MISSED_STEPS):
             if fire is None or fire > now:
                 break
-            if fire >= start:
-                if latest is not None:
-                    skipped += 1
-                latest = fire
-            fire = schedule.trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
+            if latest is not None:
+                skipped += 1
+            latest = fire
+            fire = next_fire_time(schedule.trigger, fire)
         if skipped:
             log.info("schedule %s: %d missed occurrence(s) skipped", schedule.key, skipped)
         return latest
@@ -233,13 +262,12 @@ class Scheduler:
     def _book_next(self, schedule: Schedule, after: datetime) -> None:
         if self._aps is None:
             return
-        fire_at = schedule.trigger.get_next_fire_time(after, after + timedelta(microseconds=1))
+        fire_at = next_fire_time(schedule.trigger, after)
         if fire_at is None:
             existing = self._aps.get_job(schedule.key)
             if existing is not None:
                 existing.remove()
             return
-        fire_at = fire_at.astimezone(UTC)
         # A demo clock may run ahead of real time; APScheduler waits in real time.
         real_at = fire_at - (self.clock.now() - datetime.now(UTC))
         self._aps.add_job(
@@ -255,7 +283,16 @@ class Scheduler:
         schedule = self._schedules.get(key)
         if schedule is None:
             return
-        await self.run_occurrence(schedule, fire_at)
+        now = self.clock.now()
+        if now - fire_at > schedule.grace:
+            # APScheduler runs a late job however late it is (a paused process, a demo clock
+            # that jumped); the missed policy decides instead, as in reconcile.
+            log.info("occurrence %s fired outside its grace", schedule.occurrence_key(fire_at))
+            due = self._latest_due(schedule, now)
+            if due is not None and schedule.occurrence_key(due) not in self._settled:
+                await self.run_occurrence(schedule, due)
+        else:
+            await self.run_occurrence(schedule, fire_at)
         if self._schedules.get(key) is schedule:
             self._book_next(schedule, max(fire_at, self.clock.now()))
 
