@@ -79,7 +79,61 @@ def test_platform_without_adapter_is_a_config_error(
 ) -> None:
     monkeypatch.setenv("SYNCUP_BOT_PLATFORM", "discord")
     result = runner.invoke(cli, ["run"])
-    if result.exit_code == 2:
-        assert "no discord adapter yet" in result.output
-    else:  # once the Discord adapter exists this case becomes a missing-token check
-        assert result.exit_code != 0
+    assert result.exit_code == 2
+    assert "no discord adapter yet" in result.output
+
+
+def test_outbox_list_and_retry(runner: CliRunner, tmp_path: Path) -> None:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from bot.chat import message
+    from bot.delivery.outbox import enqueue
+    from bot.port import Method, Target
+    from storage.db import Database
+    from storage.models import OutboxMessage, OutboxStatus, Workspace
+
+    assert runner.invoke(cli, ["db", "upgrade"]).exit_code == 0
+    assert "No pending or dead messages." in runner.invoke(cli, ["outbox", "list"]).output
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    now = datetime(2026, 3, 9, 8, 0, tzinfo=UTC)
+
+    async def seed() -> None:
+        db = Database(url)
+        async with db.transaction() as session:
+            ws = Workspace(platform="test", external_id="W1", name="", created_at=now)
+            session.add(ws)
+            await session.flush()
+            for key in ("a", "b"):
+                await enqueue(
+                    session,
+                    workspace_id=ws.id,
+                    method=Method.POST,
+                    target=Target(channel_id="C1"),
+                    message=message(key),
+                    key=key,
+                    now=now,
+                )
+            dead = await session.get(OutboxMessage, 2)
+            assert dead is not None
+            dead.status, dead.attempts, dead.last_error = OutboxStatus.DEAD, 8, "channel_not_found"
+        await db.dispose()
+
+    asyncio.run(seed())
+    listed = runner.invoke(cli, ["outbox", "list"])
+    assert listed.exit_code == 0
+    lines = listed.output.splitlines()
+    assert lines[0].split() == ["id", "status", "method", "tries", "next", "try", "(UTC)", "error"]
+    assert lines[1].split()[:4] == ["1", "pending", "post", "0"]
+    assert lines[2].split()[:4] == ["2", "dead", "post", "8"]
+    assert lines[2].endswith("channel_not_found")
+    only_dead = runner.invoke(cli, ["outbox", "list", "--status", "dead"]).output
+    assert "pending" not in only_dead and "channel_not_found" in only_dead
+
+    assert runner.invoke(cli, ["outbox", "retry"]).exit_code == 2  # names nothing
+    retried = runner.invoke(cli, ["outbox", "retry", "1", "2", "99"])
+    assert retried.exit_code == 0, retried.output
+    assert "1 message(s) queued again." in retried.output
+    assert "left alone: 1, 99" in retried.output
+    after = runner.invoke(cli, ["outbox", "list", "--status", "dead"]).output
+    assert after.strip() == "No dead messages."
