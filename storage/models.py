@@ -8,12 +8,13 @@ only at the edges. The schema is created and changed only by the Alembic migrati
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Date,
     Enum,
     ForeignKey,
     Index,
@@ -208,3 +209,155 @@ class ProcessedEvent(Base):
     platform: Mapped[str] = mapped_column(String(16), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+# --- standups ------------------------------------------------------------------------------
+
+
+class PromptStatus(enum.StrEnum):
+    PENDING = "pending"  # prompted, not (fully) answered yet
+    ANSWERED = "answered"
+    SKIPPED = "skipped"  # the member skipped this day
+    AWAY = "away"  # out of office: not prompted, not counted as missing
+    UNREACHABLE = "unreachable"  # the platform refused the DM (closed DMs)
+
+
+class Standup(Base):
+    """A recurring standup: who is asked what, when, and where the report goes."""
+
+    __tablename__ = "standups"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(80))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    report_channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    # When set, everyone in this channel takes part (kept in standup_participants by sync).
+    participants_channel_id: Mapped[int | None] = mapped_column(
+        ForeignKey("channels.id", ondelete="SET NULL")
+    )
+    # [{"text": str, "kind": "text"|"choice"|"mood", "choices": [str], "blocker": bool}]
+    questions: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    days: Mapped[list[int]] = mapped_column(JSON)  # ISO weekdays 1 (Mon) .. 7 (Sun)
+    every_weeks: Mapped[int] = mapped_column(default=1)
+    anchor_date: Mapped[date] = mapped_column(Date)  # a Monday; weeks count from it
+    time_of_day: Mapped[str] = mapped_column(String(5))  # "09:00", local
+    # None: each member's own zone; else the team's IANA zone for everyone.
+    team_timezone: Mapped[str | None] = mapped_column(String(64))
+    reminder_minutes: Mapped[int | None] = mapped_column()
+    window_minutes: Mapped[int] = mapped_column(default=240)
+    report_mode: Mapped[str] = mapped_column(String(16), default="each")  # each | cutoff
+    report_layout: Mapped[str] = mapped_column(String(16), default="thread")  # thread | inline
+    group_by: Mapped[str] = mapped_column(String(16), default="person")  # person | question
+    tag_missing: Mapped[bool] = mapped_column(default=False)
+    channel_nudge: Mapped[bool] = mapped_column(default=False)
+    holidays: Mapped[list[str]] = mapped_column(JSON, default=list)  # ISO dates
+    paused: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StandupParticipant(Base):
+    __tablename__ = "standup_participants"
+
+    standup_id: Mapped[int] = mapped_column(
+        ForeignKey("standups.id", ondelete="CASCADE"), primary_key=True
+    )
+    member_id: Mapped[int] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class StandupRun(Base):
+    """One day of a standup (the participants' local date), with its report."""
+
+    __tablename__ = "standup_runs"
+    __table_args__ = (UniqueConstraint("standup_id", "run_date"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    standup_id: Mapped[int] = mapped_column(ForeignKey("standups.id", ondelete="CASCADE"))
+    run_date: Mapped[date] = mapped_column(Date)
+    # The report's parent message in the outbox; later edits are updates of it.
+    report_outbox_id: Mapped[int | None] = mapped_column(
+        ForeignKey("outbox.id", ondelete="SET NULL")
+    )
+    report_version: Mapped[int] = mapped_column(default=0)
+    closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StandupPrompt(Base):
+    """Participation: one member in one run. Kept apart from what they answered."""
+
+    __tablename__ = "standup_prompts"
+    __table_args__ = (
+        UniqueConstraint("run_id", "member_id"),
+        Index("ix_standup_prompts_remind", "status", "remind_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("standup_runs.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    status: Mapped[PromptStatus] = mapped_column(
+        _enum(PromptStatus, "prompt_status"), default=PromptStatus.PENDING
+    )
+    prompted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    remind_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The DM conversation's next question (0-based); None when no conversation is open.
+    step: Mapped[int | None] = mapped_column()
+    # This member's reply in the report thread, when the report has one per person.
+    report_outbox_id: Mapped[int | None] = mapped_column(
+        ForeignKey("outbox.id", ondelete="SET NULL")
+    )
+    report_version: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StandupAnswer(Base):
+    __tablename__ = "standup_answers"
+    __table_args__ = (UniqueConstraint("prompt_id", "question_index"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("standup_prompts.id", ondelete="CASCADE"))
+    question_index: Mapped[int] = mapped_column()
+    text: Mapped[str] = mapped_column(Text)
+
+
+class Absence(Base):
+    """Out of office: no prompts, shown as away (all standups when ``standup_id`` is None)."""
+
+    __tablename__ = "absences"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    standup_id: Mapped[int | None] = mapped_column(ForeignKey("standups.id", ondelete="CASCADE"))
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BlockerStatus(enum.StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class Blocker(Base):
+    """Something in the way of a member, from a standup answer or ``/blocker`` (later)."""
+
+    __tablename__ = "blockers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    standup_answer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("standup_answers.id", ondelete="SET NULL"), unique=True
+    )
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[BlockerStatus] = mapped_column(
+        _enum(BlockerStatus, "blocker_status"), default=BlockerStatus.OPEN
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
