@@ -174,8 +174,8 @@ class Core:
             await savepoint.rollback()
             ctx.sent_something = ctx.schedules_changed = False
             log.info("user error in %s: %s", _describe(ctx.event), exc.message)
-            if isinstance(ctx.event, FormSubmission) and exc.field:
-                return FormErrors({exc.field: exc.message})
+            if isinstance(ctx.event, FormSubmission) and exc.errors:
+                return FormErrors(dict(exc.errors))
             return reply(marked(exc.message))
         except Exception:
             await savepoint.rollback()

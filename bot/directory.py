@@ -12,7 +12,7 @@ from bot.commands.parse import ChannelRef, MemberRef
 from bot.commands.spec import Permission
 from bot.errors import UserError
 from bot.events import Actor
-from storage.models import Channel, Member, RoleAssignment, RoleName, Workspace
+from storage.models import Channel, ChannelMember, Member, RoleAssignment, RoleName, Workspace
 
 
 async def ensure_workspace(
@@ -80,6 +80,33 @@ async def ensure_channel(
     elif name and found.name != name:
         found.name = name
     return found
+
+
+async def add_channel_members(
+    session: AsyncSession, channel: Channel, members: list[Member]
+) -> None:
+    """Record that these members are in the channel (adapters call this as they learn it)."""
+    known = set(
+        await session.scalars(
+            select(ChannelMember.member_id).where(ChannelMember.channel_id == channel.id)
+        )
+    )
+    for member in members:
+        if member.id not in known:
+            session.add(ChannelMember(channel_id=channel.id, member_id=member.id))
+            known.add(member.id)
+    await session.flush()
+
+
+async def channel_members(session: AsyncSession, channel: Channel) -> list[Member]:
+    return list(
+        await session.scalars(
+            select(Member)
+            .join(ChannelMember, ChannelMember.member_id == Member.id)
+            .where(ChannelMember.channel_id == channel.id)
+            .order_by(Member.display_name)
+        )
+    )
 
 
 async def resolve_member(session: AsyncSession, workspace: Workspace, ref: MemberRef) -> Member:

@@ -9,10 +9,14 @@ class UserError(Exception):
     Raising it rolls back every change of the event (invariant 8).
     """
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, errors: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        # For forms: every field in error with its own message, shown next to the field.
+        self.errors = errors or ({field: message} if field else {})
 
 
 class UsageError(UserError):

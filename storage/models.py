@@ -116,6 +116,19 @@ class Channel(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class ChannelMember(Base):
+    """Who is in a channel, as far as the adapter has told syncup (for "everyone in #team")."""
+
+    __tablename__ = "channel_members"
+
+    channel_id: Mapped[int] = mapped_column(
+        ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True
+    )
+    member_id: Mapped[int] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
 class Team(Base):
     """A group of members with a home channel and a zone for team-wide schedules."""
 

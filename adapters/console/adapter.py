@@ -478,11 +478,16 @@ class ConsoleAdapter:
             workspace = await directory.ensure_workspace(
                 session, PLATFORM, WORKSPACE_ID, WORKSPACE_NAME, now
             )
+            members = []
             for demo in DEMO_MEMBERS:
                 member = await directory.ensure_member(session, workspace, demo.actor(), now)
                 if not member.dm_channel_id:
                     member.dm_channel_id = dm_channel(demo.user_id)
-            await directory.ensure_channel(session, workspace, CHANNEL_ID, CHANNEL_NAME, now)
+                members.append(member)
+            channel = await directory.ensure_channel(
+                session, workspace, CHANNEL_ID, CHANNEL_NAME, now
+            )
+            await directory.add_channel_members(session, channel, members)
         await self.app.scheduler.reconcile()
 
     def _start_input(self) -> None:
