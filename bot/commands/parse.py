@@ -39,6 +39,22 @@ class ChannelRef:
         return self.raw.removeprefix("#")
 
 
+def member_ref(raw: str) -> MemberRef:
+    """``<@U123>``, ``<@U123|bob>``, ``<@123>`` (a platform mention) or ``@bob`` / ``bob``."""
+    raw = raw.strip()
+    match = _USER_REF.match(raw)
+    if match:
+        return MemberRef(raw, match.group(1) or match.group(2))
+    return MemberRef(raw)
+
+
+def channel_ref(raw: str) -> ChannelRef:
+    """``<#C123|team>`` (a platform mention) or ``#team`` / ``team``."""
+    raw = raw.strip()
+    match = _CHANNEL_REF.match(raw)
+    return ChannelRef(raw, match.group(1) if match else None)
+
+
 def split_tokens(line: str, limit: int | None = None) -> tuple[list[str], str]:
     """Up to ``limit`` tokens (quotes group words) and the untouched rest of the line."""
     tokens: list[str] = []
@@ -136,15 +152,9 @@ def _convert_one(spec: CommandSpec, sub: SubcommandSpec, option: OptionSpec, val
             spec, sub, f"{option.name.upper()} must be one of {', '.join(option.choices)}."
         )
     if option.type is OptionType.MEMBER:
-        raw = str(value).strip()
-        match = _USER_REF.match(raw)
-        if match:
-            return MemberRef(raw, match.group(1) or match.group(2))
-        return MemberRef(raw)
+        return member_ref(str(value))
     if option.type is OptionType.CHANNEL:
-        raw = str(value).strip()
-        match = _CHANNEL_REF.match(raw)
-        return ChannelRef(raw, match.group(1) if match else None)
+        return channel_ref(str(value))
     raise AssertionError(f"unhandled option type {option.type}")
 
 
