@@ -17,7 +17,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import ConfigError, Settings
 from bot.core import Core
 from bot.delivery.worker import DeliveryWorker
-from bot.features import account
+from bot.features import account, standups
 from bot.port import PlatformPort
 from bot.scheduling.housekeeping import Housekeeping
 from bot.scheduling.scheduler import Scheduler
@@ -78,6 +78,7 @@ class App:
         self.core.on_schedules_changed.append(self.scheduler.reconcile)
         self.scheduler.on_outbox.append(self.worker.wake)
         account.register(self.core)
+        standups.register(self.core, self.scheduler)
         Housekeeping(settings.housekeeping.retention_days).register(self.scheduler)
 
     async def start(self) -> None:

@@ -340,8 +340,8 @@ async def test_interactive_mode_has_a_banner_and_prompts(tmp_path: Path) -> None
 
 
 async def test_unknown_bot_command(tmp_path: Path) -> None:
-    run = await run_console(tmp_path, ["/standup setup"])
-    assert "Unknown command /standup. Type /syncup help." in run.output
+    run = await run_console(tmp_path, ["/nosuch thing"])
+    assert "Unknown command /nosuch. Type /syncup help." in run.output
 
 
 # -- the demo clock -----------------------------------------------------------------------------

@@ -13,6 +13,11 @@
   only the most recent missed occurrence runs, and only if it is younger than the schedule's
   ``grace``; older ones are skipped with a log line, never replayed. Due occurrences run in the
   order of their times. The same holds for a job that fires late (a paused process).
+* An occurrence that creates work for later (a prompt that books its reminder) sets
+  :attr:`Occurrence.schedules_changed`; once it has committed, the scheduler reads its sources
+  again (in the same reconcile pass, or right after a job fired), so the new one-shots are booked
+  before anything later runs. A handler cannot reconcile itself: it runs inside the claim's
+  transaction and, during a reconcile, under its lock.
 * Time zones (invariant 7): triggers compute in their zone's wall-clock time; an occurrence is
   one local wall-clock time. A time that a DST change skips (02:30 on a spring-forward night)
   runs once, shifted by the gap; a time that a fall-back repeats (01:30 EDT, then 01:30 EST)
@@ -49,6 +54,8 @@ log = logging.getLogger(__name__)
 
 # How far back a missed-occurrence search walks at most; bounds work for dense triggers.
 MAX_MISSED_STEPS = 10_000
+# How often one reconcile re-reads the sources because its occurrences changed what is scheduled.
+MAX_RELOADS = 10
 RECONCILE_JOB_ID = "__reconcile__"
 
 
@@ -105,6 +112,8 @@ class Occurrence:
     now: datetime
     key: str
     sent_something: bool = False
+    # Set by a handler whose writes add or change schedules (e.g. a reminder row).
+    schedules_changed: bool = False
 
     async def send(
         self,
@@ -158,6 +167,8 @@ class Scheduler:
         self._idle.set()
         # Occurrences this process knows are done (ran here or claimed elsewhere), by time.
         self._settled: dict[str, datetime] = {}
+        # An occurrence changed what is scheduled: the sources must be read again.
+        self._sources_stale = False
 
     def add_source(self, source: ScheduleSource) -> None:
         self.sources.append(source)
@@ -214,23 +225,27 @@ class Scheduler:
     async def reconcile(self) -> None:
         """Rebuild jobs from the database; run what is due now, within the missed policy."""
         async with self._lock:
-            now = self.clock.now()
-            async with self.db.transaction() as session:
-                schedules: dict[str, Schedule] = {}
-                for source in self.sources:
-                    for schedule in await source.schedules(session, now):
-                        schedules[schedule.key] = schedule
-            self._schedules = schedules
-            horizon = now - max((s.grace for s in schedules.values()), default=timedelta(0))
-            self._settled = {k: t for k, t in self._settled.items() if t >= horizon}
-            due = sorted(
-                (fire_at, key)
-                for key, schedule in schedules.items()
-                if (fire_at := self._latest_due(schedule, now)) is not None
-                and schedule.occurrence_key(fire_at) not in self._settled
-            )
-            for fire_at, key in due:
-                await self.run_occurrence(schedules[key], fire_at)
+            for _ in range(MAX_RELOADS):
+                self._sources_stale = False
+                now = self.clock.now()
+                async with self.db.transaction() as session:
+                    schedules: dict[str, Schedule] = {}
+                    for source in self.sources:
+                        for schedule in await source.schedules(session, now):
+                            schedules[schedule.key] = schedule
+                self._schedules = schedules
+                horizon = now - max((s.grace for s in schedules.values()), default=timedelta(0))
+                self._settled = {k: t for k, t in self._settled.items() if t >= horizon}
+                due = sorted(
+                    (fire_at, key)
+                    for key, schedule in schedules.items()
+                    if (fire_at := self._latest_due(schedule, now)) is not None
+                    and schedule.occurrence_key(fire_at) not in self._settled
+                )
+                for fire_at, key in due:
+                    await self.run_occurrence(schedules[key], fire_at)
+                if not self._sources_stale:
+                    break
             self._book_all(self.clock.now())
 
     def _latest_due(self, schedule: Schedule, now: datetime) -> datetime | None:
@@ -293,7 +308,9 @@ class Scheduler:
                 await self.run_occurrence(schedule, due)
         else:
             await self.run_occurrence(schedule, fire_at)
-        if self._schedules.get(key) is schedule:
+        if self._sources_stale:
+            await self.reconcile()  # books every job, this schedule's next one included
+        elif self._schedules.get(key) is schedule:
             self._book_next(schedule, max(fire_at, self.clock.now()))
 
     # -- running one occurrence -----------------------------------------------------------
@@ -335,6 +352,8 @@ class Scheduler:
             if not self._running:
                 self._idle.set()
         self._settled[key] = fire_at
+        if occurrence.schedules_changed:
+            self._sources_stale = True
         if occurrence.sent_something:
             for wake in self.on_outbox:
                 wake()
