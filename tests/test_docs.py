@@ -1,23 +1,29 @@
-"""The console tour in docs/ is a script: its output must be exactly what the page shows."""
+"""The console sessions in docs/ are scripts: their output must be exactly what the pages show."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.test_console import run_console
 
-TOUR = Path(__file__).resolve().parents[1] / "docs" / "console-tour.md"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+PAGES = {"console-tour.md": "tour.txt", "standup-day.md": "standup-day.txt"}
 
 
-def block(name: str) -> str:
-    match = re.search(rf"```text {name}\n(.*?)```", TOUR.read_text(), re.S)
-    assert match is not None, f"no `text {name}` block in {TOUR.name}"
+def block(page: Path, name: str) -> str:
+    match = re.search(rf"```text {re.escape(name)}\n(.*?)```", page.read_text(), re.S)
+    assert match is not None, f"no `text {name}` block in {page.name}"
     return match.group(1)
 
 
-async def test_console_tour_output_matches_the_page(tmp_path: Path) -> None:
-    lines = block("tour.txt").splitlines()
+@pytest.mark.parametrize(("page", "script"), PAGES.items())
+async def test_console_session_output_matches_the_page(
+    tmp_path: Path, page: str, script: str
+) -> None:
+    lines = block(DOCS / page, script).splitlines()
     result = await run_console(tmp_path, lines, start="2026-03-09 08:00")
     assert result.code == 0
-    assert result.output == block("output")
+    assert result.output == block(DOCS / page, "output")
