@@ -29,7 +29,7 @@ STANDUP = CommandSpec(
         SubcommandSpec("skip", "Skip today's standup (yours only).", (OPTIONAL_NAME,)),
         SubcommandSpec(
             "ooo",
-            "Out of office: no prompts, shown as away. `off` ends it.",
+            "Out of office: no prompts, shown as away; off ends it.",
             (OptionSpec("dates", OptionType.STRING, "YYYY-MM-DD..YYYY-MM-DD, a date, or off"),),
             example="/standup ooo 2026-12-24..2026-12-31",
         ),
