@@ -20,28 +20,13 @@ from bot.features.standups.settings import FORM_ID
 from storage.db import Database
 from storage.models import Absence, Standup, StandupParticipant
 from tests.fakes.clock import FakeClock
+from tests.test_standup_settings import GOOD as FORM
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 ALICE = Actor("U1", "alice", "Europe/Berlin", is_platform_admin=True)
 BOB = Actor("U2", "bob", "America/New_York")
 CHANDRA = Actor("U3", "chandra", "Asia/Kolkata")
 _ids = itertools.count(1)
-
-FORM = {
-    "name": "Daily standup",
-    "channel": "#team",
-    "participants": "@alice @bob",
-    "questions": "What did you do?\nWhat will you do?\nblocker: Anything blocking you?",
-    "days": "mon-fri",
-    "every_weeks": "1",
-    "time": "09:00",
-    "timezone": "member",
-    "reminder": "60",
-    "window": "4h",
-    "report": "each",
-    "options": [],
-    "holidays": "",
-}
 
 
 def origin() -> Origin:
