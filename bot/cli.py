@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from datetime import UTC, date, datetime
+from typing import Any, TextIO, TypeVar
 
 import click
 
@@ -221,6 +222,100 @@ def outbox_retry(ctx: click.Context, ids: tuple[int, ...], all_dead: bool) -> No
     click.echo(f"{result.retried} message(s) queued again.")
     if result.not_dead:
         click.echo(f"Not dead-lettered, left alone: {', '.join(map(str, result.not_dead))}")
+
+
+# -- export -------------------------------------------------------------------------------------
+
+
+class _DateParam(click.ParamType):
+    name = "DATE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(str(value).strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a date; use YYYY-MM-DD, e.g. 2026-03-01.", param, ctx)
+
+
+@cli.group()
+def export() -> None:
+    """Export data for the operator: standup answers (CSV or JSON)."""
+
+
+@export.command("standups")
+@click.option(
+    "--since",
+    type=_DateParam(),
+    required=True,
+    help="First run date to include (YYYY-MM-DD, the participants' local date).",
+)
+@click.option("--until", type=_DateParam(), help="Last run date to include (default: all).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json"]),
+    default="csv",
+    show_default=True,
+    help="CSV with a header row, or a JSON array of objects.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+    default="-",
+    help="File to write (default: standard output).",
+)
+@click.pass_context
+def export_standups(
+    ctx: click.Context, since: date, until: date | None, fmt: str, output: str
+) -> None:
+    """Standup answers, one row per answer, plus a row for each prompt without one.
+
+    Columns: workspace, standup, run_date, member, member_platform_id, question_index,
+    question, answer, answered_at (UTC), status (answered, pending, skipped, away,
+    unreachable). Rows are streamed, so large exports use little memory. CSV cells that a
+    spreadsheet would run as a formula get a leading apostrophe; JSON is verbatim.
+    """
+    if until is not None and until < since:
+        raise click.BadParameter(
+            f"{until.isoformat()} is before --since {since.isoformat()}.",
+            param_hint="'--until'",
+        )
+    from bot.export import export_standups as run_export
+    from storage import migrate
+    from storage.db import Database
+
+    settings = _settings(ctx)
+
+    async def go(out: TextIO) -> int:
+        database = Database(settings.database.url)
+        try:
+            await migrate.ensure_schema(database.engine, auto_migrate=False)
+            async with database.transaction() as session:
+                return await run_export(session, out, since, until, fmt)  # type: ignore[arg-type]
+        finally:
+            await database.dispose()
+
+    try:
+        if output == "-":
+            count = _run(lambda: go(sys.stdout))
+        else:
+            # Written next to the target and renamed at the end: a failed export leaves no
+            # half-written file behind.
+            partial = f"{output}.partial"
+            try:
+                with open(partial, "w", encoding="utf-8", newline="") as out:
+                    count = _run(lambda: go(out))
+                os.replace(partial, output)
+            finally:
+                if os.path.exists(partial):
+                    os.remove(partial)
+    except migrate.SchemaOutOfDate as exc:
+        click.echo(f"syncup: {exc}", err=True)
+        ctx.exit(1)
+    click.echo(f"Exported {count} row(s).", err=True)
 
 
 # -- config -------------------------------------------------------------------------------------

@@ -1,0 +1,543 @@
+"""Standup fan-out: 5,000 participants across 20 time zones.
+
+Builds one workspace with PARTICIPANTS members spread over 20 IANA zones and one member-local
+standup (three questions, a reminder, a report per answer) in a fresh, migrated database, then
+measures the three things issue 3 asks for:
+
+(a) **enqueue**: one occurrence's prompts, ``runtime.prompt_member`` for every participant in one
+    transaction (a run row, a prompt row and an outbox DM each), the wall time and the peak
+    Python memory (tracemalloc, measured on a second, identical occurrence so that tracing does
+    not slow the timed one);
+(b) **delivery**: those DMs sent by the :class:`DeliveryWorker` to the fake platform on
+    127.0.0.1, which allows RATE DMs/s with a burst of BURST per workspace and answers 429 beyond
+    that; the total time against the bound PARTICIPANTS / RATE (goal <= 1.05 x the bound), with
+    duplicates and losses (goal 0 each);
+(c) **answers**: every participant answers through ``Core.handle`` (a ``FormSubmission`` of form
+    ``standup-answer``) in waves of CONCURRENCY submitted together; p50 and p99 of the time to
+    handle one answer, from submission to response, waiting for a connection or a lock included
+    (goal p99 < 100 ms). Then ALONE edits of given answers are timed one at a time: the work of
+    one answer with nothing queued in front of it.
+
+``--report-mode each`` (the default) updates the channel report at every answer; ``cutoff``
+posts it once at the window's end, so an answer does not touch the report.
+
+SQLite (a temporary file) by default. ``--database-url postgresql+asyncpg://user@host/db`` uses
+that server: a scratch database is created next to the named one and dropped afterwards.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/standup_fanout.py [--participants 5000 --rate 100 --burst 10]
+    .venv/bin/python benchmarks/standup_fanout.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import logging
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, insert, select, text, update  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from bot.chat import FormErrors, Reply  # noqa: E402
+from bot.clock import SystemClock  # noqa: E402
+from bot.config import DeliverySection  # noqa: E402
+from bot.core import Core  # noqa: E402
+from bot.delivery.worker import DeliveryWorker  # noqa: E402
+from bot.events import Actor, FormSubmission, Origin  # noqa: E402
+from bot.port import Method, RateLimit  # noqa: E402
+from bot.scheduling.scheduler import Scheduler  # noqa: E402
+from storage import migrate  # noqa: E402
+from storage.db import Database  # noqa: E402
+from storage.models import (  # noqa: E402
+    Channel,
+    Member,
+    OutboxMessage,
+    OutboxStatus,
+    PromptStatus,
+    Standup,
+    StandupAnswer,
+    StandupParticipant,
+    StandupPrompt,
+    StandupRun,
+    Workspace,
+)
+from tests.fakes.http_port import HttpPort  # noqa: E402
+from tests.fakes.receiver import FakeReceiver  # noqa: E402
+
+PLATFORM = "fake"
+ZONES = (
+    "Pacific/Honolulu",
+    "America/Anchorage",
+    "America/Los_Angeles",
+    "America/Denver",
+    "America/Chicago",
+    "America/New_York",
+    "America/Sao_Paulo",
+    "Atlantic/Azores",
+    "Europe/London",
+    "Europe/Berlin",
+    "Europe/Helsinki",
+    "Europe/Moscow",
+    "Asia/Dubai",
+    "Asia/Kolkata",
+    "Asia/Kathmandu",
+    "Asia/Shanghai",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+    "Pacific/Chatham",
+)
+QUESTIONS = (
+    {"text": "What did you do since last time?", "kind": "text", "choices": [], "blocker": False},
+    {"text": "What will you do next?", "kind": "text", "choices": [], "blocker": False},
+    {"text": "Anything blocking you?", "kind": "text", "choices": [], "blocker": True},
+)
+INSERT_CHUNK = 1000
+
+
+@dataclass
+class Bench:
+    workspace_id: int
+    workspace_external_id: str
+    standup_id: int
+    member_ids: list[int]
+
+
+# --- setup -----------------------------------------------------------------------------------
+
+
+async def prepare(db: Database, participants: int, report_mode: str) -> Bench:
+    await migrate.upgrade(db.engine)
+    now = datetime.now(UTC)
+    external = f"BENCH-{uuid.uuid4().hex[:8]}"
+    async with db.transaction() as session:
+        workspace = Workspace(
+            platform=PLATFORM, external_id=external, name="fan-out benchmark", created_at=now
+        )
+        session.add(workspace)
+        await session.flush()
+        channel = Channel(
+            workspace_id=workspace.id, external_id="C-standup", name="standup", created_at=now
+        )
+        session.add(channel)
+        await session.flush()
+        rows = [
+            {
+                "workspace_id": workspace.id,
+                "platform_user_id": f"U{i:05d}",
+                "display_name": f"member {i:05d}",
+                "timezone": ZONES[i % len(ZONES)],
+                "timezone_set_by_member": True,
+                "dm_channel_id": f"D{i:05d}",
+                "created_at": now,
+                "updated_at": now,
+            }
+            for i in range(participants)
+        ]
+        for start in range(0, len(rows), INSERT_CHUNK):
+            await session.execute(insert(Member), rows[start : start + INSERT_CHUNK])
+        member_ids = list(
+            await session.scalars(
+                select(Member.id).where(Member.workspace_id == workspace.id).order_by(Member.id)
+            )
+        )
+        standup = Standup(
+            workspace_id=workspace.id,
+            name="daily",
+            report_channel_id=channel.id,
+            questions=[dict(q) for q in QUESTIONS],
+            days=[1, 2, 3, 4, 5, 6, 7],
+            every_weeks=1,
+            anchor_date=date(2026, 1, 5),
+            time_of_day="09:00",
+            team_timezone=None,
+            reminder_minutes=60,
+            window_minutes=240,
+            report_mode=report_mode,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(standup)
+        await session.flush()
+        links = [{"standup_id": standup.id, "member_id": m} for m in member_ids]
+        for start in range(0, len(links), INSERT_CHUNK):
+            await session.execute(insert(StandupParticipant), links[start : start + INSERT_CHUNK])
+        return Bench(workspace.id, external, standup.id, member_ids)
+
+
+# --- (a) enqueue -----------------------------------------------------------------------------
+
+
+async def enqueue_occurrence(db: Database, bench: Bench, run_date: date, tag: str) -> int:
+    """One occurrence: prompt every participant in one transaction; returns the prompts queued."""
+    from bot.features.standups import runtime
+
+    queued = 0
+    now = datetime.now(UTC)
+    async with db.transaction() as session:
+        standup = await session.get_one(Standup, bench.standup_id)
+        members = await session.scalars(
+            select(Member)
+            .join(StandupParticipant, StandupParticipant.member_id == Member.id)
+            .where(StandupParticipant.standup_id == bench.standup_id)
+            .order_by(Member.id)
+        )
+        for member in members:
+            prefix = f"bench:{tag}:{run_date.isoformat()}:{member.id}"
+            if await runtime.prompt_member(
+                session, standup, member, run_date, now, key_prefix=prefix
+            ):
+                queued += 1
+    return queued
+
+
+async def dm_keys(db: Database, workspace_id: int, since: datetime) -> list[str]:
+    async with db.transaction() as session:
+        return list(
+            await session.scalars(
+                select(OutboxMessage.idempotency_key).where(
+                    OutboxMessage.workspace_id == workspace_id,
+                    OutboxMessage.method == Method.DM.value,
+                    OutboxMessage.status == OutboxStatus.PENDING,
+                    OutboxMessage.created_at >= since,
+                )
+            )
+        )
+
+
+async def settle_untimed(db: Database, keys: Sequence[str]) -> None:
+    """Mark the memory pass's DMs sent so that only the timed occurrence is delivered."""
+    async with db.transaction() as session:
+        for start in range(0, len(keys), INSERT_CHUNK):
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.idempotency_key.in_(keys[start : start + INSERT_CHUNK]))
+                .values(status=OutboxStatus.SENT, sent_at=datetime.now(UTC))
+            )
+
+
+# --- (b) delivery ----------------------------------------------------------------------------
+
+
+@dataclass
+class DeliveryFigures:
+    elapsed: float
+    rate_limited: int
+    duplicates: int
+    losses: int
+
+
+async def deliver(
+    db: Database, keys: list[str], rate: float, burst: int, give_up_after: float
+) -> DeliveryFigures:
+    async with FakeReceiver(rate=rate, burst=burst) as receiver:
+        limit = RateLimit(rate=rate, burst=burst)
+        port = HttpPort(receiver.url, limits=dict.fromkeys(Method, limit))
+        worker = DeliveryWorker(db, port, DeliverySection(), clock=SystemClock())
+        started = time.perf_counter()
+        await worker.start()
+        try:
+            async with asyncio.timeout(give_up_after):
+                await receiver.wait_for_keys(keys)
+            elapsed = time.perf_counter() - started
+        finally:
+            await worker.stop()
+            await port.aclose()
+        counts = receiver.counts()
+        left = 0
+        async with db.transaction() as session:
+            for start in range(0, len(keys), INSERT_CHUNK):
+                left += (
+                    await session.scalar(
+                        select(func.count())
+                        .select_from(OutboxMessage)
+                        .where(
+                            OutboxMessage.idempotency_key.in_(keys[start : start + INSERT_CHUNK]),
+                            OutboxMessage.status != OutboxStatus.SENT,
+                        )
+                    )
+                    or 0
+                )
+        losses = sum(1 for key in keys if counts[key] == 0) + left
+        return DeliveryFigures(elapsed, receiver.rate_limited, receiver.duplicates(), losses)
+
+
+# --- (c) answers -----------------------------------------------------------------------------
+
+
+@dataclass
+class AnswerFigures:
+    latencies: list[float]  # the concurrent answers, each from submission to response
+    alone: list[float]  # edits submitted one at a time afterwards: the work without queueing
+    failures: int
+    elapsed: float
+    answered: int
+    stored: int
+
+
+async def answer_all(
+    db: Database,
+    bench: Bench,
+    run_date: date,
+    concurrency: int,
+    limit: int | None,
+    sample: int,
+) -> AnswerFigures:
+    from bot.features.standups import runtime
+
+    clock = SystemClock()
+    core = Core(db, clock)
+    scheduler = Scheduler(db, clock, instance="bench")
+    runtime.register(core, scheduler)
+
+    async with db.transaction() as session:
+        prompts = (
+            await session.execute(
+                select(StandupPrompt.id, Member.platform_user_id, Member.display_name)
+                .join(StandupRun, StandupRun.id == StandupPrompt.run_id)
+                .join(Member, Member.id == StandupPrompt.member_id)
+                .where(StandupRun.standup_id == bench.standup_id, StandupRun.run_date == run_date)
+                .order_by(StandupPrompt.id)
+                .limit(limit)
+            )
+        ).all()
+
+    latencies: list[float] = []
+    alone: list[float] = []
+    failures = 0
+
+    async def submit(
+        index: int, prompt_id: int, user_id: str, name: str, into: list[float] = latencies
+    ) -> None:
+        nonlocal failures
+        kind = "answer" if into is latencies else "edit"
+        event = FormSubmission(
+            origin=Origin(PLATFORM, bench.workspace_external_id, f"bench-{kind}-{index}"),
+            actor=Actor(user_id, name),
+            form_id=runtime.FORM_ID,
+            values={
+                "q0": f"worked on ticket {index}",
+                "q1": f"ticket {index + 1}",
+                "q2": "none",
+            },
+            state=str(prompt_id),
+        )
+        started = time.perf_counter()
+        response = await core.handle(event)
+        into.append(time.perf_counter() - started)
+        if isinstance(response, FormErrors) or (
+            isinstance(response, Reply) and "went wrong" in response.message.fallback()
+        ):
+            failures += 1
+
+    started = time.perf_counter()
+    for start in range(0, len(prompts), concurrency):
+        wave = prompts[start : start + concurrency]
+        await asyncio.gather(
+            *(submit(start + i, pid, uid, name) for i, (pid, uid, name) in enumerate(wave))
+        )
+    elapsed = time.perf_counter() - started
+    # Edits of answers already given, one at a time: what one answer costs with no one waiting.
+    step = max(1, len(prompts) // max(sample, 1))
+    for n, (pid, uid, name) in enumerate(prompts[::step][:sample]):
+        await submit(n, pid, uid, name, alone)
+
+    async with db.transaction() as session:
+        answered = await session.scalar(
+            select(func.count())
+            .select_from(StandupPrompt)
+            .join(StandupRun, StandupRun.id == StandupPrompt.run_id)
+            .where(
+                StandupRun.standup_id == bench.standup_id,
+                StandupRun.run_date == run_date,
+                StandupPrompt.status == PromptStatus.ANSWERED,
+            )
+        )
+        stored = await session.scalar(
+            select(func.count())
+            .select_from(StandupAnswer)
+            .join(StandupPrompt, StandupPrompt.id == StandupAnswer.prompt_id)
+            .join(StandupRun, StandupRun.id == StandupPrompt.run_id)
+            .where(StandupRun.standup_id == bench.standup_id, StandupRun.run_date == run_date)
+        )
+    return AnswerFigures(latencies, alone, failures, elapsed, int(answered or 0), int(stored or 0))
+
+
+# --- scratch PostgreSQL database -------------------------------------------------------------
+
+
+async def _pg_admin(base: str, statement: str) -> None:
+    admin = Database(base)
+    try:
+        async with admin.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(statement))
+    finally:
+        await admin.dispose()
+
+
+async def scratch_database(url: str) -> tuple[str, str | None]:
+    """The URL to benchmark on and, for PostgreSQL, the scratch database to drop afterwards."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return url, None
+    name = f"syncup_bench_{uuid.uuid4().hex[:10]}"
+    await _pg_admin(url, f'CREATE DATABASE "{name}"')
+    return parsed.set(database=name).render_as_string(hide_password=False), name
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def _percentile(values: list[float], pct: int) -> float:
+    if len(values) < 2:
+        return values[0] if values else 0.0
+    return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
+
+
+async def run(args: argparse.Namespace) -> int:
+    parts = set(args.parts)
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="syncup-fanout-") as tmp:
+        base = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'fanout.db'}"
+        url, scratch = await scratch_database(base)
+        pool = {} if args.pool_size is None else {"pool_size": args.pool_size, "max_overflow": 0}
+        db = Database(url, **pool)
+        try:
+            bench = await prepare(db, args.participants, args.report_mode)
+            zones = len({ZONES[i % len(ZONES)] for i in range(args.participants)})
+            print(f"database             {make_url(url).get_backend_name()}")
+            print(f"participants         {args.participants} in {zones} time zones")
+            run_date = datetime.now(UTC).date()
+
+            # (a) the timed occurrence, then an identical one under tracemalloc.
+            marker = datetime.now(UTC) - timedelta(seconds=1)
+            started = time.perf_counter()
+            queued = await enqueue_occurrence(db, bench, run_date, "timed")
+            enqueue_s = time.perf_counter() - started
+            keys = await dm_keys(db, bench.workspace_id, marker)
+            print(
+                f"(a) enqueue          {queued} prompts in {enqueue_s:.2f} s "
+                f"({_ms(enqueue_s / max(queued, 1))} each, one transaction)"
+            )
+            print(f"    DMs in outbox    {len(keys)}")
+            gc.collect()
+            before_memory = set(keys)
+            tracemalloc.start()
+            await enqueue_occurrence(db, bench, run_date + timedelta(days=1), "traced")
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            traced = [
+                k for k in await dm_keys(db, bench.workspace_id, marker) if k not in before_memory
+            ]
+            await settle_untimed(db, traced)
+            print(f"    peak memory      {peak / 1e6:.1f} MB (tracemalloc, a second occurrence)")
+            ok = ok and queued == args.participants and len(keys) == queued
+
+            # (b) delivery of the timed occurrence's DMs.
+            if "b" in parts:
+                figures = await deliver(db, keys, args.rate, args.burst, args.timeout)
+                bound = len(keys) / args.rate
+                ratio = figures.elapsed / bound if bound else 0.0
+                print(
+                    f"(b) delivery         {len(keys)} DMs in {figures.elapsed:.2f} s; "
+                    f"bound {bound:.2f} s at {args.rate:g}/s (burst {args.burst})"
+                )
+                best = max(len(keys) - args.burst, 0) / args.rate
+                print(
+                    f"    time/bound       {ratio:.3f}  (goal <= 1.05; best possible {best:.2f} s)"
+                )
+                print(f"    429s received    {figures.rate_limited}")
+                print(f"    duplicates       {figures.duplicates}  (goal 0)")
+                print(f"    losses           {figures.losses}  (goal 0)")
+                ok = ok and ratio <= 1.05 and figures.duplicates == 0 and figures.losses == 0
+
+            # (c) every participant answers, CONCURRENCY at a time.
+            if "c" in parts:
+                answers = await answer_all(
+                    db, bench, run_date, args.concurrency, args.answers, args.alone
+                )
+                p50 = _percentile(answers.latencies, 50)
+                p99 = _percentile(answers.latencies, 99)
+                print(
+                    f"(c) answers          {len(answers.latencies)} through Core.handle, "
+                    f"{args.concurrency} at a time, in {answers.elapsed:.2f} s "
+                    f"({len(answers.latencies) / answers.elapsed:.0f}/s)"
+                )
+                print(f"    p50              {_ms(p50)}")
+                print(f"    p99              {_ms(p99)}  (goal < 100 ms)")
+                print(f"    max              {_ms(max(answers.latencies))}")
+                if answers.alone:
+                    print(
+                        f"    one at a time    p50 {_ms(_percentile(answers.alone, 50))}, "
+                        f"p99 {_ms(_percentile(answers.alone, 99))} "
+                        f"({len(answers.alone)} edits with nothing else running)"
+                    )
+                print(
+                    f"    stored           {answers.answered} prompts answered, "
+                    f"{answers.stored} answers, {answers.failures} failed"
+                )
+                ok = (
+                    ok
+                    and p99 < 0.1
+                    and answers.failures == 0
+                    and answers.answered == len(answers.latencies)
+                )
+        finally:
+            await db.dispose()
+            if scratch is not None and not args.keep:
+                await _pg_admin(base, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+    print("result               " + ("OK" if ok else "BELOW GOAL"))
+    return 0 if ok else 1
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--participants", type=int, default=5000)
+    parser.add_argument("--rate", type=float, default=100.0, help="DMs/s the platform allows")
+    parser.add_argument("--burst", type=int, default=10, help="the platform's burst")
+    parser.add_argument("--concurrency", type=int, default=50, help="answers in flight at once")
+    parser.add_argument(
+        "--report-mode", choices=("each", "cutoff"), default="each", help="the standup's report"
+    )
+    parser.add_argument("--parts", default="abc", help="which parts to run: a, ab, ac, abc")
+    parser.add_argument(
+        "--pool-size", type=int, default=None, help="database connections (default: the app's)"
+    )
+    parser.add_argument(
+        "--alone", type=int, default=100, help="edits timed one at a time after (c)"
+    )
+    parser.add_argument(
+        "--answers", type=int, default=None, help="submit only the first N answers (default: all)"
+    )
+    parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch PostgreSQL database")
+    parser.add_argument("--timeout", type=float, default=900.0, help="give up delivery after (s)")
+    parser.add_argument("--verbose", action="store_true", help="show warnings from the bot")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.verbose else logging.CRITICAL)
+    sys.exit(asyncio.run(run(args)))
+
+
+if __name__ == "__main__":
+    main()
