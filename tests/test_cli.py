@@ -42,6 +42,8 @@ def test_version(runner: CliRunner) -> None:
         ["outbox", "retry"],
         ["config"],
         ["config", "check"],
+        ["export"],
+        ["export", "standups"],
     ],
 )
 def test_help_on_every_command(runner: CliRunner, args: list[str]) -> None:
