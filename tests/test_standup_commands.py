@@ -203,3 +203,52 @@ async def test_out_of_office(core: Core, database: Database) -> None:
     assert (
         said(await core.handle(command("/standup ooo off", BOB))) == "You have no absence planned."
     )
+
+
+async def test_several_standups_share_a_channel(core: Core, database: Database) -> None:
+    said(await core.handle(submit()))
+    said(await core.handle(submit(name="Weekly check-in", days="fri", participants="#team")))
+    listing = said(await core.handle(command("/standup list")))
+    assert "Daily standup: Mon-Fri at 09:00" in listing
+    assert "Weekly check-in: Fri at 09:00" in listing
+    assert await count(database, Standup) == 2
+
+
+async def test_run_now_skip_history_and_stats(core: Core, database: Database) -> None:
+    from storage.models import OutboxMessage, PromptStatus, StandupPrompt
+
+    said(await core.handle(submit()))
+    assert "No standup runs in the last 4 weeks" in said(
+        await core.handle(command("/standup stats"))
+    )
+    sent = said(await core.handle(command("/standup run Daily standup")))
+    assert sent == 'Sent "Daily standup" to 2 participant(s) now.'
+    async with database.transaction() as session:
+        dms = list(await session.scalars(select(OutboxMessage).where(OutboxMessage.method == "dm")))
+    assert sorted(m.target["user_id"] for m in dms) == ["U1", "U2"]
+    again = said(await core.handle(command("/standup run Daily standup")))
+    assert again == 'Everyone in "Daily standup" has already been asked today (or is away).'
+
+    skipped = said(await core.handle(command("/standup skip", BOB)))
+    assert skipped.startswith("Skipped") and "Daily standup" in skipped
+    async with database.transaction() as session:
+        statuses = dict(
+            (await session.execute(select(StandupPrompt.member_id, StandupPrompt.status))).all()
+        )
+    assert sorted(statuses.values()) == sorted([PromptStatus.PENDING, PromptStatus.SKIPPED])
+    assert "already skipped" in said(await core.handle(command("/standup skip", BOB)))
+
+    history = said(await core.handle(command("/standup history @bob 3")))
+    assert "bob" in history and "skipped" in history.lower()
+    nothing = said(await core.handle(command("/standup history 400")))
+    assert "1" in nothing and "365" in nothing  # days out of range: the allowed range is named
+    stats = said(await core.handle(command("/standup stats Daily standup")))
+    assert "Standup participation" in stats and "bob" in stats
+    assert 'No standup named "Nope"' in said(await core.handle(command("/standup stats Nope")))
+
+
+async def test_paused_standup_cannot_run(core: Core) -> None:
+    said(await core.handle(submit()))
+    said(await core.handle(command("/standup pause Daily standup")))
+    answer = said(await core.handle(command("/standup run Daily standup")))
+    assert answer == '"Daily standup" is paused; /standup resume Daily standup first.'
