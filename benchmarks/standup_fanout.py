@@ -18,8 +18,11 @@ measures the three things issue 3 asks for:
     (goal p99 < 100 ms). Then ALONE edits of given answers are timed one at a time: the work of
     one answer with nothing queued in front of it.
 
-``--report-mode each`` (the default) updates the channel report at every answer; ``cutoff``
-posts it once at the window's end, so an answer does not touch the report.
+``--report-mode each`` (the default) keeps the channel report up to date as answers arrive;
+``cutoff`` posts it once at the window's end. In both modes an answer only marks the report out of
+date; the refresh runs after the answer's transaction, in the background (one per batch of
+answers that arrived during the previous one), and is not part of an answer's time: (c) prints
+how many refreshes ran and when the report was up to date.
 
 SQLite (a temporary file) by default. ``--database-url postgresql+asyncpg://user@host/db`` uses
 that server: a scratch database is created next to the named one and dropped afterwards.
@@ -289,6 +292,9 @@ class AnswerFigures:
     elapsed: float
     answered: int
     stored: int
+    settled: float  # until the last report refresh of the answers had finished
+    refreshes: int  # report refresh transactions during the answers
+    refresh_s: float  # their wall time in all
 
 
 async def answer_all(
@@ -299,7 +305,7 @@ async def answer_all(
     limit: int | None,
     sample: int,
 ) -> AnswerFigures:
-    from bot.features.standups import runtime
+    from bot.features.standups import refresher, runtime
 
     clock = SystemClock()
     core = Core(db, clock)
@@ -353,10 +359,18 @@ async def answer_all(
             *(submit(start + i, pid, uid, name) for i, (pid, uid, name) in enumerate(wave))
         )
     elapsed = time.perf_counter() - started
-    # Edits of answers already given, one at a time: what one answer costs with no one waiting.
+    # The report is refreshed after the answers' transactions, in the background.
+    await core.idle()
+    settled = time.perf_counter() - started
+    reports = refresher.refresher_of(core)
+    refreshes = reports.refreshes if reports is not None else 0
+    refresh_s = reports.seconds if reports is not None else 0.0
+    # Edits of answers already given, one at a time: what one answer costs with no one waiting
+    # (its report refresh is awaited after it, untimed).
     step = max(1, len(prompts) // max(sample, 1))
     for n, (pid, uid, name) in enumerate(prompts[::step][:sample]):
         await submit(n, pid, uid, name, alone)
+        await core.idle()
 
     async with db.transaction() as session:
         answered = await session.scalar(
@@ -376,7 +390,17 @@ async def answer_all(
             .join(StandupRun, StandupRun.id == StandupPrompt.run_id)
             .where(StandupRun.standup_id == bench.standup_id, StandupRun.run_date == run_date)
         )
-    return AnswerFigures(latencies, alone, failures, elapsed, int(answered or 0), int(stored or 0))
+    return AnswerFigures(
+        latencies,
+        alone,
+        failures,
+        elapsed,
+        int(answered or 0),
+        int(stored or 0),
+        settled,
+        refreshes,
+        refresh_s,
+    )
 
 
 # --- scratch PostgreSQL database -------------------------------------------------------------
@@ -493,6 +517,12 @@ async def run(args: argparse.Namespace) -> int:
                         f"p99 {_ms(_percentile(answers.alone, 99))} "
                         f"({len(answers.alone)} edits with nothing else running)"
                     )
+                print(
+                    f"    report           {answers.refreshes} refreshes for "
+                    f"{len(answers.latencies)} answers "
+                    f"({_ms(answers.refresh_s / max(answers.refreshes, 1))} each); up to date "
+                    f"{answers.settled:.2f} s after the first answer"
+                )
                 print(
                     f"    stored           {answers.answered} prompts answered, "
                     f"{answers.stored} answers, {answers.failures} failed"

@@ -91,12 +91,14 @@ class App:
 
     async def stop(self) -> None:
         await self.scheduler.stop()
+        await self.core.idle()  # report refreshes under way finish (they are short)
         await self.worker.stop()
         await self.db.dispose()
 
     async def settled(self) -> bool:
-        """Nothing is running or due: no occurrence, no outbox row that could go now."""
-        return not self.scheduler.busy() and await self.worker.idle()
+        """Nothing is running or due: no occurrence, no background work of the core (a report
+        refresh), no outbox row that could go now."""
+        return not self.scheduler.busy() and not self.core.busy() and await self.worker.idle()
 
     async def run(self) -> int:
         await self.start()

@@ -6,14 +6,21 @@ Order of work for every event (invariants 3 and 8):
 3. route to the handler inside a savepoint; a :class:`UserError` rolls the handler's changes back
    and becomes a private reply that says what to fix; any other error is logged with context and
    answered with a short apology and a reference, never a stack trace;
-4. commit, then wake the delivery worker and the scheduler if the handler asked for it.
+4. commit, then wake the delivery worker and the scheduler if the handler asked for it, and run
+   what the handler asked to run after commit (:meth:`Context.after_commit`): only when the
+   event's changes committed, never after a rollback.
+
+Work a handler starts in the background after commit (a report refresh) goes through
+:meth:`Core.spawn`, so that :meth:`Core.busy` and :meth:`Core.idle` see it (the console waits for
+it before reading the next line; tests await it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -56,6 +63,12 @@ class Context:
     sent_something: bool = False
     schedules_changed: bool = False
     _keys: int = field(default=0, repr=False)
+    _after_commit: list[Callable[[], object]] = field(default_factory=list, repr=False)
+
+    def after_commit(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` once this event's transaction has committed; never if the
+        handler's changes are rolled back (a :class:`UserError`, a failure, a failed commit)."""
+        self._after_commit.append(callback)
 
     async def send(
         self,
@@ -111,6 +124,33 @@ class Core:
         self._dm_handlers: list[MessageHandler] = []
         self.on_outbox: list[Callable[[], None]] = []
         self.on_schedules_changed: list[Callable[[], Awaitable[None]]] = []
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -- background work ----------------------------------------------------------------------
+
+    def spawn(
+        self, work: Coroutine[Any, Any, Any], *, name: str | None = None
+    ) -> asyncio.Task[Any]:
+        """Run ``work`` in the background, tracked by :meth:`busy` and :meth:`idle`. Its errors
+        are logged; it should have its own transaction."""
+        task = asyncio.create_task(work, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+    def busy(self) -> bool:
+        """Whether background work started by a handler is still running."""
+        return any(not task.done() for task in self._background)
+
+    async def idle(self) -> None:
+        """Wait until no background work is running, including work started meanwhile."""
+        while pending := [task for task in self._background if not task.done()]:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     # -- registration -------------------------------------------------------------------------
 
@@ -158,6 +198,11 @@ class Core:
             log.exception("event %s/%s failed (ref %s)", origin.platform, origin.event_id, ref)
             return reply(f"Sorry, something went wrong on syncup's side (ref {ref}).")
         assert ctx is not None
+        for callback in ctx._after_commit:
+            try:
+                callback()
+            except Exception:
+                log.exception("after-commit callback of %s failed", _describe(event))
         if ctx.sent_something:
             for wake in self.on_outbox:
                 wake()
@@ -173,6 +218,7 @@ class Core:
         except UserError as exc:
             await savepoint.rollback()
             ctx.sent_something = ctx.schedules_changed = False
+            ctx._after_commit.clear()
             log.info("user error in %s: %s", _describe(ctx.event), exc.message)
             if isinstance(ctx.event, FormSubmission) and exc.errors:
                 return FormErrors(dict(exc.errors))
@@ -180,6 +226,7 @@ class Core:
         except Exception:
             await savepoint.rollback()
             ctx.sent_something = ctx.schedules_changed = False
+            ctx._after_commit.clear()
             ref = uuid.uuid4().hex[:8]
             log.exception("handler for %s failed (ref %s)", _describe(ctx.event), ref)
             return reply(f"Sorry, something went wrong on syncup's side (ref {ref}).")

@@ -4,10 +4,17 @@ SQLite runs in WAL mode with foreign keys on and a busy timeout. Its transaction
 ``BEGIN IMMEDIATE`` so that two writers queue for the lock instead of one of them failing with
 "database is locked" when it upgrades a read to a write; savepoints work because the driver's own
 transaction handling is switched off and SQLAlchemy emits BEGIN itself.
+
+SQLite has one writer at a time, and a connection waiting for the lock polls with growing sleeps
+(its busy handler). Within one process, :meth:`Database.transaction` therefore queues SQLite
+transactions on an asyncio lock first (first come, first served, no polling); the busy timeout
+still covers other processes on the same file.
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -65,6 +72,10 @@ class Database:
         self.url = url
         self.engine = create_engine(url, echo=echo, **engine_kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite: one writer lock per event loop (tests and the CLI may run several loops).
+        self._writer: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] | None = (
+            weakref.WeakKeyDictionary() if self.engine.dialect.name == "sqlite" else None
+        )
 
     @property
     def dialect(self) -> str:
@@ -72,8 +83,18 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session in one transaction: committed on success, rolled back on any error."""
-        async with self.sessions() as session, session.begin():
+        """A session in one transaction: committed on success, rolled back on any error.
+
+        Transactions must not nest (on SQLite they never could: each one takes the write lock)."""
+        if self._writer is None:
+            async with self.sessions() as session, session.begin():
+                yield session
+            return
+        loop = asyncio.get_running_loop()
+        lock = self._writer.get(loop)
+        if lock is None:
+            lock = self._writer[loop] = asyncio.Lock()
+        async with lock, self.sessions() as session, session.begin():
             yield session
 
     async def dispose(self) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -296,6 +297,9 @@ class StandupRun(Base):
         ForeignKey("outbox.id", ondelete="SET NULL")
     )
     report_version: Mapped[int] = mapped_column(default=0)
+    # Set (if unset) by an answer, skip or edit that the report does not show yet; cleared by the
+    # refresh that renders it. A run left dirty (the process died first) is found by the sweep.
+    report_dirty_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -311,7 +315,8 @@ class StandupPrompt(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("standup_runs.id", ondelete="CASCADE"))
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    # Indexed: a new prompt closes the member's other DM conversations by member.
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
     status: Mapped[PromptStatus] = mapped_column(
         _enum(PromptStatus, "prompt_status"), default=PromptStatus.PENDING
     )
@@ -326,6 +331,8 @@ class StandupPrompt(Base):
         ForeignKey("outbox.id", ondelete="SET NULL")
     )
     report_version: Mapped[int] = mapped_column(default=0)
+    # This member's reply in the report is out of date (see StandupRun.report_dirty_since).
+    report_dirty: Mapped[bool] = mapped_column(default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -219,3 +219,46 @@ async def test_plain_dm_without_handler_points_to_help(core: Core, database: Dat
     event = DirectMessageReceived(Origin("test", "W1", "dm-1"), BOB, "hello?", dm_channel_id="D2")
     assert "/syncup help" in said(await core.handle(event))
     assert (await _member(database, "U2")).dm_channel_id == "D2"
+
+
+async def test_after_commit_runs_only_when_the_event_committed(database: Database) -> None:
+    core = Core(database, FakeClock(datetime(2026, 3, 9, 8, 0, tzinfo=UTC)))
+    ran: list[str] = []
+    seen_committed: list[int] = []
+
+    async def background() -> None:
+        # Started after commit: a new transaction sees what the event wrote.
+        seen_committed.append(await _count(database, Team))
+        ran.append("background")
+
+    async def ok(ctx: Context, args: dict[str, Any]) -> Response:
+        ctx.session.add(Team(workspace_id=ctx.workspace.id, name="ok", created_at=ctx.now))
+        ctx.after_commit(lambda: ran.append("ok"))
+        ctx.after_commit(lambda: core.spawn(background(), name="probe-background"))
+        return reply("done")
+
+    async def refused(ctx: Context, args: dict[str, Any]) -> Response:
+        ctx.after_commit(lambda: ran.append("refused"))
+        raise UserError("No.")
+
+    async def crashed(ctx: Context, args: dict[str, Any]) -> Response:
+        ctx.after_commit(lambda: ran.append("crashed"))
+        raise RuntimeError("bug")
+
+    spec = CommandSpec(
+        "after",
+        "after-commit probe",
+        (
+            SubcommandSpec("ok", "commits"),
+            SubcommandSpec("refused", "user error"),
+            SubcommandSpec("crashed", "bug"),
+        ),
+    )
+    core.add_command(spec, {"ok": ok, "refused": refused, "crashed": crashed})
+    assert said(await core.handle(command("/after refused"))) == "No."
+    await core.handle(command("/after crashed"))
+    assert ran == [] and not core.busy()
+    await core.handle(command("/after ok"))
+    await core.idle()
+    assert ran == ["ok", "background"] and seen_committed == [1]
+    assert not core.busy()

@@ -164,13 +164,20 @@ class World:
     def actor(self, name: str) -> Actor:
         return Actor(name, name, self.zones[name])
 
+    async def handle(self, event: Any) -> Response:
+        """One event through the core, then what it started after commit (the report's
+        refresh) has finished, as the console waits for it before reading on."""
+        response = await self.core.handle(event)
+        await self.core.idle()
+        return response
+
     async def dm(self, name: str, said: str) -> Response:
         event = DirectMessageReceived(self._origin(f"D-{name}"), self.actor(name), said)
-        return await self.core.handle(event)
+        return await self.handle(event)
 
     async def press(self, name: str, action_id: str) -> Response:
         event = ActionInvocation(self._origin(f"D-{name}"), self.actor(name), action_id)
-        return await self.core.handle(event)
+        return await self.handle(event)
 
     async def submit(self, name: str, prompt_id: int, values: dict[str, str]) -> Response:
         event = FormSubmission(
@@ -180,7 +187,7 @@ class World:
             dict(values),
             str(prompt_id),
         )
-        return await self.core.handle(event)
+        return await self.handle(event)
 
     async def outbox(self) -> list[OutboxMessage]:
         async with self.db.transaction() as session:
@@ -260,6 +267,7 @@ async def world(database: Database) -> AsyncIterator[World]:
     try:
         yield built
     finally:
+        await built.core.idle()
         await scheduler.stop()
 
 

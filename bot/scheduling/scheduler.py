@@ -114,6 +114,12 @@ class Occurrence:
     sent_something: bool = False
     # Set by a handler whose writes add or change schedules (e.g. a reminder row).
     schedules_changed: bool = False
+    _after_commit: list[Callable[[], object]] = field(default_factory=list, repr=False)
+
+    def after_commit(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` once this occurrence's transaction has committed; never if it
+        fails and rolls back."""
+        self._after_commit.append(callback)
 
     async def send(
         self,
@@ -352,6 +358,11 @@ class Scheduler:
             if not self._running:
                 self._idle.set()
         self._settled[key] = fire_at
+        for callback in occurrence._after_commit:
+            try:
+                callback()
+            except Exception:
+                log.exception("after-commit callback of occurrence %s failed", key)
         if occurrence.schedules_changed:
             self._sources_stale = True
         if occurrence.sent_something:

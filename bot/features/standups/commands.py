@@ -365,7 +365,7 @@ async def run_now(ctx: Context, args: dict[str, Any]) -> Response:
 
 async def skip(ctx: Context, args: dict[str, Any]) -> Response:
     standup = await find_standup(ctx, args["name"]) if args["name"] else None
-    message = await runtime.skip_today(ctx.session, standup, ctx.member, ctx.now)
+    message = await runtime.skip_today(ctx.session, standup, ctx.member, ctx.now, ctx)
     ctx.sent_something = True
     return reply(message)
 

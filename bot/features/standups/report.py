@@ -10,10 +10,14 @@ posted once under that key and each later change is an UPDATE of it keyed ``<bas
 depending on the original row (so the worker fills in its platform message id). ``n`` is
 ``run.report_version`` for the parent and ``prompt.report_version`` for a person's reply, so the
 last payload queued is one exact-key lookup. :func:`refresh` renders, compares with what was last
-queued, and queues only what changed, so calling it twice in a row sends nothing the second time;
-after an answer it looks only at the parent and that member's reply. It locks the run row first:
-two answers arriving at once on PostgreSQL refresh one after the other and never compute the same
-version with different contents.
+queued, and queues only what changed, so calling it twice in a row sends nothing the second time.
+It locks the run row first: two refreshes of one run (two replicas, the close and the refresher)
+run one after the other and never compute the same version with different contents.
+
+An answer, skip or edit does not refresh the report in its own transaction: it marks the change
+(:func:`mark_dirty`) and, after commit, the refresher (``refresher.py``) runs
+:func:`refresh_marked` in a transaction of its own, which looks at the parent and at the replies
+of the marked prompts only; answers that arrive while it runs are covered by one more refresh.
 
 When a report appears: in "each" mode at the first answer (no empty "Heard from 0" post at prompt
 time), in "cutoff" mode at the end of the window; in both modes the window's end makes sure a
@@ -33,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat import (
@@ -135,11 +139,15 @@ async def load_roster(session: AsyncSession, standup: Standup, run: StandupRun) 
             select(StandupAnswer).where(StandupAnswer.prompt_id.in_(answered))
         ):
             by_prompt[answer.prompt_id].answers[answer.question_index] = answer.text
+    # Participants without a prompt in this run (only those: the prompted ones are loaded).
+    prompted = select(StandupPrompt.id).where(
+        StandupPrompt.run_id == run.id, StandupPrompt.member_id == StandupParticipant.member_id
+    )
     waiting = list(
         await session.scalars(
             select(Member)
             .join(StandupParticipant, StandupParticipant.member_id == Member.id)
-            .where(StandupParticipant.standup_id == standup.id)
+            .where(StandupParticipant.standup_id == standup.id, ~prompted.exists())
         )
     )
     waiting = [m for m in waiting if m.id not in entries]
@@ -369,25 +377,57 @@ async def refresh(
     *,
     publish: bool,
     member_id: int | None = None,
+    dirty_only: bool = False,
+    publish_empty: bool = True,
 ) -> bool:
     """Bring the run's report up to date; post it first if ``publish`` and it does not exist
-    yet. ``member_id``: only that member's answers may have changed, so of the per-person
-    replies only theirs is looked at (the parent always is). Returns whether anything was
-    queued."""
+    yet (with ``publish_empty`` False, only once someone has answered). Returns whether anything
+    was queued.
+
+    Of the per-person replies, all are looked at, or with ``member_id`` only that member's, or
+    with ``dirty_only`` only those of prompts marked ``report_dirty``; a first post posts them all.
+    With ``dirty_only`` a run with nothing marked is left alone (nothing changed since the last
+    refresh; a second replica refreshing the same run finds exactly that).
+
+    It locks the run row first, so refreshes of one run (two replicas, the close occurrence and
+    the refresher) happen one after the other and never compute the same version with different
+    contents. Then it takes the run's marks (clears ``report_dirty`` of its prompts and the run's
+    ``report_dirty_since``) *before* reading the roster: every change that set a mark taken here
+    has committed and is in what is rendered; a mark set after that stays for the next refresh.
+    """
     locked = await session.scalar(
         select(StandupRun)
         .where(StandupRun.id == run.id)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    if locked is None or (locked.report_outbox_id is None and not publish):
+    if locked is None:
         return False
     run = locked
+    marked_since = run.report_dirty_since
+    dirty = set(
+        await session.scalars(
+            update(StandupPrompt)
+            .where(StandupPrompt.run_id == run.id, StandupPrompt.report_dirty.is_(True))
+            .values(report_dirty=False)
+            .returning(StandupPrompt.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    if marked_since is not None:
+        run.report_dirty_since = None
+    if dirty_only and not dirty and marked_since is None:
+        return False
+    if run.report_outbox_id is None and not publish:
+        return False  # the marks are moot: a first post renders everything
     channel = await session.get(Channel, standup.report_channel_id)
     if channel is None:
         return False
     first_post = run.report_outbox_id is None
     roster = await load_roster(session, standup, run)
+    answered = roster.answered
+    if first_post and not answered and not publish_empty:
+        return False
     times = await run_times(session, standup, run)
     out = _Publisher(session, standup.workspace_id, channel.external_id, now)
     base = report_key(standup, run)
@@ -397,7 +437,6 @@ async def refresh(
     )
     if standup.report_layout == "inline":
         return out.sent
-    answered = roster.answered
     if standup.group_by == "question":
         if answered:
             for i in range(len(standup.questions)):
@@ -411,10 +450,13 @@ async def refresh(
                 )
         return out.sent
     for entry in answered:
-        if member_id is not None and not first_post and entry.member.id != member_id:
-            continue
         prompt = entry.prompt
         assert prompt is not None
+        if not first_post:
+            if member_id is not None and entry.member.id != member_id:
+                continue
+            if dirty_only and prompt.id not in dirty:
+                continue
         reply = message(*_person_sections(standup, entry))
         prompt.report_outbox_id, prompt.report_version = await out.publish(
             f"{base}:m{entry.member.id}",
@@ -426,6 +468,56 @@ async def refresh(
     return out.sent
 
 
+async def refresh_marked(
+    session: AsyncSession, standup: Standup, run: StandupRun, now: datetime
+) -> bool:
+    """The refresh after answers, skips and edits (the refresher and the sweep): what is marked,
+    posting the report first in "each" mode once someone has answered (no empty "Heard from 0"),
+    nothing before the window's end in "cutoff" mode (the close posts everything)."""
+    return await refresh(
+        session,
+        standup,
+        run,
+        now,
+        publish=standup.report_mode == "each",
+        dirty_only=True,
+        publish_empty=False,
+    )
+
+
+async def mark_dirty(
+    session: AsyncSession, run_id: int, now: datetime, prompt_id: int | None = None
+) -> None:
+    """Record, in the caller's transaction, that the run's report (and ``prompt_id``'s reply)
+    is out of date.
+
+    The prompt's mark is the truth; the run's ``report_dirty_since`` is a cheap index of it for
+    the sweep, written only when unset and only if nobody holds the run row (``SKIP LOCKED`` on
+    PostgreSQL): a refresh holds it for as long as it renders, and an answer must not wait for
+    that. A run mark skipped that way is covered by the refresh that follows (in process) or by
+    the sweep, which also looks at marked prompts. Call this last in the transaction.
+    """
+    if prompt_id is not None:
+        await session.execute(
+            update(StandupPrompt)
+            .where(StandupPrompt.id == prompt_id)
+            .values(report_dirty=True)
+            .execution_options(synchronize_session=False)
+        )
+    unmarked = (
+        select(StandupRun.id)
+        .where(StandupRun.id == run_id, StandupRun.report_dirty_since.is_(None))
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    await session.execute(
+        update(StandupRun)
+        .where(StandupRun.id == unmarked)
+        .values(report_dirty_since=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
 __all__ = [
     "MOODS",
     "Entry",
@@ -433,7 +525,9 @@ __all__ = [
     "answer_text",
     "day_label",
     "load_roster",
+    "mark_dirty",
     "nudge_message",
     "parent_message",
     "refresh",
+    "refresh_marked",
 ]

@@ -12,11 +12,15 @@ Life of a prompt (``standup_prompts``, one per member per run)::
 * Answers can be changed with the Answer button until ``run.closes_at`` (a day after the
   latest prompt); then the button and the form say so and save nothing.
 * Every message goes through the outbox in the transaction that causes it, with keys derived from
-  the occurrence key or the run, so a rerun never queues twice (invariants 1 and 2).
+  the occurrence key or the run, so a rerun never queues twice (invariants 1 and 2). The report
+  is the exception that proves it: an answer only marks the report out of date, and the report's
+  update is queued by the refresh that follows the answer's commit (``refresher.py``), in its own
+  transaction, with the report's own keys; the marks make sure it happens even after a crash.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
@@ -24,6 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import chat
@@ -51,12 +56,13 @@ from bot.core import Context, Core
 from bot.delivery.outbox import enqueue
 from bot.errors import UserError
 from bot.events import ActionInvocation, DirectMessageReceived, FormSubmission
-from bot.features.standups import report
+from bot.features.standups import refresher, report
 from bot.features.standups.report import MOODS, answer_text, day_label
 from bot.features.standups.schedules import (
     CLOSE_HANDLER,
     NUDGE_HANDLER,
     PROMPT_HANDLER,
+    REFRESH_HANDLER,
     REMIND_HANDLER,
     StandupSchedules,
     edit_deadline,
@@ -391,20 +397,23 @@ def is_blocker(answer: str) -> bool:
 
 
 async def _save_answer(session: AsyncSession, prompt_id: int, index: int, value: str) -> None:
-    """Insert or update in place (an answer's id is stable: its blocker refers to it)."""
-    inserted = await insert_unless_exists(
-        session,
-        StandupAnswer,
-        {"prompt_id": prompt_id, "question_index": index, "text": value},
-        StandupAnswer.id,
-        ["prompt_id", "question_index"],
+    await _save_answers(session, prompt_id, {index: value})
+
+
+async def _save_answers(session: AsyncSession, prompt_id: int, values: dict[int, str]) -> None:
+    """Insert or update in place, in one statement (an answer's id is stable: its blocker
+    refers to it, and ON CONFLICT DO UPDATE keeps the row)."""
+    if not values:
+        return
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(StandupAnswer).values(
+        [{"prompt_id": prompt_id, "question_index": i, "text": v} for i, v in values.items()]
     )
-    if inserted is None:
-        await session.execute(
-            update(StandupAnswer)
-            .where(StandupAnswer.prompt_id == prompt_id, StandupAnswer.question_index == index)
-            .values(text=value)
-        )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["prompt_id", "question_index"], set_={"text": stmt.excluded.text}
+    )
+    await session.execute(stmt)
 
 
 async def _sync_blockers(
@@ -412,19 +421,16 @@ async def _sync_blockers(
 ) -> None:
     """Blocker-question answers become open blockers (one per answer, updated on edit); an
     answer edited to "no" resolves its blocker."""
-    for index, question in enumerate(standup.questions):
-        if not question.get("blocker"):
-            continue
-        answer = await session.scalar(
-            select(StandupAnswer).where(
-                StandupAnswer.prompt_id == prompt.id, StandupAnswer.question_index == index
-            )
-        )
-        if answer is None:
-            continue
-        existing = await session.scalar(
-            select(Blocker).where(Blocker.standup_answer_id == answer.id)
-        )
+    indexes = [i for i, question in enumerate(standup.questions) if question.get("blocker")]
+    if not indexes:
+        return
+    rows = await session.execute(
+        select(StandupAnswer, Blocker)
+        .outerjoin(Blocker, Blocker.standup_answer_id == StandupAnswer.id)
+        .where(StandupAnswer.prompt_id == prompt.id, StandupAnswer.question_index.in_(indexes))
+        .execution_options(populate_existing=True)  # the answers were just upserted
+    )
+    for answer, existing in rows.all():
         if is_blocker(answer.text):
             if existing is None:
                 await insert_unless_exists(
@@ -451,24 +457,40 @@ async def _sync_blockers(
 
 
 async def _complete(
-    session: AsyncSession, standup: Standup, run: StandupRun, prompt: StandupPrompt, now: datetime
-) -> bool:
-    """All answers are saved: mark answered, record blockers, update the report."""
+    session: AsyncSession,
+    standup: Standup,
+    run: StandupRun,
+    prompt: StandupPrompt,
+    now: datetime,
+    ctx: Context | None = None,
+) -> None:
+    """All answers are saved: mark answered, record blockers, mark the report out of date (it
+    is refreshed after this transaction commits; see :class:`ReportRefresher`)."""
     prompt.status = PromptStatus.ANSWERED
     if prompt.answered_at is None:
         prompt.answered_at = now
     prompt.step = None
     prompt.updated_at = now
+    prompt.report_dirty = True
     await session.flush()
     await _sync_blockers(session, standup, prompt, now)
-    return await report.refresh(
-        session,
-        standup,
-        run,
-        now,
-        publish=standup.report_mode == "each",
-        member_id=prompt.member_id,
-    )
+    await _report_changed(session, run.id, now, ctx)
+
+
+async def _report_changed(
+    session: AsyncSession,
+    run_id: int,
+    now: datetime,
+    ctx: Context | None,
+    prompt_id: int | None = None,
+) -> None:
+    """Mark the run's report out of date and, once this event commits, have it refreshed.
+    Without a context the sweep finds the mark (see ``schedules.StandupSchedules``)."""
+    await report.mark_dirty(session, run_id, now, prompt_id)
+    if ctx is not None:
+        reports = refresher.refresher_of(ctx.core)
+        if reports is not None:
+            ctx.after_commit(functools.partial(reports.poke, run_id))
 
 
 def _thanks(
@@ -557,10 +579,8 @@ async def on_form(ctx: Context, event: FormSubmission) -> Response:
     if errors:
         return FormErrors(errors)
     edited = prompt.status == PromptStatus.ANSWERED
-    for i, value in values.items():
-        await _save_answer(ctx.session, prompt.id, i, value)
-    if await _complete(ctx.session, standup, run, prompt, ctx.now):
-        ctx.sent_something = True
+    await _save_answers(ctx.session, prompt.id, values)
+    await _complete(ctx.session, standup, run, prompt, ctx.now, ctx)
     return _thanks(standup, run, ctx.member, values, edited)
 
 
@@ -624,8 +644,7 @@ async def on_dm(ctx: Context, event: DirectMessageReceived) -> Response:
     if prompt.step < len(questions):
         return reply(*question_blocks(standup, prompt.step, None))
     answers = await _answers(ctx.session, prompt.id)
-    if await _complete(ctx.session, standup, run, prompt, ctx.now):
-        ctx.sent_something = True
+    await _complete(ctx.session, standup, run, prompt, ctx.now, ctx)
     return _thanks(standup, run, ctx.member, answers, edited=False)
 
 
@@ -651,18 +670,19 @@ async def _skip(
     prompt.status = PromptStatus.SKIPPED
     prompt.step = None
     prompt.updated_at = now
+    prompt.report_dirty = True
     await session.execute(delete(StandupAnswer).where(StandupAnswer.prompt_id == prompt.id))
     await session.flush()
-    refreshed = await report.refresh(
-        session, standup, run, now, publish=False, member_id=prompt.member_id
-    )
-    if refreshed and ctx is not None:
-        ctx.sent_something = True
+    await _report_changed(session, run.id, now, ctx)
     return f"Skipped {label}: no reminder for it today."
 
 
 async def skip_today(
-    session: AsyncSession, standup_or_none: Standup | None, member: Member, now: datetime
+    session: AsyncSession,
+    standup_or_none: Standup | None,
+    member: Member,
+    now: datetime,
+    ctx: Context | None = None,
 ) -> str:
     """``/standup skip [NAME]``: skip today's prompt of one standup, or of every standup the
     member takes part in. "Today" is the member's local date in each standup's zone. Before the
@@ -706,7 +726,7 @@ async def skip_today(
         if prompt is not None and run is not None:
             status = PromptStatus(prompt.status)
             if status == PromptStatus.PENDING:
-                await _skip(session, standup, run, prompt, now)
+                await _skip(session, standup, run, prompt, now, ctx)
                 done.append(standup.name)
             elif status == PromptStatus.ANSWERED:
                 notes.append(f"you already answered {standup.name}")
@@ -730,12 +750,13 @@ async def skip_today(
                 "member_id": member.id,
                 "status": PromptStatus.SKIPPED,
                 "report_version": 0,
+                "report_dirty": True,
                 "updated_at": now,
             },
             StandupPrompt.id,
             ["run_id", "member_id"],
         )
-        await report.refresh(session, standup, run, now, publish=False, member_id=member.id)
+        await _report_changed(session, run.id, now, ctx)
         done.append(standup.name)
     if not done:
         if notes:
@@ -863,6 +884,17 @@ async def on_close_occurrence(occurrence: Occurrence) -> None:
         occurrence.sent_something = True
 
 
+async def on_refresh_occurrence(occurrence: Occurrence) -> None:
+    """The sweep: a run whose report was marked out of date a while ago and not refreshed (the
+    process died between an answer's commit and its refresh, or a refresh failed)."""
+    found = await _run_of(occurrence)
+    if found is None:
+        return
+    run, standup = found
+    if await report.refresh_marked(occurrence.session, standup, run, occurrence.now):
+        occurrence.sent_something = True
+
+
 # -- wiring ---------------------------------------------------------------------------------------
 
 
@@ -872,6 +904,8 @@ def register(core: Core, scheduler: Scheduler) -> None:
     scheduler.add_handler(REMIND_HANDLER, on_remind_occurrence)
     scheduler.add_handler(NUDGE_HANDLER, on_nudge_occurrence)
     scheduler.add_handler(CLOSE_HANDLER, on_close_occurrence)
+    scheduler.add_handler(REFRESH_HANDLER, on_refresh_occurrence)
+    refresher.install(core)
     core.add_action(ANSWER_ACTION, on_answer_button)
     core.add_action(SKIP_ACTION, on_skip_button)
     core.add_form(FORM_ID, on_form)

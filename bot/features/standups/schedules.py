@@ -55,6 +55,7 @@ PROMPT_HANDLER = "standup-prompt"
 REMIND_HANDLER = "standup-remind"
 NUDGE_HANDLER = "standup-nudge"
 CLOSE_HANDLER = "standup-close"
+REFRESH_HANDLER = "standup-refresh"
 
 # Answers can be edited until a day after the (latest) prompt, or the window's end if later.
 EDIT_PERIOD = timedelta(hours=24)
@@ -62,6 +63,11 @@ EDIT_PERIOD = timedelta(hours=24)
 NUDGE_SHARE = 0.8
 # A reminder's grace is what is left of the window, but never less than this.
 MIN_REMINDER_GRACE = timedelta(minutes=5)
+# A report marked out of date longer ago than this was not refreshed by the process that marked
+# it (it died, or the refresh failed): the sweep refreshes it.
+SWEEP_AFTER = timedelta(seconds=5)
+# How long after a run closes a forgotten mark is still swept.
+SWEEP_GRACE = timedelta(days=2)
 # A skipped weekday (off-week, holiday) search gives up after this many days.
 MAX_SKIPPED_DAYS = 3_700
 
@@ -234,6 +240,7 @@ class StandupSchedules:
         out.extend(await self._prompts(session))
         out.extend(await self._reminders(session, now))
         out.extend(await self._run_one_shots(session, now))
+        out.extend(await self._stale_reports(session, now))
         return out
 
     async def _prompts(self, session: AsyncSession) -> list[Schedule]:
@@ -344,6 +351,46 @@ class StandupSchedules:
                     DateTrigger(run_date=times.cutoff_at, timezone=UTC),
                     grace=close_grace,
                     payload=_payload(run_id=run.id),
+                )
+            )
+        return out
+
+    async def _stale_reports(self, session: AsyncSession, now: datetime) -> list[Schedule]:
+        """A one-shot refresh, due at once, for each run whose report was marked out of date
+        more than SWEEP_AFTER ago: by ``report_dirty_since``, or by a marked prompt's
+        ``updated_at`` (a mark set while a refresh was taking the run's). Keyed by the mark's
+        time, so a later mark gets a sweep of its own. Marks younger than that are the
+        refresher's business and schedule nothing (nothing is booked for later)."""
+        stale = now - SWEEP_AFTER
+        marks: dict[int, datetime] = {}
+        runs = await session.execute(
+            select(StandupRun.id, StandupRun.report_dirty_since).where(
+                StandupRun.report_dirty_since <= stale
+            )
+        )
+        for run_id, since in runs.all():
+            marks[run_id] = since
+        prompts = await session.execute(
+            select(StandupPrompt.run_id, func.min(StandupPrompt.updated_at))
+            .join(StandupRun, StandupRun.id == StandupPrompt.run_id)
+            .where(
+                StandupRun.closes_at > now - SWEEP_GRACE,
+                StandupPrompt.report_dirty.is_(True),
+                StandupPrompt.updated_at <= stale,
+            )
+            .group_by(StandupPrompt.run_id)
+        )
+        for run_id, since in prompts.all():
+            marks[run_id] = min(since, marks.get(run_id, since))
+        out: list[Schedule] = []
+        for run_id, since in sorted(marks.items()):
+            out.append(
+                OnceSchedule(
+                    f"standup:run:{run_id}:refresh@{since.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%fZ}",
+                    REFRESH_HANDLER,
+                    DateTrigger(run_date=since + SWEEP_AFTER, timezone=UTC),
+                    grace=SWEEP_GRACE,
+                    payload=_payload(run_id=run_id),
                 )
             )
         return out
