@@ -159,7 +159,9 @@ async def save_setup(ctx: Context, event: FormSubmission) -> Response:
     if errors or parsed is None or channel is None:
         summary = next(iter(errors.values())) if len(errors) == 1 else "Some fields need fixing."
         raise UserError(summary, errors=errors)
-    standup = editing or Standup(workspace_id=ctx.workspace.id, owner_id=ctx.member.id)
+    standup = editing or Standup(
+        workspace_id=ctx.workspace.id, owner_id=ctx.member.id, paused=False, created_at=ctx.now
+    )
     _apply(standup, parsed, channel, source, ctx.now)
     if editing is None:
         ctx.session.add(standup)
@@ -240,9 +242,6 @@ def _apply(
     standup.tag_missing = parsed.tag_missing
     standup.channel_nudge = parsed.channel_nudge
     standup.holidays = parsed.holidays
-    standup.paused = bool(standup.paused)
-    if standup.created_at is None:
-        standup.created_at = now
     standup.updated_at = now
 
 
@@ -410,8 +409,6 @@ async def show_history(ctx: Context, args: dict[str, Any]) -> Response:
 
 
 async def show_stats(ctx: Context, args: dict[str, Any]) -> Response:
-    name = None
-    if args["name"]:
-        name = (await find_standup(ctx, args["name"])).name
-    view = await history_views.stats(ctx.session, ctx.workspace.id, ctx.now, name)
+    standup = await find_standup(ctx, args["name"]) if args["name"] else None
+    view = await history_views.stats(ctx.session, ctx.workspace.id, ctx.now, standup=standup)
     return reply(*view.blocks)

@@ -270,10 +270,14 @@ async def stats(
     now: datetime,
     standup_name: str | None = None,
     weeks: int = 4,
+    *,
+    standup: Standup | None = None,
 ) -> Message:
-    """Participation per member and for the team over the last ``weeks`` weeks."""
+    """Participation per member and for the team over the last ``weeks`` weeks, of one standup
+    when ``standup`` (or ``standup_name``, looked up here) is given."""
     _check_range(weeks, 1, MAX_WEEKS, "weeks")
-    standup = await resolve_standup(session, workspace_id, standup_name) if standup_name else None
+    if standup is None and standup_name:
+        standup = await resolve_standup(session, workspace_id, standup_name)
     today = now.astimezone(UTC).date()
     since = today - timedelta(days=7 * weeks - 1)
     # Run dates are local dates: a member east of UTC may already be on tomorrow's run.
