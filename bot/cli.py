@@ -341,5 +341,23 @@ def _safe_url(settings: Settings) -> str:
     return make_url(settings.database.url).render_as_string(hide_password=True)
 
 
+def _add_platform_commands() -> None:
+    """``syncup slack ...`` and ``syncup discord ...`` live with their adapters (``adapters.<x>.
+    cli:group``), so that this module imports no platform SDK; a build without one lacks its group."""
+    import importlib
+
+    for platform in ("slack", "discord"):
+        try:
+            module = importlib.import_module(f"adapters.{platform}.cli")
+        except ModuleNotFoundError as exc:
+            if exc.name not in (f"adapters.{platform}", f"adapters.{platform}.cli"):
+                raise
+            continue
+        cli.add_command(module.group, platform)
+
+
+_add_platform_commands()
+
+
 def main() -> None:
     cli(prog_name="syncup")

@@ -78,6 +78,12 @@ class PermanentDeliveryError(DeliveryError):
     permanent = True
 
 
+class RecipientUnreachable(PermanentDeliveryError):
+    """The member cannot be messaged at all (Discord 50007: DMs closed; Slack: deactivated
+    account). Dead-lettered at once, and the feature that sent it is told (the standup shows
+    the member as unreachable and tells its owner)."""
+
+
 class RateLimited(DeliveryError):
     """HTTP 429: pause this (workspace, method) for ``retry_after`` seconds; not a failure."""
 
@@ -94,7 +100,58 @@ class PlatformPort(Protocol):
         """The pacing the platform allows; config may lower or raise it per method."""
         ...
 
+    def channel_rate_limit(self) -> RateLimit | None:
+        """Pacing per channel on top of the per-method buckets (Slack: about 1 message a second
+        in one channel), applied to POST and UPDATE; None for none."""
+        ...
+
     async def deliver(self, delivery: Delivery) -> Receipt:
         """Send one outbox row. Raise :class:`RateLimited`, :class:`DeliveryError` or
         :class:`PermanentDeliveryError`; anything else counts as a transient failure."""
+        ...
+
+
+# --- what the platform knows about people and channels -----------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    user_id: str
+    display_name: str
+    timezone: str | None = None  # the profile's IANA zone (Slack's ``tz``); Discord has none
+    is_bot: bool = False
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    channel_id: str
+    name: str
+    # Whether the bot may post there; when not, ``reason`` says what to do about it, e.g.
+    # "Invite @syncup to #team first (/invite @syncup)."
+    can_post: bool = True
+    reason: str = ""
+
+
+class DirectoryUnavailable(Exception):
+    """The platform will not say (a missing scope or privileged intent); the message says what
+    an admin must change, and is shown to the user as it is."""
+
+
+@runtime_checkable
+class PlatformDirectory(Protocol):
+    """Optional: ports that can look people and channels up implement this. The core asks when
+    a command or form names someone or something it has not seen yet, and to check that the
+    bot may post in a report channel. Every method answers None for "no such thing"."""
+
+    async def member_info(
+        self, workspace_id: str, *, user_id: str | None = None, name: str | None = None
+    ) -> MemberInfo | None: ...
+
+    async def channel_info(
+        self, workspace_id: str, *, channel_id: str | None = None, name: str | None = None
+    ) -> ChannelInfo | None: ...
+
+    async def channel_members(self, workspace_id: str, channel_id: str) -> list[MemberInfo]:
+        """Everyone in the channel (bots left out). Raise :class:`DirectoryUnavailable` when the
+        platform needs a permission syncup lacks (Discord's members intent)."""
         ...

@@ -522,6 +522,9 @@ class CrashAfterSend:
     def rate_limits(self) -> dict[Method, RateLimit]:
         return dict(self.inner.rate_limits())
 
+    def channel_rate_limit(self) -> RateLimit | None:
+        return None
+
     async def deliver(self, delivery: Delivery) -> Receipt:
         await self.inner.deliver(delivery)
         raise Crash

@@ -265,6 +265,9 @@ class ConsolePort:
     def rate_limits(self) -> Mapping[Method, RateLimit]:
         return {method: UNLIMITED for method in Method}
 
+    def channel_rate_limit(self) -> RateLimit | None:
+        return None
+
     async def deliver(self, delivery: Delivery) -> Receipt:
         # A row accepted before (a retry after a lost outcome) is never printed twice.
         earlier = self._sent.get(delivery.idempotency_key)

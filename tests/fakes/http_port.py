@@ -49,6 +49,9 @@ class HttpPort:
     def rate_limits(self) -> Mapping[Method, RateLimit]:
         return self._limits
 
+    def channel_rate_limit(self) -> RateLimit | None:
+        return None
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
