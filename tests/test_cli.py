@@ -76,13 +76,25 @@ def test_run_refuses_an_old_schema_without_auto_migrate(
     assert "Run `syncup db upgrade`" in result.output
 
 
-def test_platform_without_adapter_is_a_config_error(
+def test_discord_without_a_token_is_a_config_error(
     runner: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Every platform [bot] platform accepts now has an adapter; a missing token is what an
+    # operator gets wrong, and it is a config error that names the variable to set.
     monkeypatch.setenv("SYNCUP_BOT_PLATFORM", "discord")
     result = runner.invoke(cli, ["run"])
     assert result.exit_code == 2
-    assert "no discord adapter yet" in result.output
+    assert "SYNCUP_DISCORD_TOKEN" in result.output
+
+
+def test_run_with_a_discord_token_loads_the_adapter_and_fails_clearly_offline(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SYNCUP_DISCORD_TOKEN", "a-token")
+    monkeypatch.setenv("SYNCUP_DISCORD_API_BASE_URL", "http://127.0.0.1:9/api/v10")
+    result = runner.invoke(cli, ["run"])
+    assert result.exit_code == 1
+    assert "cannot reach Discord at http://127.0.0.1:9/api/v10" in result.output
 
 
 def test_outbox_list_and_retry(runner: CliRunner, tmp_path: Path) -> None:

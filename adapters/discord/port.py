@@ -1,0 +1,269 @@
+"""Delivering outbox rows to Discord, and looking members and channels up.
+
+* POST: a message in a channel; ``thread_of`` a message: in the thread started on it (created
+  on first use; a thread started on a message has that message's id).
+* DM: the member's DM channel, opened once (``POST /users/@me/channels``) and remembered; its id
+  is returned in the receipt.
+* UPDATE: an edit of the message (one message: see :func:`render.render_edit`).
+* EPHEMERAL: Discord has ephemeral messages only as interaction responses, so an ephemeral
+  outbox row goes to the member's DM instead, marked as private.
+
+Every send carries ``allowed_mentions`` (nobody unless a mention is meant) and a nonce derived
+from the outbox idempotency key with ``enforce_nonce``: a retry of a send whose outcome was lost
+returns the message Discord already created instead of a second one. 429 -> :class:`RateLimited`
+(the worker pauses the bucket), 50007 -> :class:`RecipientUnreachable`, unknown channel/message
+and missing access/permissions -> :class:`PermanentDeliveryError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from adapters.discord import render
+from adapters.discord.rest import DiscordHTTPError, DiscordRest
+from bot.chat import Context, Message, text
+from bot.port import (
+    ChannelInfo,
+    Delivery,
+    DeliveryError,
+    DirectoryUnavailable,
+    MemberInfo,
+    Method,
+    PermanentDeliveryError,
+    RateLimit,
+    RateLimited,
+    Receipt,
+    RecipientUnreachable,
+)
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "discord"
+NONCE_LENGTH = 25
+# Discord error codes
+UNKNOWN_CHANNEL = 10003
+UNKNOWN_MESSAGE = 10008
+MISSING_ACCESS = 50001
+CANNOT_DM = 50007
+MISSING_PERMISSIONS = 50013
+INVALID_FORM_BODY = 50035
+THREAD_EXISTS = 160004
+PERMANENT = {UNKNOWN_CHANNEL, UNKNOWN_MESSAGE, MISSING_ACCESS, MISSING_PERMISSIONS, 10004}
+THREAD_NAME = 100
+
+# Discord allows 50 requests a second per bot and about 5 messages per 5 s per channel; DMs
+# are paced well below that (mass DMs get bots flagged). Config can lower or raise these.
+RATE_LIMITS: Mapping[Method, RateLimit] = {
+    Method.POST: RateLimit(rate=10.0, burst=10),
+    Method.DM: RateLimit(rate=2.0, burst=5),
+    Method.UPDATE: RateLimit(rate=5.0, burst=5),
+    Method.EPHEMERAL: RateLimit(rate=2.0, burst=5),
+}
+CHANNEL_LIMIT = RateLimit(rate=1.0, burst=5)
+CachedChannel = Callable[[str, str | None, str | None], ChannelInfo | None]
+PRIVATE_NOTE = "Only you can see this (Discord cannot show it privately in the channel)."
+
+
+def nonce_for(key: str, part: int = 0) -> str:
+    """A deterministic nonce of at most 25 characters for an outbox key (and message part)."""
+    digest = hashlib.sha256(f"{key}#{part}".encode()).hexdigest()
+    return digest[:NONCE_LENGTH]
+
+
+def delivery_error(exc: DiscordHTTPError, what: str) -> DeliveryError:
+    if exc.status == 429:
+        return RateLimited(exc.retry_after if exc.retry_after is not None else 1.0)
+    if exc.code == CANNOT_DM:
+        return RecipientUnreachable(f"{what}: the member does not accept DMs (Discord 50007)")
+    if exc.code in PERMANENT or exc.status in (401, 403, 404):
+        return PermanentDeliveryError(f"{what}: {exc}")
+    if exc.code == INVALID_FORM_BODY or exc.status == 400:
+        return PermanentDeliveryError(f"{what}: Discord refused the payload: {exc}")
+    return DeliveryError(f"{what}: {exc}")
+
+
+class DiscordPort:
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        rest: DiscordRest,
+        *,
+        members_intent: bool = False,
+        cached_channel: CachedChannel | None = None,
+    ) -> None:
+        self.rest = rest
+        self.members_intent = members_intent
+        # The gateway's view of a guild's channels (with the bot's permissions in them).
+        self.cached_channel = cached_channel
+        self._dm_channels: dict[str, str] = {}
+        self._threads: set[str] = set()
+
+    def rate_limits(self) -> Mapping[Method, RateLimit]:
+        return RATE_LIMITS
+
+    def channel_rate_limit(self) -> RateLimit | None:
+        return CHANNEL_LIMIT
+
+    def remember_dm(self, user_id: str, channel_id: str) -> None:
+        self._dm_channels[user_id] = channel_id
+
+    async def deliver(self, delivery: Delivery) -> Receipt:
+        try:
+            return await self._deliver(delivery)
+        except DiscordHTTPError as exc:
+            raise delivery_error(exc, f"{delivery.method.value} {delivery.outbox_id}") from None
+        except render.RenderError as exc:
+            raise PermanentDeliveryError(f"cannot render for Discord: {exc}") from None
+
+    async def _deliver(self, delivery: Delivery) -> Receipt:
+        target = delivery.target
+        method = delivery.method
+        if method is Method.UPDATE:
+            if not target.message_id or not target.channel_id:
+                raise PermanentDeliveryError("an update needs the message and its channel")
+            payload = render.render_edit(delivery.message, guild_id=delivery.workspace_id)
+            await self.rest.request(
+                "PATCH",
+                f"/channels/{target.channel_id}/messages/{target.message_id}",
+                json_body=payload,
+            )
+            return Receipt(channel_id=target.channel_id, message_id=target.message_id)
+        if method in (Method.DM, Method.EPHEMERAL):
+            user_id = target.user_id
+            if not user_id and not target.dm_channel_id:
+                raise PermanentDeliveryError("a DM needs the member's user id")
+            channel = target.dm_channel_id if method is Method.DM else None
+            channel = channel or await self.dm_channel(user_id or "")
+            msg = delivery.message
+            if method is Method.EPHEMERAL:
+                msg = Message((*msg.blocks, Context(text(PRIVATE_NOTE))), msg.summary)
+            return await self._post(channel, msg, delivery)
+        channel = target.channel_id or target.dm_channel_id
+        if not channel:
+            raise PermanentDeliveryError("a post needs a channel id")
+        if target.thread_of:
+            channel = await self._thread(channel, target.thread_of, delivery.message)
+        return await self._post(channel, delivery.message, delivery)
+
+    async def _post(self, channel: str, msg: Message, delivery: Delivery) -> Receipt:
+        # Buttons carry their guild: an interaction from a DM has none (and edits keep it).
+        payloads = render.render_message(msg, guild_id=delivery.workspace_id)
+        first: str | None = None
+        for part, payload in enumerate(payloads):
+            payload["nonce"] = nonce_for(delivery.idempotency_key, part)
+            payload["enforce_nonce"] = True
+            sent: dict[str, Any] = await self.rest.request(
+                "POST", f"/channels/{channel}/messages", json_body=payload
+            )
+            first = first or str(sent["id"])
+        return Receipt(channel_id=channel, message_id=first)
+
+    async def dm_channel(self, user_id: str) -> str:
+        known = self._dm_channels.get(user_id)
+        if known is not None:
+            return known
+        opened: dict[str, Any] = await self.rest.request(
+            "POST", "/users/@me/channels", json_body={"recipient_id": user_id}
+        )
+        channel = str(opened["id"])
+        self._dm_channels[user_id] = channel
+        return channel
+
+    async def _thread(self, channel: str, message_id: str, msg: Message) -> str:
+        """The thread on ``message_id`` (same id), started on first use."""
+        if message_id in self._threads:
+            return message_id
+        name = (msg.fallback() or "Replies").replace("\n", " ")[:THREAD_NAME] or "Replies"
+        try:
+            await self.rest.request(
+                "POST",
+                f"/channels/{channel}/messages/{message_id}/threads",
+                json_body={"name": name, "auto_archive_duration": 1440},
+            )
+        except DiscordHTTPError as exc:
+            if exc.code != THREAD_EXISTS:
+                raise
+        self._threads.add(message_id)
+        return message_id
+
+    # -- the directory (PlatformDirectory) -------------------------------------------------
+
+    async def member_info(
+        self, workspace_id: str, *, user_id: str | None = None, name: str | None = None
+    ) -> MemberInfo | None:
+        try:
+            if user_id:
+                found = await self.rest.request("GET", f"/guilds/{workspace_id}/members/{user_id}")
+            elif name:
+                wanted = name.removeprefix("@")
+                results = await self.rest.request(
+                    "GET",
+                    f"/guilds/{workspace_id}/members/search",
+                    params={"query": wanted, "limit": "5"},
+                )
+                found = next((m for m in results if _names(m, wanted)), None)
+            else:
+                return None
+        except DiscordHTTPError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _member(found) if found else None
+
+    async def channel_info(
+        self, workspace_id: str, *, channel_id: str | None = None, name: str | None = None
+    ) -> ChannelInfo | None:
+        wanted = (name or "").removeprefix("#").lower() or None
+        if self.cached_channel is not None:
+            cached = self.cached_channel(workspace_id, channel_id, wanted)
+            if cached is not None:
+                return cached
+        channels = await self.rest.request("GET", f"/guilds/{workspace_id}/channels")
+        for channel in channels:
+            if str(channel["id"]) == channel_id or (wanted and channel.get("name") == wanted):
+                return ChannelInfo(str(channel["id"]), str(channel.get("name", "")))
+        return None
+
+    async def channel_members(self, workspace_id: str, channel_id: str) -> list[MemberInfo]:
+        if not self.members_intent:
+            raise DirectoryUnavailable(
+                "Everyone in a channel as participants needs Discord's Server Members intent: "
+                "turn it on in the Developer Portal (Bot, Privileged Gateway Intents) and set "
+                "[discord] members_intent = true, or name the participants (@alice @bob)."
+            )
+        try:
+            members = await self.rest.request(
+                "GET", f"/guilds/{workspace_id}/members", params={"limit": "1000"}
+            )
+        except DiscordHTTPError as exc:
+            if exc.code == MISSING_ACCESS:
+                raise DirectoryUnavailable(
+                    "Discord refused the member list: turn on the Server Members intent in the "
+                    "Developer Portal (Bot, Privileged Gateway Intents)."
+                ) from None
+            raise
+        return [_member(m) for m in members if not m.get("user", {}).get("bot")]
+
+
+def _names(member: dict[str, Any], wanted: str) -> bool:
+    user = member.get("user", {})
+    names = {member.get("nick"), user.get("global_name"), user.get("username")}
+    return wanted.lower() in {n.lower() for n in names if n}
+
+
+def display_name(user: dict[str, Any], nick: str | None = None) -> str:
+    return str(nick or user.get("global_name") or user.get("username") or user.get("id"))
+
+
+def _member(data: dict[str, Any]) -> MemberInfo:
+    user = data.get("user", {})
+    return MemberInfo(
+        str(user.get("id")),
+        display_name(user, data.get("nick")),
+        None,
+        bool(user.get("bot")),
+    )

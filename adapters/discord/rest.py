@@ -1,0 +1,104 @@
+"""A small Discord REST client for what syncup sends itself: outbox messages, interaction
+responses, command registration and directory look-ups.
+
+discord.py's ``HTTPClient`` sleeps through 429s on its own; the delivery worker must see them to
+pace a whole (guild, method) bucket and to keep the row in the outbox, so outbox sends go through
+this client, which never retries: a 429 becomes :class:`DiscordHTTPError` with ``retry_after``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "DiscordBot (https://github.com/syncup/syncup, 0.1) syncup"
+TIMEOUT_SECONDS = 15.0
+
+
+class DiscordHTTPError(Exception):
+    """A non-2xx answer: ``status``, Discord's JSON error ``code`` (0 when none) and message;
+    ``retry_after`` in seconds for a 429."""
+
+    def __init__(
+        self, status: int, code: int, message: str, retry_after: float | None = None
+    ) -> None:
+        super().__init__(f"HTTP {status}, Discord error {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+class DiscordRest:
+    def __init__(self, base_url: str, token: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._closed:
+            # The adapter has stopped: a send that comes this late fails (and is retried by the
+            # next run, with the same nonce) rather than opening a session nobody closes.
+            raise aiohttp.ClientConnectionError("the Discord REST client is closed")
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
+                headers={"User-Agent": USER_AGENT},
+            )
+        return self._session
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, str] | None = None,
+        auth: bool = True,
+    ) -> Any:
+        """One request, no retries; the decoded JSON answer (None for 204)."""
+        headers = {"Authorization": f"Bot {self._token}"} if auth else {}
+        if json_body is not None:
+            headers["Content-Type"] = "application/json"
+        data = json.dumps(json_body) if json_body is not None else None
+        async with self._client().request(
+            method, self.base_url + path, data=data, params=params, headers=headers
+        ) as response:
+            raw = await response.read()
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = None
+            if response.status == 429:
+                retry = _retry_after(response.headers.get("Retry-After"), body)
+                scope = response.headers.get("X-RateLimit-Scope", "")
+                raise DiscordHTTPError(429, 0, f"rate limited ({scope or 'unknown'} scope)", retry)
+            if response.status >= 400:
+                code = int(body.get("code", 0)) if isinstance(body, dict) else 0
+                message = str(body.get("message", "")) if isinstance(body, dict) else ""
+                if isinstance(body, dict) and body.get("errors"):
+                    message += " " + json.dumps(body["errors"])[:500]
+                raise DiscordHTTPError(response.status, code, message or response.reason or "")
+            return body
+
+
+def _retry_after(header: str | None, body: Any) -> float:
+    for source in (isinstance(body, dict) and body.get("retry_after"), header):
+        try:
+            if source not in (None, False, ""):
+                return max(0.0, float(source))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            continue
+    return 1.0
