@@ -82,18 +82,64 @@ class HousekeepingSection(_Section):
     retention_days: int = Field(30, ge=1)
 
 
+DEFAULT_SLACK_COMMANDS = {
+    "standup": "/standup",
+    "poll": "/poll",
+    "blocker": "/blocker",
+    "kudos": "/kudos",
+    "milestone": "/milestone",
+    "raci": "/raci",
+    "syncup": "/syncup",
+}
+
+
 class SlackSection(_Section):
     bot_token: SecretStr | None = None
     app_token: SecretStr | None = None
     signing_secret: SecretStr | None = None
     mode: Literal["socket", "http"] = "socket"
     api_base_url: str = "https://slack.com/api/"
+    # Multi-workspace OAuth install (HTTP mode); without client_id, bot_token is used.
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    # Fernet key (urlsafe base64, 32 bytes) that encrypts stored tokens; required for OAuth.
+    token_encryption_key: SecretStr | None = None
+    token_rotation: bool = False
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(3000, ge=0, le=65535)
+    # The public base URL Slack reaches (https://syncup.example.com), for the manifest.
+    public_url: str = ""
+    install_path: str = "/slack/install"
+    redirect_path: str = "/slack/oauth_redirect"
+    # Core command name -> slash command as registered in Slack.
+    commands: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_SLACK_COMMANDS))
+    # After an uninstall, a workspace's data is deleted once this many days have passed.
+    uninstall_grace_days: int = Field(7, ge=0, le=14)
+    # How long a member's Slack profile (name, tz) is cached (seconds).
+    profile_cache_seconds: float = Field(3600.0, ge=0)
 
 
 class DiscordSection(_Section):
     token: SecretStr | None = None
     application_id: str | None = None
     api_base_url: str = "https://discord.com/api/v10"
+    # Gateway sharding: total shards across every process, and the ones this process runs
+    # (all of them when empty). DMs arrive on shard 0 only.
+    shard_count: int | None = Field(None, ge=1)
+    shard_ids: list[int] = Field(default_factory=list)
+    # The privileged GUILD_MEMBERS intent: only needed for "#channel" (everyone in it) as
+    # standup participants. Enable it in the Developer Portal first.
+    members_intent: bool = False
+    # `syncup discord sync-commands` registers commands in this guild (instant, for
+    # development) instead of globally.
+    guild_id: str | None = None
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _valid_shard_ids(cls, value: list[int]) -> list[int]:
+        if any(shard < 0 for shard in value):
+            raise ValueError("shard ids start at 0")
+        return sorted(set(value))
 
 
 class ConsoleSection(_Section):

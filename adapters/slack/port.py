@@ -1,0 +1,487 @@
+"""Outbound Slack: the delivery port and the directory (people and channels).
+
+POST is chat.postMessage (a reply when ``thread_of`` is set), DM is chat.postMessage into the
+member's ``D...`` channel, opened once with conversations.open and remembered (chat.update
+needs that id, not the user id), UPDATE is chat.update, EPHEMERAL is chat.postEphemeral. A
+message over Slack's limits goes out as several messages (the receipt names the first).
+
+Slack has no idempotency key, so every post carries its outbox key in message metadata; a retry
+whose earlier attempt may have gone through (``maybe_sent``, after a crash or a timeout) first
+looks for it in the channel's latest messages (conversations.history, ``im:history`` /
+``channels:history``) and reports that message instead of posting twice.
+
+Slack's answers are mapped onto the core's errors: ``ratelimited`` / HTTP 429 -> RateLimited with
+Retry-After; a channel the bot cannot use -> PermanentDeliveryError; a member who cannot be
+messaged -> RecipientUnreachable; anything else (5xx, a dropped connection) is retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiohttp import ClientError
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import render
+from bot.port import (
+    ChannelInfo,
+    Delivery,
+    DeliveryError,
+    DirectoryUnavailable,
+    MemberInfo,
+    Method,
+    PermanentDeliveryError,
+    RateLimit,
+    RateLimited,
+    Receipt,
+    RecipientUnreachable,
+)
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+
+# Slack's tiers per method (platform-limits.md, section 1): chat.postMessage has a workspace cap
+# of "several hundred a minute" on top of 1 a second per channel; chat.update is Tier 3 (50+ a
+# minute), chat.postEphemeral Tier 4 (100+), conversations.open Tier 3.
+RATE_LIMITS: Mapping[Method, RateLimit] = {
+    Method.POST: RateLimit(rate=1.0, burst=3),
+    Method.DM: RateLimit(rate=4.0, burst=8),
+    Method.UPDATE: RateLimit(rate=0.8, burst=5),
+    Method.EPHEMERAL: RateLimit(rate=1.6, burst=10),
+}
+# Slack's "1 message a second per channel", with a 3% margin: sending exactly at the limit meets
+# it with network jitter, and every 429 costs a Retry-After pause.
+CHANNEL_RATE_LIMIT = RateLimit(rate=0.97, burst=1)
+
+CHANNEL_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "restricted_action",
+        "restricted_action_read_only_channel",
+        "restricted_action_non_threadable_channel",
+        "restricted_action_thread_only_channel",
+        "team_access_not_granted",
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+        "msg_too_long",
+        "msg_blocks_too_long",
+        "no_text",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "invalid_arguments",
+        "thread_not_found",
+        "invalid_auth",
+        "not_authed",
+        "token_revoked",
+        "token_expired",
+        "account_inactive_bot",
+        "missing_scope",
+        "ekm_access_denied",
+    }
+)
+RECIPIENT_ERRORS = frozenset(
+    {
+        "user_not_found",
+        "user_not_visible",
+        "user_disabled",
+        "users_not_found",
+        "account_inactive",
+        "cannot_dm_bot",
+        "not_allowed_token_type",
+        "user_not_in_channel",
+    }
+)
+DEFAULT_RETRY_AFTER = 1.0
+# Slack has no idempotency key: each post carries its outbox key as message metadata, and a
+# retry after a lost outcome looks for it among this many latest messages first.
+METADATA_EVENT = "syncup_outbox"
+RECENT = 50
+
+
+class TokenSource(Protocol):
+    async def bot_token(self, team_id: str) -> str:
+        """The bot token for a workspace (refreshed first when it rotates and is about to
+        expire); :class:`PermanentDeliveryError` when the workspace has no install."""
+        ...
+
+
+class StaticTokens:
+    """Single-workspace mode: one bot token from config."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    async def bot_token(self, team_id: str) -> str:
+        return self.token
+
+
+def error_code(exc: SlackApiError) -> str:
+    data = exc.response.data if exc.response is not None else {}
+    return str(data.get("error", "")) if isinstance(data, dict) else ""
+
+
+def retry_after(exc: SlackApiError) -> float:
+    headers = exc.response.headers if exc.response is not None else {}
+    for key, value in (headers or {}).items():
+        if key.lower() == "retry-after":
+            raw = value[0] if isinstance(value, list) else value
+            try:
+                return max(0.0, float(raw))
+            except (TypeError, ValueError):
+                break
+    return DEFAULT_RETRY_AFTER
+
+
+def delivery_error(exc: SlackApiError, method: Method) -> DeliveryError:
+    """Slack's refusal as the core's error kind."""
+    code = error_code(exc)
+    status = exc.response.status_code if exc.response is not None else 0
+    if status == 429 or code == "ratelimited":
+        return RateLimited(retry_after(exc), f"slack: {code or 'ratelimited'}")
+    if code in RECIPIENT_ERRORS and method in (Method.DM, Method.EPHEMERAL):
+        return RecipientUnreachable(f"slack: {code}")
+    if code in CHANNEL_ERRORS or code in RECIPIENT_ERRORS:
+        return PermanentDeliveryError(f"slack: {code}")
+    return DeliveryError(f"slack: {code or f'HTTP {status}'}")
+
+
+@dataclass
+class _Cached:
+    value: Any
+    until: float
+
+
+class SlackPort:
+    """The delivery port and directory over slack_sdk's AsyncWebClient."""
+
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        tokens: TokenSource,
+        *,
+        api_base_url: str = "https://slack.com/api/",
+        profile_cache_seconds: float = 3600.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.tokens = tokens
+        self.api_base_url = api_base_url
+        self.profile_cache_seconds = profile_cache_seconds
+        self._monotonic = monotonic
+        self._clients: dict[str, AsyncWebClient] = {}
+        self._dm_channels: dict[tuple[str, str], str] = {}
+        self._profiles: dict[tuple[str, str], _Cached] = {}
+
+    # -- clients ---------------------------------------------------------------------------
+
+    def client_for_token(self, token: str, *, retry_429: bool = False) -> AsyncWebClient:
+        key = f"{token}:{retry_429}"
+        client = self._clients.get(key)
+        if client is None:
+            client = AsyncWebClient(token=token, base_url=self.api_base_url)
+            if retry_429:
+                client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
+            self._clients[key] = client
+        return client
+
+    async def client(self, team_id: str, *, retry_429: bool = False) -> AsyncWebClient:
+        return self.client_for_token(await self.tokens.bot_token(team_id), retry_429=retry_429)
+
+    def remember_dm(self, team_id: str, user_id: str, channel_id: str) -> None:
+        if channel_id.startswith("D"):
+            self._dm_channels[(team_id, user_id)] = channel_id
+
+    def forget(self, team_id: str) -> None:
+        """An uninstalled workspace: drop what is cached about it."""
+        self._dm_channels = {k: v for k, v in self._dm_channels.items() if k[0] != team_id}
+        self._profiles = {k: v for k, v in self._profiles.items() if k[0] != team_id}
+
+    # -- PlatformPort ----------------------------------------------------------------------
+
+    def rate_limits(self) -> Mapping[Method, RateLimit]:
+        return RATE_LIMITS
+
+    def channel_rate_limit(self) -> RateLimit | None:
+        return CHANNEL_RATE_LIMIT
+
+    async def deliver(self, delivery: Delivery) -> Receipt:
+        try:
+            return await self._deliver(delivery)
+        except SlackApiError as exc:
+            raise delivery_error(exc, delivery.method) from None
+        except (TimeoutError, ClientError, OSError) as exc:
+            raise DeliveryError(f"slack unreachable: {type(exc).__name__}") from None
+
+    async def _deliver(self, delivery: Delivery) -> Receipt:
+        team = delivery.workspace_id
+        target = delivery.target
+        client = await self.client(team)
+        parts = render.messages(delivery.message)
+        if delivery.method is Method.UPDATE:
+            if not target.message_id or not target.channel_id:
+                raise PermanentDeliveryError("an update needs the channel and the message ts")
+            first = parts[0]
+            await client.chat_update(
+                channel=target.channel_id,
+                ts=target.message_id,
+                text=first.text,
+                blocks=first.blocks,
+            )
+            for extra in parts[1:]:  # more than one message's worth: the rest in its thread
+                await client.chat_postMessage(
+                    channel=target.channel_id,
+                    thread_ts=target.message_id,
+                    text=extra.text,
+                    blocks=extra.blocks,
+                )
+            return Receipt(channel_id=target.channel_id, message_id=target.message_id)
+        if delivery.method is Method.EPHEMERAL:
+            if not target.user_id:
+                raise PermanentDeliveryError("an ephemeral message needs the member's user id")
+            channel = target.channel_id or await self.dm_channel(client, team, target.user_id)
+            for part in parts:
+                await client.chat_postEphemeral(
+                    channel=channel, user=target.user_id, text=part.text, blocks=part.blocks
+                )
+            return Receipt(channel_id=channel)
+        if delivery.method is Method.DM:
+            if target.dm_channel_id:
+                channel = target.dm_channel_id
+                if target.user_id:
+                    self.remember_dm(team, target.user_id, channel)
+            elif target.user_id:
+                channel = await self.dm_channel(client, team, target.user_id)
+            else:
+                raise PermanentDeliveryError("a DM needs the member's user id")
+            thread = target.thread_of
+        else:
+            channel = target.channel_id or target.dm_channel_id or ""
+            if not channel:
+                raise PermanentDeliveryError("a post needs a channel id")
+            thread = target.thread_of
+        if delivery.maybe_sent:
+            earlier = await self.find_sent(client, channel, thread, delivery.idempotency_key)
+            if earlier is not None:
+                log.info("slack: outbox %d was posted before (%s)", delivery.outbox_id, earlier)
+                return earlier
+        first_ts: str | None = None
+        posted_in = channel
+        for n, part in enumerate(parts):
+            response = await client.chat_postMessage(
+                channel=channel,
+                text=part.text,
+                blocks=part.blocks,
+                thread_ts=thread,
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata=outbox_metadata(delivery.idempotency_key, n),
+            )
+            if first_ts is None:
+                first_ts = str(response["ts"])
+                posted_in = str(response.get("channel") or channel)
+        return Receipt(channel_id=posted_in, message_id=first_ts)
+
+    async def find_sent(
+        self, client: AsyncWebClient, channel: str, thread: str | None, key: str
+    ) -> Receipt | None:
+        """A message an earlier attempt posted (its outcome lost in a crash), found by the
+        outbox key in its metadata among the channel's (or thread's) latest messages. None when
+        there is none, or when syncup may not read the channel (then it posts again)."""
+        try:
+            if thread:
+                response = await client.conversations_replies(
+                    channel=channel, ts=thread, limit=RECENT, include_all_metadata=True
+                )
+            else:
+                response = await client.conversations_history(
+                    channel=channel, limit=RECENT, include_all_metadata=True
+                )
+        except SlackApiError as exc:
+            log.info("slack: cannot check %s for an earlier post (%s)", channel, error_code(exc))
+            return None
+        for item in response.get("messages") or []:
+            payload = (item.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("key") == key and payload.get("part", 0) == 0:
+                return Receipt(channel_id=channel, message_id=str(item["ts"]))
+        return None
+
+    async def dm_channel(self, client: AsyncWebClient, team_id: str, user_id: str) -> str:
+        """The member's ``D...`` channel: conversations.open once, then remembered."""
+        known = self._dm_channels.get((team_id, user_id))
+        if known is not None:
+            return known
+        response = await client.conversations_open(users=user_id)
+        channel = str(response["channel"]["id"])
+        self._dm_channels[(team_id, user_id)] = channel
+        return channel
+
+    # -- PlatformDirectory -----------------------------------------------------------------
+
+    async def profile(self, team_id: str, user_id: str) -> dict[str, Any] | None:
+        """users.info, cached per member for ``profile_cache_seconds``; None if unknown."""
+        key = (team_id, user_id)
+        cached = self._profiles.get(key)
+        now = self._monotonic()
+        if cached is not None and cached.until > now:
+            return cached.value  # type: ignore[no-any-return]
+        client = await self.client(team_id, retry_429=True)
+        try:
+            response = await client.users_info(user=user_id)
+        except SlackApiError as exc:
+            if error_code(exc) in ("user_not_found", "user_not_visible"):
+                return None
+            raise
+        user = dict(response["user"])
+        self._profiles[key] = _Cached(user, now + self.profile_cache_seconds)
+        return user
+
+    def cache_profile(self, team_id: str, user: dict[str, Any]) -> None:
+        self._profiles[(team_id, str(user["id"]))] = _Cached(
+            user, self._monotonic() + self.profile_cache_seconds
+        )
+
+    async def member_info(
+        self, workspace_id: str, *, user_id: str | None = None, name: str | None = None
+    ) -> MemberInfo | None:
+        try:
+            if user_id:
+                user = await self.profile(workspace_id, user_id)
+                return member_of(user) if user else None
+            if not name:
+                return None
+            wanted = name.lower().removeprefix("@")
+            async for user in self._all_users(workspace_id):
+                names = {
+                    str(user.get("name", "")).lower(),
+                    display_name(user).lower(),
+                    str(user.get("real_name", "")).lower(),
+                }
+                if wanted in names and not user.get("deleted"):
+                    self.cache_profile(workspace_id, user)
+                    return member_of(user)
+            return None
+        except SlackApiError as exc:
+            raise _unavailable(exc) from None
+
+    async def _all_users(self, team_id: str) -> Any:
+        client = await self.client(team_id, retry_429=True)
+        cursor = ""
+        while True:
+            response = await client.users_list(limit=200, cursor=cursor or None)
+            for user in response.get("members", []):
+                yield user
+            cursor = (response.get("response_metadata") or {}).get("next_cursor", "")
+            if not cursor:
+                return
+
+    async def channel_info(
+        self, workspace_id: str, *, channel_id: str | None = None, name: str | None = None
+    ) -> ChannelInfo | None:
+        client = await self.client(workspace_id, retry_429=True)
+        try:
+            if channel_id:
+                try:
+                    response = await client.conversations_info(channel=channel_id)
+                except SlackApiError as exc:
+                    if error_code(exc) == "channel_not_found":
+                        return None
+                    raise
+                return channel_of(response["channel"])
+            if not name:
+                return None
+            wanted = name.lower().removeprefix("#")
+            cursor = ""
+            while True:
+                response = await client.conversations_list(
+                    limit=200,
+                    cursor=cursor or None,
+                    exclude_archived=True,
+                    types="public_channel,private_channel",
+                )
+                for channel in response.get("channels", []):
+                    if str(channel.get("name", "")).lower() == wanted:
+                        return channel_of(channel)
+                cursor = (response.get("response_metadata") or {}).get("next_cursor", "")
+                if not cursor:
+                    return None
+        except SlackApiError as exc:
+            raise _unavailable(exc) from None
+
+    async def channel_members(self, workspace_id: str, channel_id: str) -> list[MemberInfo]:
+        client = await self.client(workspace_id, retry_429=True)
+        try:
+            ids: list[str] = []
+            cursor = ""
+            while True:
+                response = await client.conversations_members(
+                    channel=channel_id, limit=200, cursor=cursor or None
+                )
+                ids.extend(str(i) for i in response.get("members", []))
+                cursor = (response.get("response_metadata") or {}).get("next_cursor", "")
+                if not cursor:
+                    break
+            members: list[MemberInfo] = []
+            for user_id in ids:
+                user = await self.profile(workspace_id, user_id)
+                if user and not user.get("is_bot") and not user.get("deleted"):
+                    members.append(member_of(user))
+            return members
+        except SlackApiError as exc:
+            raise _unavailable(exc) from None
+
+
+def outbox_metadata(key: str, part: int) -> dict[str, Any]:
+    """Slack message metadata naming the outbox row, so a retry can tell it was posted."""
+    return {"event_type": METADATA_EVENT, "event_payload": {"key": key, "part": part}}
+
+
+def display_name(user: dict[str, Any]) -> str:
+    profile = user.get("profile") or {}
+    return str(
+        profile.get("display_name")
+        or user.get("name")
+        or profile.get("real_name")
+        or user.get("real_name")
+        or user.get("id")
+    )
+
+
+def member_of(user: dict[str, Any]) -> MemberInfo:
+    return MemberInfo(
+        user_id=str(user["id"]),
+        display_name=display_name(user),
+        timezone=user.get("tz") or None,
+        is_bot=bool(user.get("is_bot")),
+    )
+
+
+def channel_of(channel: dict[str, Any]) -> ChannelInfo:
+    name = str(channel.get("name") or channel.get("id"))
+    can_post = bool(channel.get("is_member")) and not channel.get("is_archived")
+    reason = ""
+    if channel.get("is_archived"):
+        reason = f"#{name} is archived; choose another channel."
+    elif not can_post:
+        reason = f"Invite @syncup to #{name} first (type /invite @syncup there)."
+    return ChannelInfo(str(channel["id"]), name, can_post, reason)
+
+
+def _unavailable(exc: SlackApiError) -> DirectoryUnavailable:
+    code = error_code(exc)
+    if code == "missing_scope":
+        needed = (exc.response.data or {}).get("needed", "") if exc.response else ""
+        return DirectoryUnavailable(
+            f"syncup lacks the Slack scope {needed or 'it needs'}; an admin must reinstall the "
+            "app with the scopes of `syncup slack manifest`."
+        )
+    return DirectoryUnavailable(f"Slack did not answer the lookup ({code or 'error'}).")
