@@ -61,7 +61,9 @@ from bot.events import (
     Origin,
 )
 from bot.port import (
+    ChannelInfo,
     Delivery,
+    MemberInfo,
     Method,
     PermanentDeliveryError,
     PlatformPort,
@@ -107,6 +109,38 @@ MEMBERS_BY_ID: Mapping[str, DemoMember] = {m.user_id: m for m in DEMO_MEMBERS}
 MEMBER_LIST = ", ".join(m.user_id for m in DEMO_MEMBERS)
 
 
+@dataclass(frozen=True)
+class DemoChannel:
+    channel_id: str
+    name: str
+    members: tuple[str, ...]
+    # Whether syncup is in the channel: it may post only there. A channel it is not in shows,
+    # on the console, what Slack and Discord answer when a report channel is one of those.
+    bot_is_in: bool = True
+
+    def info(self) -> ChannelInfo:
+        if self.bot_is_in:
+            return ChannelInfo(self.channel_id, self.name)
+        return ChannelInfo(
+            self.channel_id,
+            self.name,
+            can_post=False,
+            reason=(
+                f"I can't post in #{self.name}: invite @syncup to it first (/invite @syncup), "
+                f"or choose a channel I am in, like #{CHANNEL_NAME}."
+            ),
+        )
+
+
+RANDOM_CHANNEL_ID = "random"
+DEMO_CHANNELS: tuple[DemoChannel, ...] = (
+    DemoChannel(CHANNEL_ID, CHANNEL_NAME, tuple(m.user_id for m in DEMO_MEMBERS)),
+    # Not seeded: syncup learns it from the directory when a form names it, and cannot post.
+    DemoChannel(RANDOM_CHANNEL_ID, "random", ("alice", "bob", "chandra"), bot_is_in=False),
+)
+CHANNELS_BY_ID: Mapping[str, DemoChannel] = {c.channel_id: c for c in DEMO_CHANNELS}
+
+
 def dm_channel(user_id: str) -> str:
     return DM_PREFIX + user_id
 
@@ -120,7 +154,7 @@ def dm_user(channel_id: str | None) -> str | None:
 CONSOLE_HELP = f"""\
 Console commands:
   /as NAME        act as another member ({MEMBER_LIST})
-  /members        the demo members, their time zones and local times
+  /members        the demo members (time zones, local times) and channels
   /clock          the demo clock and what is scheduled next
   /clock +30m     move the demo clock forward (also +2h, +1d, 09:00, 2026-03-08 09:00);
                   scheduled work on the way happens, in order
@@ -200,7 +234,8 @@ class Screen:
     def __init__(self, terminal: Terminal) -> None:
         self.terminal = terminal
         self.renderer = Renderer(
-            {m.user_id: m.user_id for m in DEMO_MEMBERS}, {CHANNEL_ID: CHANNEL_NAME}
+            {m.user_id: m.user_id for m in DEMO_MEMBERS},
+            {c.channel_id: c.name for c in DEMO_CHANNELS},
         )
         self.controls: dict[int, Pressable] = {}
         self._next_control = 1
@@ -250,6 +285,9 @@ class ConsolePort:
     ``m<outbox id>``) and prints on :meth:`flush`, in outbox order, which is the order the core
     queued them in. The console flushes each time the app has settled, so a transcript is the
     same on every run, and messages are numbered ``#1``, ``#2``... in the order they are shown.
+
+    It is also the demo workspace's :class:`~bot.port.PlatformDirectory`: members and channels
+    come from the demo data, and ``#random`` is a channel syncup is not in (it cannot post there).
     """
 
     platform = PLATFORM
@@ -267,6 +305,37 @@ class ConsolePort:
 
     def channel_rate_limit(self) -> RateLimit | None:
         return None
+
+    # -- the directory (PlatformDirectory) over the demo data ---------------------------------
+
+    async def member_info(
+        self, workspace_id: str, *, user_id: str | None = None, name: str | None = None
+    ) -> MemberInfo | None:
+        wanted = user_id or (name or "").lower().removeprefix("@")
+        demo = MEMBERS_BY_ID.get(wanted) if workspace_id == WORKSPACE_ID else None
+        return None if demo is None else MemberInfo(demo.user_id, demo.user_id, demo.timezone)
+
+    async def channel_info(
+        self, workspace_id: str, *, channel_id: str | None = None, name: str | None = None
+    ) -> ChannelInfo | None:
+        if workspace_id != WORKSPACE_ID:
+            return None
+        wanted = (name or "").lower().removeprefix("#")
+        for channel in DEMO_CHANNELS:
+            if channel.channel_id == channel_id or (wanted and channel.name == wanted):
+                return channel.info()
+        return None
+
+    async def channel_members(self, workspace_id: str, channel_id: str) -> list[MemberInfo]:
+        channel = CHANNELS_BY_ID.get(channel_id) if workspace_id == WORKSPACE_ID else None
+        if channel is None:
+            return []
+        return [
+            MemberInfo(user_id, user_id, MEMBERS_BY_ID[user_id].timezone)
+            for user_id in channel.members
+        ]
+
+    # -- delivery -------------------------------------------------------------------------------
 
     async def deliver(self, delivery: Delivery) -> Receipt:
         # A row accepted before (a retry after a lost outcome) is never printed twice.
@@ -746,6 +815,11 @@ class ConsoleAdapter:
                 notes.append("you")
             note = f"  ({', '.join(notes)})" if notes else ""
             lines.append(f"  @{demo.user_id:<8} {zone:<20} {local:%a %H:%M}{note}")
+        channels = [
+            f"#{c.name}" if c.bot_is_in else f"#{c.name} (syncup is not in it)"
+            for c in DEMO_CHANNELS
+        ]
+        lines.append(f"Channels: {', '.join(channels)}")
         self.terminal.say(*lines)
 
     async def _move_clock(self, arg: str) -> None:

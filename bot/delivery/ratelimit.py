@@ -1,9 +1,15 @@
-"""Client-side pacing: one token bucket per (workspace, method).
+"""Client-side pacing: one token bucket per (workspace, method), and optionally per channel.
 
 Platforms scope their limits per method and workspace (Slack) or per route bucket (Discord); a 429
 for one of them must not slow the others down, so each (workspace, method) gets its own bucket and
 a 429 pauses only that bucket. Buckets run on the event loop's monotonic clock, never on the
 injected :class:`~bot.clock.Clock`: the console's demo clock jumps forward, and pacing must not.
+
+Some platforms also limit each channel (Slack: about one message a second per channel), whatever
+the method: the adapter's :meth:`~bot.port.PlatformPort.channel_rate_limit` gives one bucket per
+(workspace, channel), shared by posts and updates. A send to a channel takes a token from both
+its method bucket and its channel bucket *at the same instant* (:meth:`TokenBucket.acquire_with`),
+so waiting for one never squeezes the spacing of the other.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ log = logging.getLogger(__name__)
 # Pacing for a method the adapter does not list and config does not set: Slack's advice of
 # "1 request per second for any given API call".
 DEFAULT_RATE_LIMIT = RateLimit(rate=1.0, burst=1)
+# The methods a per-channel limit applies to (DMs and ephemeral replies are not channel posts).
+CHANNEL_PACED = frozenset({Method.POST, Method.UPDATE})
 
 TimeFn = Callable[[], float]
 SleepFn = Callable[[float], Awaitable[None]]
@@ -106,6 +114,40 @@ class TokenBucket:
                     return
                 await self._sleep((1.0 - self._tokens) / self.rate)
 
+    async def acquire_with(self, first: TokenBucket) -> None:
+        """Take a token from ``first`` and one from this bucket at the same instant.
+
+        This bucket's waiters queue first; the one at the front waits until this bucket has a
+        token, then for ``first`` (in ``first``'s own queue), then takes this bucket's token with
+        no wait in between. Taking them one after the other would not do: a token taken here and
+        then a wait for ``first`` would let this bucket's next send follow too closely (the
+        platform counts sends when they arrive). Only this bucket's queue takes its tokens, so the
+        token seen ready is still there after the wait, unless a pause came meanwhile; then
+        ``first``'s token is spent and the wait starts over (rare: channel buckets are not paused).
+        """
+        async with self._lock:
+            while True:
+                await self._ready()
+                await first.acquire()
+                now = self._time()
+                if now >= self._paused_until:
+                    self._refill(now)
+                    if self._tokens >= 1.0:
+                        self._tokens -= 1.0
+                        return
+
+    async def _ready(self) -> None:
+        """Wait until a token is available (not taking it); the caller holds the lock."""
+        while True:
+            now = self._time()
+            if now < self._paused_until:
+                await self._sleep(self._paused_until - now)
+                continue
+            self._refill(now)
+            if self._tokens >= 1.0:
+                return
+            await self._sleep((1.0 - self._tokens) / self.rate)
+
 
 def effective_limits(
     adapter: Mapping[Method, RateLimit], overrides: Mapping[str, RateSetting] | None = None
@@ -126,21 +168,42 @@ def effective_limits(
 
 
 class RateLimiterRegistry:
-    """Builds and keeps the bucket of each (workspace, method) on first use."""
+    """Builds and keeps the bucket of each (workspace, method), and of each (workspace,
+    channel) when there is a ``channel_limit``, on first use."""
 
     def __init__(
         self,
         limits: Mapping[Method, RateLimit],
         overrides: Mapping[str, RateSetting] | None = None,
         *,
+        channel_limit: RateLimit | None = None,
         time: TimeFn | None = None,
         sleep: SleepFn | None = None,
     ) -> None:
         self._limits = effective_limits(limits, overrides)
+        self.channel_limit = channel_limit
         self._time = time
         self._sleep = sleep
         self._buckets: dict[tuple[Hashable, Method], TokenBucket] = {}
+        self._channel_buckets: dict[tuple[Hashable, str], TokenBucket] = {}
         self._warned: set[Method] = set()
+
+    def paces_channels(self, method: Method) -> bool:
+        """Whether sends of ``method`` also wait for their channel's bucket."""
+        return self.channel_limit is not None and method in CHANNEL_PACED
+
+    def channel_bucket(self, workspace: Hashable, channel_id: str) -> TokenBucket | None:
+        """The bucket of one channel, None when the platform has no per-channel limit. One
+        bucket per channel the worker has posted to since it started (a few per team)."""
+        if self.channel_limit is None:
+            return None
+        key = (workspace, channel_id)
+        bucket = self._channel_buckets.get(key)
+        if bucket is None:
+            limit = self.channel_limit
+            bucket = TokenBucket(limit.rate, limit.burst, time=self._time, sleep=self._sleep)
+            self._channel_buckets[key] = bucket
+        return bucket
 
     def limit_for(self, method: Method) -> RateLimit:
         limit = self._limits.get(method)

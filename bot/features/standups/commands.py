@@ -190,12 +190,20 @@ async def _resolve_references(
     ctx: Context, values: dict[str, str | list[str]], errors: dict[str, str]
 ) -> tuple[Channel | None, list[Member], Channel | None]:
     """The report channel and the participants; problems are added to ``errors``."""
+    platform = ctx.core.directory
     channel: Channel | None = None
     raw_channel = str(values.get("channel", "")).strip()
     if raw_channel and "channel" not in errors:
         try:
+            # With a platform directory: also whether the bot may post there (a clear refusal
+            # now, not a dead-lettered report on the first standup day).
             channel = await directory.resolve_channel(
-                ctx.session, ctx.workspace, channel_ref(raw_channel)
+                ctx.session,
+                ctx.workspace,
+                channel_ref(raw_channel),
+                platform,
+                now=ctx.now,
+                to_post=True,
             )
         except UserError as exc:
             errors["channel"] = exc.message
@@ -206,14 +214,20 @@ async def _resolve_references(
         try:
             if ref.startswith(("#", "<#")):
                 source = await directory.resolve_channel(
-                    ctx.session, ctx.workspace, channel_ref(ref)
+                    ctx.session, ctx.workspace, channel_ref(ref), platform, now=ctx.now
                 )
-                in_channel = await directory.channel_members(ctx.session, source)
+                in_channel = await directory.members_in_channel(
+                    ctx.session, ctx.workspace, source, platform, now=ctx.now
+                )
                 if not in_channel:
+                    if platform is not None:
+                        raise UserError(f"Nobody but bots is in #{source.name}.")
                     raise UserError(f"syncup knows nobody in #{source.name} yet.")
                 people.update((m.id, m) for m in in_channel)
             else:
-                member = await directory.resolve_member(ctx.session, ctx.workspace, member_ref(ref))
+                member = await directory.resolve_member(
+                    ctx.session, ctx.workspace, member_ref(ref), platform, now=ctx.now
+                )
                 people[member.id] = member
         except UserError as exc:
             errors.setdefault("participants", exc.message)
@@ -402,7 +416,13 @@ async def show_history(ctx: Context, args: dict[str, Any]) -> Response:
     days: int | None = args["days"]
     if who is not None and who.user_id is None and who.raw.isdigit() and days is None:
         who, days = None, int(who.raw)  # "/standup history 14"
-    member = await directory.resolve_member(ctx.session, ctx.workspace, who) if who else ctx.member
+    member = (
+        await directory.resolve_member(
+            ctx.session, ctx.workspace, who, ctx.core.directory, now=ctx.now
+        )
+        if who
+        else ctx.member
+    )
     days = days or DEFAULT_HISTORY_DAYS
     view = await history_views.history(ctx.session, ctx.workspace.id, member, days, ctx.now)
     return reply(*view.blocks)

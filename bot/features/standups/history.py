@@ -10,8 +10,10 @@ Both read only; the command handlers (``commands.py``) resolve who is asking abo
 * Stats count participation per member and for the team over the last ``weeks`` weeks with SQL
   aggregates: answered out of expected, where expected leaves out days the member was away and
   prompts whose answer window is still open (not missed yet). Skipped days count as expected and
-  not answered. The streak is the number of answered prompts since the member's last miss in the
-  period (away days do not break it).
+  not answered, and so do unreachable ones (the platform refused the prompt DM: closed DMs, an
+  inactive account): the member was expected and is shown as unreachable, and the footer says
+  how those count whenever there are any. The streak is the number of answered prompts since
+  the member's last miss in the period (away days do not break it).
 
 User text (answers, questions, standup and member names) is always a :class:`Plain` token, so it
 is shown verbatim and can never ping anyone.
@@ -360,14 +362,16 @@ async def stats(
         Section(text(Bold("Team"), f" ({runs} {days}): ", _summary(team))),
     ]
     blocks.extend(Section(chunk) for chunk in _chunks(lines))
-    blocks.append(
-        Context(
-            text(
-                "Answered of expected; expected leaves out days away and answers still open. "
-                "Streak: answers in a row since the last miss in this period."
-            )
-        )
+    footer = (
+        "Answered of expected; expected leaves out days away and answers still open. "
+        "Streak: answers in a row since the last miss in this period."
     )
+    if team.unreachable:
+        footer += (
+            " Unreachable: syncup could not DM them (closed DMs or an inactive account); such "
+            "days count as expected and not answered."
+        )
+    blocks.append(Context(text(footer)))
     return message(*blocks, summary="Standup participation")
 
 
