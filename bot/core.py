@@ -3,9 +3,10 @@
 Order of work for every event (invariants 3 and 8):
 1. record the platform's event id; a duplicate stops here with no effect;
 2. bring the workspace and member up to date;
-3. route to the handler inside a savepoint; a :class:`UserError` rolls the handler's changes back
-   and becomes a private reply that says what to fix; any other error is logged with context and
-   answered with a short apology and a reference, never a stack trace;
+3. route to the handler; a :class:`UserError` rolls the event's transaction back and becomes a
+   private reply that says what to fix; any other error is logged with context and answered
+   with a short apology and a reference, never a stack trace; either way the event id is then
+   recorded on its own, so a retry is still a duplicate;
 4. commit, then wake the delivery worker and the scheduler if the handler asked for it, and run
    what the handler asked to run after commit (:meth:`Context.after_commit`): only when the
    event's changes committed, never after a rollback.
@@ -13,6 +14,9 @@ Order of work for every event (invariants 3 and 8):
 Work a handler starts in the background after commit (a report refresh) goes through
 :meth:`Core.spawn`, so that :meth:`Core.busy` and :meth:`Core.idle` see it (the console waits for
 it before reading the next line; tests await it).
+
+Forms registered with a batch handler (the standup answer form) are group-committed instead:
+see :mod:`bot.batching`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import directory
+from bot.batching import BatchHandler, FormBatcher
 from bot.chat import FormErrors, Message, Reply, Response, marked, reply
 from bot.clock import Clock
 from bot.commands.parse import convert, parse_line, pick_subcommand
@@ -41,7 +46,7 @@ from bot.events import (
     FormSubmission,
     InboundEvent,
 )
-from bot.port import Method, Target
+from bot.port import Method, PlatformDirectory, Target
 from storage.db import Database
 from storage.models import Member, ProcessedEvent, Workspace
 from storage.upsert import insert_unless_exists
@@ -121,10 +126,13 @@ class Core:
         self._commands: dict[tuple[str, str], CommandHandler] = {}
         self._actions: dict[str, ActionHandler] = {}
         self._forms: dict[str, FormHandler] = {}
+        self._batchers: dict[str, FormBatcher] = {}
         self._dm_handlers: list[MessageHandler] = []
         self.on_outbox: list[Callable[[], None]] = []
         self.on_schedules_changed: list[Callable[[], Awaitable[None]]] = []
         self._background: set[asyncio.Task[Any]] = set()
+        # The platform's people and channels, when its port can look them up (bot.app sets it).
+        self.directory: PlatformDirectory | None = None
 
     # -- background work ----------------------------------------------------------------------
 
@@ -166,8 +174,18 @@ class Core:
         """Handle actions whose id is ``prefix`` or starts with ``prefix + ':'``."""
         self._actions[prefix] = handler
 
-    def add_form(self, form_id: str, handler: FormHandler) -> None:
+    def add_form(
+        self, form_id: str, handler: FormHandler, *, batch: BatchHandler | None = None
+    ) -> None:
+        """``batch``: also handle submissions of this form in groups (see :mod:`bot.batching`);
+        ``handler`` still takes those the batch hands back, one at a time."""
         self._forms[form_id] = handler
+        if batch is not None:
+            self._batchers[form_id] = FormBatcher(self, batch)
+
+    def batcher(self, form_id: str) -> FormBatcher | None:
+        """The group-commit queue of a form registered with a batch handler."""
+        return self._batchers.get(form_id)
 
     def add_dm_handler(self, handler: MessageHandler) -> None:
         """DM handlers are asked in order; the first that returns a response wins."""
@@ -176,6 +194,20 @@ class Core:
     # -- handling -----------------------------------------------------------------------------
 
     async def handle(self, event: InboundEvent) -> Response:
+        """Handle one inbound event exactly once and return the private response, if any."""
+        if isinstance(event, FormSubmission):
+            batcher = self._batchers.get(event.form_id)
+            if batcher is not None:
+                return await batcher.submit(event)
+        return await self.handle_alone(event)
+
+    async def handle_alone(self, event: InboundEvent) -> Response:
+        """The one-event path: one transaction for this event.
+
+        A :class:`UserError` or a failure rolls the whole transaction back (no savepoint: it
+        would cost two round trips on every event for the rare error), and the event is then
+        recorded as handled in a transaction of its own, so that a retry does not run it again.
+        """
         origin = event.origin
         now = self.clock.now()
         ctx: Context | None = None
@@ -192,10 +224,18 @@ class Core:
                     member.dm_channel_id = event.dm_channel_id
                 permission = await directory.permission_of(session, member, event.actor)
                 ctx = Context(self, session, event, workspace, member, permission, now)
-                response = await self._dispatch_in_savepoint(ctx)
+                response = await self._dispatch(ctx)
+        except UserError as exc:
+            await self._record_handled(event, now)
+            log.info("user error in %s: %s", _describe(event), exc.message)
+            if isinstance(event, FormSubmission) and exc.errors:
+                return FormErrors(dict(exc.errors))
+            return reply(marked(exc.message))
         except Exception:
             ref = uuid.uuid4().hex[:8]
-            log.exception("event %s/%s failed (ref %s)", origin.platform, origin.event_id, ref)
+            log.exception("%s failed (ref %s)", _describe(event), ref)
+            if ctx is not None:  # the handler failed, not the bookkeeping before it
+                await self._record_handled(event, now)
             return reply(f"Sorry, something went wrong on syncup's side (ref {ref}).")
         assert ctx is not None
         for callback in ctx._after_commit:
@@ -211,27 +251,13 @@ class Core:
                 await changed()
         return response
 
-    async def _dispatch_in_savepoint(self, ctx: Context) -> Response:
-        savepoint = await ctx.session.begin_nested()
+    async def _record_handled(self, event: InboundEvent, now: datetime) -> None:
+        origin = event.origin
         try:
-            response = await self._dispatch(ctx)
-        except UserError as exc:
-            await savepoint.rollback()
-            ctx.sent_something = ctx.schedules_changed = False
-            ctx._after_commit.clear()
-            log.info("user error in %s: %s", _describe(ctx.event), exc.message)
-            if isinstance(ctx.event, FormSubmission) and exc.errors:
-                return FormErrors(dict(exc.errors))
-            return reply(marked(exc.message))
+            async with self.db.transaction() as session:
+                await self._first_time(session, origin.platform, origin.event_id, now)
         except Exception:
-            await savepoint.rollback()
-            ctx.sent_something = ctx.schedules_changed = False
-            ctx._after_commit.clear()
-            ref = uuid.uuid4().hex[:8]
-            log.exception("handler for %s failed (ref %s)", _describe(ctx.event), ref)
-            return reply(f"Sorry, something went wrong on syncup's side (ref {ref}).")
-        await savepoint.commit()
-        return response
+            log.exception("could not record %s as handled", _describe(event))
 
     async def _dispatch(self, ctx: Context) -> Response:
         event = ctx.event
