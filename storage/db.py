@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY = "syncup_read_only"
 
 
 def create_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine:
@@ -62,6 +63,17 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
+        # A read (Database.read) takes a snapshot and no write lock, and cannot write; the
+        # pooled connection is made writable again by the next transaction that needs it.
+        info = connection.connection.info
+        if connection.get_execution_options().get(READ_ONLY, False):
+            if not info.get(READ_ONLY):
+                connection.exec_driver_sql("PRAGMA query_only = ON")
+                info[READ_ONLY] = True
+            connection.exec_driver_sql("BEGIN")
+            return
+        if info.pop(READ_ONLY, False):
+            connection.exec_driver_sql("PRAGMA query_only = OFF")
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -96,6 +108,23 @@ class Database:
             lock = self._writer[loop] = asyncio.Lock()
         async with lock, self.sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reading only: one consistent snapshot, and on SQLite neither the
+        in-process writer lock nor the database's (WAL readers never block the writer). For
+        long reads, such as rendering a large report, that writers must not wait for. Writes
+        in it fail (PostgreSQL: a read-only transaction; SQLite: the lock is never taken)."""
+        async with self.sessions() as session:
+            await session.connection(execution_options={READ_ONLY: True})
+            if self._writer is None:
+                await session.execute(
+                    text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                )
+            try:
+                yield session
+            finally:
+                await session.rollback()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

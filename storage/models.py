@@ -79,6 +79,9 @@ class Workspace(Base):
     external_id: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the platform told us the app was removed (Slack's app_uninstalled / tokens_revoked);
+    # the workspace's rows are deleted after a grace period (bot.workspace_removal).
+    uninstalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     # The database deletes a workspace's rows (ON DELETE CASCADE); without this the ORM would
     # instead load the members and set their NOT NULL workspace_id to NULL on session.delete().
@@ -300,6 +303,9 @@ class StandupRun(Base):
     # Set (if unset) by an answer, skip or edit that the report does not show yet; cleared by the
     # refresh that renders it. A run left dirty (the process died first) is found by the sweep.
     report_dirty_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped by every refresh when it takes the marks. A refresh that renders outside the lock
+    # publishes only if it is still the latest to have taken them (see report.refresh_apart).
+    report_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -381,3 +387,7 @@ class Blocker(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# Tables that live in their own modules but on this metadata (migrations see every table).
+import storage.slack_installs  # noqa: E402, F401

@@ -253,3 +253,57 @@ def _form(world: World, name: str, prompt_id: int, tag: str) -> FormSubmission:
         {"q0": f"{tag}1", "q1": f"{tag}2", "q2": "no"},
         str(prompt_id),
     )
+
+
+async def test_a_refresh_rendering_apart_yields_to_one_that_got_in_between(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """refresh_apart renders outside the lock. If another refresh (here the sweep's, in its own
+    transaction) takes the marks while it renders, it publishes nothing, puts its marks back, and
+    the next refresh publishes: the report never shows an older picture after a newer one."""
+    await world.add_standup(["alice", "bob", "carol"])
+    await world.advance_to(local_nine())
+    monkeypatch.setattr(ReportRefresher, "poke", lambda self, run_id: None)
+    await world.answer("alice", "a1", "a2", "no")
+    async with world.db.transaction() as session:
+        run_id = await session.scalar(select(StandupRun.id))
+    assert run_id is not None
+    assert await report.refresh_apart(world.db, run_id, world.clock.now()) is report.Refreshed.SENT
+    await world.answer("bob", "b1", "b2", "no")
+
+    real_render = report._render
+    interleaved: list[bool] = []
+
+    async def render_while_another_refreshes(*args: Any, **kwargs: Any) -> Any:
+        rendered = await real_render(*args, **kwargs)
+        if interleaved:  # the other refresh's own rendering
+            return rendered
+        interleaved.append(False)
+        # carol answers and another refresh takes the marks (hers) and publishes meanwhile.
+        await world.answer("carol", "c1", "c2", "no")
+        async with world.db.transaction() as session:
+            run = await session.get(StandupRun, run_id)
+            standup = await session.get(report.Standup, run.standup_id)  # type: ignore[union-attr]
+            assert run is not None and standup is not None
+            interleaved[0] = await report.refresh_marked(session, standup, run, world.clock.now())
+        return rendered
+
+    monkeypatch.setattr(report, "_render", render_while_another_refreshes)
+    outcome = await report.refresh_apart(world.db, run_id, world.clock.now())
+    assert interleaved == [True]
+    assert outcome is report.Refreshed.CONTENDED
+    # bob's mark is back; the report says 3 of 3 (the other refresh), not our older 2 of 3.
+    marked, _ = await marks(world)
+    assert marked == ["bob"]
+    parents = [r for r in await world.posts() if r.depends_on_id is None or r.method == "update"]
+    assert "Heard from 3 of 3." in render(parents[-1].payload)
+    monkeypatch.setattr(report, "_render", real_render)
+    assert await report.refresh_apart(world.db, run_id, world.clock.now()) in (
+        report.Refreshed.SENT,
+        report.Refreshed.NOTHING,
+    )
+    assert (await marks(world))[0] == []
+    last = [r for r in await world.posts() if r.depends_on_id is None or r.method == "update"][-1]
+    assert "Heard from 3 of 3." in render(last.payload)
+    replies = [r for r in await world.posts() if r.method == "post" and r.depends_on_id]
+    assert sorted(render(r.payload).split("\n")[0] for r in replies) == ["alice", "bob", "carol"]

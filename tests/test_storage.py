@@ -360,3 +360,30 @@ async def test_two_databases_on_one_sqlite_file_write_concurrently(tmp_path: Pat
     finally:
         await first.dispose()
         await second.dispose()
+
+
+# --- read snapshots -----------------------------------------------------------------------------
+
+
+async def test_a_read_is_one_snapshot_that_writers_do_not_wait_for(database: Database) -> None:
+    """Database.read: what a report refresh renders from. Writers go on while it is open (on
+    SQLite neither lock is taken), it keeps seeing what was there when it began, and it cannot
+    write; the connection it used is writable again afterwards."""
+    async with database.transaction() as session:
+        await _add_workspace(session, "T-before")
+    async with database.read() as reading:
+        assert await reading.scalar(select(func.count()).select_from(Workspace)) == 1
+
+        async def write() -> None:
+            async with database.transaction() as session:
+                await _add_workspace(session, "T-during")
+
+        await asyncio.wait_for(write(), timeout=10)
+        assert await reading.scalar(select(func.count()).select_from(Workspace)) == 1
+        with pytest.raises(Exception, match=r"(?i)read.only|readonly"):
+            await reading.execute(delete(Workspace))
+    assert await _count(database, Workspace) == 2
+    for n in range(3):  # pooled connections that served a read write again
+        async with database.transaction() as session:
+            await _add_workspace(session, f"T-after-{n}")
+    assert await _count(database, Workspace) == 5

@@ -1,8 +1,9 @@
 """A run's report in the standup's channel, kept up to date in place.
 
 One parent message per run: the title, "Heard from N of M", who is away, who skipped, who has not
-answered (tagged only if the standup says so); the answers follow in the parent's thread (one
-reply per person, or per question) or inside the parent (``report_layout = "inline"``).
+answered (tagged only if the standup says so), who could not be reached (the platform refused
+their prompt DM, see ``unreachable.py``; never tagged); the answers follow in the parent's thread
+(one reply per person, or per question) or inside the parent (``report_layout = "inline"``).
 
 Every message of a report has a stable *base* idempotency key
 (``standup:<sid>:run:<rid>:report``, ``...:m<member id>``, ``...:q<question index>``); it is
@@ -32,12 +33,15 @@ User text (answers, names) is always :class:`~bot.chat.Plain`, never parsed, so 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import functools
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from enum import Enum
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat import (
@@ -56,9 +60,10 @@ from bot.chat import (
     message,
     text,
 )
-from bot.delivery.outbox import enqueue
+from bot.delivery.outbox import WRITE_SLICE, Outgoing, enqueue, enqueue_many
 from bot.features.standups.schedules import run_times
 from bot.port import Method, Target
+from storage.db import Database
 from storage.models import (
     Absence,
     Channel,
@@ -73,18 +78,46 @@ from storage.models import (
 )
 
 MOODS = ("very bad", "bad", "okay", "good", "great")
+# Reports of this many people or more are rendered in a thread (see _render).
+_THREAD_AT = 200
+# Rows a roster is read in at a time (ids per IN list, rows per streamed partition).
+_PARTITION = 500
+# Per-person replies queued per write transaction by refresh_apart.
+PUBLISH_SLICE = 50
+# People named in one list of the report ("Not answered yet: ..."); the rest are counted.
+NAMES_SHOWN = 30
 
 # Roster statuses beyond PromptStatus: a participant whose local prompt time has not come yet.
 WAITING = "waiting"
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """The few columns of a member a report needs (plain rows: a roster of thousands is loaded
+    on every refresh, and ORM objects for each would cost most of it)."""
+
+    id: int
+    display_name: str
+    platform_user_id: str
+
+
+@dataclass(slots=True)
+class PromptState:
+    """The columns of a prompt a report reads, and the two it writes back (see :func:`refresh`)."""
+
+    id: int
+    answered_at: datetime | None
+    report_outbox_id: int | None
+    report_version: int
 
 
 @dataclass
 class Entry:
     """One person in a run's report."""
 
-    member: Member
+    member: Person
     status: str  # a PromptStatus value, or WAITING
-    prompt: StandupPrompt | None = None
+    prompt: PromptState | None = None
     answers: dict[int, str] = field(default_factory=dict)
 
     @property
@@ -107,13 +140,20 @@ class Roster:
 
     @property
     def expected(self) -> list[Entry]:
-        """Everyone the report counts: all but those away."""
+        """Everyone the report counts: all but those away (the unreachable count, as in the
+        stats: they were expected and could not be asked)."""
         return [e for e in self.entries if e.status != PromptStatus.AWAY]
 
     @property
     def missing(self) -> list[Entry]:
-        """Prompted and not answered (nor skipped): who a nudge names."""
-        return self.having(PromptStatus.PENDING, PromptStatus.UNREACHABLE)
+        """Prompted and not answered (nor skipped): who a nudge names. Not the unreachable:
+        they never got the prompt, and are listed apart."""
+        return self.having(PromptStatus.PENDING)
+
+    @property
+    def unreachable(self) -> list[Entry]:
+        """Those whose prompt the platform refused (closed DMs, an inactive account)."""
+        return self.having(PromptStatus.UNREACHABLE)
 
 
 def day_label(day: date) -> str:
@@ -121,52 +161,129 @@ def day_label(day: date) -> str:
     return f"{day:%a} {day.day} {day:%b}"
 
 
-async def load_roster(session: AsyncSession, standup: Standup, run: StandupRun) -> Roster:
+async def load_roster(
+    session: AsyncSession,
+    standup: Standup,
+    run: StandupRun,
+    *,
+    answers_of: Collection[int] | None = None,
+) -> Roster:
     """Everyone in the run: its prompts, plus participants not prompted yet (away if an
-    absence covers the run's date, else waiting for their local time)."""
+    absence covers the run's date, else waiting for their local time).
+
+    Answers are loaded for every answered prompt, or with ``answers_of`` only for those prompt
+    ids (a refresh renders the replies of the prompts that changed, not all of them)."""
     entries: dict[int, Entry] = {}
-    rows = await session.execute(
-        select(StandupPrompt, Member)
+    # Streamed in partitions: each is an await, so a roster of thousands never holds the event
+    # loop for long (answers are handled in between).
+    rows = await session.stream(
+        select(
+            Member.id,
+            Member.display_name,
+            Member.platform_user_id,
+            StandupPrompt.id,
+            StandupPrompt.status,
+            StandupPrompt.answered_at,
+            StandupPrompt.report_outbox_id,
+            StandupPrompt.report_version,
+        )
         .join(Member, Member.id == StandupPrompt.member_id)
         .where(StandupPrompt.run_id == run.id)
     )
-    for prompt, member in rows.all():
-        entries[member.id] = Entry(member, PromptStatus(prompt.status).value, prompt)
-    answered = [e.prompt.id for e in entries.values() if e.prompt and e.status == "answered"]
-    if answered:
-        by_prompt = {e.prompt.id: e for e in entries.values() if e.prompt}
-        for answer in await session.scalars(
-            select(StandupAnswer).where(StandupAnswer.prompt_id.in_(answered))
-        ):
-            by_prompt[answer.prompt_id].answers[answer.question_index] = answer.text
+    by_prompt: dict[int, Entry] = {}
+    async for partition in rows.partitions(_PARTITION):
+        for (
+            member_id,
+            name,
+            user_id,
+            prompt_id,
+            status,
+            answered_at,
+            outbox_id,
+            version,
+        ) in partition:
+            entry = Entry(
+                Person(member_id, name, user_id),
+                PromptStatus(status).value,
+                PromptState(prompt_id, answered_at, outbox_id, version),
+            )
+            entries[member_id] = by_prompt[prompt_id] = entry
+    wanted = [
+        pid
+        for pid, e in by_prompt.items()
+        if e.status == PromptStatus.ANSWERED and (answers_of is None or pid in answers_of)
+    ]
+    for start in range(0, len(wanted), _PARTITION):
+        answers = await session.execute(
+            select(StandupAnswer.prompt_id, StandupAnswer.question_index, StandupAnswer.text).where(
+                StandupAnswer.prompt_id.in_(wanted[start : start + _PARTITION])
+            )
+        )
+        for prompt_id, index, answer in answers:
+            by_prompt[prompt_id].answers[index] = answer
     # Participants without a prompt in this run (only those: the prompted ones are loaded).
     prompted = select(StandupPrompt.id).where(
         StandupPrompt.run_id == run.id, StandupPrompt.member_id == StandupParticipant.member_id
     )
-    waiting = list(
-        await session.scalars(
-            select(Member)
+    waiting = [
+        Person(member_id, name, user_id)
+        for member_id, name, user_id in await session.execute(
+            select(Member.id, Member.display_name, Member.platform_user_id)
             .join(StandupParticipant, StandupParticipant.member_id == Member.id)
             .where(StandupParticipant.standup_id == standup.id, ~prompted.exists())
         )
-    )
-    waiting = [m for m in waiting if m.id not in entries]
+        if member_id not in entries
+    ]
     if waiting:
         away = set(
             await session.scalars(
-                select(Absence.member_id).where(
-                    Absence.member_id.in_([m.id for m in waiting]),
+                select(Absence.member_id)
+                .join(StandupParticipant, StandupParticipant.member_id == Absence.member_id)
+                .where(
+                    StandupParticipant.standup_id == standup.id,
                     or_(Absence.standup_id.is_(None), Absence.standup_id == standup.id),
                     Absence.start_date <= run.run_date,
                     Absence.end_date >= run.run_date,
                 )
             )
         )
-        for member in waiting:
-            status = PromptStatus.AWAY.value if member.id in away else WAITING
-            entries[member.id] = Entry(member, status)
+        for person in waiting:
+            status = PromptStatus.AWAY.value if person.id in away else WAITING
+            entries[person.id] = Entry(person, status)
     ordered = sorted(entries.values(), key=lambda e: (e.name.lower(), e.member.id))
     return Roster(ordered)
+
+
+async def heard_from(session: AsyncSession, standup: Standup, run: StandupRun) -> tuple[int, int]:
+    """The report's "Heard from N of M" as two counts, without loading the roster (a reminder
+    says it to each member it goes to)."""
+    answered = await session.scalar(
+        select(func.count()).where(
+            StandupPrompt.run_id == run.id, StandupPrompt.status == PromptStatus.ANSWERED
+        )
+    )
+    prompted = await session.scalar(
+        select(func.count()).where(
+            StandupPrompt.run_id == run.id, StandupPrompt.status != PromptStatus.AWAY
+        )
+    )
+    has_prompt = select(StandupPrompt.id).where(
+        StandupPrompt.run_id == run.id, StandupPrompt.member_id == StandupParticipant.member_id
+    )
+    is_away = select(Absence.id).where(
+        Absence.member_id == StandupParticipant.member_id,
+        or_(Absence.standup_id.is_(None), Absence.standup_id == standup.id),
+        Absence.start_date <= run.run_date,
+        Absence.end_date >= run.run_date,
+    )
+    waiting = await session.scalar(
+        select(func.count()).where(
+            StandupParticipant.standup_id == standup.id,
+            ~has_prompt.exists(),
+            ~is_away.exists(),
+        )
+    )
+    return int(answered or 0), int(prompted or 0) + int(waiting or 0)
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -182,14 +299,19 @@ def answer_text(question: dict[str, Any], raw: str) -> Text:
 
 
 def _names(entries: Sequence[Entry], tag: bool) -> Text:
+    """A list of people, the first ``NAMES_SHOWN`` by name and the rest as a count: a report
+    for thousands stays readable (and inside Slack's and Discord's message limits), and a
+    ``tag_missing`` standup never pings a crowd."""
     parts: list[Inline | str] = []
-    for n, entry in enumerate(entries):
+    for n, entry in enumerate(entries[:NAMES_SHOWN]):
         if n:
             parts.append(", ")
         if tag:
             parts.append(UserMention(entry.member.platform_user_id, entry.name))
         else:
             parts.append(Plain(entry.name))
+    if len(entries) > NAMES_SHOWN:
+        parts.append(f" and {len(entries) - NAMES_SHOWN:,} more")
     return text(*parts)
 
 
@@ -233,6 +355,12 @@ def parent_message(standup: Standup, run: StandupRun, roster: Roster, *, closed:
     if missing:
         label = "Not answered: " if closed else "Not answered yet: "
         blocks.append(Section(text(label, _names(missing, tag=standup.tag_missing))))
+    unreachable = roster.unreachable
+    if unreachable:
+        # Never tagged: the prompt did not reach them, a ping would not help.
+        blocks.append(
+            Section(text("Unreachable (I can't DM them): ", _names(unreachable, tag=False)))
+        )
     waiting = roster.having(WAITING)
     if waiting:
         # Not tagged: their prompt has not even gone out.
@@ -327,12 +455,14 @@ class _Publisher:
         original: int | None,
         version: int | None,
         thread_of: int | None = None,
+        payload: dict[str, Any] | None = None,
     ) -> tuple[int, int]:
         """Post ``msg`` under ``base`` if it never was, else update it if it changed since the
         last version queued. ``version`` is the message's update count when it is kept in a
         column (its last payload is then one exact-key lookup), None to look it up by prefix.
         Returns the original's outbox id and the new version (0 = never updated)."""
-        payload = MESSAGE_ADAPTER.dump_python(msg, mode="json")
+        if payload is None:
+            payload = MESSAGE_ADAPTER.dump_python(msg, mode="json")
         if original is None:
             original = await _original_id(self.session, base)
         if original is None:
@@ -346,6 +476,7 @@ class _Publisher:
                 key=base,
                 now=self.now,
                 depends_on=thread_of,
+                payload=payload,
             )
             return new_id, 0
         if version is None:
@@ -365,8 +496,271 @@ class _Publisher:
             key=_version_key(base, version),
             now=self.now,
             depends_on=original,
+            payload=payload,
         )
         return original, version
+
+    async def publish_people(
+        self, replies: Sequence[_Reply], thread_of: int | None
+    ) -> list[dict[str, Any]]:
+        """:meth:`publish` for the per-person replies, in a few statements for all of them
+        (their outbox id and version are on their prompts). Returns the prompts' new values."""
+        changes: list[dict[str, Any]] = []
+        fresh = [r for r in replies if r.prompt is not None and r.prompt.report_outbox_id is None]
+        known = [r for r in replies if r.prompt is not None and r.prompt.report_outbox_id]
+        target = Target(channel_id=self.channel_id)
+        if fresh:
+            ids, new = await enqueue_many(
+                self.session,
+                [
+                    Outgoing(
+                        self.workspace_id,
+                        Method.POST,
+                        target,
+                        r.message,
+                        r.base,
+                        thread_of,
+                        r.payload,
+                    )
+                    for r in fresh
+                ],
+                self.now,
+            )
+            self.sent = self.sent or bool(new)
+            for r in fresh:
+                assert r.prompt is not None
+                if r.base in new:
+                    changes.append(_prompt_change(r.prompt, ids[r.base], 0))
+                else:  # queued before, its id not kept (a refresh that died): the slow way
+                    outbox_id, version = await self.publish(
+                        r.base,
+                        r.message,
+                        original=None,
+                        version=None,
+                        thread_of=thread_of,
+                        payload=r.payload,
+                    )
+                    changes.append(_prompt_change(r.prompt, outbox_id, version))
+        if known:
+            last_key = {
+                _version_key(r.base, r.prompt.report_version): r
+                for r in known
+                if r.prompt is not None
+            }
+            last: dict[str, Any] = {}
+            keys = list(last_key)
+            for start in range(0, len(keys), WRITE_SLICE):  # payloads: JSON to decode
+                rows = await self.session.execute(
+                    select(OutboxMessage.idempotency_key, OutboxMessage.payload).where(
+                        OutboxMessage.idempotency_key.in_(keys[start : start + WRITE_SLICE])
+                    )
+                )
+                last.update(dict(rows.tuples().all()))
+            updates: list[Outgoing] = []
+            for key, r in last_key.items():
+                assert r.prompt is not None
+                if last.get(key) == r.payload:
+                    continue
+                version = r.prompt.report_version + 1
+                updates.append(
+                    Outgoing(
+                        self.workspace_id,
+                        Method.UPDATE,
+                        target,
+                        r.message,
+                        _version_key(r.base, version),
+                        r.prompt.report_outbox_id,
+                        r.payload,
+                    )
+                )
+                changes.append(_prompt_change(r.prompt, r.prompt.report_outbox_id, version))
+            if updates:
+                await enqueue_many(self.session, updates, self.now)
+                self.sent = True
+        return changes
+
+
+def _prompt_change(prompt: PromptState, outbox_id: int | None, version: int) -> dict[str, Any]:
+    prompt.report_outbox_id, prompt.report_version = outbox_id, version
+    return {"id": prompt.id, "report_outbox_id": outbox_id, "report_version": version}
+
+
+@dataclass
+class _Reply:
+    """A reply in the report's thread, rendered: a person's (``prompt`` holds its outbox id and
+    version) or a question's (``prompt`` None: looked up by key prefix)."""
+
+    base: str
+    message: Message
+    prompt: PromptState | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.payload:
+            self.payload = MESSAGE_ADAPTER.dump_python(self.message, mode="json")
+
+
+@dataclass
+class _Rendered:
+    parent: Message
+    replies: list[_Reply]
+    parent_payload: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.parent_payload:
+            self.parent_payload = MESSAGE_ADAPTER.dump_python(self.parent, mode="json")
+
+
+async def _lock_run(session: AsyncSession, run_id: int) -> StandupRun | None:
+    return await session.scalar(
+        select(StandupRun)
+        .where(StandupRun.id == run_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+async def _take_marks(session: AsyncSession, run: StandupRun) -> tuple[set[int], bool]:
+    """Clear the run's marks (its prompts' ``report_dirty`` and its ``report_dirty_since``) and
+    count the take, if there was anything to take, in ``report_generation``. Returns the marked
+    prompt ids and whether the run was marked. Call it with the run locked."""
+    marked = run.report_dirty_since is not None
+    dirty = set(
+        await session.scalars(
+            update(StandupPrompt)
+            .where(StandupPrompt.run_id == run.id, StandupPrompt.report_dirty.is_(True))
+            .values(report_dirty=False)
+            .returning(StandupPrompt.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    if dirty or marked:
+        run.report_dirty_since = None
+        run.report_generation += 1
+    return dirty, marked
+
+
+async def _render(
+    session: AsyncSession,
+    standup: Standup,
+    run: StandupRun,
+    now: datetime,
+    *,
+    first_post: bool,
+    dirty: set[int],
+    member_id: int | None,
+    dirty_only: bool,
+    publish_empty: bool,
+) -> _Rendered | None:
+    """The parent and the replies to queue (see :func:`refresh` for which); None when a first
+    post would be empty and ``publish_empty`` is False."""
+    # Answers are needed for what is rendered: every reply on a first post, in the parent
+    # (inline) or per question; otherwise only the replies of the prompts that changed.
+    answers_of: set[int] | None = None
+    if not first_post and standup.report_layout != "inline" and standup.group_by != "question":
+        if member_id is not None:
+            answers_of = set(
+                await session.scalars(
+                    select(StandupPrompt.id).where(
+                        StandupPrompt.run_id == run.id, StandupPrompt.member_id == member_id
+                    )
+                )
+            )
+        elif dirty_only:
+            answers_of = dirty
+    roster = await load_roster(session, standup, run, answers_of=answers_of)
+    answered = roster.answered
+    if first_post and not answered and not publish_empty:
+        return None
+    times = await run_times(session, standup, run)
+    closed = now >= times.cutoff_at
+    build = functools.partial(
+        _build, standup, run, roster, closed, first_post, dirty, member_id, dirty_only
+    )
+    if len(roster.entries) < _THREAD_AT:
+        return build()
+    # A large report is seconds of pure Python (thousands of names, their JSON): in a thread,
+    # the event loop still gets its turn every few milliseconds (the GIL's switch interval)
+    # instead of waiting for all of it, so answers are not held up.
+    return await asyncio.to_thread(build)
+
+
+def _build(
+    standup: Standup,
+    run: StandupRun,
+    roster: Roster,
+    closed: bool,
+    first_post: bool,
+    dirty: set[int],
+    member_id: int | None,
+    dirty_only: bool,
+) -> _Rendered:
+    answered = roster.answered
+    base = report_key(standup, run)
+    rendered = _Rendered(parent_message(standup, run, roster, closed=closed), [])
+    if standup.report_layout == "inline":
+        return rendered
+    if standup.group_by == "question":
+        if answered:
+            for i in range(len(standup.questions)):
+                reply = message(*_question_sections(standup, i, answered))
+                rendered.replies.append(_Reply(f"{base}:q{i}", reply))
+        return rendered
+    for entry in answered:
+        assert entry.prompt is not None
+        if not first_post:
+            if member_id is not None and entry.member.id != member_id:
+                continue
+            if dirty_only and entry.prompt.id not in dirty:
+                continue
+        reply = message(*_person_sections(standup, entry))
+        rendered.replies.append(_Reply(f"{base}:m{entry.member.id}", reply, entry.prompt))
+    return rendered
+
+
+async def _publish(
+    session: AsyncSession,
+    standup: Standup,
+    run: StandupRun,
+    rendered: _Rendered,
+    now: datetime,
+    *,
+    people: bool = True,
+) -> bool:
+    """Queue what changed: the parent first, then its replies (with ``people`` False, not the
+    per-person ones: :func:`refresh_apart` queues those in slices). Call it with the run
+    locked."""
+    channel = await session.get(Channel, standup.report_channel_id)
+    if channel is None:
+        return False
+    out = _Publisher(session, standup.workspace_id, channel.external_id, now)
+    run.report_outbox_id, run.report_version = await out.publish(
+        report_key(standup, run),
+        rendered.parent,
+        original=run.report_outbox_id,
+        version=run.report_version,
+        payload=rendered.parent_payload,
+    )
+    for reply in rendered.replies:
+        if reply.prompt is None:
+            await out.publish(
+                reply.base,
+                reply.message,
+                original=None,
+                version=None,
+                thread_of=run.report_outbox_id,
+                payload=reply.payload,
+            )
+    if people:
+        replies = [r for r in rendered.replies if r.prompt is not None]
+        changes = await out.publish_people(replies, run.report_outbox_id)
+        for start in range(0, len(changes), WRITE_SLICE):
+            await session.execute(update(StandupPrompt), changes[start : start + WRITE_SLICE])
+    if out.sent:
+        # What the channel shows changed: a refresh rendering apart since before this must not
+        # publish its older picture over it.
+        run.report_generation += 1
+    return out.sent
 
 
 async def refresh(
@@ -380,9 +774,9 @@ async def refresh(
     dirty_only: bool = False,
     publish_empty: bool = True,
 ) -> bool:
-    """Bring the run's report up to date; post it first if ``publish`` and it does not exist
-    yet (with ``publish_empty`` False, only once someone has answered). Returns whether anything
-    was queued.
+    """Bring the run's report up to date in this transaction; post it first if ``publish`` and
+    it does not exist yet (with ``publish_empty`` False, only once someone has answered).
+    Returns whether anything was queued.
 
     Of the per-person replies, all are looked at, or with ``member_id`` only that member's, or
     with ``dirty_only`` only those of prompts marked ``report_dirty``; a first post posts them all.
@@ -391,89 +785,44 @@ async def refresh(
 
     It locks the run row first, so refreshes of one run (two replicas, the close occurrence and
     the refresher) happen one after the other and never compute the same version with different
-    contents. Then it takes the run's marks (clears ``report_dirty`` of its prompts and the run's
-    ``report_dirty_since``) *before* reading the roster: every change that set a mark taken here
-    has committed and is in what is rendered; a mark set after that stays for the next refresh.
+    contents. Then it takes the run's marks *before* reading the roster: every change that set
+    a mark taken here has committed and is in what is rendered; a mark set after that stays for
+    the next refresh. (:func:`refresh_apart` is the same with the rendering outside the lock.)
     """
-    locked = await session.scalar(
-        select(StandupRun)
-        .where(StandupRun.id == run.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    locked = await _lock_run(session, run.id)
     if locked is None:
         return False
     run = locked
-    marked_since = run.report_dirty_since
-    dirty = set(
-        await session.scalars(
-            update(StandupPrompt)
-            .where(StandupPrompt.run_id == run.id, StandupPrompt.report_dirty.is_(True))
-            .values(report_dirty=False)
-            .returning(StandupPrompt.id)
-            .execution_options(synchronize_session=False)
-        )
-    )
-    if marked_since is not None:
-        run.report_dirty_since = None
-    if dirty_only and not dirty and marked_since is None:
+    dirty, marked = await _take_marks(session, run)
+    if dirty_only and not dirty and not marked:
         return False
     if run.report_outbox_id is None and not publish:
         return False  # the marks are moot: a first post renders everything
-    channel = await session.get(Channel, standup.report_channel_id)
-    if channel is None:
+    if await session.get(Channel, standup.report_channel_id) is None:
         return False
-    first_post = run.report_outbox_id is None
-    roster = await load_roster(session, standup, run)
-    answered = roster.answered
-    if first_post and not answered and not publish_empty:
-        return False
-    times = await run_times(session, standup, run)
-    out = _Publisher(session, standup.workspace_id, channel.external_id, now)
-    base = report_key(standup, run)
-    parent = parent_message(standup, run, roster, closed=now >= times.cutoff_at)
-    run.report_outbox_id, run.report_version = await out.publish(
-        base, parent, original=run.report_outbox_id, version=run.report_version
+    rendered = await _render(
+        session,
+        standup,
+        run,
+        now,
+        first_post=run.report_outbox_id is None,
+        dirty=dirty,
+        member_id=member_id,
+        dirty_only=dirty_only,
+        publish_empty=publish_empty,
     )
-    if standup.report_layout == "inline":
-        return out.sent
-    if standup.group_by == "question":
-        if answered:
-            for i in range(len(standup.questions)):
-                reply = message(*_question_sections(standup, i, answered))
-                await out.publish(
-                    f"{base}:q{i}",
-                    reply,
-                    original=None,
-                    version=None,
-                    thread_of=run.report_outbox_id,
-                )
-        return out.sent
-    for entry in answered:
-        prompt = entry.prompt
-        assert prompt is not None
-        if not first_post:
-            if member_id is not None and entry.member.id != member_id:
-                continue
-            if dirty_only and prompt.id not in dirty:
-                continue
-        reply = message(*_person_sections(standup, entry))
-        prompt.report_outbox_id, prompt.report_version = await out.publish(
-            f"{base}:m{entry.member.id}",
-            reply,
-            original=prompt.report_outbox_id,
-            version=prompt.report_version,
-            thread_of=run.report_outbox_id,
-        )
-    return out.sent
+    if rendered is None:
+        return False
+    return await _publish(session, standup, run, rendered, now)
 
 
 async def refresh_marked(
     session: AsyncSession, standup: Standup, run: StandupRun, now: datetime
 ) -> bool:
-    """The refresh after answers, skips and edits (the refresher and the sweep): what is marked,
-    posting the report first in "each" mode once someone has answered (no empty "Heard from 0"),
-    nothing before the window's end in "cutoff" mode (the close posts everything)."""
+    """The refresh after answers, skips and edits (the sweep), in the caller's transaction:
+    what is marked, posting the report first in "each" mode once someone has answered (no empty
+    "Heard from 0"), nothing before the window's end in "cutoff" mode (the close posts
+    everything)."""
     return await refresh(
         session,
         standup,
@@ -483,6 +832,110 @@ async def refresh_marked(
         dirty_only=True,
         publish_empty=False,
     )
+
+
+class Refreshed(Enum):
+    NOTHING = "nothing"  # nothing marked, or nothing changed
+    SENT = "sent"  # something was queued
+    CONTENDED = "contended"  # another refresh took the marks meanwhile: ours were put back
+
+
+async def refresh_apart(db: Database, run_id: int, now: datetime) -> Refreshed:
+    """:func:`refresh_marked` in three transactions, so that no writer waits while a large
+    report renders (on SQLite a write transaction holds the only write lock; on PostgreSQL the
+    run's row lock would hold up the answers' marks):
+
+    1. a short write: lock the run, take its marks, count the take (``report_generation``);
+    2. a read snapshot (:meth:`Database.read`, no lock): load the roster and render. Everything
+       whose mark was taken in 1 committed before 1, so it is in the snapshot;
+    3. short writes: lock the run again; if no other refresh has taken marks or published since
+       1, queue what changed (the parent first, then the replies in slices of
+       ``PUBLISH_SLICE``, each slice its own transaction). If one has (a replica, the sweep, the
+       window's close), what it shows may be newer than ours: the rest of ours is dropped and
+       its marks are put back for the next refresh (``CONTENDED``), so that nothing published
+       goes back in time and nothing is lost.
+    """
+    async with db.transaction() as session:
+        run = await _lock_run(session, run_id)
+        standup = None if run is None else await session.get(Standup, run.standup_id)
+        if run is None or standup is None:
+            return Refreshed.NOTHING
+        dirty, marked = await _take_marks(session, run)
+        if not dirty and not marked:
+            return Refreshed.NOTHING
+        first_post = run.report_outbox_id is None
+        if first_post and standup.report_mode != "each":
+            return Refreshed.NOTHING  # the marks are moot: the close posts everything
+        generation = run.report_generation
+    async with db.read() as session:
+        run = await session.get(StandupRun, run_id)
+        standup = None if run is None else await session.get(Standup, run.standup_id)
+        if run is None or standup is None:
+            return Refreshed.NOTHING
+        if await session.get(Channel, standup.report_channel_id) is None:
+            return Refreshed.NOTHING
+        rendered = await _render(
+            session,
+            standup,
+            run,
+            now,
+            first_post=first_post,
+            dirty=dirty,
+            member_id=None,
+            dirty_only=True,
+            publish_empty=False,
+        )
+    if rendered is None:
+        return Refreshed.NOTHING
+    # The parent (and per-question replies) in one short write, then the per-person replies in
+    # slices, each its own short write: on SQLite every write holds the one write lock, and a
+    # first post of thousands of replies must not hold up the answers meanwhile. Each slice
+    # checks that no other refresh has moved the run since; one that has gets the rest of our
+    # marks back.
+    replies = [r for r in rendered.replies if r.prompt is not None]
+    sent = False
+    slices = range(0, max(len(replies), 1), PUBLISH_SLICE)
+    for n, start in enumerate(slices):
+        async with db.transaction() as session:
+            run = await _lock_run(session, run_id)
+            standup = None if run is None else await session.get(Standup, run.standup_id)
+            if run is None or standup is None:
+                return Refreshed.NOTHING
+            if run.report_generation != generation:
+                left = {r.prompt.id for r in replies[start:] if r.prompt is not None}
+                await _put_marks_back(session, run, dirty if n == 0 else left, now)
+                return Refreshed.CONTENDED
+            if n == 0:
+                sent = await _publish(session, standup, run, rendered, now, people=False)
+            part = replies[start : start + PUBLISH_SLICE]
+            if part:
+                channel = await session.get(Channel, standup.report_channel_id)
+                if channel is None:
+                    return Refreshed.NOTHING
+                out = _Publisher(session, standup.workspace_id, channel.external_id, now)
+                changes = await out.publish_people(part, run.report_outbox_id)
+                for at in range(0, len(changes), WRITE_SLICE):
+                    await session.execute(update(StandupPrompt), changes[at : at + WRITE_SLICE])
+                sent = sent or out.sent
+            # Ours now: a later slice finds it unchanged unless someone else moved the run.
+            run.report_generation += 1
+            generation = run.report_generation
+    return Refreshed.SENT if sent else Refreshed.NOTHING
+
+
+async def _put_marks_back(
+    session: AsyncSession, run: StandupRun, prompt_ids: set[int], now: datetime
+) -> None:
+    if run.report_dirty_since is None:
+        run.report_dirty_since = now
+    ids = list(prompt_ids)
+    for start in range(0, len(ids), _PARTITION):
+        await session.execute(
+            update(StandupPrompt)
+            .where(StandupPrompt.id.in_(ids[start : start + _PARTITION]))
+            .values(report_dirty=True)
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def mark_dirty(
@@ -529,5 +982,6 @@ __all__ = [
     "nudge_message",
     "parent_message",
     "refresh",
+    "refresh_apart",
     "refresh_marked",
 ]
