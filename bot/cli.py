@@ -342,8 +342,9 @@ def _safe_url(settings: Settings) -> str:
 
 
 def _add_platform_commands() -> None:
-    """``syncup slack ...`` and ``syncup discord ...`` live with their adapters (``adapters.<x>.
-    cli:group``), so that this module imports no platform SDK; a build without one lacks its group."""
+    """``syncup slack ...`` and ``syncup discord ...`` live with their adapters
+    (``adapters.<x>.cli:group``), so that this module imports no platform SDK; a build without
+    an adapter lacks its group."""
     import importlib
 
     for platform in ("slack", "discord"):

@@ -24,7 +24,7 @@ from bot.delivery.ratelimit import RateLimiterRegistry, TokenBucket, effective_l
 from bot.delivery.worker import DeliveryWorker, backoff_delay
 from bot.port import Delivery, Method, RateLimit, Receipt, Target
 from storage.db import Database
-from storage.models import OutboxMessage, OutboxStatus, Workspace
+from storage.models import Member, OutboxMessage, OutboxStatus, Workspace
 from tests.fakes.http_port import HttpPort
 from tests.fakes.receiver import FakeReceiver, Fault
 
@@ -769,3 +769,28 @@ async def test_a_child_whose_parent_is_pending_elsewhere_waits(
     assert (edit.status, edit.attempts, edit.leased_by) == (OutboxStatus.PENDING, 0, None)
     assert edit.next_attempt_at >= before + timedelta(seconds=1)  # looked at again shortly
     assert receiver.requests == []
+
+
+async def test_the_dm_channel_the_platform_opened_is_kept_on_the_member(
+    database: Database, receiver: FakeReceiver, port: HttpPort, clock: JumpClock
+) -> None:
+    """Ports open a member's DM channel on the first DM (Slack's D..., Discord's DM channel);
+    the worker keeps it on the member, so later DMs, and a restarted bot, use it directly."""
+    ws = await add_workspace(database, "W-dm")
+    async with database.transaction() as session:
+        session.add(
+            Member(
+                workspace_id=ws,
+                platform_user_id="U1",
+                display_name="one",
+                created_at=clock.now(),
+                updated_at=clock.now(),
+            )
+        )
+    await put(database, clock, ws, "dm-1", method=Method.DM, target=Target(user_id="U1"))
+    worker = DeliveryWorker(database, port, settings(), clock=clock, instance="w-dm")
+    await deliver_all(worker, receiver, ["dm-1"])
+    async with database.transaction() as session:
+        member = await session.scalar(select(Member).where(Member.platform_user_id == "U1"))
+    assert member is not None and member.dm_channel_id == "D-U1"
+    assert (await rows(database))["dm-1"].platform_channel_id == "D-U1"

@@ -55,6 +55,7 @@ from storage.models import (
     StandupParticipant,
     StandupPrompt,
     StandupRun,
+    Workspace,
 )
 from tests.fakes.clock import FakeClock
 from tests.test_console import run_console
@@ -566,6 +567,20 @@ async def test_every_other_week_skips_the_off_week(world: World) -> None:
 
 async def test_paused_standup_prompts_nobody(world: World) -> None:
     await world.add_standup(["alice"], paused=True)
+    assert world.scheduler.next_runs() == []
+    await world.advance_to(datetime(2026, 3, 9, 18, tzinfo=UTC))
+    assert await world.outbox() == []
+
+
+async def test_a_workspace_that_uninstalled_the_app_is_not_prompted(world: World) -> None:
+    """Its data waits out the uninstall grace period; no prompt is queued meanwhile."""
+    await world.add_standup(["alice"])
+    assert world.scheduler.next_runs() != []
+    async with world.db.transaction() as session:
+        workspace = await session.get(Workspace, world.workspace_id)
+        assert workspace is not None
+        workspace.uninstalled_at = world.clock.now()
+    await world.scheduler.reconcile()
     assert world.scheduler.next_runs() == []
     await world.advance_to(datetime(2026, 3, 9, 18, tzinfo=UTC))
     assert await world.outbox() == []

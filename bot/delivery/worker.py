@@ -13,6 +13,23 @@ never take the same row; on SQLite ``BEGIN IMMEDIATE`` already serialises the cl
 rows are grouped by (workspace, method) bucket: buckets drain concurrently, each one sequentially
 in id order behind its token bucket.
 
+Per-channel pacing (the port's ``channel_rate_limit()``, e.g. Slack's one message a second per
+channel) applies to posts and updates. Inside one bucket's drain the rows are split into *lanes*,
+one per channel: lanes run concurrently, each sequentially in id order, and a send takes a token
+from the method bucket and the channel bucket at the same instant. So a row waiting for its busy
+channel never holds up a row for another channel behind it, the per-method rate still bounds
+the bucket as a whole, and order is kept where it matters (within a channel: a thread's parent
+before its replies). Lanes inside the drain rather than a drainer per channel keep the claim's
+bookkeeping per (workspace, method): the channel lives in the row's JSON target, which the claim
+query cannot exclude by. A 429 pauses the method bucket and ends every lane of the drain, whose
+rows go back not due before the pause ends, as with one lane.
+
+A row that ends dead (a permanent refusal, ``max_attempts`` failures, a dead parent) is reported
+to the :attr:`DeliveryWorker.on_dead_letter` callbacks once its state is committed, as a
+:class:`DeadLetter`; ``unreachable`` says the platform refused because the member cannot be
+messaged at all (:class:`~bot.port.RecipientUnreachable`), which features act on (a standup marks
+the member unreachable). A callback's error is logged, never the worker's problem.
+
 ``sending_since`` is committed *before* the send. If it is still set when a row is tried again,
 the last attempt's outcome was never learnt (a crash, a timeout, a 5xx after the request left),
 so the adapter gets ``maybe_sent=True`` and must not post blindly (Discord: enforced nonce).
@@ -32,7 +49,7 @@ import random
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -54,10 +71,11 @@ from bot.port import (
     PlatformPort,
     RateLimited,
     Receipt,
+    RecipientUnreachable,
     Target,
 )
 from storage.db import Database
-from storage.models import OutboxMessage, OutboxStatus, Workspace
+from storage.models import Member, OutboxMessage, OutboxStatus, Workspace
 from storage.types import UTCDateTime
 
 log = logging.getLogger(__name__)
@@ -75,6 +93,27 @@ PAUSE_WAKE_MARGIN_SECONDS = 0.01
 # is then retried later with maybe_sent=True, so nothing is lost or blindly doubled.
 RECORD_TRIES = 3
 MAX_ERROR_CHARS = 1000
+# A dead-letter callback that takes longer than this is given up on (and logged): it runs in the
+# bucket's drain, and a hung one must not stop the bucket.
+DEAD_LETTER_CALLBACK_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An outbox row that ended dead, as told to :attr:`DeliveryWorker.on_dead_letter`."""
+
+    outbox_id: int
+    idempotency_key: str
+    workspace_id: int  # ours (``workspaces.id``)
+    platform_workspace_id: str  # the platform's
+    method: Method
+    target: Target
+    error: str  # as kept on the row: "RecipientUnreachable: ..."
+    # The platform said the member cannot be messaged at all (closed DMs, deactivated account).
+    unreachable: bool = False
+
+
+DeadLetterCallback = Callable[[DeadLetter], Awaitable[None]]
 
 
 def default_instance() -> str:
@@ -119,6 +158,8 @@ class _Result:
     kind: _Kind
     # For a 429: the bucket's other rows must not become due before this.
     not_before: datetime | None = None
+    # Set when this attempt dead-lettered the row (committed): the callbacks are told.
+    dead_letter: DeadLetter | None = None
 
 
 @dataclass(frozen=True)
@@ -128,10 +169,21 @@ class _Claimed:
     workspace: str  # the platform's id
     method: Method
     depends_on_id: int | None
+    channel_id: str | None = None  # the target's channel, for per-channel pacing
 
     @property
     def bucket(self) -> BucketKey:
         return (self.workspace_id, self.method)
+
+
+@dataclass
+class _Drain:
+    """What the lanes of one bucket's drain share."""
+
+    finished: int = 0
+    # Set by a 429: every lane stops, and its rows go back not due before this.
+    not_before: datetime | None = None
+    lanes: list[asyncio.Task[None]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -167,7 +219,11 @@ class DeliveryWorker:
         self._clock = clock
         self.instance = instance or default_instance()
         self._rng = rng or random.Random()
-        self._limits = RateLimiterRegistry(port.rate_limits(), settings.rates)
+        self._limits = RateLimiterRegistry(
+            port.rate_limits(), settings.rates, channel_limit=port.channel_rate_limit()
+        )
+        # Told of every row that ends dead, after that is committed (see DeadLetter).
+        self.on_dead_letter: list[DeadLetterCallback] = []
         self._lease = timedelta(seconds=settings.lease_seconds)
         self._recheck = timedelta(
             seconds=min(DEPENDENCY_RECHECK_SECONDS, settings.poll_interval_seconds)
@@ -345,6 +401,7 @@ class DeliveryWorker:
                     Workspace.external_id,
                     OutboxMessage.method,
                     OutboxMessage.depends_on_id,
+                    OutboxMessage.target,
                 )
                 .join(Workspace, Workspace.id == OutboxMessage.workspace_id)
                 .where(OutboxMessage.id.in_(ids))
@@ -352,11 +409,23 @@ class DeliveryWorker:
             )
             claimed: list[_Claimed] = []
             unknown: list[int] = []
-            for row_id, ws_id, external, method, depends_on in result.all():
+            for row_id, ws_id, external, method, depends_on, target in result.all():
                 try:
-                    claimed.append(_Claimed(row_id, ws_id, external, Method(method), depends_on))
+                    kind = Method(method)
                 except ValueError:
                     unknown.append(row_id)
+                    continue
+                channel = (target or {}).get("channel_id")
+                claimed.append(
+                    _Claimed(
+                        row_id,
+                        ws_id,
+                        external,
+                        kind,
+                        depends_on,
+                        str(channel) if channel is not None else None,
+                    )
+                )
             if unknown:
                 log.error("outbox %s: unknown method; dead-lettered", unknown)
                 await session.execute(
@@ -375,39 +444,77 @@ class DeliveryWorker:
     # --- draining one bucket -------------------------------------------------------------------
 
     async def _drain(self, key: BucketKey, rows: list[_Claimed]) -> int:
+        """Send one bucket's claimed rows; returns how many ended sent or dead."""
         bucket = self._limits.bucket(*key)
+        drain = _Drain()
+        if not self._limits.paces_channels(key[1]):
+            await self._drain_lane(key, bucket, None, rows, drain)
+            return drain.finished
+        lanes: dict[str | None, list[_Claimed]] = {}
+        for row in rows:
+            lanes.setdefault(row.channel_id, []).append(row)
+        if len(lanes) == 1:
+            ((channel_id, lane),) = lanes.items()
+            await self._drain_lane(key, bucket, self._channel_bucket(key, channel_id), lane, drain)
+            return drain.finished
+        drain.lanes = [
+            asyncio.create_task(
+                self._drain_lane(key, bucket, self._channel_bucket(key, channel_id), lane, drain)
+            )
+            for channel_id, lane in lanes.items()
+        ]
+        # Cancelling this drain cancels the lanes and waits for them (each gives its rows back).
+        await asyncio.gather(*drain.lanes, return_exceptions=True)
+        return drain.finished
+
+    def _channel_bucket(self, key: BucketKey, channel_id: str | None) -> TokenBucket | None:
+        # A post or update without a channel of its own (filled in from its parent) is paced
+        # by its method bucket only.
+        return None if channel_id is None else self._limits.channel_bucket(key[0], channel_id)
+
+    async def _drain_lane(
+        self,
+        key: BucketKey,
+        bucket: TokenBucket,
+        channel: TokenBucket | None,
+        rows: list[_Claimed],
+        drain: _Drain,
+    ) -> None:
+        """Send ``rows`` one after the other in id order, each behind the method ``bucket`` and,
+        for a channel-paced lane, the ``channel`` bucket too."""
         queue = deque(rows)
-        finished = 0
-        not_before: datetime | None = None
         try:
-            while queue and not self._stopping:
+            while queue and not self._stopping and drain.not_before is None:
                 row = queue[0]
                 parent = self._pending_rows.get(row.depends_on_id or -1)
                 if parent is not None:
                     await parent.wait()  # claimed here too: no need to defer, it is coming
-                await bucket.acquire()
-                if self._stopping:
+                if channel is None:
+                    await bucket.acquire()
+                else:
+                    await channel.acquire_with(bucket)
+                if self._stopping or drain.not_before is not None:
                     break
                 queue.popleft()
                 try:
-                    result = await _complete(self._process(row, bucket))
+                    result = await _complete(self._process_in(row, bucket, drain))
                 except Exception:
                     queue.appendleft(row)  # nothing was committed for it: give it back
                     raise
-                if result.kind is _Kind.FINISHED:
-                    finished += 1
-                elif result.kind is _Kind.RATE_LIMITED:
-                    not_before = result.not_before
+                if result.kind is _Kind.RATE_LIMITED:
+                    current = asyncio.current_task()
+                    for lane in drain.lanes:
+                        if lane is not current:
+                            lane.cancel()  # waiting for a token; a send in flight completes
                     break
         except Exception:
-            # A database outage or a bug: stop this bucket for now; the rows go back below.
+            # A database outage or a bug: stop this lane for now; the rows go back below.
             log.exception(
                 "delivery: draining workspace %s, %s failed", rows[0].workspace, key[1].value
             )
         finally:
             if queue:
-                await _complete(self._release([r.id for r in queue], not_before))
-        return finished
+                await _complete(self._release([r.id for r in queue], drain.not_before))
 
     async def _release(self, ids: list[int], not_before: datetime | None) -> None:
         """Give claimed rows back (no attempt made); after a 429 none may be due before the
@@ -437,6 +544,17 @@ class DeliveryWorker:
             for row_id in ids:
                 self._row_settled(row_id)
 
+    async def _process_in(self, row: _Claimed, bucket: TokenBucket, drain: _Drain) -> _Result:
+        """:meth:`_process`, counted in the drain's shared state (kept even if the lane is
+        cancelled meanwhile: the send itself is shielded)."""
+        result = await self._process(row, bucket)
+        if result.kind is _Kind.FINISHED:
+            drain.finished += 1
+        elif result.kind is _Kind.RATE_LIMITED and result.not_before is not None:
+            if drain.not_before is None or result.not_before > drain.not_before:
+                drain.not_before = result.not_before
+        return result
+
     def _row_settled(self, row_id: int) -> None:
         event = self._pending_rows.pop(row_id, None)
         if event is not None:
@@ -447,19 +565,50 @@ class DeliveryWorker:
     async def _process(self, row: _Claimed, bucket: TokenBucket) -> _Result:
         self._in_flight += 1
         try:
-            prepared = await self._prepare(row)
-            if isinstance(prepared, _Result):
-                return prepared
-            try:
-                receipt = await self._port.deliver(prepared.delivery)
-            except RateLimited as exc:
-                return await self._rate_limited(row, prepared, exc, bucket)
-            except Exception as exc:
-                return await self._failed(row, prepared, exc)
-            return await self._sent(row, prepared, receipt)
+            result = await self._attempt(row, bucket)
+            if result.dead_letter is not None:
+                await self._tell_dead_letter(result.dead_letter)
+            return result
         finally:
             self._in_flight -= 1
             self._row_settled(row.id)
+
+    async def _attempt(self, row: _Claimed, bucket: TokenBucket) -> _Result:
+        prepared = await self._prepare(row)
+        if isinstance(prepared, _Result):
+            return prepared
+        try:
+            receipt = await self._port.deliver(prepared.delivery)
+        except RateLimited as exc:
+            return await self._rate_limited(row, prepared, exc, bucket)
+        except Exception as exc:
+            return await self._failed(row, prepared, exc)
+        return await self._sent(row, prepared, receipt)
+
+    async def _tell_dead_letter(self, dead: DeadLetter) -> None:
+        """Run the dead-letter callbacks, one after the other; their errors are only logged."""
+        for callback in self.on_dead_letter:
+            try:
+                async with asyncio.timeout(DEAD_LETTER_CALLBACK_SECONDS):
+                    await callback(dead)
+            except Exception:
+                log.exception(
+                    "outbox %d (%s): a dead-letter callback failed", dead.outbox_id, dead.error
+                )
+
+    def _dead_letter(
+        self, row: _Claimed, msg: OutboxMessage, target: Target, error: str, unreachable: bool
+    ) -> DeadLetter:
+        return DeadLetter(
+            outbox_id=row.id,
+            idempotency_key=msg.idempotency_key,
+            workspace_id=row.workspace_id,
+            platform_workspace_id=row.workspace,
+            method=row.method,
+            target=target,
+            error=error[:MAX_ERROR_CHARS],
+            unreachable=unreachable,
+        )
 
     async def _prepare(self, row: _Claimed) -> _Prepared | _Result:
         """Check the row is still ours and its parent is sent, then commit the attempt."""
@@ -472,7 +621,8 @@ class DeliveryWorker:
             if msg.depends_on_id is not None:
                 parent = await session.get(OutboxMessage, msg.depends_on_id)
                 if parent is not None and parent.status == OutboxStatus.DEAD:
-                    self._dead(msg, f"depends on outbox #{parent.id}, which is dead")
+                    error = f"depends on outbox #{parent.id}, which is dead"
+                    self._dead(msg, error)
                     log.warning(
                         "outbox %d (workspace %s, %s): dead-lettered, outbox #%d it depends on "
                         "is dead",
@@ -481,7 +631,8 @@ class DeliveryWorker:
                         row.method.value,
                         parent.id,
                     )
-                    return _Result(_Kind.FINISHED)
+                    dead = self._dead_letter(row, msg, target, error, unreachable=False)
+                    return _Result(_Kind.FINISHED, dead_letter=dead)
                 if parent is not None and parent.status == OutboxStatus.PENDING:
                     msg.next_attempt_at = max(parent.next_attempt_at, now + self._recheck)
                     msg.lease_until = None
@@ -492,9 +643,11 @@ class DeliveryWorker:
             try:
                 message: Message = decode_message(msg.payload)
             except ValidationError as exc:
-                self._dead(msg, f"undecodable message: {exc.error_count()} validation errors")
+                error = f"undecodable message: {exc.error_count()} validation errors"
+                self._dead(msg, error)
                 log.error("outbox %d: payload does not decode; dead-lettered", row.id)
-                return _Result(_Kind.FINISHED)
+                dead = self._dead_letter(row, msg, target, error, unreachable=False)
+                return _Result(_Kind.FINISHED, dead_letter=dead)
             prior = msg.sending_since
             msg.attempts += 1
             msg.sending_since = now
@@ -531,7 +684,34 @@ class DeliveryWorker:
             return True
 
         recorded = await self._record(row, apply)
+        if (
+            recorded
+            and row.method == Method.DM
+            and target.user_id
+            and receipt.channel_id
+            and receipt.channel_id != target.dm_channel_id
+        ):
+            await self._remember_dm_channel(row.workspace_id, target.user_id, receipt.channel_id)
         return _Result(_Kind.FINISHED if recorded else _Kind.SKIPPED)
+
+    async def _remember_dm_channel(self, workspace_id: int, user_id: str, channel_id: str) -> None:
+        """Keep the DM channel the platform opened (Slack's ``D...``, Discord's DM channel), so
+        later DMs and updates of DMs use it instead of opening it again, even after a restart."""
+        try:
+            async with self._db.transaction() as session:
+                await session.execute(
+                    update(Member)
+                    .where(
+                        Member.workspace_id == workspace_id,
+                        Member.platform_user_id == user_id,
+                        or_(Member.dm_channel_id.is_(None), Member.dm_channel_id != channel_id),
+                    )
+                    .values(dm_channel_id=channel_id)
+                )
+        except (SQLAlchemyError, OSError):
+            log.warning(
+                "could not keep the DM channel of %s; it is opened again next time", user_id
+            )
 
     async def _rate_limited(
         self, row: _Claimed, prepared: _Prepared, exc: RateLimited, bucket: TokenBucket
@@ -623,7 +803,20 @@ class DeliveryWorker:
         recorded = await self._record(row, apply)
         if not recorded:
             return _Result(_Kind.SKIPPED)
-        return _Result(_Kind.FINISHED if dead else _Kind.RETRY)
+        if not dead:
+            return _Result(_Kind.RETRY)
+        delivery = prepared.delivery
+        dead_letter = DeadLetter(
+            outbox_id=row.id,
+            idempotency_key=delivery.idempotency_key,
+            workspace_id=row.workspace_id,
+            platform_workspace_id=row.workspace,
+            method=row.method,
+            target=delivery.target,
+            error=error,
+            unreachable=isinstance(exc, RecipientUnreachable),
+        )
+        return _Result(_Kind.FINISHED, dead_letter=dead_letter)
 
     @staticmethod
     def _dead(msg: OutboxMessage, error: str) -> None:

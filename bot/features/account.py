@@ -8,11 +8,25 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, select
 
 from bot import directory
-from bot.chat import Bold, Code, Fields, Header, Response, UserMention, reply, text
+from bot.chat import (
+    Actions,
+    Bold,
+    Choice,
+    Code,
+    Fields,
+    Header,
+    Response,
+    Select,
+    UserMention,
+    reply,
+    text,
+)
 from bot.commands import help as helptext
 from bot.commands.spec import CommandSpec, OptionSpec, OptionType, Permission, SubcommandSpec
 from bot.core import Context, Core
 from bot.errors import UserError
+from bot.events import ActionInvocation
+from bot.timezones import COMMON_ZONES, validate_timezone
 from storage.models import Member, RoleAssignment, RoleName
 
 SYNCUP = CommandSpec(
@@ -64,6 +78,7 @@ def register(core: Core) -> None:
             "roles": list_roles,
         },
     )
+    core.add_action(TIMEZONE_ACTION, on_timezone_picked)
 
 
 async def show_me(ctx: Context, args: dict[str, Any]) -> Response:
@@ -91,6 +106,27 @@ async def show_me(ctx: Context, args: dict[str, Any]) -> Response:
     )
 
 
+TIMEZONE_ACTION = "syncup-timezone"
+
+
+def timezone_picker() -> Actions:
+    """A select of common zones; picking one does what ``/syncup timezone`` does."""
+    return Actions(
+        (
+            Select(
+                TIMEZONE_ACTION,
+                tuple(Choice(z.replace("_", " "), z) for z in COMMON_ZONES),
+                placeholder="Your time zone",
+            ),
+        )
+    )
+
+
+async def on_timezone_picked(ctx: Context, event: ActionInvocation) -> Response:
+    picked = event.values[0] if event.values else event.value
+    return await set_timezone(ctx, {"zone": validate_timezone(picked)})
+
+
 async def set_timezone(ctx: Context, args: dict[str, Any]) -> Response:
     zone: str = args["zone"]
     ctx.member.timezone = zone
@@ -102,7 +138,9 @@ async def set_timezone(ctx: Context, args: dict[str, Any]) -> Response:
 
 
 async def set_role(ctx: Context, args: dict[str, Any]) -> Response:
-    target = await directory.resolve_member(ctx.session, ctx.workspace, args["who"])
+    target = await directory.resolve_member(
+        ctx.session, ctx.workspace, args["who"], ctx.core.directory, now=ctx.now
+    )
     role = RoleName(args["role"])
     if target.id == ctx.member.id and role is not RoleName.ADMIN:
         admins = await _admin_ids(ctx)

@@ -25,7 +25,6 @@ import logging
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -56,6 +55,7 @@ from bot.core import Context, Core
 from bot.delivery.outbox import enqueue
 from bot.errors import UserError
 from bot.events import ActionInvocation, DirectMessageReceived, FormSubmission
+from bot.features import account
 from bot.features.standups import refresher, report
 from bot.features.standups.report import MOODS, answer_text, day_label
 from bot.features.standups.schedules import (
@@ -72,6 +72,7 @@ from bot.features.standups.schedules import (
 )
 from bot.port import Method, Target
 from bot.scheduling.scheduler import Occurrence, Scheduler
+from bot.timezones import zone as zone_info
 from storage.models import (
     Absence,
     Blocker,
@@ -190,7 +191,7 @@ async def previous_plan(
 
 
 def _local(when: datetime, zone: str) -> str:
-    local = when.astimezone(ZoneInfo(zone))
+    local = when.astimezone(zone_info(zone))
     return f"{day_label(local.date())} {local:%H:%M} ({zone})"
 
 
@@ -233,7 +234,7 @@ def prompt_message(
     standup: Standup, run: StandupRun, prompt: StandupPrompt, member: Member, plan: str | None
 ) -> Message:
     name = member.display_name or member.platform_user_id
-    return message(
+    blocks: list[Any] = [
         text(f"Hi {name}! Time for ", Bold(standup.name), f" ({day_label(run.run_date)})."),
         *question_blocks(standup, DONE_QUESTION, plan),
         chat.Context(
@@ -243,8 +244,21 @@ def prompt_message(
             )
         ),
         _buttons(prompt),
-        summary=f"{standup.name}: {standup.questions[0]['text']}",
-    )
+    ]
+    if member.timezone is None and not standup.team_timezone:
+        # The platform gave no zone (Discord has none in profiles): ask, once per prompt until
+        # the member answers; until then their prompts follow UTC.
+        blocks += [
+            chat.Context(
+                marked(
+                    f"I don't know your time zone yet, so this came at {standup.time_of_day} "
+                    "UTC. Pick yours below (or type `/syncup timezone Area/City`) and your "
+                    "standups will reach you at your own local time."
+                )
+            ),
+            account.timezone_picker(),
+        ]
+    return message(*blocks, summary=f"{standup.name}: {standup.questions[0]['text']}")
 
 
 def summary_blocks(standup: Standup, answers: dict[int, str]) -> list[Any]:
@@ -554,8 +568,9 @@ async def on_skip_button(ctx: Context, event: ActionInvocation) -> Response:
     return reply(await _skip(ctx.session, standup, run, prompt, ctx.now, ctx))
 
 
-async def on_form(ctx: Context, event: FormSubmission) -> Response:
-    prompt, run, standup = await _own_prompt(ctx, event.state)
+def form_values(standup: Standup, event: FormSubmission) -> tuple[dict[int, str], dict[str, str]]:
+    """The answers a submitted form gives, by question index, and what is wrong with them by
+    field name (empty when nothing is)."""
     errors: dict[str, str] = {}
     values: dict[int, str] = {}
     for i, question in enumerate(standup.questions):
@@ -576,6 +591,12 @@ async def on_form(ctx: Context, event: FormSubmission) -> Response:
         elif kind == "mood" and raw not in {"1", "2", "3", "4", "5"}:
             errors[name] = "Pick a mood from 1 to 5."
         values[i] = raw
+    return values, errors
+
+
+async def on_form(ctx: Context, event: FormSubmission) -> Response:
+    prompt, run, standup = await _own_prompt(ctx, event.state)
+    values, errors = form_values(standup, event)
     if errors:
         return FormErrors(errors)
     edited = prompt.status == PromptStatus.ANSWERED
@@ -710,7 +731,7 @@ async def skip_today(
     notes: list[str] = []
     for standup in standups:
         zone = member_zone(standup, member)
-        today = now.astimezone(ZoneInfo(zone)).date()
+        today = now.astimezone(zone_info(zone)).date()
         run = await session.scalar(
             select(StandupRun).where(
                 StandupRun.standup_id == standup.id, StandupRun.run_date == today
@@ -783,7 +804,7 @@ async def on_prompt_occurrence(occurrence: Occurrence) -> None:
     standup = await session.get(Standup, payload["standup_id"])
     if standup is None or standup.paused:
         return
-    run_date = occurrence.fire_at.astimezone(ZoneInfo(payload["zone"])).date()
+    run_date = occurrence.fire_at.astimezone(zone_info(payload["zone"])).date()
     query = (
         select(Member)
         .join(StandupParticipant, StandupParticipant.member_id == Member.id)
@@ -819,9 +840,8 @@ async def on_remind_occurrence(occurrence: Occurrence) -> None:
     if member is None:
         return
     prompt.reminded_at = occurrence.now
-    roster = await report.load_roster(session, standup, run)
-    heard = len(roster.answered)
-    others = f" {heard} of {len(roster.expected)} have answered already." if heard else ""
+    heard, expected = await report.heard_from(session, standup, run)
+    others = f" {heard} of {expected} have answered already." if heard else ""
     blocks: list[Any] = [
         text(
             "A reminder: ",
@@ -906,7 +926,9 @@ def register(core: Core, scheduler: Scheduler) -> None:
     scheduler.add_handler(CLOSE_HANDLER, on_close_occurrence)
     scheduler.add_handler(REFRESH_HANDLER, on_refresh_occurrence)
     refresher.install(core)
+    from bot.features.standups import answer_batch  # it imports this module
+
     core.add_action(ANSWER_ACTION, on_answer_button)
     core.add_action(SKIP_ACTION, on_skip_button)
-    core.add_form(FORM_ID, on_form)
+    core.add_form(FORM_ID, on_form, batch=answer_batch.on_form_batch)
     core.add_dm_handler(on_dm)

@@ -32,7 +32,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
@@ -40,6 +39,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.scheduling.scheduler import Schedule
+from bot.timezones import zone as zone_info
 from storage.models import (
     Member,
     PromptStatus,
@@ -47,6 +47,7 @@ from storage.models import (
     StandupParticipant,
     StandupPrompt,
     StandupRun,
+    Workspace,
 )
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ def runs_on(standup: Standup, day: date) -> bool:
 def prompt_time(standup: Standup, zone: str, run_date: date) -> datetime:
     """The UTC instant of ``time_of_day`` on ``run_date`` in ``zone``. A time that a DST change
     skips is shifted forward by the gap; a repeated one is its first instant (as the trigger)."""
-    local = datetime.combine(run_date, parse_time_of_day(standup.time_of_day), ZoneInfo(zone))
+    local = datetime.combine(run_date, parse_time_of_day(standup.time_of_day), zone_info(zone))
     return local.astimezone(UTC)
 
 
@@ -125,7 +126,7 @@ class StandupTrigger(CronTrigger):
             day_of_week=",".join(_CRON_DAYS[d - 1] for d in weekdays),
             hour=at.hour,
             minute=at.minute,
-            timezone=ZoneInfo(zone),
+            timezone=zone_info(zone),
         )
         self.every_weeks = max(1, every_weeks)
         self.anchor = anchor or date(2000, 1, 3)  # a Monday
@@ -159,10 +160,10 @@ class LocalDateSchedule(Schedule):
     zone: str = "UTC"
 
     def occurrence_key(self, fire_at: datetime) -> str:
-        return f"{self.key}@{fire_at.astimezone(ZoneInfo(self.zone)).date().isoformat()}"
+        return f"{self.key}@{fire_at.astimezone(zone_info(self.zone)).date().isoformat()}"
 
     def local_date(self, fire_at: datetime) -> date:
-        return fire_at.astimezone(ZoneInfo(self.zone)).date()
+        return fire_at.astimezone(zone_info(self.zone)).date()
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,15 @@ class StandupSchedules:
         return out
 
     async def _prompts(self, session: AsyncSession) -> list[Schedule]:
-        standups = list(await session.scalars(select(Standup).where(Standup.paused.is_(False))))
+        # Not in a workspace that uninstalled the app: its data waits out the grace period
+        # (bot.workspace_removal), and prompts could not be sent anyway.
+        standups = list(
+            await session.scalars(
+                select(Standup)
+                .join(Workspace, Workspace.id == Standup.workspace_id)
+                .where(Standup.paused.is_(False), Workspace.uninstalled_at.is_(None))
+            )
+        )
         if not standups:
             return []
         out: list[Schedule] = []
