@@ -683,35 +683,18 @@ class DeliveryWorker:
             msg.last_error = None
             return True
 
-        recorded = await self._record(row, apply)
+        also = None
         if (
-            recorded
-            and row.method == Method.DM
+            row.method == Method.DM
             and target.user_id
             and receipt.channel_id
             and receipt.channel_id != target.dm_channel_id
         ):
-            await self._remember_dm_channel(row.workspace_id, target.user_id, receipt.channel_id)
-        return _Result(_Kind.FINISHED if recorded else _Kind.SKIPPED)
-
-    async def _remember_dm_channel(self, workspace_id: int, user_id: str, channel_id: str) -> None:
-        """Keep the DM channel the platform opened (Slack's ``D...``, Discord's DM channel), so
-        later DMs and updates of DMs use it instead of opening it again, even after a restart."""
-        try:
-            async with self._db.transaction() as session:
-                await session.execute(
-                    update(Member)
-                    .where(
-                        Member.workspace_id == workspace_id,
-                        Member.platform_user_id == user_id,
-                        or_(Member.dm_channel_id.is_(None), Member.dm_channel_id != channel_id),
-                    )
-                    .values(dm_channel_id=channel_id)
-                )
-        except (SQLAlchemyError, OSError):
-            log.warning(
-                "could not keep the DM channel of %s; it is opened again next time", user_id
+            also = functools.partial(
+                _remember_dm_channel, row.workspace_id, target.user_id, receipt.channel_id
             )
+        recorded = await self._record(row, apply, also)
+        return _Result(_Kind.FINISHED if recorded else _Kind.SKIPPED)
 
     async def _rate_limited(
         self, row: _Claimed, prepared: _Prepared, exc: RateLimited, bucket: TokenBucket
@@ -831,13 +814,22 @@ class DeliveryWorker:
             stmt = stmt.with_for_update()
         return (await session.execute(stmt)).scalar_one_or_none()
 
-    async def _record(self, row: _Claimed, apply: _Apply) -> bool:
-        """Apply an outcome in its own transaction, retrying briefly if the database hiccups."""
+    async def _record(
+        self,
+        row: _Claimed,
+        apply: _Apply,
+        also: Callable[[AsyncSession], Awaitable[None]] | None = None,
+    ) -> bool:
+        """Apply an outcome in its own transaction, retrying briefly if the database hiccups;
+        ``also`` runs in the same transaction when the outcome was applied."""
         for attempt in range(1, RECORD_TRIES + 1):
             try:
                 async with self._db.transaction() as session:
                     msg = await self._locked(session, row.id)
-                    return msg is not None and apply(msg)
+                    applied = msg is not None and apply(msg)
+                    if applied and also is not None:
+                        await also(session)
+                    return applied
             except (SQLAlchemyError, OSError) as exc:
                 if attempt == RECORD_TRIES:
                     log.error(
@@ -862,6 +854,23 @@ class DeliveryWorker:
 
         handle = loop.call_later(delay, fire)
         self._timers.add(handle)
+
+
+async def _remember_dm_channel(
+    workspace_id: int, user_id: str, channel_id: str, session: AsyncSession
+) -> None:
+    """Keep the DM channel the platform opened (Slack's ``D...``, Discord's DM channel) on the
+    member, so later DMs and updates of DMs use it instead of opening it again, even after a
+    restart. In the transaction that records the send."""
+    await session.execute(
+        update(Member)
+        .where(
+            Member.workspace_id == workspace_id,
+            Member.platform_user_id == user_id,
+            or_(Member.dm_channel_id.is_(None), Member.dm_channel_id != channel_id),
+        )
+        .values(dm_channel_id=channel_id)
+    )
 
 
 def _from_parent(target: Target, method: Method, parent: OutboxMessage) -> Target:
