@@ -28,12 +28,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat import Response
 from bot.events import FormSubmission
 from storage.models import ProcessedEvent
+from storage.upsert import dialect_insert
 
 if TYPE_CHECKING:
     from bot.core import Core
@@ -172,8 +172,7 @@ async def _first_times(
     """Insert the events' ids; returns those not seen before (one statement)."""
     if not events:
         return set()
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = dialect_insert(session)
     # executemany (SQLAlchemy batches it into multi-row INSERTs with RETURNING): one compiled
     # statement for every batch size, where .values([...]) would compile anew each time.
     stmt = (

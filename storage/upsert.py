@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+
+
+def dialect_insert(session: AsyncSession) -> Callable[[Any], Any]:
+    """The INSERT construct of the session's backend (both have ON CONFLICT)."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 async def insert_unless_exists(
@@ -21,8 +28,7 @@ async def insert_unless_exists(
     On PostgreSQL a concurrent insert of the same key waits for the other transaction and then
     reports the conflict, so exactly one of them gets a value back.
     """
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = dialect_insert(session)
     stmt = (
         insert(model)
         .values(**values)

@@ -8,13 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat import MESSAGE_ADAPTER, Message
 from bot.port import Method, Target
 from storage.models import OutboxMessage, OutboxStatus
-from storage.upsert import insert_unless_exists
+from storage.upsert import dialect_insert, insert_unless_exists
 
 # Keys per IN (...) list, inside SQLite's and asyncpg's bound-parameter limits.
 _IN_CHUNK = 5000
@@ -93,8 +92,7 @@ async def enqueue_many(
     keeps its first row, as with :func:`enqueue`."""
     if not messages:
         return {}, set()
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = dialect_insert(session)
     stmt = (
         insert(OutboxMessage)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.batching import Batch, BatchItem
 from bot.chat import FormErrors
@@ -34,6 +33,7 @@ from storage.models import (
     StandupRun,
     Workspace,
 )
+from storage.upsert import dialect_insert
 
 
 @dataclass
@@ -116,8 +116,7 @@ async def on_form_batch(batch: Batch) -> None:
 
 async def _store(batch: Batch, accepted: list[_Accepted]) -> None:
     session, now = batch.session, batch.now
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = dialect_insert(session)
     # The answers (a DM conversation left half done may have stored some already).
     answer_rows = [
         {"prompt_id": a.prompt.id, "question_index": i, "text": text}

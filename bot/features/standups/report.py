@@ -725,37 +725,39 @@ async def _publish(
     rendered: _Rendered,
     now: datetime,
     *,
-    people: bool = True,
+    parent: bool = True,
+    people: Sequence[_Reply] | None = None,
 ) -> bool:
-    """Queue what changed: the parent first, then its replies (with ``people`` False, not the
-    per-person ones: :func:`refresh_apart` queues those in slices). Call it with the run
-    locked."""
+    """Queue what changed: the parent and the per-question replies (unless ``parent`` is
+    False), then the per-person replies (all of them, or ``people``: :func:`refresh_apart`
+    queues them in slices). Call it with the run locked."""
     channel = await session.get(Channel, standup.report_channel_id)
     if channel is None:
         return False
     out = _Publisher(session, standup.workspace_id, channel.external_id, now)
-    run.report_outbox_id, run.report_version = await out.publish(
-        report_key(standup, run),
-        rendered.parent,
-        original=run.report_outbox_id,
-        version=run.report_version,
-        payload=rendered.parent_payload,
-    )
-    for reply in rendered.replies:
-        if reply.prompt is None:
-            await out.publish(
-                reply.base,
-                reply.message,
-                original=None,
-                version=None,
-                thread_of=run.report_outbox_id,
-                payload=reply.payload,
-            )
-    if people:
-        replies = [r for r in rendered.replies if r.prompt is not None]
-        changes = await out.publish_people(replies, run.report_outbox_id)
-        for start in range(0, len(changes), WRITE_SLICE):
-            await session.execute(update(StandupPrompt), changes[start : start + WRITE_SLICE])
+    if parent:
+        run.report_outbox_id, run.report_version = await out.publish(
+            report_key(standup, run),
+            rendered.parent,
+            original=run.report_outbox_id,
+            version=run.report_version,
+            payload=rendered.parent_payload,
+        )
+        for reply in rendered.replies:
+            if reply.prompt is None:
+                await out.publish(
+                    reply.base,
+                    reply.message,
+                    original=None,
+                    version=None,
+                    thread_of=run.report_outbox_id,
+                    payload=reply.payload,
+                )
+    if people is None:
+        people = [r for r in rendered.replies if r.prompt is not None]
+    changes = await out.publish_people(people, run.report_outbox_id)
+    for start in range(0, len(changes), WRITE_SLICE):
+        await session.execute(update(StandupPrompt), changes[start : start + WRITE_SLICE])
     if out.sent:
         # What the channel shows changed: a refresh rendering apart since before this must not
         # publish its older picture over it.
@@ -905,18 +907,11 @@ async def refresh_apart(db: Database, run_id: int, now: datetime) -> Refreshed:
                 left = {r.prompt.id for r in replies[start:] if r.prompt is not None}
                 await _put_marks_back(session, run, dirty if n == 0 else left, now)
                 return Refreshed.CONTENDED
-            if n == 0:
-                sent = await _publish(session, standup, run, rendered, now, people=False)
             part = replies[start : start + PUBLISH_SLICE]
-            if part:
-                channel = await session.get(Channel, standup.report_channel_id)
-                if channel is None:
-                    return Refreshed.NOTHING
-                out = _Publisher(session, standup.workspace_id, channel.external_id, now)
-                changes = await out.publish_people(part, run.report_outbox_id)
-                for at in range(0, len(changes), WRITE_SLICE):
-                    await session.execute(update(StandupPrompt), changes[at : at + WRITE_SLICE])
-                sent = sent or out.sent
+            published = await _publish(
+                session, standup, run, rendered, now, parent=n == 0, people=part
+            )
+            sent = sent or published
             # Ours now: a later slice finds it unchanged unless someone else moved the run.
             run.report_generation += 1
             generation = run.report_generation

@@ -27,7 +27,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import chat
@@ -86,7 +85,7 @@ from storage.models import (
     StandupPrompt,
     StandupRun,
 )
-from storage.upsert import insert_unless_exists
+from storage.upsert import dialect_insert, insert_unless_exists
 
 log = logging.getLogger(__name__)
 
@@ -419,8 +418,7 @@ async def _save_answers(session: AsyncSession, prompt_id: int, values: dict[int,
     refers to it, and ON CONFLICT DO UPDATE keeps the row)."""
     if not values:
         return
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = dialect_insert(session)
     stmt = insert(StandupAnswer).values(
         [{"prompt_id": prompt_id, "question_index": i, "text": v} for i, v in values.items()]
     )
