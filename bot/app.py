@@ -21,7 +21,7 @@ from bot.core import Core
 from bot.delivery.worker import DeliveryWorker
 from bot.features import account, standups
 from bot.features.standups import unreachable
-from bot.port import PlatformDirectory, PlatformPort
+from bot.port import DEFAULT_MAX_SELECT_OPTIONS, PlatformDirectory, PlatformPort
 from bot.scheduling.housekeeping import Housekeeping
 from bot.scheduling.scheduler import Scheduler
 from bot.workspace_removal import WorkspaceRemoval
@@ -79,6 +79,10 @@ class App:
         self.core = Core(self.db, self.clock)
         if isinstance(adapter.port, PlatformDirectory):
             self.core.directory = adapter.port
+        self.core.edit_window = getattr(adapter.port, "edit_window", None)
+        self.core.max_select_options = getattr(
+            adapter.port, "max_select_options", DEFAULT_MAX_SELECT_OPTIONS
+        )
         self.scheduler = Scheduler(
             self.db,
             self.clock,

@@ -184,6 +184,8 @@ class Select:
     action_id: str
     options: tuple[Choice, ...]
     placeholder: str = ""
+    # More than 1: a multi-select of up to this many options (the action carries ``values``).
+    max_selected: int = 1
     kind: Literal["select"] = "select"
 
 
@@ -193,8 +195,29 @@ class Actions:
     kind: Literal["actions"] = "actions"
 
 
+@dataclass(frozen=True)
+class ChartSeries:
+    name: str
+    values: tuple[float | None, ...]  # one per label; None where there is no value
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A chart that the adapter sends as a PNG image, drawn by :func:`bot.charts.render_png`
+    (so the outbox keeps the data, not the picture). ``alt`` says the same in words, for screen
+    readers and wherever no image can go."""
+
+    title: str
+    labels: tuple[str, ...]
+    series: tuple[ChartSeries, ...]
+    alt: str
+    style: Literal["bar", "line"] = "bar"
+    unit: str = ""  # after each value, e.g. "%"
+    kind: Literal["chart"] = "chart"
+
+
 Block = Annotated[
-    Header | Section | Fields | Context | Divider | Image | Actions,
+    Header | Section | Fields | Context | Divider | Image | Actions | Chart,
     Field(discriminator="kind"),
 ]
 

@@ -26,7 +26,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,7 +46,7 @@ from bot.events import (
     FormSubmission,
     InboundEvent,
 )
-from bot.port import Method, PlatformDirectory, Target
+from bot.port import DEFAULT_MAX_SELECT_OPTIONS, Method, PlatformDirectory, Target
 from storage.db import Database
 from storage.models import Member, ProcessedEvent, Workspace
 from storage.upsert import insert_unless_exists
@@ -133,6 +133,9 @@ class Core:
         self._background: set[asyncio.Task[Any]] = set()
         # The platform's people and channels, when its port can look them up (bot.app sets it).
         self.directory: PlatformDirectory | None = None
+        # What the platform can show (bot.app sets them from the port; see bot.port).
+        self.edit_window: timedelta | None = None
+        self.max_select_options: int = DEFAULT_MAX_SELECT_OPTIONS
 
     # -- background work ----------------------------------------------------------------------
 

@@ -14,6 +14,12 @@ from typing import Protocol, runtime_checkable
 
 from bot.chat import Message
 
+# What a platform can show, read by bot.app from optional port attributes:
+# ``edit_window`` (a timedelta, or None): messages older than this are not edited (Discord limits
+# edits of messages older than an hour); a feature posts a new message instead.
+# ``max_select_options`` (an int): the most options one select menu can hold.
+DEFAULT_MAX_SELECT_OPTIONS = 25
+
 
 class Method(StrEnum):
     """Outbound operations; rate limits are kept per (workspace, method)."""

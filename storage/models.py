@@ -390,4 +390,5 @@ class Blocker(Base):
 
 
 # Tables that live in their own modules but on this metadata (migrations see every table).
+import storage.polls  # noqa: E402
 import storage.slack_installs  # noqa: E402, F401

@@ -1,0 +1,170 @@
+"""Polls, pulse checks and their ballots.
+
+Anonymity (invariant 6) is a property of these tables, not of the views over them:
+
+* ``poll_ballots`` rows of an anonymous poll carry no member id, no time and no sequential id.
+  Their key is ``voter_key``: an HMAC of the member id under the poll's own ``polls.secret``, so a
+  voter can replace their vote while the poll is open. Closing erases the secret and gives every
+  ballot a fresh random key, rewriting the rows in choice order, so that neither the keys nor
+  the order rows were stored in can be matched with anything after close.
+* ``poll_participants`` is who may answer and whether they have (for "7 of 9" and reminders).
+  It has no time either, and nothing in it points at a ballot.
+* On SQLite both tables are ``WITHOUT ROWID``: stored in key order, with no hidden insertion
+  counter; the database runs with ``secure_delete`` so replaced rows are overwritten on disk.
+
+Named polls keep ``member_id`` on the ballot: their voters are meant to be seen.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from storage.models import Base, BigId
+from storage.types import UTCDateTime
+
+
+class PollKind(enum.StrEnum):
+    SINGLE = "single"  # one option
+    MULTIPLE = "multiple"  # up to ``max_choices`` options
+    SCALE = "scale"  # 1..5
+    ENPS = "enps"  # 0..10, scored as % promoters (9-10) minus % detractors (0-6)
+    TEXT = "text"  # an open answer
+
+
+class ResultsVisibility(enum.StrEnum):
+    LIVE = "live"  # counts update as votes come in (named polls only)
+    CLOSED = "closed"  # shown in the channel when the poll closes
+    CREATOR = "creator"  # sent to the creator only, at close
+
+
+class Pulse(Base):
+    """A team's recurring pulse check and weekly digest. The team (``teams``) holds the name,
+    the channel, the zone and the members."""
+
+    __tablename__ = "pulses"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), unique=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    day_of_week: Mapped[int] = mapped_column(default=3)  # ISO weekday the pulse goes out
+    time_of_day: Mapped[str] = mapped_column(String(5), default="10:00")  # team-local
+    every_weeks: Mapped[int] = mapped_column(default=1)
+    anchor_date: Mapped[date] = mapped_column(Date)  # a Monday; weeks count from it
+    open_days: Mapped[int] = mapped_column(default=4)  # how long a round takes answers
+    questions_per_round: Mapped[int] = mapped_column(default=3)
+    # [{"key": str, "text": str, "kind": "scale" | "enps"}], asked in turn; editable per team.
+    bank: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    next_question: Mapped[int] = mapped_column(default=0)  # rotation pointer into ``bank``
+    threshold: Mapped[int] = mapped_column(default=5)
+    digest_day: Mapped[int] = mapped_column(default=1)  # ISO weekday of the weekly digest
+    digest_time: Mapped[str] = mapped_column(String(5), default="09:00")
+    paused: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PulseRound(Base):
+    """One occurrence of a pulse: its questions are polls with ``round_id`` set."""
+
+    __tablename__ = "pulse_rounds"
+    __table_args__ = (UniqueConstraint("pulse_id", "period_date"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    pulse_id: Mapped[int] = mapped_column(ForeignKey("pulses.id", ondelete="CASCADE"))
+    period_date: Mapped[date] = mapped_column(Date)  # the team-local date it went out
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Poll(Base):
+    __tablename__ = "polls"
+    __table_args__ = (
+        Index("ix_polls_open", "closed_at", "closes_at"),
+        Index("ix_polls_team_closed", "team_id", "closed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    round_id: Mapped[int | None] = mapped_column(
+        ForeignKey("pulse_rounds.id", ondelete="CASCADE"), index=True
+    )
+    # The same bank question across rounds (for trends and pooling); None for ad-hoc polls.
+    question_key: Mapped[str | None] = mapped_column(String(64))
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id", ondelete="SET NULL"))
+    creator_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    question: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))  # PollKind
+    options: Mapped[list[str]] = mapped_column(JSON)
+    max_choices: Mapped[int] = mapped_column(default=1)
+    anonymous: Mapped[bool] = mapped_column(default=False)
+    results: Mapped[str] = mapped_column(String(16))  # ResultsVisibility
+    threshold: Mapped[int] = mapped_column(default=5)
+    # Anonymous polls only: the HMAC key of voter keys; erased (NULL) when the poll closes.
+    secret: Mapped[bytes | None] = mapped_column(LargeBinary(64))
+    opens_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped by every reopen, so each deadline has its own close occurrence.
+    close_generation: Mapped[int] = mapped_column(default=0)
+    remind_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The poll's message, and the message live results are edited into (a newer one where the
+    # platform refuses edits of old messages).
+    message_outbox_id: Mapped[int | None] = mapped_column(
+        ForeignKey("outbox.id", ondelete="SET NULL")
+    )
+    live_outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"))
+    live_posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    results_version: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PollParticipant(Base):
+    """Who may answer a poll and whether they have. No time, no link to a ballot."""
+
+    __tablename__ = "poll_participants"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    poll_id: Mapped[int] = mapped_column(
+        ForeignKey("polls.id", ondelete="CASCADE"), primary_key=True
+    )
+    member_id: Mapped[int] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    voted: Mapped[bool] = mapped_column(default=False)
+
+
+class PollBallot(Base):
+    """One chosen option (or an open answer) of one voter; see the module docstring."""
+
+    __tablename__ = "poll_ballots"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    poll_id: Mapped[int] = mapped_column(
+        ForeignKey("polls.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Anonymous: hex HMAC(secret, member id) while open, random after close. Named: "m<id>".
+    voter_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The option's index; the value itself for scale (1-5) and eNPS (0-10); 0 for open text.
+    choice: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str | None] = mapped_column(Text)
+    # Named polls only.
+    member_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), index=True
+    )
