@@ -19,7 +19,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import ConfigError, Settings
 from bot.core import Core
 from bot.delivery.worker import DeliveryWorker
-from bot.features import account, standups
+from bot.features import account, polls, pulse, standups
 from bot.features.standups import unreachable
 from bot.port import DEFAULT_MAX_SELECT_OPTIONS, PlatformDirectory, PlatformPort
 from bot.scheduling.housekeeping import Housekeeping
@@ -97,6 +97,8 @@ class App:
         self.scheduler.on_outbox.append(self.worker.wake)
         account.register(self.core)
         standups.register(self.core, self.scheduler)
+        polls.register(self.core, self.scheduler)
+        pulse.register(self.core, self.scheduler)
         unreachable.register(self.core, self.worker)
         Housekeeping(settings.housekeeping.retention_days).register(self.scheduler)
         self.workspace_removal = WorkspaceRemoval(

@@ -85,6 +85,7 @@ class HousekeepingSection(_Section):
 DEFAULT_SLACK_COMMANDS = {
     "standup": "/standup",
     "poll": "/poll",
+    "pulse": "/pulse",
     "blocker": "/blocker",
     "kudos": "/kudos",
     "milestone": "/milestone",

@@ -148,6 +148,9 @@ class PollParticipant(Base):
         ForeignKey("members.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     voted: Mapped[bool] = mapped_column(default=False)
+    # Voted before the poll closed: an anonymous ballot can no longer be found (its key was
+    # erased), so after a reopen this vote stands and cannot be changed.
+    final: Mapped[bool] = mapped_column(default=False)
 
 
 class PollBallot(Base):

@@ -30,7 +30,8 @@ BOT_SCOPES: tuple[str, ...] = (
 BOT_EVENTS: tuple[str, ...] = ("message.im", "app_home_opened", "app_uninstalled", "tokens_revoked")
 DESCRIPTIONS: Mapping[str, str] = {
     "standup": "Async standups: DMs at each member's local time, reports in a channel.",
-    "poll": "Anonymous pulse polls.",
+    "poll": "Polls: named or anonymous, with deadlines.",
+    "pulse": "Recurring anonymous team pulse checks and the weekly digest.",
     "blocker": "Raise and track a blocker.",
     "kudos": "Thank a teammate.",
     "milestone": "Celebrate shipped work.",

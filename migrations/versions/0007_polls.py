@@ -158,6 +158,7 @@ def upgrade() -> None:
         sa.Column("poll_id", BigId, nullable=False),
         sa.Column("member_id", BigId, nullable=False),
         sa.Column("voted", sa.Boolean(), nullable=False),
+        sa.Column("final", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["member_id"],
             ["members.id"],
