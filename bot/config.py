@@ -146,6 +146,8 @@ class DiscordSection(_Section):
 class ConsoleSection(_Section):
     member: str = "alice"
     start: str = ""
+    # Where the console writes the PNG of each chart it shows (created on first use).
+    charts_dir: str = "./syncup-charts"
 
 
 class Settings(BaseSettings):

@@ -64,7 +64,7 @@ START = "2026-03-09T12:00:00+00:00"
 def make_settings(tmp_path: Path, *, start: str = START, member: str = "alice") -> Settings:
     return Settings.model_construct(
         database=DatabaseSection(url=f"sqlite+aiosqlite:///{tmp_path / 'syncup.db'}"),
-        console=ConsoleSection(member=member, start=start),
+        console=ConsoleSection(member=member, start=start, charts_dir=str(tmp_path / "charts")),
     )
 
 

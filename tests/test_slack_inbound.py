@@ -63,7 +63,7 @@ async def test_a_malformed_command_gets_its_usage_privately(world: SlackWorld) -
 async def test_a_configured_command_without_a_feature_says_so_in_the_ack(
     world: SlackWorld,
 ) -> None:
-    ack = await world.command("UALICE", "/poll How is the pace?")
+    ack = await world.command("UALICE", "/kudos @bob for the release")
     assert ack.status == 200
     assert ack.body["response_type"] == "ephemeral"
     assert "/standup" in ack.body["text"]

@@ -1,7 +1,8 @@
 """The console adapter: the bot on a terminal, with a demo workspace and a demo clock.
 
 You act as one member of the demo workspace (``/as NAME``); ``/word ...`` lines are that member's
-slash commands in #team, other lines are DMs to the bot, a number presses a button. Everything the
+slash commands in #team, other lines are DMs to the bot, a number presses a button (several numbers
+choose several options of a multi-select). Everything the
 bot sends goes through the same core, scheduler, outbox and delivery worker as on Slack and
 Discord, and :class:`ConsolePort` prints it with its recipient.
 
@@ -37,7 +38,14 @@ from adapters.console.clock import (
     parse_target,
     settle,
 )
-from adapters.console.render import PRIVATE_HEADING, Control, Renderer, heading, message_number
+from adapters.console.render import (
+    PRIVATE_HEADING,
+    ChartFiles,
+    Control,
+    Renderer,
+    heading,
+    message_number,
+)
 from bot import directory
 from bot.chat import (
     Form,
@@ -159,6 +167,7 @@ Console commands:
   /clock +30m     move the demo clock forward (also +2h, +1d, 09:00, 2026-03-08 09:00);
                   scheduled work on the way happens, in order
   N or /press N   press button N of a message you can see
+  N M ...         choose options N, M... of a multi-select together
   /cancel         close a form while filling it in
   /quit           leave
 Any other /command goes to the bot: /syncup help lists them.
@@ -229,13 +238,15 @@ class Pressable:
 
 
 class Screen:
-    """Prints messages with their recipient and keeps the numbered buttons they carry."""
+    """Prints messages with their recipient and keeps the numbered buttons they carry; writes
+    the pictures of charts into ``charts_dir``."""
 
-    def __init__(self, terminal: Terminal) -> None:
+    def __init__(self, terminal: Terminal, charts_dir: str | None = None) -> None:
         self.terminal = terminal
         self.renderer = Renderer(
             {m.user_id: m.user_id for m in DEMO_MEMBERS},
             {c.channel_id: c.name for c in DEMO_CHANNELS},
+            ChartFiles(charts_dir) if charts_dir else None,
         )
         self.controls: dict[int, Pressable] = {}
         self._next_control = 1
@@ -474,7 +485,7 @@ class ConsoleAdapter:
             interactive = self._lines is None and sys.stdin.isatty()
         self.interactive = interactive
         self.terminal = Terminal(out if out is not None else sys.stdout, interactive=interactive)
-        self.screen = Screen(self.terminal)
+        self.screen = Screen(self.terminal, settings.console.charts_dir)
         self.acting = ActingMember(first)
         self.console_port = ConsolePort(self.screen, self.acting)
         self.port: PlatformPort = self.console_port
@@ -626,7 +637,7 @@ class ConsoleAdapter:
     async def _line(self, line: str) -> bool:
         """Handle one input line; True to quit."""
         line = line.strip()
-        if line.isdigit():
+        if _numbers(line) is not None:
             await self._press(line)
             return False
         if not line.startswith("/"):
@@ -667,29 +678,57 @@ class ConsoleAdapter:
         await self._handle(event)
 
     async def _press(self, arg: str) -> None:
-        if not arg.strip().isdigit():
-            self.terminal.say("Usage: /press N (or just N), where N is a button's number.")
-            return
-        number = int(arg)
-        pressable = self.screen.controls.get(number)
-        if pressable is None:
-            self.terminal.say(f"There is no button [{number}] to press.")
-            return
-        owner = pressable.visible_to
-        if owner is not None and owner != self.acting.user_id:
+        numbers = _numbers(arg)
+        if numbers is None:
             self.terminal.say(
-                f"Button [{number}] is on a message only @{owner} can see; type /as {owner} first."
+                "Usage: /press N (or just N), where N is a button's number; several numbers "
+                "(N M ...) choose several options of a multi-select."
             )
             return
-        control = pressable.control
+        pressed: list[Pressable] = []
+        for number in numbers:
+            pressable = self.screen.controls.get(number)
+            if pressable is None:
+                self.terminal.say(f"There is no button [{number}] to press.")
+                return
+            owner = pressable.visible_to
+            if owner is not None and owner != self.acting.user_id:
+                self.terminal.say(
+                    f"Button [{number}] is on a message only @{owner} can see; "
+                    f"type /as {owner} first."
+                )
+                return
+            if pressable not in pressed:
+                pressed.append(pressable)
+        first = pressed[0]
+        control = first.control
+        values = control.values
+        if len(pressed) > 1:
+            menu = (first.message_id, control.menu)
+            if control.max_selected < 2 or any(
+                (p.message_id, p.control.menu) != menu for p in pressed
+            ):
+                self.terminal.say(
+                    "Several numbers choose options of one multi-select menu together; "
+                    "press buttons one at a time."
+                )
+                return
+            if len(pressed) > control.max_selected:
+                self.terminal.say(
+                    f"Choose at most {control.max_selected} of these options "
+                    f"({len(pressed)} given)."
+                )
+                return
+            ordered = sorted(pressed, key=lambda p: p.control.number)
+            values = tuple(p.control.value for p in ordered)
         event = ActionInvocation(
-            self._origin(pressable.channel_id),
+            self._origin(first.channel_id),
             self._actor(),
             control.action_id,
-            control.value,
-            control.values,
-            pressable.channel_id,
-            pressable.message_id,
+            values[0] if values else control.value,
+            values,
+            first.channel_id,
+            first.message_id,
         )
         await self._handle(event)
 
@@ -874,6 +913,14 @@ def _initial(form_field: FormField) -> str | list[str] | None:
 
 class _BadChoice(Exception):
     pass
+
+
+def _numbers(line: str) -> list[int] | None:
+    """``3``, ``3 5`` or ``3, 5``: the numbers pressed; None when the line is anything else."""
+    tokens = line.replace(",", " ").split()
+    if not tokens or not all(token.isdigit() for token in tokens):
+        return None
+    return [int(token) for token in tokens]
 
 
 def _choose(form_field: SelectField, answer: str) -> str | list[str]:

@@ -3,20 +3,33 @@
 No markup reaches the terminal: bold, italics and code become their bare text, mentions become
 ``@name`` / ``#channel``, links ``label (url)``. User text is printed verbatim except for control
 characters, which are replaced so that nobody's message can drive the terminal. Buttons and select
-options get numbers (``[1] Answer  [2] Skip``) by which the console presses them.
+options get numbers (``[1] Answer  [2] Skip``) by which the console presses them; the options of a
+multi-select are chosen together (``3 5``: options 3 and 5), up to its ``max_selected``.
+
+A :class:`~bot.chat.Chart` is its title, a text bar chart (``Yes  ██████████ 62%``, one bar per
+label and series, for line charts too: a trend read sideways), its alt text, and the path of its
+picture: :class:`ChartFiles` writes the PNG (:func:`bot.charts.render_png`) into the console's
+charts folder (``[console] charts_dir``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
+from bot.charts import format_value, render_png
 from bot.chat import (
     Actions,
     Bold,
     Button,
     ChannelMention,
+    Chart,
     Code,
     Context,
     Divider,
@@ -37,8 +50,14 @@ from bot.chat import (
     UserMention,
 )
 
+log = logging.getLogger(__name__)
+
 INDENT = "  "
 DIVIDER = "─" * 40
+BAR_WIDTH = 30  # characters of the longest bar
+LABEL_WIDTH = 24  # at most, for a chart's labels (the alt text has them in full)
+EIGHTHS = " ▏▎▍▌▋▊▉"
+NO_VALUE = "n/a"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 
 
@@ -56,6 +75,10 @@ class Control:
     action_id: str
     value: str
     values: tuple[str, ...] = ()
+    # A multi-select's options: how many may be chosen together, and the number of its first
+    # option (what tells one menu's options from another's).
+    max_selected: int = 1
+    menu: int = 0
 
 
 @dataclass
@@ -64,17 +87,90 @@ class Rendered:
     controls: list[Control] = field(default_factory=list)
 
 
+class ChartFiles:
+    """Writes charts as PNG files into ``folder`` (made on first use). A file is named after the
+    chart's title and a hash of its data, so the same chart is the same file on every run and
+    two charts never overwrite each other."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    def save(self, chart: Chart) -> str:
+        """The line that says where the picture is (or why it is not)."""
+        path = self.folder / chart_file_name(chart)
+        try:
+            if not path.exists():
+                self.folder.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(render_png(chart))
+        except OSError as exc:
+            log.warning("console: cannot write %s: %s", path, exc)
+            return f"[chart picture not saved: {clean(exc.strerror or str(exc))} ({path})]"
+        return f"[chart picture: {path}]"
+
+
+def chart_file_name(chart: Chart) -> str:
+    """``pace-this-week-1a2b3c4d.png``: the title, and a hash of what the picture shows."""
+    drawn = {k: v for k, v in asdict(chart).items() if k != "alt"}
+    digest = hashlib.sha256(json.dumps(drawn, sort_keys=True).encode()).hexdigest()[:10]
+    slug = re.sub(r"[^a-z0-9]+", "-", chart.title.lower()).strip("-")[:40].rstrip("-")
+    return f"{slug or 'chart'}-{digest}.png"
+
+
+def chart_lines(chart: Chart) -> list[str]:
+    """The chart as text: a bar per label and series (the longest ``BAR_WIDTH`` characters,
+    eighths of a character for the rest), ``n/a`` where there is no value."""
+    labels = [_fit(clean(label).replace("\n", " "), LABEL_WIDTH) for label in chart.labels]
+    series = [
+        (clean(s.name), [v if v is not None and math.isfinite(v) else None for v in s.values])
+        for s in chart.series
+    ]
+    values = [v for _, vs in series for v in vs[: len(labels)] if v is not None]
+    if not labels or not values:
+        return ["No data"]
+    most = max(abs(v) for v in values) or 1.0
+    label_width = max(len(label) for label in labels)
+    name_width = max(len(name) for name, _ in series) if len(series) > 1 else 0
+    lines: list[str] = []
+    for n, label in enumerate(labels):
+        for k, (name, vs) in enumerate(series):
+            value = vs[n] if n < len(vs) else None
+            head = (label if k == 0 else "").ljust(label_width)
+            if name_width:
+                head += "  " + name.ljust(name_width)
+            if value is None:
+                lines.append(f"{head}  {NO_VALUE}")
+                continue
+            bar = _bar(abs(value) / most * BAR_WIDTH, negative=value < 0)
+            shown = format_value(value, chart.unit)
+            lines.append(f"{head}  {bar} {shown}" if bar else f"{head}  {shown}")
+    return lines
+
+
+def _bar(length: float, *, negative: bool) -> str:
+    if negative:
+        return "░" * max(1, round(length)) if length > 0 else ""
+    whole, rest = int(length), int((length - int(length)) * 8)
+    return "█" * whole + (EIGHTHS[rest] if rest else "")
+
+
+def _fit(value: str, width: int) -> str:
+    return value if len(value) <= width else value[: width - 1] + "…"
+
+
 class Renderer:
     """Renders with the workspace's names: ``user_names`` and ``channel_names`` map platform ids
-    to what people see; an unknown id falls back to the mention's own fallback, then the id."""
+    to what people see; an unknown id falls back to the mention's own fallback, then the id.
+    ``charts`` writes chart pictures (none written without it)."""
 
     def __init__(
         self,
         user_names: Mapping[str, str] | None = None,
         channel_names: Mapping[str, str] | None = None,
+        charts: ChartFiles | None = None,
     ) -> None:
         self.user_names = user_names if user_names is not None else {}
         self.channel_names = channel_names if channel_names is not None else {}
+        self.charts = charts
 
     # -- inline text -----------------------------------------------------------------------
 
@@ -119,6 +215,8 @@ class Renderer:
                 result.lines.append(DIVIDER)
             elif isinstance(block, Image):
                 result.lines.append(f"[image: {clean(block.alt)}] {clean(block.url)}")
+            elif isinstance(block, Chart):
+                result.lines.extend(self.chart(block))
             elif isinstance(block, Actions):
                 line, controls = self._actions(block, number)
                 number += len(controls)
@@ -144,18 +242,42 @@ class Renderer:
                     lines.append("  ".join(buttons))
                     buttons = []
                 options: list[str] = []
+                menu = number
+                most = max(1, min(element.max_selected, len(element.options)))
                 for choice in element.options:
                     label = clean(choice.label)
                     controls.append(
-                        Control(number, label, element.action_id, choice.value, (choice.value,))
+                        Control(
+                            number,
+                            label,
+                            element.action_id,
+                            choice.value,
+                            (choice.value,),
+                            max_selected=most if element.max_selected > 1 else 1,
+                            menu=menu,
+                        )
                     )
                     options.append(f"[{number}] {label}")
                     number += 1
-                title = clean(element.placeholder) or "Choose one"
+                if element.max_selected > 1:
+                    title = clean(element.placeholder) or f"Choose up to {most}"
+                    title += f" (up to {most}: numbers separated by spaces)"
+                else:
+                    title = clean(element.placeholder) or "Choose one"
                 lines.append(f"{title}: " + "  ".join(options))
         if buttons:
             lines.append("  ".join(buttons))
         return lines, controls
+
+    def chart(self, chart: Chart) -> list[str]:
+        """Title, text bars, alt text, and where the picture is."""
+        lines = [clean(chart.title)] if chart.title.strip() else []
+        lines.extend(chart_lines(chart))
+        if chart.alt.strip():
+            lines.extend(_lines(clean(chart.alt)))
+        if self.charts is not None:
+            lines.append(self.charts.save(chart))
+        return lines
 
     # -- forms -------------------------------------------------------------------------------
 

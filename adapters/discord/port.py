@@ -4,13 +4,21 @@
   on first use; a thread started on a message has that message's id).
 * DM: the member's DM channel, opened once (``POST /users/@me/channels``) and remembered; its id
   is returned in the receipt.
-* UPDATE: an edit of the message (one message: see :func:`render.render_edit`).
+* UPDATE: an edit of the message (one message: see :func:`render.render_edit`). Discord limits
+  edits of messages older than an hour (error 30046), so the port's ``edit_window`` tells the
+  core to post anew past that.
 * EPHEMERAL: Discord has ephemeral messages only as interaction responses, so an ephemeral
   outbox row goes to the member's DM instead, marked as private.
 
 Every send carries ``allowed_mentions`` (nobody unless a mention is meant) and a nonce derived
 from the outbox idempotency key with ``enforce_nonce``: a retry of a send whose outcome was lost
-returns the message Discord already created instead of a second one. 429 -> :class:`RateLimited`
+returns the message Discord already created instead of a second one. A message with a
+:class:`~bot.chat.Chart` goes as multipart/form-data: ``payload_json`` (with the same nonce and
+``enforce_nonce``) and the PNG (:func:`bot.charts.render_png`) as ``files[n]``, shown by the embed
+``attachment://chart-<n>.png`` and described by the chart's alt text; the picture and the message
+are one request, so they are created, retried and deduplicated together. An UPDATE with a chart
+replaces the file: the edit is multipart too and lists only the new ``attachments`` (an edit
+always lists them, so a chart that is dropped takes its old file along). 429 -> :class:`RateLimited`
 (the worker pauses the bucket), 50007 -> :class:`RecipientUnreachable`, unknown channel/message
 and missing access/permissions -> :class:`PermanentDeliveryError`.
 """
@@ -20,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from adapters.discord import render
@@ -63,6 +72,11 @@ RATE_LIMITS: Mapping[Method, RateLimit] = {
     Method.EPHEMERAL: RateLimit(rate=2.0, burst=5),
 }
 CHANNEL_LIMIT = RateLimit(rate=1.0, burst=5)
+# Edits of messages older than an hour are limited (30046: "maximum number of edits to messages
+# older than 1 hour reached"), and one select menu holds 25 options.
+EDIT_WINDOW = timedelta(hours=1)
+MAX_SELECT_OPTIONS = 25
+PNG = "image/png"
 CachedChannel = Callable[[str, str | None, str | None], ChannelInfo | None]
 PRIVATE_NOTE = "Only you can see this (Discord cannot show it privately in the channel)."
 
@@ -87,6 +101,9 @@ def delivery_error(exc: DiscordHTTPError, what: str) -> DeliveryError:
 
 class DiscordPort:
     platform = PLATFORM
+    # Read by bot.app (see bot.port).
+    edit_window = EDIT_WINDOW
+    max_select_options = MAX_SELECT_OPTIONS
 
     def __init__(
         self,
@@ -125,11 +142,15 @@ class DiscordPort:
         if method is Method.UPDATE:
             if not target.message_id or not target.channel_id:
                 raise PermanentDeliveryError("an update needs the message and its channel")
-            payload = render.render_edit(delivery.message, guild_id=delivery.workspace_id)
+            files = _drawn(delivery)
+            payload = render.render_edit(
+                delivery.message, guild_id=delivery.workspace_id, images=files is not None
+            )
             await self.rest.request(
                 "PATCH",
                 f"/channels/{target.channel_id}/messages/{target.message_id}",
                 json_body=payload,
+                files=files if payload.get("attachments") else None,
             )
             return Receipt(channel_id=target.channel_id, message_id=target.message_id)
         if method in (Method.DM, Method.EPHEMERAL):
@@ -151,13 +172,19 @@ class DiscordPort:
 
     async def _post(self, channel: str, msg: Message, delivery: Delivery) -> Receipt:
         # Buttons carry their guild: an interaction from a DM has none (and edits keep it).
-        payloads = render.render_message(msg, guild_id=delivery.workspace_id)
+        files = _drawn(delivery, msg)
+        payloads = render.render_message(
+            msg, guild_id=delivery.workspace_id, images=files is not None
+        )
         first: str | None = None
         for part, payload in enumerate(payloads):
             payload["nonce"] = nonce_for(delivery.idempotency_key, part)
             payload["enforce_nonce"] = True
             sent: dict[str, Any] = await self.rest.request(
-                "POST", f"/channels/{channel}/messages", json_body=payload
+                "POST",
+                f"/channels/{channel}/messages",
+                json_body=payload,
+                files=files if payload.get("attachments") else None,
             )
             first = first or str(sent["id"])
         return Receipt(channel_id=channel, message_id=first)
@@ -247,6 +274,17 @@ class DiscordPort:
                 ) from None
             raise
         return [_member(m) for m in members if not m.get("user", {}).get("bot")]
+
+
+def _drawn(delivery: Delivery, msg: Message | None = None) -> list[tuple[str, bytes, str]] | None:
+    """The charts' PNGs, ``files[n]`` for the attachment of id n (drawn at each send: the outbox
+    keeps the chart's data, and a retry draws the same bytes). None when drawing failed (a bug):
+    the message then shows its charts in words rather than not at all."""
+    try:
+        return [(name, png, PNG) for name, png in render.chart_files(msg or delivery.message)]
+    except Exception:
+        log.exception("outbox %d: drawing a chart failed; sent in words", delivery.outbox_id)
+        return None
 
 
 def _names(member: dict[str, Any], wanted: str) -> bool:

@@ -10,21 +10,32 @@
   action id (and a button's value), so they work after a restart with no view state. They carry
   the guild too (``g<guild id>/``), since an interaction from a DM has none. Over 100 characters
   is a :class:`RenderError`, never a silent cut.
+* Buttons go five to an action row, a select in a row of its own; a message holds five rows
+  (25 buttons), and more is a :class:`RenderError` (the core never sends more), not a silent cut.
+  A multi-select (:attr:`Select.max_selected` > 1) has ``min_values`` 1 and ``max_values`` up to
+  ``max_selected`` (never more than its options, nor 25); its interaction carries ``values``.
+* A :class:`~bot.chat.Chart`, with ``images=True`` (outbox posts and edits), is an embed whose
+  image is a file sent with the message (``attachment://chart-<n>.png``: the port sends
+  ``payload_json`` and ``files[n]`` as multipart/form-data); its ``alt`` is the attachment's
+  ``description`` (and the embed's text too when it is longer than a description takes). Without
+  (interaction replies), a chart is its title and alt text in words.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from discord.utils import escape_markdown
 
+from bot.charts import render_png
 from bot.chat import (
     Actions,
     Bold,
     Button,
     ChannelMention,
+    Chart,
     Code,
     Context,
     Divider,
@@ -60,6 +71,8 @@ BUTTON_LABEL = 80
 OPTION_TEXT = 100
 TEXT_INPUT_MAX = 4000
 PLACEHOLDER = 100
+EMBED_TITLE = 256
+ATTACHMENT_DESCRIPTION = 1024
 DIVIDER = "\u2500" * 24
 INTERNAL_PREFIX = "~"  # the adapter's own components (form steps); never a core action id
 EMBED_COLOR = 0x5865F2
@@ -166,12 +179,50 @@ class _Body:
     images: list[dict[str, Any]]
     rows: list[dict[str, Any]]
     users: list[str]
+    attachments: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _body(msg: Message, guild_id: str | None) -> _Body:
+def chart_filename(n: int) -> str:
+    return f"chart-{n}.png"
+
+
+def chart_files(msg: Message) -> list[tuple[str, bytes]]:
+    """The PNG of each chart of ``msg`` with its file name, in order: ``files[n]`` of a send
+    whose ``attachments`` have ``id`` n."""
+    charts = [block for block in msg.blocks if isinstance(block, Chart)]
+    return [(chart_filename(n), render_png(chart)) for n, chart in enumerate(charts)]
+
+
+def _chart_embed(chart: Chart, n: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The embed showing the ``n``-th chart's file, and the attachment that describes it."""
+    embed: dict[str, Any] = {
+        "image": {"url": f"attachment://{chart_filename(n)}"},
+        "color": EMBED_COLOR,
+    }
+    if chart.title.strip():
+        embed["title"] = _cut(chart.title.replace("\n", " "), EMBED_TITLE)
+    if len(chart.alt) > ATTACHMENT_DESCRIPTION:  # the description is cut: show it all
+        embed["description"] = _cut(chart.alt, EMBED_DESCRIPTION_LIMIT)
+    attachment = {
+        "id": n,
+        "filename": chart_filename(n),
+        "description": _cut(chart.alt, ATTACHMENT_DESCRIPTION),
+    }
+    return embed, attachment
+
+
+def _chart_words(chart: Chart) -> str:
+    title = chart.title.replace("\n", " ").strip()
+    head = f"\N{BAR CHART} **{escape(title)}**\n" if title else "\N{BAR CHART} "
+    return head + escape(chart.alt)
+
+
+def _body(msg: Message, guild_id: str | None, images: bool = False) -> _Body:
+    """``images``: charts as embeds of attached files (the send must carry them), else words."""
     users: list[str] = []
     blocks: list[str] = []
-    images: list[dict[str, Any]] = []
+    embeds: list[dict[str, Any]] = []
+    attachments: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
     for block in msg.blocks:
         if isinstance(block, Header):
@@ -190,14 +241,23 @@ def _body(msg: Message, guild_id: str | None) -> _Body:
         elif isinstance(block, Divider):
             blocks.append(DIVIDER)
         elif isinstance(block, Image):
-            images.append({"image": {"url": block.url}, "footer": {"text": block.alt[:2048]}})
+            embeds.append({"image": {"url": block.url}, "footer": {"text": block.alt[:2048]}})
+        elif isinstance(block, Chart):
+            if images:
+                embed, attachment = _chart_embed(block, len(attachments))
+                embeds.append(embed)
+                attachments.append(attachment)
+            else:
+                blocks.append(_chart_words(block))
         elif isinstance(block, Actions):
             rows.extend(_rows(block, guild_id))
     if len(rows) > ROWS:
         raise RenderError(f"{len(rows)} rows of buttons/selects; a Discord message holds {ROWS}")
-    if not blocks and not images and msg.summary:
+    if len(embeds) > EMBEDS_PER_MESSAGE:
+        raise RenderError(f"{len(embeds)} images and charts; a Discord message holds 10 embeds")
+    if not blocks and not embeds and msg.summary:
         blocks.append(escape(msg.summary))
-    return _Body([b for b in blocks if b], images, rows, users)
+    return _Body([b for b in blocks if b], embeds, rows, users, attachments)
 
 
 def _rows(block: Actions, guild_id: str | None) -> list[dict[str, Any]]:
@@ -240,7 +300,7 @@ def _select(element: Select, guild_id: str | None) -> dict[str, Any]:
         "custom_id": encode_custom_id(element.action_id, "", guild_id),
         "options": [_option(c.label, c.value) for c in element.options],
         "min_values": 1,
-        "max_values": 1,
+        "max_values": max(1, min(element.max_selected, len(element.options), SELECT_OPTIONS)),
     }
     if element.placeholder:
         out["placeholder"] = _cut(element.placeholder, 150)
@@ -293,49 +353,73 @@ def _split(blocks: list[str], limit: int) -> list[str]:
     return [c for c in chunks if c.strip()] or [""]
 
 
-def render_message(msg: Message, *, guild_id: str | None = None) -> list[dict[str, Any]]:
+def render_message(
+    msg: Message, *, guild_id: str | None = None, images: bool = False
+) -> list[dict[str, Any]]:
     """The payloads of one post (usually one): content, else embeds, else several messages.
-    Components go on the last one."""
-    body = _body(msg, guild_id)
+    Components, images and charts go on the last one; with ``images`` it carries
+    ``attachments`` for the charts' files (:func:`chart_files`)."""
+    body = _body(msg, guild_id, images)
     text = "\n\n".join(body.blocks)
     mentions = allowed_mentions(body.users)
     if len(text) <= CONTENT_LIMIT:
-        return [_payload(text, body.images, body.rows, mentions)]
-    embeds = _as_embeds(body.blocks, len(body.images))
+        return [_payload(text, body.images, body.rows, mentions, body.attachments)]
+    embeds = _as_embeds(body.blocks, body.images)
     if embeds is not None:
         pings = " ".join(f"<@{u}>" for u in body.users)
-        return [_payload(pings, embeds + body.images, body.rows, mentions)]
+        return [_payload(pings, embeds + body.images, body.rows, mentions, body.attachments)]
     chunks = _split(body.blocks, CONTENT_LIMIT)
     payloads = [_payload(chunk, [], [], mentions) for chunk in chunks]
     payloads[-1]["embeds"] = body.images
     payloads[-1]["components"] = body.rows
+    if body.attachments:
+        payloads[-1]["attachments"] = body.attachments
     return payloads
 
 
-def render_edit(msg: Message, *, guild_id: str | None = None) -> dict[str, Any]:
+def render_edit(
+    msg: Message, *, guild_id: str | None = None, images: bool = False
+) -> dict[str, Any]:
     """One payload that replaces a message (an edit cannot add messages): past 6,000
-    characters the end is left out, and the message says so."""
-    body = _body(msg, guild_id)
+    characters the end is left out, and the message says so. With ``images`` it always lists
+    ``attachments``: the charts' new files, and none of the old ones (an edit that drops a
+    chart drops its file too)."""
+    body = _body(msg, guild_id, images)
     text = "\n\n".join(body.blocks)
     mentions = allowed_mentions(body.users)
     if len(text) <= CONTENT_LIMIT:
-        return _payload(text, body.images, body.rows, mentions)
-    embeds = _as_embeds(body.blocks, len(body.images))
-    if embeds is None:
-        budget = EMBED_TOTAL_LIMIT - 200
-        shown = _split(body.blocks, budget)[0]
-        note = f"\u2026 {len(text) - len(shown)} more characters do not fit in one message."
-        embeds = _as_embeds([shown, "-# " + note], len(body.images)) or []
-    pings = " ".join(f"<@{u}>" for u in body.users)
-    return _payload(pings, embeds + body.images, body.rows, mentions)
+        payload = _payload(text, body.images, body.rows, mentions)
+    else:
+        embeds = _as_embeds(body.blocks, body.images)
+        if embeds is None:
+            budget = EMBED_TOTAL_LIMIT - 200 - _embed_chars(body.images)
+            shown = _split(body.blocks, budget)[0]
+            note = f"\u2026 {len(text) - len(shown)} more characters do not fit in one message."
+            embeds = _as_embeds([shown, "-# " + note], body.images) or []
+        pings = " ".join(f"<@{u}>" for u in body.users)
+        payload = _payload(pings, embeds + body.images, body.rows, mentions)
+    if images:
+        payload["attachments"] = body.attachments
+    return payload
 
 
-def _as_embeds(blocks: list[str], images: int) -> list[dict[str, Any]] | None:
+def _embed_chars(embeds: list[dict[str, Any]]) -> int:
+    """What Discord counts of embeds towards its 6,000 characters."""
+    return sum(
+        len(e.get("title") or "")
+        + len(e.get("description") or "")
+        + len((e.get("footer") or {}).get("text") or "")
+        for e in embeds
+    )
+
+
+def _as_embeds(blocks: list[str], extra: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The text as embed descriptions, when they fit next to ``extra`` (images, charts)."""
     text = "\n\n".join(blocks)
-    if len(text) > EMBED_TOTAL_LIMIT - 100:
+    if len(text) + _embed_chars(extra) > EMBED_TOTAL_LIMIT - 100:
         return None
     chunks = _split(blocks, EMBED_DESCRIPTION_LIMIT)
-    if len(chunks) + images > EMBEDS_PER_MESSAGE:
+    if len(chunks) + len(extra) > EMBEDS_PER_MESSAGE:
         return None
     return [{"description": chunk, "color": EMBED_COLOR} for chunk in chunks]
 
@@ -345,13 +429,17 @@ def _payload(
     embeds: list[dict[str, Any]],
     rows: list[dict[str, Any]],
     mentions: dict[str, Any],
+    attachments: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    return {
+    payload = {
         "content": content,
         "embeds": list(embeds),
         "components": list(rows),
         "allowed_mentions": mentions,
     }
+    if attachments:
+        payload["attachments"] = list(attachments)
+    return payload
 
 
 # -- modals ------------------------------------------------------------------------------------

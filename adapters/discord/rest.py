@@ -4,6 +4,10 @@ responses, command registration and directory look-ups.
 discord.py's ``HTTPClient`` sleeps through 429s on its own; the delivery worker must see them to
 pace a whole (guild, method) bucket and to keep the row in the outbox, so outbox sends go through
 this client, which never retries: a 429 becomes :class:`DiscordHTTPError` with ``retry_after``.
+
+A request with ``files`` is multipart/form-data as Discord takes it: the JSON body as the
+``payload_json`` part (nonce, ``enforce_nonce`` and ``attachments`` included), each file as
+``files[n]``, matching the attachment of ``id`` n.
 """
 
 from __future__ import annotations
@@ -67,12 +71,23 @@ class DiscordRest:
         json_body: Any = None,
         params: dict[str, str] | None = None,
         auth: bool = True,
+        files: list[tuple[str, bytes, str]] | None = None,
     ) -> Any:
-        """One request, no retries; the decoded JSON answer (None for 204)."""
+        """One request, no retries; the decoded JSON answer (None for 204). ``files``:
+        (file name, bytes, content type) sent as ``files[n]`` next to ``payload_json``."""
         headers = {"Authorization": f"Bot {self._token}"} if auth else {}
-        if json_body is not None:
-            headers["Content-Type"] = "application/json"
-        data = json.dumps(json_body) if json_body is not None else None
+        data: str | aiohttp.FormData | None
+        if files:
+            data = aiohttp.FormData(quote_fields=False)
+            data.add_field(
+                "payload_json", json.dumps(json_body or {}), content_type="application/json"
+            )
+            for n, (filename, content, content_type) in enumerate(files):
+                data.add_field(f"files[{n}]", content, filename=filename, content_type=content_type)
+        else:
+            if json_body is not None:
+                headers["Content-Type"] = "application/json"
+            data = json.dumps(json_body) if json_body is not None else None
         async with self._client().request(
             method, self.base_url + path, data=data, params=params, headers=headers
         ) as response:

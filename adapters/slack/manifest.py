@@ -16,11 +16,13 @@ from bot.config import SlackSection
 
 # chat:write (post), chat:write.public (report channels the bot was not invited to), im:write
 # (conversations.open), im:history (read DM answers), commands, users:read (names, time zones),
-# channels:read / groups:read (channel names, members, whether the bot is in them).
+# channels:read / groups:read (channel names, members, whether the bot is in them), files:write
+# (charts: a self-hosted bot has no public URL for an image block, so the PNG is uploaded).
 BOT_SCOPES: tuple[str, ...] = (
     "chat:write",
     "chat:write.public",
     "commands",
+    "files:write",
     "im:write",
     "im:history",
     "users:read",

@@ -13,10 +13,33 @@ looks for it in the channel's latest messages (conversations.history, ``im:histo
 Slack's answers are mapped onto the core's errors: ``ratelimited`` / HTTP 429 -> RateLimited with
 Retry-After; a channel the bot cannot use -> PermanentDeliveryError; a member who cannot be
 messaged -> RecipientUnreachable; anything else (5xx, a dropped connection) is retried.
+
+Charts. An image block needs a public URL, which a self-hosted bot does not have, so a message's
+:class:`~bot.chat.Chart` is shown in it as words (its title and alt text, in a context block) and
+its picture (:func:`bot.charts.render_png`) is uploaded with ``files_upload_v2``
+(files.getUploadURLExternal, the bytes, files.completeUploadExternal with ``channel_id``, the
+thread's ``thread_ts`` when the message is a reply, the title and ``alt_txt``) right after the
+message, into the same channel or thread. Choices, for invariant 2:
+
+* The upload is part of the delivery but never a reason to post the message again: once
+  chat.postMessage has answered, the row is sent whatever the upload does. A refused or failed
+  upload (no ``files:write``, a 5xx, a dropped connection; 429s are retried twice first) is
+  logged and left out: the message already says what the chart shows, so nothing is lost, and
+  a retry of the row cannot double the message. (Raising would send the row round again, and
+  without history access the retry would post the message a second time.)
+* Each chart's file is named after the outbox key and its place in the message
+  (``syncup-chart-<hash>.png``). A retry whose earlier attempt may have gone through
+  (``maybe_sent``) and that finds the message (see above) uploads only the charts whose file is
+  not among the same latest messages, so a crash between the post and the upload is completed
+  and one after it is not repeated.
+* An UPDATE shows the chart's words only: the file posted with the original message stays as
+  it was (finding and replacing it would need ``files:read`` and files.delete, and a new file
+  on every refresh would flood the thread). EPHEMERAL messages cannot carry files at all.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -24,11 +47,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiohttp import ClientError
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import render
+from bot.charts import render_png
+from bot.chat import Chart
 from bot.port import (
     ChannelInfo,
     Delivery,
@@ -106,6 +131,11 @@ DEFAULT_RETRY_AFTER = 1.0
 # retry after a lost outcome looks for it among this many latest messages first.
 METADATA_EVENT = "syncup_outbox"
 RECENT = 50
+# Static selects hold 100 options (multi-selects too); the core never offers more in one.
+MAX_SELECT_OPTIONS = 100
+# files.getUploadURLExternal refuses alt_txt over 1,000 characters (alt_txt_too_large).
+MAX_ALT_TEXT = 1000
+CHART_FILE_PREFIX = "syncup-chart-"
 
 
 class TokenSource(Protocol):
@@ -165,6 +195,9 @@ class SlackPort:
     """The delivery port and directory over slack_sdk's AsyncWebClient."""
 
     platform = PLATFORM
+    # Read by bot.app: Slack apps may edit their own messages at any age (no edit window).
+    max_select_options = MAX_SELECT_OPTIONS
+    edit_window = None
 
     def __init__(
         self,
@@ -221,6 +254,8 @@ class SlackPort:
             raise delivery_error(exc, delivery.method) from None
         except (TimeoutError, ClientError, OSError) as exc:
             raise DeliveryError(f"slack unreachable: {type(exc).__name__}") from None
+        except render.RenderError as exc:  # the same on every try: a bug to fix in the core
+            raise PermanentDeliveryError(f"cannot render for Slack: {exc}") from None
 
     async def _deliver(self, delivery: Delivery) -> Receipt:
         team = delivery.workspace_id
@@ -269,10 +304,16 @@ class SlackPort:
             if not channel:
                 raise PermanentDeliveryError("a post needs a channel id")
             thread = target.thread_of
+        charts = render.charts_of(delivery.message)
         if delivery.maybe_sent:
             earlier = await self.find_sent(client, channel, thread, delivery.idempotency_key)
             if earlier is not None:
                 log.info("slack: outbox %d was posted before (%s)", delivery.outbox_id, earlier)
+                if charts:
+                    posted = await self._files_in(client, earlier.channel_id or channel, thread)
+                    await self._upload_charts(
+                        delivery, earlier.channel_id or channel, thread, charts, skip=posted
+                    )
                 return earlier
         first_ts: str | None = None
         posted_in = channel
@@ -289,14 +330,82 @@ class SlackPort:
             if first_ts is None:
                 first_ts = str(response["ts"])
                 posted_in = str(response.get("channel") or channel)
+        if charts:
+            await self._upload_charts(delivery, posted_in, thread, charts)
         return Receipt(channel_id=posted_in, message_id=first_ts)
 
-    async def find_sent(
-        self, client: AsyncWebClient, channel: str, thread: str | None, key: str
-    ) -> Receipt | None:
-        """A message an earlier attempt posted (its outcome lost in a crash), found by the
-        outbox key in its metadata among the channel's (or thread's) latest messages. None when
-        there is none, or when syncup may not read the channel (then it posts again)."""
+    async def _upload_charts(
+        self,
+        delivery: Delivery,
+        channel: str,
+        thread: str | None,
+        charts: list[Chart],
+        *,
+        skip: frozenset[str] = frozenset(),
+    ) -> None:
+        """Each chart as a PNG file shared into ``channel`` (the thread when ``thread``), after
+        the message; best effort (see the module docstring): a failure is logged, not raised."""
+        client = await self.client(delivery.workspace_id, retry_429=True)
+        for n, chart in enumerate(charts):
+            filename = chart_filename(delivery.idempotency_key, n)
+            if filename in skip:
+                log.info("slack: outbox %d: %s was uploaded before", delivery.outbox_id, filename)
+                continue
+            try:
+                png = render_png(chart)
+            except Exception:  # a drawing bug must not send the row round again
+                log.exception("slack: outbox %d: drawing a chart failed", delivery.outbox_id)
+                continue
+            try:
+                await client.files_upload_v2(
+                    channel=channel,
+                    thread_ts=thread,
+                    file=png,
+                    filename=filename,
+                    title=render.shorten(chart.title.strip() or "Chart", 255),
+                    alt_txt=render.shorten(chart.alt, MAX_ALT_TEXT),
+                )
+            except SlackApiError as exc:
+                log.warning(
+                    "slack: outbox %d: the chart %r was not uploaded (%s); the message shows its "
+                    "alt text",
+                    delivery.outbox_id,
+                    chart.title,
+                    error_code(exc) or exc.response.status_code,
+                )
+            except (SlackClientError, TimeoutError, ClientError, OSError) as exc:
+                log.warning(
+                    "slack: outbox %d: the chart %r was not uploaded (%s); the message shows its "
+                    "alt text",
+                    delivery.outbox_id,
+                    chart.title,
+                    type(exc).__name__,
+                )
+            except Exception:  # after the post, nothing may send the row round again
+                log.exception(
+                    "slack: outbox %d: uploading the chart %r failed",
+                    delivery.outbox_id,
+                    chart.title,
+                )
+
+    async def _files_in(
+        self, client: AsyncWebClient, channel: str, thread: str | None
+    ) -> frozenset[str]:
+        """The names of syncup's chart files among the channel's (or thread's) latest messages
+        (empty when syncup may not read them)."""
+        recent = await self._recent(client, channel, thread)
+        return frozenset(
+            str(item.get("name", ""))
+            for message in recent or []
+            for item in message.get("files") or []
+            if str(item.get("name", "")).startswith(CHART_FILE_PREFIX)
+        )
+
+    async def _recent(
+        self, client: AsyncWebClient, channel: str, thread: str | None
+    ) -> list[dict[str, Any]] | None:
+        """The channel's (or thread's) latest messages with their metadata; None when syncup
+        may not read them."""
         try:
             if thread:
                 response = await client.conversations_replies(
@@ -309,7 +418,15 @@ class SlackPort:
         except SlackApiError as exc:
             log.info("slack: cannot check %s for an earlier post (%s)", channel, error_code(exc))
             return None
-        for item in response.get("messages") or []:
+        return list(response.get("messages") or [])
+
+    async def find_sent(
+        self, client: AsyncWebClient, channel: str, thread: str | None, key: str
+    ) -> Receipt | None:
+        """A message an earlier attempt posted (its outcome lost in a crash), found by the
+        outbox key in its metadata among the channel's (or thread's) latest messages. None when
+        there is none, or when syncup may not read the channel (then it posts again)."""
+        for item in await self._recent(client, channel, thread) or []:
             payload = (item.get("metadata") or {}).get("event_payload") or {}
             if payload.get("key") == key and payload.get("part", 0) == 0:
                 return Receipt(channel_id=channel, message_id=str(item["ts"]))
@@ -438,6 +555,13 @@ class SlackPort:
             return members
         except SlackApiError as exc:
             raise _unavailable(exc) from None
+
+
+def chart_filename(key: str, n: int) -> str:
+    """The file name of the ``n``-th chart of the outbox row ``key``: the same on every attempt,
+    so a retry can tell the chart was uploaded."""
+    digest = hashlib.sha256(f"{key}#chart{n}".encode()).hexdigest()[:20]
+    return f"{CHART_FILE_PREFIX}{digest}.png"
 
 
 def outbox_metadata(key: str, part: int) -> dict[str, Any]:

@@ -8,6 +8,17 @@ section, 10 fields of 2,000, 25 elements an actions block, 100 blocks a modal, a
 are met by splitting into more sections, blocks and messages, never by cutting text away. Labels
 of buttons, options and titles (chrome, not content) are shortened with an ellipsis, and a
 shortened modal title is shown in full as the modal's first block.
+
+A multi-select (:attr:`Select.max_selected` > 1) is a ``multi_static_select`` with
+``max_selected_items``; Slack takes multi-selects in section and input blocks only, not in actions
+blocks, so it is the accessory of a section of its own (its placeholder as the section's text), in
+its place among the buttons. Its ``block_actions`` carry ``selected_options``
+(:func:`adapters.slack.events.action_event` turns them into ``values``).
+
+A :class:`~bot.chat.Chart` needs an image, and an image block needs a public URL that a
+self-hosted bot does not have: the message shows the chart's title and alt text in a context
+block, and :class:`adapters.slack.port.SlackPort` uploads the PNG (:func:`bot.charts.render_png`)
+as a file right after the message (see there); replies and updates show the words only.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from bot.chat import (
     Bold,
     Button,
     ChannelMention,
+    Chart,
     Code,
     Context,
     Divider,
@@ -202,14 +214,63 @@ def _option(label: str, value: str) -> dict[str, Any]:
 def _select(element: Select) -> dict[str, Any]:
     if len(element.options) > MAX_OPTIONS:
         raise RenderError(f"a select of {len(element.options)} options (Slack takes 100)")
+    multiple = element.max_selected > 1
     select: dict[str, Any] = {
-        "type": "static_select",
+        "type": "multi_static_select" if multiple else "static_select",
         "action_id": element.action_id,
         "options": [_option(c.label, c.value) for c in element.options],
     }
+    if multiple:
+        # Never more than there are options: "choose up to 5" of 3 means all 3.
+        select["max_selected_items"] = min(element.max_selected, len(element.options))
     if element.placeholder:
         select["placeholder"] = _plain(element.placeholder, MAX_PLACEHOLDER)
     return select
+
+
+def _multi_select_section(element: Select) -> dict[str, Any]:
+    """A multi-select in a section of its own (Slack has none in actions blocks)."""
+    most = min(element.max_selected, len(element.options))
+    prompt = element.placeholder.strip() or f"Choose up to {most}"
+    return {
+        "type": "section",
+        "text": _mrkdwn(escape(shorten(prompt, MAX_SECTION_CHARS))),
+        "accessory": _select(element),
+    }
+
+
+def _actions(block: Actions) -> Iterator[dict[str, Any]]:
+    """Buttons and single selects in actions blocks of at most 25 elements, in order; each
+    multi-select in a section between them."""
+    elements: list[dict[str, Any]] = []
+
+    def flush() -> Iterator[dict[str, Any]]:
+        for start in range(0, len(elements), MAX_ACTION_ELEMENTS):
+            yield {"type": "actions", "elements": elements[start : start + MAX_ACTION_ELEMENTS]}
+        elements.clear()
+
+    for element in block.elements:
+        if isinstance(element, Select) and element.max_selected > 1:
+            yield from flush()
+            yield _multi_select_section(element)
+        else:
+            elements.append(_button(element) if isinstance(element, Button) else _select(element))
+    yield from flush()
+
+
+def chart_text(chart: Chart) -> Text:
+    """What the message shows of a chart: its title and its alt text (the image, when it can
+    be uploaded, follows the message as a file)."""
+    title = chart.title.strip()
+    return Text(
+        (Plain(":bar_chart: "), Bold(title), Plain(": " + chart.alt))
+        if title
+        else (Plain(":bar_chart: " + chart.alt),)
+    )
+
+
+def charts_of(msg: Message) -> list[Chart]:
+    return [block for block in msg.blocks if isinstance(block, Chart)]
 
 
 def blocks(msg: Message) -> list[dict[str, Any]]:
@@ -226,8 +287,9 @@ def blocks(msg: Message) -> list[dict[str, Any]]:
             out.extend(_sections(block.text))
         elif isinstance(block, Fields):
             out.extend(_fields(block))
-        elif isinstance(block, Context):
-            pieces = chunks(block.text, MAX_SECTION_CHARS)
+        elif isinstance(block, Context | Chart):
+            shown = block.text if isinstance(block, Context) else chart_text(block)
+            pieces = chunks(shown, MAX_SECTION_CHARS)
             for start in range(0, len(pieces), MAX_CONTEXT_ELEMENTS):
                 elements = [_mrkdwn(p) for p in pieces[start : start + MAX_CONTEXT_ELEMENTS]]
                 out.append({"type": "context", "elements": elements})
@@ -238,11 +300,7 @@ def blocks(msg: Message) -> list[dict[str, Any]]:
                 {"type": "image", "image_url": block.url, "alt_text": shorten(block.alt, 2000)}
             )
         elif isinstance(block, Actions):
-            elements = [_button(e) if isinstance(e, Button) else _select(e) for e in block.elements]
-            for start in range(0, len(elements), MAX_ACTION_ELEMENTS):
-                out.append(
-                    {"type": "actions", "elements": elements[start : start + MAX_ACTION_ELEMENTS]}
-                )
+            out.extend(_actions(block))
     return out
 
 
@@ -282,7 +340,8 @@ class SlackMessage:
 
 
 def fallback_text(msg: Message) -> str:
-    return shorten(escape(msg.fallback()), MAX_FALLBACK_CHARS) or " "
+    fallback = msg.fallback() or next((c.title for c in charts_of(msg)), "")
+    return shorten(escape(fallback), MAX_FALLBACK_CHARS) or " "
 
 
 def _fits(all_blocks: list[dict[str, Any]]) -> bool:

@@ -8,7 +8,11 @@ content 2,000; embeds 10 per message, 6,000 characters in total (title 256, desc
 (label/value 100, placeholder 150); custom_id 1-100 and unique; button label 80; modal title 45,
 1-5 top-level components, label 45 (description 100), text input max_length/value 4,000,
 placeholder 100; nonce 25; allowed_mentions lists 100; command name 1-32 lowercase, description
-1-100, 25 options and 25 choices.
+1-100, 25 options and 25 choices; select ``min_values`` 0-25 and ``max_values`` 1-25, neither
+more than its options; attachments: 10 files a message (each at most 10 MiB, the default upload
+limit: the server answers 413 / 40005 past it), a description of at most 1,024, each
+``files[n]`` listed once in ``attachments`` and each ``attachment://`` an embed names sent with
+the message.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ SELECT_OPTIONS = 25
 CUSTOM_ID = 100
 MODAL_TOP_LEVEL = 5
 NONCE = 25
+FILES = 10
+FILE_BYTES = 10 * 1024 * 1024
+ATTACHMENT_DESCRIPTION = 1024
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")
 
 ACTION_ROW, BUTTON, STRING_SELECT, TEXT_INPUT = 1, 2, 3, 4
@@ -95,6 +103,7 @@ def check_message(payload: dict[str, Any], *, edit: bool = False) -> Problems:
         and not embeds
         and not payload.get("components")
         and not payload.get("sticker_ids")
+        and not payload.get("attachments")
     ):
         p.add("content", "Cannot send an empty message")
     return p
@@ -145,8 +154,15 @@ def check_item(p: Problems, item: dict[str, Any], path: str, seen: set[str]) -> 
                 p.length(f"{path}.options.{k}.description", option.get("description"), 100)
         if item.get("placeholder") is not None:
             p.length(f"{path}.placeholder", item.get("placeholder"), 150)
+        most, least = int(item.get("max_values", 1)), int(item.get("min_values", 1))
         if int(item.get("max_values", 1)) > max(1, len(options)):
             p.add(f"{path}.max_values", "Must be less than or equal to the number of options")
+        if not 1 <= most <= SELECT_OPTIONS:
+            p.add(f"{path}.max_values", f"Must be between 1 and {SELECT_OPTIONS}.")
+        if not 0 <= least <= SELECT_OPTIONS or least > most:
+            p.add(f"{path}.min_values", "Must be between 0 and max_values.")
+        if least > len(options):
+            p.add(f"{path}.min_values", "Must be less than or equal to the number of options")
     elif kind == TEXT_INPUT:
         if "label" in item:  # the deprecated action-row form carries its label here
             p.length(f"{path}.label", item.get("label"), 45, 1)
@@ -156,6 +172,66 @@ def check_item(p: Problems, item: dict[str, Any], path: str, seen: set[str]) -> 
             p.add(f"{path}.max_length", "Must be less than or equal to 4000.")
     else:
         p.add(f"{path}.type", f"Unknown or unsupported component type {kind}")
+
+
+def check_files(
+    p: Problems,
+    payload: dict[str, Any],
+    files: dict[int, tuple[str, bytes]],
+    *,
+    kept: set[str] | None = None,
+) -> None:
+    """``attachments`` against the ``files[n]`` parts sent (n -> file name, bytes): each new one
+    (an id that is a part's index) names its part, every part is listed, each is a valid PNG when
+    named so, and each ``attachment://`` an embed uses is sent. ``kept``: ids of attachments the
+    message has (an edit may keep them)."""
+    attachments = payload.get("attachments")
+    if attachments is None and files:
+        p.add("attachments", "Files were sent without attachments")
+    attachments = attachments or []
+    if len(attachments) > FILES or len(files) > FILES:
+        p.add("attachments", f"Must be {FILES} or fewer in length.")
+    listed: set[int] = set()
+    names: set[str] = set()
+    for i, attachment in enumerate(attachments):
+        where = f"attachments.{i}"
+        raw_id = attachment.get("id")
+        if kept is not None and str(raw_id) in kept:
+            names.add(str(attachment.get("filename") or ""))
+            continue
+        try:
+            index = int(raw_id)
+        except (TypeError, ValueError):
+            p.add(f"{where}.id", "Value is not a snowflake or a file index.")
+            continue
+        if index not in files or index in listed:
+            p.add(f"{where}.id", f"No files[{index}] part for this attachment")
+            continue
+        listed.add(index)
+        filename, data = files[index]
+        name = str(attachment.get("filename") or filename)
+        names.add(name)
+        if attachment.get("description") is not None:
+            p.length(f"{where}.description", attachment["description"], ATTACHMENT_DESCRIPTION)
+        if name.lower().endswith(".png") and not _valid_png(data):
+            p.add(f"files[{index}]", "Not a valid PNG image")
+    for index in set(files) - listed:
+        p.add(f"files[{index}]", "Not listed in attachments")
+    # Stricter than Discord, which shows no image for a name it was not sent: a test would
+    # otherwise pass with a picture nobody sees.
+    for i, embed in enumerate(payload.get("embeds") or []):
+        url = str((embed.get("image") or {}).get("url") or "")
+        if url.startswith("attachment://") and url[len("attachment://") :] not in names:
+            p.add(f"embeds.{i}.image.url", "Unknown attachment")
+
+
+def _valid_png(data: bytes) -> bool:
+    """The PNG signature, then an IHDR chunk of 13 bytes with a width and height."""
+    if not data.startswith(PNG_SIGNATURE) or len(data) < 33:
+        return False
+    length, kind = int.from_bytes(data[8:12], "big"), data[12:16]
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    return kind == b"IHDR" and length == 13 and width > 0 and height > 0
 
 
 def check_modal(data: dict[str, Any]) -> Problems:

@@ -11,6 +11,11 @@ It records every REST call (:attr:`FakeDiscord.calls`), enforces Discord's paylo
 (:mod:`tests.fakes.discord.limits`) with a 400 like Discord's, answers 429 with ``Retry-After``
 past a configurable per-channel message rate, honours ``nonce`` + ``enforce_nonce``, refuses DMs
 to members who closed them (50007) and interaction callbacks given twice (40060).
+
+Message creates and edits may be multipart/form-data, as Discord takes files: ``payload_json``
+is the body and ``files[n]`` the files; their ``attachments`` are checked (a PNG's signature,
+the size limit, every part listed) and kept on the message with their bytes
+(:attr:`FakeDiscord.attachment_data`), and an edit's ``attachments`` list replaces the message's.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import default
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -31,7 +38,9 @@ from tests.fakes.discord import limits
 
 API = "/api/v10"
 JSON_KEY = web.RequestKey("json", object)
+FILES_KEY = web.RequestKey("files", object)
 HEARTBEAT_INTERVAL_MS = 41250
+MAX_BODY = 4 * limits.FILE_BYTES
 _ids = itertools.count(1_310_000_000_000_000_000)
 
 
@@ -51,6 +60,16 @@ def user_payload(user_id: str, name: str, *, bot: bool = False) -> dict[str, Any
     }
 
 
+@dataclass(frozen=True)
+class SentFile:
+    """A ``files[n]`` part of a multipart request."""
+
+    index: int
+    filename: str
+    content_type: str
+    data: bytes = field(repr=False)
+
+
 @dataclass
 class Call:
     method: str
@@ -59,6 +78,8 @@ class Call:
     status: int
     response: Any
     query: dict[str, str] = field(default_factory=dict)
+    files: list[SentFile] = field(default_factory=list)
+    multipart: bool = False
 
 
 @dataclass
@@ -206,6 +227,8 @@ class FakeDiscord:
         self.message_rate: tuple[int, float] | None = None
         self._buckets: dict[str, tuple[float, float]] = {}
         self._nonces: dict[tuple[str, str], str] = {}
+        # attachment id -> the bytes uploaded for it
+        self.attachment_data: dict[str, bytes] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.message_created: asyncio.Event = asyncio.Event()
@@ -213,7 +236,8 @@ class FakeDiscord:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> FakeDiscord:
-        app = web.Application(middlewares=[self._record])
+        # Room for a file over Discord's limit, so that the fake (not aiohttp) refuses it.
+        app = web.Application(middlewares=[self._record], client_max_size=MAX_BODY)
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", API + "/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app)
@@ -685,13 +709,22 @@ class FakeDiscord:
         if not request.path.startswith(API):
             return await handler(request)
         body: Any = None
+        files: list[SentFile] = []
+        multipart = request.content_type.startswith("multipart/")
         if request.can_read_body:
             raw = await request.read()
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:
-                body = raw.decode(errors="replace")
+            if multipart:
+                try:
+                    body, files = _multipart(raw, request.headers.get("Content-Type", ""))
+                except ValueError as exc:
+                    return _error(400, 50035, f"Invalid Form Body ({exc})")
+            else:
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = raw.decode(errors="replace")
         request[JSON_KEY] = body
+        request[FILES_KEY] = files
         response = await handler(request)
         assert isinstance(response, web.Response)
         try:
@@ -707,6 +740,8 @@ class FakeDiscord:
                 response.status,
                 answer,
                 dict(request.query),
+                files,
+                multipart,
             )
         )
         return response
@@ -855,6 +890,10 @@ class FakeDiscord:
             if user in self.closed_dms:
                 return _error(403, 50007, "Cannot send messages to this user")
         problems = limits.check_message(body or {})
+        files = _parts(request)
+        if any(len(data) > limits.FILE_BYTES for _, data in files.values()):
+            return _error(413, 40005, "Request entity too large")
+        limits.check_files(problems, body or {}, files)
         if problems.errors:
             return _json(problems.body(), 400)
         nonce = body.get("nonce")
@@ -869,6 +908,7 @@ class FakeDiscord:
             embeds=body.get("embeds") or [],
             components=body.get("components") or [],
             nonce=nonce,
+            attachments=self._attach(channel_id, body.get("attachments") or [], files, []),
         )
         if body.get("message_reference"):
             message["message_reference"] = body["message_reference"]
@@ -886,13 +926,54 @@ class FakeDiscord:
         if message is None or message["channel_id"] != parts[1]:
             return _error(404, 10008, "Unknown Message")
         problems = limits.check_message(body or {}, edit=True)
+        files = _parts(request)
+        if any(len(data) > limits.FILE_BYTES for _, data in files.values()):
+            return _error(413, 40005, "Request entity too large")
+        had = message.get("attachments") or []
+        limits.check_files(problems, body or {}, files, kept={str(a["id"]) for a in had})
         if problems.errors:
             return _json(problems.body(), 400)
         for key in ("content", "embeds", "components", "allowed_mentions"):
             if key in body:
                 message[key] = body[key]
+        if "attachments" in body:  # the list replaces the message's: unlisted ones are removed
+            message["attachments"] = self._attach(parts[1], body["attachments"], files, list(had))
         message["edited_timestamp"] = "2026-11-27T12:01:00.000000+00:00"
         return _json(message)
+
+    def _attach(
+        self,
+        channel_id: str,
+        listed: list[dict[str, Any]],
+        files: dict[int, tuple[str, bytes]],
+        had: list[dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        """A message's attachments after a create or an edit: those of ``had`` that are listed
+        again, then the new ones (an index into ``files``), with their bytes kept."""
+        by_id = {str(a["id"]): a for a in had}
+        out: list[dict[str, Any]] = []
+        for item in listed:
+            kept = by_id.get(str(item.get("id")))
+            if kept is not None:
+                out.append(kept)
+                continue
+            filename, data = files[int(item["id"])]
+            attachment_id = snowflake()
+            name = str(item.get("filename") or filename)
+            self.attachment_data[attachment_id] = data
+            where = f"attachments/{channel_id}/{attachment_id}/{name}"
+            out.append(
+                {
+                    "id": attachment_id,
+                    "filename": name,
+                    "description": item.get("description"),
+                    "size": len(data),
+                    "content_type": "image/png" if name.endswith(".png") else None,
+                    "url": f"https://cdn.discordapp.com/{where}",
+                    "proxy_url": f"https://media.discordapp.net/{where}",
+                }
+            )
+        return out
 
     async def _start_thread(
         self, parts: list[str], body: Any, request: web.Request
@@ -1036,6 +1117,34 @@ class FakeDiscord:
         )
         interaction.original = message
         return _json(message)
+
+
+def _multipart(raw: bytes, content_type: str) -> tuple[Any, list[SentFile]]:
+    """``payload_json`` (decoded) and the ``files[n]`` parts of a multipart/form-data body."""
+    message = BytesParser(policy=default).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + raw
+    )
+    if not message.is_multipart():
+        raise ValueError("not multipart")
+    body: Any = None
+    files: list[SentFile] = []
+    for part in message.iter_parts():
+        name = str(part.get_param("name", header="content-disposition") or "")
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        if name == "payload_json":
+            body = json.loads(data or b"{}")
+        elif name.startswith("files[") and name.endswith("]") and name[6:-1].isdigit():
+            filename = part.get_filename() or ""
+            files.append(SentFile(int(name[6:-1]), filename, part.get_content_type(), data))
+        else:
+            raise ValueError(f"unexpected part {name!r}")
+    return body, files
+
+
+def _parts(request: web.Request) -> dict[int, tuple[str, bytes]]:
+    files: list[SentFile] = request[FILES_KEY]  # type: ignore[assignment]
+    return {f.index: (f.filename, f.data) for f in files}
 
 
 def _shape(parts: list[str]) -> list[str]:

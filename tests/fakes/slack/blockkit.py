@@ -33,6 +33,19 @@ PLACEHOLDER = 150
 INPUT_MAX_LENGTH = 3000
 MESSAGE_TEXT = 40_000
 BLOCKS_TOTAL = 13_000  # msg_blocks_too_long, observed
+# Multi-selects go in section (accessory) and input blocks; actions blocks do not take them
+# (the block-elements reference; slackapi/java-slack-sdk#680 gets invalid_blocks for one).
+MULTI_SELECTS = frozenset(
+    {
+        "multi_static_select",
+        "multi_external_select",
+        "multi_users_select",
+        "multi_conversations_select",
+        "multi_channels_select",
+    }
+)
+# Section accessories the fake checks (others are flagged as unsupported).
+ACCESSORIES = frozenset({"button", "static_select", "multi_static_select"})
 
 SPECIAL_MENTION = re.compile(r"<!(channel|here|everyone)\b[^>]*>")
 USER_MENTION = re.compile(r"<@([UWB][A-Z0-9]+)(?:\|[^>]*)?>")
@@ -85,6 +98,19 @@ def _element(el: dict[str, Any], where: str, problems: list[str]) -> None:
         for option in chosen:
             if option.get("value") not in values:
                 problems.append(f"{where}: initial option not among the options")
+        if kind == "multi_static_select":
+            if "initial_option" in el:
+                problems.append(f"{where}: a multi-select takes initial_options")
+            most = el.get("max_selected_items")
+            if most is not None:
+                if not isinstance(most, int) or isinstance(most, bool) or most < 1:
+                    problems.append(f"{where}.max_selected_items: must be an integer of 1 or more")
+                elif len(chosen) > most:
+                    problems.append(f"{where}.initial_options: more than max_selected_items")
+        else:
+            for key in ("max_selected_items", "initial_options"):
+                if key in el:
+                    problems.append(f"{where}.{key}: only multi-selects have it")
     elif kind == "plain_text_input":
         max_length = el.get("max_length", INPUT_MAX_LENGTH)
         if max_length > INPUT_MAX_LENGTH:
@@ -116,6 +142,12 @@ def check_blocks(blocks: list[dict[str, Any]], limit: int, problems: list[str]) 
                 problems.append(f"{where}: a section needs text or fields")
             if "text" in block:
                 _text(block["text"], f"{where}.text", SECTION_TEXT, problems)
+            if "accessory" in block:
+                accessory = block["accessory"]
+                if accessory.get("type") not in ACCESSORIES:
+                    problems.append(f"{where}.accessory: {accessory.get('type')} cannot be one")
+                else:
+                    _element(accessory, f"{where}.accessory", problems)
             fields = block.get("fields", [])
             if len(fields) > FIELDS:
                 problems.append(f"{where}.fields: {len(fields)}, more than {FIELDS}")
@@ -136,6 +168,12 @@ def check_blocks(blocks: list[dict[str, Any]], limit: int, problems: list[str]) 
             ids = [e.get("action_id") for e in elements if e.get("action_id")]
             if len(ids) != len(set(ids)):
                 problems.append(f"{where}: duplicate action_id")
+            for m, element in enumerate(elements):
+                if element.get("type") in MULTI_SELECTS:
+                    problems.append(
+                        f"{where}.elements[{m}]: a multi-select goes in a section or an input, "
+                        "not an actions block"
+                    )
             for m, element in enumerate(elements):
                 _element(element, f"{where}.elements[{m}]", problems)
         elif kind == "input":

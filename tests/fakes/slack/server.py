@@ -8,6 +8,13 @@
   :attr:`FakeSlack.violations`), and answers ``429`` with ``Retry-After`` past the configured
   rates: per (team, method), per channel for chat.postMessage, and per team for chat.postMessage
   as a whole. Faults on demand (:meth:`FakeSlack.fail`).
+- **Files**: files.getUploadURLExternal hands out ``http://127.0.0.1:<port>/upload/<file id>``;
+  ``POST`` there takes the bytes (raw or multipart), checked against the declared length, Slack's
+  size limit and, for a ``.png``, the PNG signature; files.completeUploadExternal shares the file
+  into ``channel_id`` (and ``thread_ts``) as a message with ``files``, which conversations.history
+  and .replies show. Bad input gets Slack's error names (``file_not_found``, ``invalid_channel``,
+  ``not_in_channel``, ``alt_txt_too_large``, ``missing_argument``); a bad upload is answered 400
+  and kept in :attr:`FakeSlack.violations`.
 - **response_url**: ``POST /respond/<id>``, recorded as an ephemeral reply (or a channel post).
 - **Socket Mode**: ``apps.connections.open`` hands out ``ws://127.0.0.1:<port>/socket``; the
   socket says ``hello``, :meth:`FakeSlack.send_envelope` pushes an envelope and waits for its
@@ -22,6 +29,8 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import default
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -73,6 +82,35 @@ class Posted:
     team: str | None
     edits: int = 0
     metadata: dict[str, Any] | None = None
+    files: list[dict[str, Any]] | None = None  # a file share: the files it shows
+
+
+@dataclass
+class UploadedFile:
+    """A file from files.getUploadURLExternal on: its bytes once uploaded, where it was shared."""
+
+    id: str
+    filename: str
+    length: int
+    alt_txt: str | None
+    team: str | None
+    data: bytes | None = field(default=None, repr=False)
+    title: str = ""
+    channel: str | None = None
+    thread_ts: str | None = None
+    share_ts: str | None = None
+
+    def json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "name": self.filename,
+            "title": self.title or self.filename,
+            "mimetype": "image/png" if self.filename.endswith(".png") else "",
+            "size": len(self.data or b""),
+        }
+        if self.alt_txt:
+            out["alt_txt"] = self.alt_txt
+        return out
 
 
 @dataclass
@@ -107,6 +145,9 @@ class Fault:
 
 
 POST_METHODS = {"chat.postMessage"}
+MAX_FILE_BYTES = 1024**3  # Slack's limit for one file: 1 GB
+MAX_ALT_TXT = 1000  # files.getUploadURLExternal: alt_txt_too_large past it
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ENVELOPE_TIMEOUT = 10.0  # Slack waits 3 s for an ack; the tests are generous
 MESSAGE_METHODS = {"chat.postMessage", "chat.update", "chat.postEphemeral"}
 
@@ -134,6 +175,7 @@ class FakeSlack:
         self.ephemerals: list[dict[str, Any]] = []
         self.responses: list[dict[str, Any]] = []
         self.views: list[dict[str, Any]] = []
+        self.files: dict[str, UploadedFile] = {}
         self.violations: list[str] = []
         self.faults: list[Fault] = []
         self.rate_limited: int = 0
@@ -158,10 +200,11 @@ class FakeSlack:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> FakeSlack:
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024**2)  # chart uploads, and room to spare
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)
         app.router.add_post("/respond/{id}", self._respond)
+        app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -218,6 +261,12 @@ class FakeSlack:
 
     def dms_to(self, user_id: str) -> list[Posted]:
         return self.posts(f"D{user_id}")
+
+    def shared_files(self, channel: str | None = None) -> list[UploadedFile]:
+        """Files shared into a channel (any channel when None), in the order they were."""
+        shared = [f for f in self.files.values() if f.share_ts is not None]
+        shared.sort(key=lambda f: f.share_ts or "")
+        return [f for f in shared if channel is None or f.channel == channel]
 
     # -- rate limits -----------------------------------------------------------------------
 
@@ -455,6 +504,10 @@ class FakeSlack:
             item["thread_ts"] = posted.thread_ts
         if with_metadata and posted.metadata:
             item["metadata"] = posted.metadata
+        if posted.files:
+            item["files"] = posted.files
+            item["upload"] = False
+            item["bot_id"] = "B" + self.bot_user_id
         return item
 
     def _m_conversations_history(self, args: dict[str, Any], **kw: Any) -> dict[str, Any]:
@@ -479,6 +532,98 @@ class FakeSlack:
         ts = str(args.get("ts", ""))
         found = [m for m in self.messages if m.channel == channel.id and ts in (m.ts, m.thread_ts)]
         return {"ok": True, "messages": [self._history_json(m, meta) for m in found]}
+
+    # -- files --------------------------------------------------------------------------------
+
+    def _m_files_getUploadURLExternal(self, args: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        filename = str(args.get("filename") or "")
+        try:
+            length = int(args.get("length") or 0)
+        except (TypeError, ValueError):
+            return {"ok": False, "error": "invalid_arguments"}
+        if not filename or length <= 0:
+            return {"ok": False, "error": "missing_argument"}
+        if length > MAX_FILE_BYTES:
+            return {"ok": False, "error": "file_upload_size_restricted"}
+        alt = args.get("alt_txt")
+        if alt is not None and len(str(alt)) > MAX_ALT_TXT:
+            return {"ok": False, "error": "alt_txt_too_large"}
+        file_id = f"F{next(self._ids):08d}"
+        self.files[file_id] = UploadedFile(
+            file_id, filename, length, None if alt is None else str(alt), kw.get("team")
+        )
+        return {"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+
+    def _m_files_completeUploadExternal(self, args: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        raw = args.get("files")
+        try:
+            wanted = json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError:
+            return {"ok": False, "error": "invalid_arguments"}
+        if not isinstance(wanted, list) or not wanted:
+            return {"ok": False, "error": "invalid_arguments"}
+        found: list[tuple[UploadedFile, dict[str, Any]]] = []
+        for item in wanted:
+            uploaded = self.files.get(str((item or {}).get("id", "")))
+            # An unknown id, another team's, bytes never uploaded, or a ticket used already.
+            if (
+                uploaded is None
+                or uploaded.team != kw.get("team")
+                or uploaded.data is None
+                or uploaded.share_ts is not None
+            ):
+                return {"ok": False, "error": "file_not_found"}
+            found.append((uploaded, item))
+        channel_id = str(args.get("channel_id") or "")
+        channels = [channel_id] if channel_id else []
+        channels += [c for c in str(args.get("channels") or "").split(",") if c]
+        thread = args.get("thread_ts") or None
+        if thread and len(channels) != 1:
+            return {"ok": False, "error": "invalid_arguments"}
+        targets: list[ChannelState] = []
+        for cid in channels:
+            channel, error = self._channel_for_post({"channel": cid})
+            if channel is None:
+                return {
+                    "ok": False,
+                    "error": "invalid_channel" if error == "channel_not_found" else error,
+                }
+            targets.append(channel)
+        if thread and not any(m.ts == thread and m.channel == targets[0].id for m in self.messages):
+            return {"ok": False, "error": "invalid_arguments"}
+        for uploaded, item in found:
+            uploaded.title = str(item.get("title") or uploaded.filename)
+        for channel in targets:
+            ts = self._ts_now()
+            for uploaded, _ in found:
+                uploaded.channel, uploaded.thread_ts, uploaded.share_ts = channel.id, thread, ts
+            files = [uploaded.json() for uploaded, _ in found]
+            self.messages.append(
+                Posted(channel.id, ts, "", None, thread, kw.get("team"), files=files)
+            )
+        return {"ok": True, "files": [uploaded.json() for uploaded, _ in found]}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """The upload URL: the file's bytes, raw or as multipart form data."""
+        uploaded = self.files.get(request.match_info["file_id"])
+        if uploaded is None or uploaded.share_ts is not None:
+            return web.Response(status=404, text="not found")
+        raw = await request.read()
+        data = raw
+        if request.content_type.startswith("multipart/"):
+            data = _multipart_file(raw, request.headers.get("Content-Type", ""))
+        problem = ""
+        if len(data) != uploaded.length:
+            problem = f"{len(data)} bytes, but files.getUploadURLExternal said {uploaded.length}"
+        elif len(data) > MAX_FILE_BYTES:
+            problem = f"{len(data)} bytes, more than Slack takes"
+        elif uploaded.filename.lower().endswith(".png") and not _valid_png(data):
+            problem = "not a PNG (signature or IHDR)"
+        if problem:
+            self.violations.append(f"upload {uploaded.id} ({uploaded.filename}): {problem}")
+            return web.Response(status=400, text=problem)
+        uploaded.data = data
+        return web.Response(text=f"OK - {len(data)}", content_type="text/plain")
 
     def _m_views_open(self, args: dict[str, Any], **kw: Any) -> dict[str, Any]:
         view = args.get("view")
@@ -622,6 +767,27 @@ class FakeSlack:
         }
         await self._sockets[0].send_json(envelope)
         return await asyncio.wait_for(future, ENVELOPE_TIMEOUT)
+
+
+def _valid_png(data: bytes) -> bool:
+    """The PNG signature, then an IHDR chunk of 13 bytes with a width and height."""
+    if not data.startswith(PNG_SIGNATURE) or len(data) < 33:
+        return False
+    length, kind = int.from_bytes(data[8:12], "big"), data[12:16]
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    return kind == b"IHDR" and length == 13 and width > 0 and height > 0
+
+
+def _multipart_file(raw: bytes, content_type: str) -> bytes:
+    """The first file part of a multipart/form-data body."""
+    message = BytesParser(policy=default).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + raw
+    )
+    for part in message.iter_parts():
+        if part.get_filename() is not None or part.get_param("name", header="content-disposition"):
+            payload = part.get_payload(decode=True)
+            return payload if isinstance(payload, bytes) else b""
+    return b""
 
 
 async def start_fake_slack(**kw: Any) -> FakeSlack:
