@@ -89,6 +89,8 @@ class PulseRound(Base):
     period_date: Mapped[date] = mapped_column(Date)  # the team-local date it went out
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the round's polls were closed and its results posted (None while it takes answers).
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Poll(Base):
@@ -123,6 +125,12 @@ class Poll(Base):
     # Bumped by every reopen, so each deadline has its own close occurrence.
     close_generation: Mapped[int] = mapped_column(default=0)
     remind_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Pulse questions: the asking (poll) whose shown result included this poll's answers; None
+    # while they have not been part of any shown result. Shown results never overlap, so no two
+    # can be subtracted to reveal a group under the threshold (bot/features/pulse/scores.py).
+    result_pool_id: Mapped[int | None] = mapped_column(
+        ForeignKey("polls.id", ondelete="SET NULL"), index=True
+    )
     # The poll's message, and the message live results are edited into (a newer one where the
     # platform refuses edits of old messages).
     message_outbox_id: Mapped[int | None] = mapped_column(

@@ -70,6 +70,7 @@ def upgrade() -> None:
         sa.Column("period_date", sa.Date(), nullable=False),
         sa.Column("sent_at", When, nullable=False),
         sa.Column("closes_at", When, nullable=False),
+        sa.Column("closed_at", When, nullable=True),
         sa.ForeignKeyConstraint(
             ["pulse_id"],
             ["pulses.id"],
@@ -103,6 +104,7 @@ def upgrade() -> None:
         sa.Column("closed_at", When, nullable=True),
         sa.Column("close_generation", sa.Integer(), nullable=False),
         sa.Column("remind_at", When, nullable=True),
+        sa.Column("result_pool_id", BigId, nullable=True),
         sa.Column("message_outbox_id", BigId, nullable=True),
         sa.Column("live_outbox_id", BigId, nullable=True),
         sa.Column("live_posted_at", When, nullable=True),
@@ -134,6 +136,12 @@ def upgrade() -> None:
             ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
+            ["result_pool_id"],
+            ["polls.id"],
+            name=op.f("fk_polls_result_pool_id_polls"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
             ["round_id"],
             ["pulse_rounds.id"],
             name=op.f("fk_polls_round_id_pulse_rounds"),
@@ -153,6 +161,7 @@ def upgrade() -> None:
     op.create_index("ix_polls_open", "polls", ["closed_at", "closes_at"])
     op.create_index("ix_polls_team_closed", "polls", ["team_id", "closed_at"])
     op.create_index(op.f("ix_polls_round_id"), "polls", ["round_id"])
+    op.create_index(op.f("ix_polls_result_pool_id"), "polls", ["result_pool_id"])
     op.create_table(
         "poll_participants",
         sa.Column("poll_id", BigId, nullable=False),

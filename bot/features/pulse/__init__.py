@@ -12,3 +12,7 @@ if TYPE_CHECKING:
 
 def register(core: Core, scheduler: Scheduler) -> None:
     """Add /pulse, the round, reminder, close and digest schedules."""
+    from bot.features.pulse import commands, runtime
+
+    commands.register(core)
+    runtime.register(scheduler)
