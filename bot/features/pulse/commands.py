@@ -39,7 +39,7 @@ from bot.features.pulse.settings import (
     setup_form,
 )
 from bot.features.pulse.spec import PULSE
-from bot.features.standups.commands import _resolve_references
+from bot.features.standups.commands import resolve_references
 from bot.scheduling.scheduler import next_fire_time
 from bot.timezones import zone as zone_info
 from storage.models import Channel, Member, Team, TeamMember
@@ -158,7 +158,7 @@ async def save_setup(ctx: Context, event: FormSubmission) -> Response:
     except UserError as exc:
         errors.update(exc.errors)
         parsed = None
-    channel, people, _ = await _resolve_references(ctx, event.values, errors)
+    channel, people, _ = await resolve_references(ctx, event.values, errors)
     team = editing[1] if editing else None
     if parsed is not None:
         team = await _team_for(ctx, parsed.team, editing, errors)

@@ -144,7 +144,7 @@ async def save_setup(ctx: Context, event: FormSubmission) -> Response:
     except UserError as exc:
         errors.update(exc.errors)
         parsed = None
-    channel, people, source = await _resolve_references(ctx, event.values, errors)
+    channel, people, source = await resolve_references(ctx, event.values, errors)
     name = str(event.values.get("name", "")).strip()
     if name and "name" not in errors:
         clash = await ctx.session.scalar(
@@ -186,7 +186,7 @@ async def save_setup(ctx: Context, event: FormSubmission) -> Response:
     )
 
 
-async def _resolve_references(
+async def resolve_references(
     ctx: Context, values: dict[str, str | list[str]], errors: dict[str, str]
 ) -> tuple[Channel | None, list[Member], Channel | None]:
     """The report channel and the participants; problems are added to ``errors``."""
