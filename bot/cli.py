@@ -241,7 +241,7 @@ class _DateParam(click.ParamType):
 
 @cli.group()
 def export() -> None:
-    """Export data for the operator: standup answers (CSV or JSON)."""
+    """Export data for the operator: standup answers and polls (CSV or JSON)."""
 
 
 @export.command("standups")
@@ -284,6 +284,60 @@ def export_standups(
             param_hint="'--until'",
         )
     from bot.export import export_standups as run_export
+
+    _export(ctx, output, lambda session, out: run_export(session, out, since, until, fmt))  # type: ignore[arg-type]
+
+
+@export.command("polls")
+@click.option(
+    "--since", type=_DateParam(), help="First day polls opened to include (YYYY-MM-DD, UTC)."
+)
+@click.option("--until", type=_DateParam(), help="Last day polls opened to include (default: all).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json"]),
+    default="csv",
+    show_default=True,
+    help="CSV with a header row, or a JSON array of objects.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+    default="-",
+    help="File to write (default: standard output).",
+)
+@click.pass_context
+def export_polls(
+    ctx: click.Context, since: date | None, until: date | None, fmt: str, output: str
+) -> None:
+    """Polls, one row per poll and option (per value of a scale or eNPS poll, per answer of an
+    open-answer poll).
+
+    Columns: workspace, poll_id, channel, question, kind, anonymous, results, threshold,
+    opens_at, closes_at, closed_at (UTC), status, answered, eligible, option_index, option,
+    count, percent, score, voters. Anonymous polls have no voter data: their voters column is
+    always empty, and their count, percent, score and open answers stay empty until the poll
+    has closed with at least its threshold of answers. Pulse questions are not included.
+    """
+    if since is not None and until is not None and until < since:
+        raise click.BadParameter(
+            f"{until.isoformat()} is before --since {since.isoformat()}.",
+            param_hint="'--until'",
+        )
+    from bot.export import export_polls as run_export
+
+    _export(ctx, output, lambda session, out: run_export(session, out, since, until, fmt))  # type: ignore[arg-type]
+
+
+def _export(
+    ctx: click.Context,
+    output: str,
+    write: Callable[[Any, TextIO], Awaitable[int]],
+) -> None:
+    """Run one export against the configured database, to stdout or to a file that appears
+    only once it is complete."""
     from storage import migrate
     from storage.db import Database
 
@@ -294,7 +348,7 @@ def export_standups(
         try:
             await migrate.ensure_schema(database.engine, auto_migrate=False)
             async with database.transaction() as session:
-                return await run_export(session, out, since, until, fmt)  # type: ignore[arg-type]
+                return await write(session, out)
         finally:
             await database.dispose()
 

@@ -5,6 +5,13 @@ empty question and answer for each prompt that has no answer (away, skipped, unr
 pending). Rows come from a server-side cursor in batches (``yield_per``), so an export of years of
 standups never holds more than a batch in memory; the writers emit each row as it arrives.
 
+:func:`poll_rows` yields one :class:`PollExportRow` per poll and option (per value of a scale or
+eNPS poll, per answer of an open-answer poll), reading polls in batches of ``POLL_BATCH``. It
+keeps invariant 6: anonymous polls have no voter data at all (the ``voters`` column is always
+empty for them), and their counts, scores and open answers are exported only once the poll has
+closed with at least its threshold of answers (counts of an open one, exported twice, would tell
+what the answers in between were). Pulse questions are not polls of their own here.
+
 CSV cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, a
 tab or a carriage return) get a leading apostrophe; JSON keeps every value verbatim.
 """
@@ -16,13 +23,14 @@ import dataclasses
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, TextIO
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
+    Channel,
     Member,
     Standup,
     StandupAnswer,
@@ -30,6 +38,7 @@ from storage.models import (
     StandupRun,
     Workspace,
 )
+from storage.polls import Poll, PollBallot, PollKind, PollParticipant
 
 ExportFormat = Literal["csv", "json"]
 BATCH = 1000
@@ -129,10 +138,11 @@ def _cell(value: Any) -> Any:
     return value
 
 
-async def write_csv(rows: AsyncIterator[StandupExportRow], out: TextIO) -> int:
-    """Write a header and the rows as CSV; returns the number of rows."""
+async def write_csv(rows: AsyncIterator[Any], out: TextIO, fields: tuple[str, ...] = FIELDS) -> int:
+    """Write a header and the rows (dataclasses with ``fields``) as CSV; returns the number of
+    rows."""
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(FIELDS)
+    writer.writerow(fields)
     count = 0
     async for row in rows:
         writer.writerow([_cell("" if v is None else v) for v in dataclasses.astuple(row)])
@@ -140,7 +150,7 @@ async def write_csv(rows: AsyncIterator[StandupExportRow], out: TextIO) -> int:
     return count
 
 
-async def write_json(rows: AsyncIterator[StandupExportRow], out: TextIO) -> int:
+async def write_json(rows: AsyncIterator[Any], out: TextIO) -> int:
     """Write the rows as a JSON array of objects, one per line; returns the number of rows."""
     count = 0
     out.write("[")
@@ -164,3 +174,213 @@ async def export_standups(
     if fmt == "json":
         return await write_json(rows, out)
     return await write_csv(rows, out)
+
+
+# -- polls ------------------------------------------------------------------------------------
+
+POLL_BATCH = 200
+SCALE_VALUES = tuple(range(1, 6))
+ENPS_VALUES = tuple(range(0, 11))
+
+
+@dataclass(frozen=True)
+class PollExportRow:
+    workspace: str
+    poll_id: int
+    channel: str
+    question: str
+    kind: str  # single | multiple | scale | enps | text
+    anonymous: bool
+    results: str  # live | closed | creator: who sees the results, when
+    threshold: int
+    opens_at: str  # UTC ISO 8601
+    closes_at: str  # the deadline, "" for none
+    closed_at: str  # "" while open
+    status: str  # open | closed
+    answered: int  # members who answered
+    eligible: int  # members who may answer
+    option_index: int | None  # 0-based option; the value of a scale or eNPS; None for text
+    option: str  # the option's text, the value, or an open answer
+    count: int | None  # None where counts are withheld (anonymous: open or under threshold)
+    percent: int | None  # of those who answered
+    score: str  # scale: the mean; eNPS: the score; else ""
+    voters: str  # named polls only: "; "-separated names; always "" for anonymous polls
+
+
+POLL_FIELDS = tuple(f.name for f in dataclasses.fields(PollExportRow))
+
+
+async def poll_rows(
+    session: AsyncSession, since: date | None = None, until: date | None = None
+) -> AsyncIterator[PollExportRow]:
+    """Every poll opened ``since`` .. ``until`` (UTC dates, inclusive), by workspace and poll,
+    one row per option; see the module docstring for what anonymous polls leave out."""
+    workspaces = {
+        wid: name or external
+        for wid, name, external in await session.execute(
+            select(Workspace.id, Workspace.name, Workspace.external_id)
+        )
+    }
+    last = 0
+    while True:
+        query = (
+            select(Poll, Channel.name)
+            .outerjoin(Channel, Channel.id == Poll.channel_id)
+            .where(Poll.id > last, Poll.round_id.is_(None))
+            .order_by(Poll.id)
+            .limit(POLL_BATCH)
+        )
+        if since is not None:
+            query = query.where(Poll.opens_at >= datetime.combine(since, time(0), UTC))
+        if until is not None:
+            end = datetime.combine(until + timedelta(days=1), time(0), UTC)
+            query = query.where(Poll.opens_at < end)
+        batch = (await session.execute(query)).all()
+        if not batch:
+            return
+        last = batch[-1][0].id
+        polls = [poll for poll, _ in batch]
+        data = await _poll_batch(session, polls)
+        for poll, channel in sorted(batch, key=lambda r: (r[0].workspace_id, r[0].id)):
+            for row in _rows_of(poll, channel or "", workspaces.get(poll.workspace_id, ""), data):
+                yield row
+
+
+@dataclass
+class _Batch:
+    counts: dict[int, dict[int, int]] = dataclasses.field(default_factory=dict)
+    participation: dict[int, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    voters: dict[int, dict[int, list[str]]] = dataclasses.field(default_factory=dict)
+    answers: dict[int, list[tuple[str, str]]] = dataclasses.field(default_factory=dict)
+
+
+def _shown(poll: Poll, answered: int) -> bool:
+    """Whether counts of ``poll`` may leave the database (invariant 6 for anonymous polls)."""
+    if not poll.anonymous:
+        return True
+    return poll.closed_at is not None and answered >= poll.threshold
+
+
+async def _poll_batch(session: AsyncSession, polls: list[Poll]) -> _Batch:
+    out = _Batch()
+    ids = [p.id for p in polls]
+    for poll_id, eligible, answered in await session.execute(
+        select(
+            PollParticipant.poll_id,
+            func.count(),
+            func.count().filter(PollParticipant.voted.is_(True)),
+        )
+        .where(PollParticipant.poll_id.in_(ids))
+        .group_by(PollParticipant.poll_id)
+    ):
+        out.participation[poll_id] = (int(answered), int(eligible))
+    shown = [p.id for p in polls if _shown(p, out.participation.get(p.id, (0, 0))[0])]
+    if not shown:
+        return out
+    for poll_id, choice, count in await session.execute(
+        select(PollBallot.poll_id, PollBallot.choice, func.count())
+        .where(PollBallot.poll_id.in_(shown))
+        .group_by(PollBallot.poll_id, PollBallot.choice)
+    ):
+        out.counts.setdefault(poll_id, {})[choice] = int(count)
+    named = [p.id for p in polls if p.id in set(shown) and not p.anonymous]
+    if named:
+        for poll_id, choice, name, user_id, answer in await session.execute(
+            select(
+                PollBallot.poll_id,
+                PollBallot.choice,
+                Member.display_name,
+                Member.platform_user_id,
+                PollBallot.text,
+            )
+            .join(Member, Member.id == PollBallot.member_id)
+            .where(PollBallot.poll_id.in_(named))
+            .order_by(PollBallot.poll_id, PollBallot.choice, Member.display_name, Member.id)
+        ):
+            who = name or user_id
+            out.voters.setdefault(poll_id, {}).setdefault(choice, []).append(who)
+            if answer:
+                out.answers.setdefault(poll_id, []).append((answer, who))
+    texts = [p.id for p in polls if p.id in set(shown) and p.anonymous and p.kind == "text"]
+    if texts:
+        for poll_id, answer in await session.execute(
+            select(PollBallot.poll_id, PollBallot.text)
+            .where(PollBallot.poll_id.in_(texts), PollBallot.text.is_not(None))
+            .order_by(PollBallot.poll_id, PollBallot.text)
+        ):
+            out.answers.setdefault(poll_id, []).append((answer, ""))
+    return out
+
+
+def _iso(value: datetime | None) -> str:
+    return value.astimezone(UTC).isoformat(timespec="seconds") if value is not None else ""
+
+
+def _rows_of(poll: Poll, channel: str, workspace: str, data: _Batch) -> list[PollExportRow]:
+    answered, eligible = data.participation.get(poll.id, (0, 0))
+    shown = _shown(poll, answered)
+    counts = data.counts.get(poll.id, {})
+    voters = data.voters.get(poll.id, {})
+    kind = PollKind(poll.kind)
+    score = ""
+    if shown and kind is PollKind.SCALE and sum(counts.values()):
+        total = sum(counts.values())
+        score = f"{sum(v * c for v, c in counts.items()) / total:.2f}"
+    elif shown and kind is PollKind.ENPS and sum(counts.values()):
+        total = sum(counts.values())
+        promoters = sum(c for v, c in counts.items() if v >= 9)
+        detractors = sum(c for v, c in counts.items() if v <= 6)
+        score = f"{round(100 * (promoters - detractors) / total):+d}"
+
+    def row(index: int | None, option: str, count: int | None, names: list[str]) -> PollExportRow:
+        return PollExportRow(
+            workspace=workspace,
+            poll_id=poll.id,
+            channel=channel,
+            question=poll.question,
+            kind=kind.value,
+            anonymous=poll.anonymous,
+            results=poll.results,
+            threshold=poll.threshold,
+            opens_at=_iso(poll.opens_at),
+            closes_at=_iso(poll.closes_at),
+            closed_at=_iso(poll.closed_at),
+            status="closed" if poll.closed_at is not None else "open",
+            answered=answered,
+            eligible=eligible,
+            option_index=index,
+            option=option,
+            count=count if shown else None,
+            percent=(round(100 * count / answered) if answered else 0)
+            if shown and count is not None
+            else None,
+            score=score,
+            voters="" if poll.anonymous else "; ".join(names),
+        )
+
+    if kind is PollKind.TEXT:
+        answers = data.answers.get(poll.id, []) if shown else []
+        if not answers:
+            return [row(None, "", 0 if shown else None, [])]
+        return [row(None, answer, 1, [who] if who else []) for answer, who in answers]
+    if kind is PollKind.SCALE:
+        options = [(v, str(v)) for v in SCALE_VALUES]
+    elif kind is PollKind.ENPS:
+        options = [(v, str(v)) for v in ENPS_VALUES]
+    else:
+        options = list(enumerate(poll.options))
+    return [row(i, label, counts.get(i, 0), voters.get(i, [])) for i, label in options]
+
+
+async def export_polls(
+    session: AsyncSession,
+    out: TextIO,
+    since: date | None = None,
+    until: date | None = None,
+    fmt: ExportFormat = "csv",
+) -> int:
+    """Stream the poll export to ``out``; returns the number of rows written."""
+    rows = poll_rows(session, since, until)
+    if fmt == "json":
+        return await write_json(rows, out)
+    return await write_csv(rows, out, POLL_FIELDS)

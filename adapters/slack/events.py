@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from adapters.slack.render import decode_metadata, submitted_values
+from adapters.slack.render import core_action_id, decode_metadata, submitted_values
 from bot.events import (
     ActionInvocation,
     Actor,
@@ -93,7 +93,7 @@ def action_event(
     return ActionInvocation(
         origin,
         who,
-        str(action.get("action_id", "")),
+        core_action_id(str(action.get("action_id", ""))),
         value,
         values,
         channel or None,

@@ -239,6 +239,28 @@ def _multi_select_section(element: Select) -> dict[str, Any]:
     }
 
 
+# Slack refuses two elements with one action_id in a block; the core gives every button of a
+# poll the same id (the choice travels in the value only, so logs of action ids never show it).
+# A repeat gets "~<n>" appended here, and inbound actions lose it again (core_action_id).
+_REPEAT = re.compile(r"~\d+$")
+
+
+def core_action_id(action_id: str) -> str:
+    """The core's action id of an element :func:`_actions` made unique in its block."""
+    return _REPEAT.sub("", action_id)
+
+
+def _unique_ids(elements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: dict[str, int] = {}
+    out = []
+    for element in elements:
+        action_id = element.get("action_id", "")
+        count = seen.get(action_id, 0)
+        seen[action_id] = count + 1
+        out.append({**element, "action_id": f"{action_id}~{count}"} if count else element)
+    return out
+
+
 def _actions(block: Actions) -> Iterator[dict[str, Any]]:
     """Buttons and single selects in actions blocks of at most 25 elements, in order; each
     multi-select in a section between them."""
@@ -246,7 +268,8 @@ def _actions(block: Actions) -> Iterator[dict[str, Any]]:
 
     def flush() -> Iterator[dict[str, Any]]:
         for start in range(0, len(elements), MAX_ACTION_ELEMENTS):
-            yield {"type": "actions", "elements": elements[start : start + MAX_ACTION_ELEMENTS]}
+            chunk = _unique_ids(elements[start : start + MAX_ACTION_ELEMENTS])
+            yield {"type": "actions", "elements": chunk}
         elements.clear()
 
     for element in block.elements:

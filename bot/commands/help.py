@@ -54,6 +54,16 @@ def _detail(spec: CommandSpec, sub: SubcommandSpec) -> Message:
         blocks.append(Section(text(Code(option.name.upper()), f"{need}: {option.description}")))
     if sub.example:
         blocks.append(Section(text("Example: ", Code(sub.example))))
+    if spec.default == sub.name:
+        blocks.append(
+            Context(
+                text(
+                    "The default: ",
+                    Code(f"/{spec.name}"),
+                    f" followed by anything but a subcommand's name runs {sub.name}.",
+                )
+            )
+        )
     if sub.permission is not Permission.MEMBER:
         blocks.append(Context(text(f"Only {sub.permission.label} can run this.")))
     return message(*blocks, summary=f"/{spec.name} {sub.name}")

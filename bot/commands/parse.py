@@ -12,6 +12,7 @@ from bot.commands.spec import CommandSpec, OptionSpec, OptionType, SubcommandSpe
 from bot.errors import UsageError
 from bot.timezones import validate_timezone
 
+_QUOTES = ('"', "'", "\u201c", "\u201d", "\u2018", "\u2019", "\u201e")
 _TOKEN = re.compile(r"""\s*(?:"([^"]*)"|'([^']*)'|“([^”]*)”|(\S+))""")
 _USER_REF = re.compile(r"^<@([UWB]?[A-Z0-9]+)(?:\|[^>]*)?>$|^<@!?(\d+)>$")
 _CHANNEL_REF = re.compile(r"^<#([A-Z0-9]+|\d+)(?:\|[^>]*)?>$")
@@ -69,12 +70,20 @@ def split_tokens(line: str, limit: int | None = None) -> tuple[list[str], str]:
 
 
 def pick_subcommand(spec: CommandSpec, line: str) -> tuple[SubcommandSpec | None, str]:
-    """The subcommand the line starts with (None for an empty line) and the rest of it."""
+    """The subcommand the line starts with and the rest of it.
+
+    An empty line gives the spec's default subcommand (None without one). A line that does not
+    start with a subcommand's name is refused with the closest name, unless the spec has a
+    default: then the whole line belongs to the default (a quoted first word is never a
+    subcommand's name there, so ``/poll "list" ...`` asks about lists)."""
+    default = spec.subcommand(spec.default) if spec.default else None
     tokens, rest = split_tokens(line, 1)
     if not tokens:
-        return None, ""
+        return default, ""
     name = tokens[0].lower()
     sub = spec.subcommand(name)
+    if default is not None and (sub is None or line.lstrip().startswith(_QUOTES)):
+        return default, line.strip()
     if sub is None:
         close = _closest_name(name, [s.name for s in spec.subcommands])
         hint = f" Did you mean `/{spec.name} {close}`?" if close else ""

@@ -61,6 +61,15 @@ class CommandSpec:
     name: str
     description: str
     subcommands: tuple[SubcommandSpec, ...]
+    # The subcommand that a typed line (Slack, the console) runs when it does not start with a
+    # subcommand's name, and that an empty line runs: ``/poll "Ship Friday?" "Yes" "No"`` is
+    # ``/poll create ...``. None: such a line is refused with the closest name. Discord's
+    # application commands always name their subcommand, so it changes nothing there.
+    default: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.default is not None and self.subcommand(self.default) is None:
+            raise ValueError(f"/{self.name}: default {self.default!r} is not a subcommand")
 
     def subcommand(self, name: str) -> SubcommandSpec | None:
         return next((s for s in self.subcommands if s.name == name), None)

@@ -222,3 +222,13 @@ async def seal(session: AsyncSession, poll: Poll) -> None:
         .where(PollParticipant.poll_id == poll.id, PollParticipant.voted.is_(True))
         .values(final=True)
     )
+
+
+async def close_poll(session: AsyncSession, poll: Poll, now: datetime) -> None:
+    """Close ``poll`` now, announcing nothing: its close time is set and, for an anonymous
+    poll, its ballots are sealed (:func:`seal`). The caller holds the poll's row lock and has
+    checked that it is open. The polls feature announces its closes itself
+    (``service.close_and_announce``); the pulse feature closes its rounds' polls with this."""
+    poll.closed_at = now
+    poll.updated_at = now
+    await seal(session, poll)
