@@ -18,12 +18,14 @@ from bot.config import ConfigError, Settings, load_settings
 
 EXIT_CONFIG = 2
 SCOPES = ("bot", "applications.commands")
-# What syncup needs in a channel: see it, post, embed, read history (to edit its reports), and
-# start and post in the threads that hold a standup's answers.
+# What syncup needs in a channel: see it, post, embed, attach files (the PNG charts of poll and
+# pulse results go with their message: without it Discord refuses the whole message), read
+# history (to edit its reports), and start and post in the threads that hold a standup's answers.
 PERMISSIONS = {
     "View Channels": 1 << 10,
     "Send Messages": 1 << 11,
     "Embed Links": 1 << 14,
+    "Attach Files": 1 << 15,
     "Read Message History": 1 << 16,
     "Create Public Threads": 1 << 35,
     "Send Messages in Threads": 1 << 38,

@@ -12,6 +12,13 @@ It records every REST call (:attr:`FakeDiscord.calls`), enforces Discord's paylo
 past a configurable per-channel message rate, honours ``nonce`` + ``enforce_nonce``, refuses DMs
 to members who closed them (50007) and interaction callbacks given twice (40060).
 
+With a ``clock`` (the demo clock of the app under test), messages are stamped with its time: their
+``timestamp`` and their id, a snowflake whose time bits are that moment (as Discord's are), so a
+message's age agrees with the app's time. With an ``edit_window`` too, an edit of a message older
+than that is refused as Discord refuses edits of messages older than an hour once its small
+allowance is used up: 429 with code 30046. The fake is stricter than Discord (it allows none), so
+a test fails whenever the bot relies on editing an old message.
+
 Message creates and edits may be multipart/form-data, as Discord takes files: ``payload_json``
 is the body and ``files[n]`` the files; their ``attachments`` are checked (a PNG's signature,
 the size limit, every part listed) and kept on the message with their bytes
@@ -28,6 +35,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email.parser import BytesParser
 from email.policy import default
 from typing import Any
@@ -42,10 +50,25 @@ FILES_KEY = web.RequestKey("files", object)
 HEARTBEAT_INTERVAL_MS = 41250
 MAX_BODY = 4 * limits.FILE_BYTES
 _ids = itertools.count(1_310_000_000_000_000_000)
+DISCORD_EPOCH_MS = 1_420_070_400_000
+OLD_MESSAGE_EDITS = 30046
 
 
 def snowflake() -> str:
     return str(next(_ids))
+
+
+def snowflake_at(when: datetime) -> str:
+    """A snowflake made at ``when``: milliseconds since Discord's epoch in the top bits, a
+    counter in the low 22 (worker, process and increment in Discord's), so ids stay unique."""
+    millis = int(when.timestamp() * 1000) - DISCORD_EPOCH_MS
+    return str((millis << 22) | (next(_ids) & 0x3FFFFF))
+
+
+def snowflake_time(snowflake_id: str) -> datetime:
+    """When a snowflake was made (discord.utils.snowflake_time does the same)."""
+    millis = (int(snowflake_id) >> 22) + DISCORD_EPOCH_MS
+    return datetime.fromtimestamp(millis / 1000, tz=UTC)
 
 
 def user_payload(user_id: str, name: str, *, bot: bool = False) -> dict[str, Any]:
@@ -201,13 +224,26 @@ class Interaction:
 class FakeDiscord:
     """One fake Discord: a bot application, guilds, users, channels and messages."""
 
-    def __init__(self, *, token: str = "fake-bot-token", ack_deadline: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        token: str = "fake-bot-token",
+        ack_deadline: float | None = None,
+        clock: Callable[[], datetime] | None = None,
+        edit_window: timedelta | None = None,
+    ) -> None:
         self.token = token
+        # Message times come from ``clock`` when given; edits of messages older than
+        # ``edit_window`` (by that clock) are refused with 30046 (see the module docstring).
+        self.clock = clock
+        self.edit_window = edit_window
         self.application_id = snowflake()
         self.bot = user_payload(self.application_id, "syncup", bot=True)
         self.guilds: dict[str, FakeGuild] = {}
         self.users: dict[str, dict[str, Any]] = {}
         self.closed_dms: set[str] = set()
+        # Channels where the bot lacks Attach Files: a create or edit with files gets 50013.
+        self.no_attach_files: set[str] = set()
         self.dm_channels: dict[str, str] = {}  # user id -> DM channel id
         self.messages: dict[str, dict[str, Any]] = {}
         self.threads: dict[str, str] = {}  # thread id -> parent channel id
@@ -826,12 +862,13 @@ class FakeDiscord:
         self, channel_id: str, content: str, *, author: dict[str, Any], **extra: Any
     ) -> dict[str, Any]:
         guild_id = self._all_channels().get(channel_id)
+        now = self.clock() if self.clock is not None else None
         message: dict[str, Any] = {
-            "id": snowflake(),
+            "id": snowflake_at(now) if now is not None else snowflake(),
             "channel_id": channel_id,
             "author": author,
             "content": content,
-            "timestamp": "2026-11-27T12:00:00.000000+00:00",
+            "timestamp": _stamp(now) if now is not None else "2026-11-27T12:00:00.000000+00:00",
             "edited_timestamp": None,
             "tts": False,
             "mention_everyone": False,
@@ -891,6 +928,8 @@ class FakeDiscord:
                 return _error(403, 50007, "Cannot send messages to this user")
         problems = limits.check_message(body or {})
         files = _parts(request)
+        if files and channel_id in self.no_attach_files:
+            return _error(403, 50013, "Missing Permissions")
         if any(len(data) > limits.FILE_BYTES for _, data in files.values()):
             return _error(413, 40005, "Request entity too large")
         limits.check_files(problems, body or {}, files)
@@ -925,8 +964,25 @@ class FakeDiscord:
         message = self.messages.get(parts[3])
         if message is None or message["channel_id"] != parts[1]:
             return _error(404, 10008, "Unknown Message")
+        if self.clock is not None and self.edit_window is not None:
+            age = self.clock() - datetime.fromisoformat(message["timestamp"])
+            if age >= self.edit_window:
+                retry = 60.0
+                return _json(
+                    {
+                        "code": OLD_MESSAGE_EDITS,
+                        "message": "Maximum number of edits to messages older than 1 hour "
+                        "reached. Try again later",
+                        "retry_after": retry,
+                        "global": False,
+                    },
+                    429,
+                    {"Retry-After": f"{retry:.3f}", "X-RateLimit-Scope": "user"},
+                )
         problems = limits.check_message(body or {}, edit=True)
         files = _parts(request)
+        if files and parts[1] in self.no_attach_files:
+            return _error(403, 50013, "Missing Permissions")
         if any(len(data) > limits.FILE_BYTES for _, data in files.values()):
             return _error(413, 40005, "Request entity too large")
         had = message.get("attachments") or []
@@ -938,7 +994,9 @@ class FakeDiscord:
                 message[key] = body[key]
         if "attachments" in body:  # the list replaces the message's: unlisted ones are removed
             message["attachments"] = self._attach(parts[1], body["attachments"], files, list(had))
-        message["edited_timestamp"] = "2026-11-27T12:01:00.000000+00:00"
+        message["edited_timestamp"] = (
+            _stamp(self.clock()) if self.clock is not None else "2026-11-27T12:01:00.000000+00:00"
+        )
         return _json(message)
 
     def _attach(
@@ -1183,6 +1241,11 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
         status=status,
         headers={"Content-Type": "application/json", **(headers or {})},
     )
+
+
+def _stamp(when: datetime) -> str:
+    """An ISO 8601 timestamp as Discord writes them (UTC, microseconds)."""
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _error(status: int, code: int, message: str) -> web.Response:
