@@ -353,3 +353,26 @@ async def test_the_fake_refuses_bad_files_and_selects(fake: FakeDiscord) -> None
 def test_the_port_declares_its_edit_window_and_select_size() -> None:
     assert DiscordPort.edit_window == timedelta(hours=1)
     assert DiscordPort.max_select_options == 25
+
+
+async def test_a_channel_without_attach_files_gets_the_chart_in_words(
+    fake: FakeDiscord, port: DiscordPort
+) -> None:
+    _, team, _ = team_guild(fake)
+    fake.no_attach_files.add(team)
+    results = message("The poll closed.", RESULTS)
+    receipt = await port.deliver(
+        delivery(results, Method.POST, Target(channel_id=team), "poll:9:results")
+    )
+    [posted] = fake.created_messages(team)
+    assert receipt.message_id == posted["id"]
+    assert not posted.get("attachments")
+    shown = json.dumps(posted)
+    assert RESULTS.alt in shown  # the chart in words, not lost
+    refused = [c for c in fake.calls_to("POST", f"/channels/{team}/messages") if c.status == 403]
+    assert len(refused) == 1
+
+    update = message("The poll reopened.", RESULTS)
+    target = Target(channel_id=team, message_id=posted["id"])
+    await port.deliver(delivery(update, Method.UPDATE, target, "poll:9:results:2"))
+    assert "The poll reopened." in json.dumps(fake.messages[posted["id"]])

@@ -143,15 +143,14 @@ class DiscordPort:
             if not target.message_id or not target.channel_id:
                 raise PermanentDeliveryError("an update needs the message and its channel")
             files = _drawn(delivery)
-            payload = render.render_edit(
-                delivery.message, guild_id=delivery.workspace_id, images=files is not None
-            )
-            await self.rest.request(
-                "PATCH",
-                f"/channels/{target.channel_id}/messages/{target.message_id}",
-                json_body=payload,
-                files=files if payload.get("attachments") else None,
-            )
+
+            def edit(images: bool) -> dict[str, Any]:
+                return render.render_edit(
+                    delivery.message, guild_id=delivery.workspace_id, images=images
+                )
+
+            path = f"/channels/{target.channel_id}/messages/{target.message_id}"
+            await self._with_charts("PATCH", path, edit, files)
             return Receipt(channel_id=target.channel_id, message_id=target.message_id)
         if method in (Method.DM, Method.EPHEMERAL):
             user_id = target.user_id
@@ -173,21 +172,45 @@ class DiscordPort:
     async def _post(self, channel: str, msg: Message, delivery: Delivery) -> Receipt:
         # Buttons carry their guild: an interaction from a DM has none (and edits keep it).
         files = _drawn(delivery, msg)
-        payloads = render.render_message(
+        with_images = render.render_message(
             msg, guild_id=delivery.workspace_id, images=files is not None
         )
         first: str | None = None
-        for part, payload in enumerate(payloads):
-            payload["nonce"] = nonce_for(delivery.idempotency_key, part)
-            payload["enforce_nonce"] = True
-            sent: dict[str, Any] = await self.rest.request(
-                "POST",
-                f"/channels/{channel}/messages",
-                json_body=payload,
-                files=files if payload.get("attachments") else None,
-            )
+        for part, payload in enumerate(with_images):
+
+            def post(images: bool, part: int = part, payload: dict[str, Any] = payload) -> Any:
+                if not images:  # the same part with its charts in words
+                    worded = render.render_message(
+                        msg, guild_id=delivery.workspace_id, images=False
+                    )
+                    payload = worded[min(part, len(worded) - 1)]
+                payload["nonce"] = nonce_for(delivery.idempotency_key, part)
+                payload["enforce_nonce"] = True
+                return payload
+
+            sent = await self._with_charts("POST", f"/channels/{channel}/messages", post, files)
             first = first or str(sent["id"])
         return Receipt(channel_id=channel, message_id=first)
+
+    async def _with_charts(
+        self,
+        verb: str,
+        path: str,
+        build: Callable[[bool], dict[str, Any]],
+        files: list[tuple[str, bytes, str]] | None,
+    ) -> Any:
+        """Send ``build(images)``; where the channel denies Attach Files (50013 on a request
+        that carried files), send it again with the charts in words rather than lose it."""
+        payload = build(files is not None)
+        if not (files and payload.get("attachments")):
+            return await self.rest.request(verb, path, json_body=payload)
+        try:
+            return await self.rest.request(verb, path, json_body=payload, files=files)
+        except DiscordHTTPError as exc:
+            if exc.code != MISSING_PERMISSIONS:
+                raise
+            log.warning("%s %s: no Attach Files permission; charts sent in words", verb, path)
+            return await self.rest.request(verb, path, json_body=build(False))
 
     async def dm_channel(self, user_id: str) -> str:
         known = self._dm_channels.get(user_id)
