@@ -239,6 +239,25 @@ class _DateParam(click.ParamType):
             self.fail(f"{value!r} is not a date; use YYYY-MM-DD, e.g. 2026-03-01.", param, ctx)
 
 
+def _format_and_output(command: Callable[..., None]) -> Callable[..., None]:
+    """The ``--format`` and ``--output`` options every export takes."""
+    command = click.option(
+        "--output",
+        "-o",
+        type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+        default="-",
+        help="File to write (default: standard output).",
+    )(command)
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["csv", "json"]),
+        default="csv",
+        show_default=True,
+        help="CSV with a header row, or a JSON array of objects.",
+    )(command)
+
+
 @cli.group()
 def export() -> None:
     """Export data for the operator: standup answers and polls (CSV or JSON)."""
@@ -252,21 +271,7 @@ def export() -> None:
     help="First run date to include (YYYY-MM-DD, the participants' local date).",
 )
 @click.option("--until", type=_DateParam(), help="Last run date to include (default: all).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["csv", "json"]),
-    default="csv",
-    show_default=True,
-    help="CSV with a header row, or a JSON array of objects.",
-)
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, writable=True, allow_dash=True),
-    default="-",
-    help="File to write (default: standard output).",
-)
+@_format_and_output
 @click.pass_context
 def export_standups(
     ctx: click.Context, since: date, until: date | None, fmt: str, output: str
@@ -293,21 +298,7 @@ def export_standups(
     "--since", type=_DateParam(), help="First day polls opened to include (YYYY-MM-DD, UTC)."
 )
 @click.option("--until", type=_DateParam(), help="Last day polls opened to include (default: all).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["csv", "json"]),
-    default="csv",
-    show_default=True,
-    help="CSV with a header row, or a JSON array of objects.",
-)
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, writable=True, allow_dash=True),
-    default="-",
-    help="File to write (default: standard output).",
-)
+@_format_and_output
 @click.pass_context
 def export_polls(
     ctx: click.Context, since: date | None, until: date | None, fmt: str, output: str
