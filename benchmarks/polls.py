@@ -157,18 +157,23 @@ async def votes(db: Database, args: argparse.Namespace) -> bool:
         return ActionInvocation(
             origin=Origin(PLATFORM, people.external_id, event_id, channel_id="C-votes"),
             actor=Actor(f"U{i:06d}", f"member {i:06d}"),
-            action_id=vote_action_id(poll_id, choice),
+            action_id=vote_action_id(poll_id),
             value=str(choice),
         )
 
     latencies: list[float] = []
     refused: list[str] = []
+    ignored = 0  # handled already: a repeated event id gets no response
 
     async def send(event: ActionInvocation) -> None:
         started = time.perf_counter()
         response = await core.handle(event)
         latencies.append(time.perf_counter() - started)
-        said = response.message.fallback() if isinstance(response, Reply) else ""
+        if response is None:
+            nonlocal ignored
+            ignored += 1
+            return
+        said = response.message.fallback() if isinstance(response, Reply) else repr(response)
         if not said.startswith("Your vote"):
             refused.append(said)
 
@@ -199,7 +204,8 @@ async def votes(db: Database, args: argparse.Namespace) -> bool:
         f"p99 {_ms(_percentile(latencies, 99))}, max {_ms(max(latencies))} "
         "(all submitted at once: queueing included)"
     )
-    ok = not refused
+    print(f"    duplicates       {ignored} repeated event ids ignored (expected {len(clicks)})")
+    ok = not refused and ignored == len(clicks)
     if refused:
         print(f"    REFUSED          {len(refused)}, e.g. {refused[0]!r}")
     ok &= _check("open", counted, rows, expected, args.voters)
@@ -228,7 +234,7 @@ def _check(
     doubled = sum(max(0, got[c] - want[c]) for c in want)
     good = got == want and rows == voters and counted.voters == voters
     print(
-        f"    counts {when:<10}{' '.join(f'{got[c]}' for c in sorted(got))} "
+        f"    counts {when:<12}{' '.join(f'{got[c]}' for c in sorted(got))} "
         f"(expected {' '.join(f'{want[c]}' for c in sorted(want))}); ballots {rows}, "
         f"participants voted {counted.voters}/{counted.eligible}; lost {lost}, doubled {doubled}"
         f"{'' if good else '  MISMATCH'}"

@@ -80,6 +80,16 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _pool_capacity(engine: AsyncEngine) -> int | None:
+    """How many connections the engine's pool hands out at most; None when unbounded."""
+    pool = engine.pool
+    size = getattr(pool, "size", None)
+    overflow = getattr(pool, "_max_overflow", None)  # QueuePool's; it has no public reader
+    if not callable(size) or not isinstance(overflow, int) or overflow < 0:
+        return None
+    return int(size()) + overflow
+
+
 class Database:
     """Owns the engine and hands out sessions; one per process."""
 
@@ -90,6 +100,13 @@ class Database:
         # SQLite: one writer lock per event loop (tests and the CLI may run several loops).
         self._writer: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] | None = (
             weakref.WeakKeyDictionary() if self.engine.dialect.name == "sqlite" else None
+        )
+        # Elsewhere: transactions queue for a pooled connection here, first come first served
+        # and without a time limit, rather than in the pool, which fails a checkout that waits
+        # longer than its timeout (a burst of 10,000 votes would turn into errors).
+        self._capacity = _pool_capacity(self.engine) if self._writer is None else None
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
         )
 
     @property
@@ -102,7 +119,15 @@ class Database:
 
         Transactions must not nest (on SQLite they never could: each one takes the write lock)."""
         if self._writer is None:
-            async with self.sessions() as session, session.begin():
+            if self._capacity is None:
+                async with self.sessions() as session, session.begin():
+                    yield session
+                return
+            loop = asyncio.get_running_loop()
+            slots = self._slots.get(loop)
+            if slots is None:
+                slots = self._slots[loop] = asyncio.Semaphore(self._capacity)
+            async with slots, self.sessions() as session, session.begin():
                 yield session
             return
         loop = asyncio.get_running_loop()

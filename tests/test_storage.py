@@ -8,7 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -387,3 +387,34 @@ async def test_a_read_is_one_snapshot_that_writers_do_not_wait_for(database: Dat
         async with database.transaction() as session:
             await _add_workspace(session, f"T-after-{n}")
     assert await _count(database, Workspace) == 5
+
+
+async def test_a_burst_of_transactions_waits_for_connections_instead_of_failing(
+    db_url: str,
+) -> None:
+    """Far more transactions at once than the pool has connections, each holding its
+    connection longer than the pool's checkout timeout would let the last one wait: all of
+    them commit (they queue in Database.transaction, not in the pool)."""
+    db = Database(db_url, pool_size=1, max_overflow=1, pool_timeout=0.2)
+    try:
+        await migrate.upgrade(db.engine)
+
+        async def one(i: int) -> None:
+            async with db.transaction() as session:
+                await session.execute(
+                    insert(ProcessedEvent).values(
+                        platform="test", event_id=f"burst-{i}", received_at=datetime.now(UTC)
+                    )
+                )
+                await asyncio.sleep(0.05)
+
+        await asyncio.gather(*(one(i) for i in range(20)))
+        async with db.transaction() as session:
+            count = await session.scalar(
+                select(func.count())
+                .select_from(ProcessedEvent)
+                .where(ProcessedEvent.platform == "test")
+            )
+        assert count == 20
+    finally:
+        await db.dispose()
