@@ -36,18 +36,12 @@ from bot.events import ActionInvocation
 from bot.port import Delivery, Method, Target
 from storage.db import Database
 from storage.models import OutboxMessage, OutboxStatus, Workspace
+from tests.fakes.chart_samples import RESULTS
 from tests.fakes.discord import limits
 from tests.fakes.discord.harness import running
 from tests.fakes.discord.server import FakeDiscord, FakeGuild
 
 START = datetime(2026, 3, 9, 6, tzinfo=UTC)
-RESULTS = Chart(
-    "How sustainable was this week's pace?",
-    ("1 - Burning out", "2", "3", "4", "5 - Very sustainable"),
-    (ChartSeries("This week", (5.0, 10.0, 40.0, 30.0, 15.0)),),
-    "1: 5%, 2: 10%, 3: 40%, 4: 30%, 5: 15% of 20 answers.",
-    unit="%",
-)
 TREND = Chart(
     "eNPS by week",
     ("2 Mar", "9 Mar", "16 Mar"),

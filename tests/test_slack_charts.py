@@ -43,18 +43,12 @@ from bot.delivery.worker import DeliveryWorker
 from bot.port import Delivery, DeliveryError, Method, PermanentDeliveryError, Target
 from storage.db import Database
 from storage.models import OutboxMessage, OutboxStatus
+from tests.fakes.chart_samples import RESULTS
 from tests.fakes.slack import blockkit, payloads
 from tests.fakes.slack.harness import slack_world, team_slack, text_of
 from tests.fakes.slack.server import FakeSlack, Posted
 
 START = datetime(2026, 3, 9, 7, tzinfo=UTC)
-RESULTS = Chart(
-    "How sustainable was this week's pace?",
-    ("1 - Burning out", "2", "3", "4", "5 - Very sustainable"),
-    (ChartSeries("This week", (5.0, 10.0, 40.0, 30.0, 15.0)),),
-    "1: 5%, 2: 10%, 3: 40%, 4: 30%, 5: 15% of 20 answers.",
-    unit="%",
-)
 TREND = Chart(
     "Pace by week",
     ("2 Mar", "9 Mar", "16 Mar"),

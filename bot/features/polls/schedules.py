@@ -22,8 +22,9 @@ Polls of a pulse round (``round_id`` set) are the pulse feature's: they have no 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeGuard
 
 from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import select
@@ -96,6 +97,17 @@ class PollSchedules:
         return out
 
 
+def _still_due(poll: Poll | None, payload: Mapping[str, Any]) -> TypeGuard[Poll]:
+    """The occurrence's poll is still open with the deadline it was booked for (a reopen
+    books new ones), and is not a pulse question (the pulse feature closes those)."""
+    return (
+        poll is not None
+        and poll.closed_at is None
+        and poll.round_id is None
+        and poll.close_generation == payload["generation"]
+    )
+
+
 class PollOccurrences:
     """The close and reminder handlers. The core says what the platform lets be edited
     (``core.edit_window``, set by the app after the features registered)."""
@@ -111,12 +123,7 @@ class PollOccurrences:
         payload = occurrence.schedule.payload
         session = occurrence.session
         poll = await service.load_poll(session, payload["poll_id"], lock="update")
-        if (
-            poll is None
-            or poll.closed_at is not None
-            or poll.round_id is not None
-            or poll.close_generation != payload["generation"]
-        ):
+        if not _still_due(poll, payload):
             return
         assert poll.closes_at is not None
         await service.close_and_announce(
@@ -133,12 +140,8 @@ class PollOccurrences:
         payload = occurrence.schedule.payload
         session = occurrence.session
         poll = await service.load_poll(session, payload["poll_id"], lock="share")
-        if (
-            poll is None
-            or poll.closed_at is not None
-            or poll.round_id is not None
-            or poll.close_generation != payload["generation"]
-            or (poll.closes_at is not None and poll.closes_at <= occurrence.now)
+        if not _still_due(poll, payload) or (
+            poll.closes_at is not None and poll.closes_at <= occurrence.now
         ):
             return
         if await service.remind(session, poll, occurrence.now, key=occurrence.key):

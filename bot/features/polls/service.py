@@ -420,27 +420,18 @@ async def refresh_live(
     editable = poll.live_outbox_id is not None and (
         edit_window is None or now - posted < edit_window
     )
-    if editable:
-        await enqueue(
-            session,
-            workspace_id=poll.workspace_id,
-            method=Method.UPDATE,
-            target=target,
-            message=msg,
-            key=key,
-            now=now,
-            depends_on=poll.live_outbox_id,
-        )
-    else:
-        poll.live_outbox_id = await enqueue(
-            session,
-            workspace_id=poll.workspace_id,
-            method=Method.POST,
-            target=target,
-            message=msg,
-            key=key,
-            now=now,
-        )
+    queued = await enqueue(
+        session,
+        workspace_id=poll.workspace_id,
+        method=Method.UPDATE if editable else Method.POST,
+        target=target,
+        message=msg,
+        key=key,
+        now=now,
+        depends_on=poll.live_outbox_id if editable else None,
+    )
+    if not editable:
+        poll.live_outbox_id = queued
         poll.live_posted_at = now
     return True
 
