@@ -21,7 +21,6 @@ import asyncio
 import heapq
 import itertools
 from collections.abc import Coroutine, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -294,4 +293,9 @@ async def test_without_a_channel_limit_nothing_changes(database: Database) -> No
         assert await worker.run_once() == 6
     assert [k for _, _, k, _ in port.arrivals] == [f"k-{i}" for i in range(6)]  # id order
     assert not worker.limits.paces_channels(Method.POST)
-    assert datetime.now(UTC)  # the JumpClock never moved: no pause, no backoff
+    # One attempt each, no 429, no backoff, and no bucket left paused.
+    found = await rows(database)
+    assert {(r.status, r.attempts, r.rate_limited) for r in found.values()} == {
+        (OutboxStatus.SENT, 1, 0)
+    }
+    assert worker.limits.paused() == []

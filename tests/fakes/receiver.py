@@ -90,6 +90,7 @@ class Request:
     method: str
     idempotent: bool
     outcome: str  # "created", "existing", "429", "500", "disconnect", ...
+    at: float = 0.0  # the event loop's time when the fake answered
 
 
 class _Bucket:
@@ -203,7 +204,8 @@ class FakeReceiver:
         method = str(body["method"])
         idempotent = request.headers.get(IDEMPOTENCY_HEADER) == key
         response, outcome = await self._serve(body, key, workspace, method, idempotent)
-        self.requests.append(Request(key, workspace, method, idempotent, outcome))
+        now = asyncio.get_running_loop().time()
+        self.requests.append(Request(key, workspace, method, idempotent, outcome, now))
         await self._notify()
         if response is None:
             request.transport.close()  # type: ignore[union-attr]
