@@ -61,10 +61,13 @@ REPO = Path(__file__).resolve().parents[1]
 START = "2026-03-09T12:00:00+00:00"
 
 
-def make_settings(tmp_path: Path, *, start: str = START, member: str = "alice") -> Settings:
+def make_settings(
+    tmp_path: Path, *, start: str = START, member: str = "alice", charts_dir: str | None = None
+) -> Settings:
+    charts = charts_dir if charts_dir is not None else str(tmp_path / "charts")
     return Settings.model_construct(
         database=DatabaseSection(url=f"sqlite+aiosqlite:///{tmp_path / 'syncup.db'}"),
-        console=ConsoleSection(member=member, start=start, charts_dir=str(tmp_path / "charts")),
+        console=ConsoleSection(member=member, start=start, charts_dir=charts),
     )
 
 
@@ -287,6 +290,10 @@ async def test_demo_workspace_is_seeded(tmp_path: Path) -> None:
         ("bob", "America/New_York"),
         ("chandra", "Asia/Kolkata"),
         ("dana", "America/Los_Angeles"),
+        ("eve", "Europe/London"),
+        ("femi", "Africa/Lagos"),
+        ("gabriel", "America/Sao_Paulo"),
+        ("hiro", "Asia/Tokyo"),
     ]:
         member = await member_row(run.url, name)
         assert (member.timezone, member.dm_channel_id) == (zone, f"dm-{name}")
@@ -330,7 +337,7 @@ async def test_interactive_mode_has_a_banner_and_prompts(tmp_path: Path) -> None
     banner, rest = lines[:3], "\n".join(lines[3:])
     assert banner == [
         'syncup console: the demo workspace "Demo team" with #team and members alice, bob, '
-        "chandra, dana.",
+        "chandra, dana, eve, femi, gabriel, hiro.",
         "You are @alice (Europe/Berlin). Demo clock: Mon 9 Mar 2026 13:00 Europe/Berlin.",
         "Type /help for console commands, /syncup help for the bot's, /quit to leave.",
     ]
@@ -391,18 +398,19 @@ async def test_clock_makes_scheduled_work_happen(tmp_path: Path) -> None:
     job = MorningDm()
     run = await run_console(
         tmp_path,
-        ["/clock", "/as bob", "/clock 09:00", "/clock +1d3h", "/as alice", "1", "/as bob", "1"],
+        ["/clock", "/as bob", "/clock 09:00", "/clock +1d3h", "/as alice", "b1", "/as bob", "b1"],
         setup=install_morning(job),
     )
     out = run.output
-    assert "Next scheduled:\n  probe:morning:bob at Mon 9 Mar 2026 14:00 Europe/Berlin" in out
+    # A key no feature describes in words is shown as it is.
+    assert "Next scheduled:\n  Mon 9 Mar 2026 14:00 Europe/Berlin: probe:morning:bob\n" in out
     assert out.count("Good morning!") == 2
     assert (
         "bob> /clock 09:00\n"
         "Demo clock moves to Mon 9 Mar 2026 09:00 America/New_York (+1h).\n"
         "#1 → DM to @bob:\n"
         "  Good morning! Standup for Mon 09 Mar, 09:00 your time.\n"
-        "  [1] Answer\n"
+        "  [a1] Answer\n"
     ) in out
     # A jump past 09:00 and well beyond the schedule's grace still shows that morning's DM,
     # stamped with the time it happened: the clock steps through scheduled work.
@@ -411,15 +419,15 @@ async def test_clock_makes_scheduled_work_happen(tmp_path: Path) -> None:
         "[Tue 10 Mar 2026 09:00 America/New_York]\n"
         "#2 → DM to @bob:\n"
         "  Good morning! Standup for Tue 10 Mar, 09:00 your time.\n"
-        "  [2] Answer\n"
+        "  [b1] Answer\n"
     ) in out
     assert [t.astimezone(UTC) for t in job.ran] == [
         datetime(2026, 3, 9, 13, tzinfo=UTC),
         datetime(2026, 3, 10, 13, tzinfo=UTC),
     ]
     # Only bob sees his DM's button.
-    assert "alice> 1\nButton [1] is on a message only @bob can see; type /as bob first." in out
-    assert "bob> 1\nForm: Standup  (/cancel to close it)" in out
+    assert "alice> b1\nButton [b1] is on a message only @bob can see; type /as bob first." in out
+    assert "bob> b1\nForm: Standup  (/cancel to close it)" in out
     rows = await outbox_rows(run.url)
     assert [(r.method, r.status, r.platform_message_id) for r in rows] == [
         ("dm", OutboxStatus.SENT, "m1"),
@@ -432,7 +440,7 @@ async def test_script_ends_only_when_nothing_is_pending(tmp_path: Path) -> None:
     """Input ends right after a jump: the run still prints the scheduled DM before exiting."""
     run = await run_console(tmp_path, ["/as bob", "/clock +1h"], setup=install_morning(MorningDm()))
     assert run.code == 0
-    assert run.output.rstrip().endswith("[1] Answer")
+    assert run.output.rstrip().endswith("[a1] Answer")
     assert all(r.status is OutboxStatus.SENT for r in await outbox_rows(run.url))
 
 
@@ -441,7 +449,9 @@ async def test_script_ends_only_when_nothing_is_pending(tmp_path: Path) -> None:
 
 async def test_buttons_selects_updates_and_threads(tmp_path: Path) -> None:
     run = await run_console(
-        tmp_path, ["/probe ask", "3", "/press 2", "2", "/press x", "9"], setup=install_probe
+        tmp_path,
+        ["/probe ask", "a3", "/press A2", "a2", "/press x", "/press 2", "a9", "2"],
+        setup=install_probe,
     )
     out = run.output
     assert (
@@ -451,21 +461,24 @@ async def test_buttons_selects_updates_and_threads(tmp_path: Path) -> None:
         "#1 → #team:\n"
         "  Standup time\n"
         "  Ready, @bob? See #team.\n"
-        "  [1] Answer  [2] Skip\n"
-        "  Mood: [3] Great  [4] Meh\n"
+        "  [a1] Answer  [a2] Skip\n"
+        "  Mood: [a3] Great  [a4] Meh\n"
     ) in out
-    assert "alice> 3\n(only you can see this)\n  Mood noted: great.\n" in out
+    assert "alice> a3\n(only you can see this)\n  Mood noted: great.\n" in out
     assert (
-        "alice> /press 2\n"
+        "alice> /press A2\n"
         "→ update of #1 in #team:\n"
         "  @alice skipped today.\n"
         "#2 → #team (thread of #1):\n"
         "  A thread reply.\n"
     ) in out
     # The update replaced the message: its old buttons are gone.
-    assert "alice> 2\nThere is no button [2] to press.\n" in out
-    assert "alice> /press x\nUsage: /press N (or just N)" in out
-    assert "alice> 9\nThere is no button [9] to press.\n" in out
+    assert "alice> a2\nThere is no button [a2] to press.\n" in out
+    assert "alice> /press x\nUsage: /press b2 (or just b2)" in out
+    assert "alice> /press 2\nUsage: /press b2 (or just b2)" in out
+    assert "alice> a9\nThere is no button [a9] to press.\n" in out
+    # A number alone is a DM (an answer), never a button.
+    assert "alice> 2\n→ DM to @alice:\n  I only understand commands." in out
     mood, skip = run.seen
     assert (mood.action_id, mood.value, mood.values) == ("probe:mood", "great", ("great",))
     assert (mood.message_channel_id, mood.message_id) == ("team", "m1")
@@ -476,12 +489,12 @@ async def test_form_field_by_field_with_errors_reprompted(tmp_path: Path) -> Non
     too_long = "x" * 41
     run = await run_console(
         tmp_path,
-        ["/probe ask", "1", too_long, "nothing", "7", "meh", "", "shipped it", "/syncup me"],
+        ["/probe ask", "a1", too_long, "nothing", "7", "meh", "", "shipped it", "/syncup me"],
         setup=install_probe,
     )
-    out = run.after("alice> 1")
+    out = run.after("alice> a1")
     assert out.startswith(
-        "alice> 1\n"
+        "alice> a1\n"
         "Form: Standup  (/cancel to close it)\n"
         f"  What did you do?: {too_long}\n"
         "  At most 40 characters, please (41 given).\n"
@@ -509,7 +522,7 @@ async def test_form_field_by_field_with_errors_reprompted(tmp_path: Path) -> Non
 
 async def test_form_required_field_and_cancel(tmp_path: Path) -> None:
     run = await run_console(
-        tmp_path, ["/probe ask", "1", "", "done", "/cancel", "/cancel"], setup=install_probe
+        tmp_path, ["/probe ask", "a1", "", "done", "/cancel", "/cancel"], setup=install_probe
     )
     assert (
         "  What did you do?:\n"
@@ -526,16 +539,16 @@ async def test_form_required_field_and_cancel(tmp_path: Path) -> None:
 
 
 async def test_input_ending_inside_a_form_submits_nothing(tmp_path: Path) -> None:
-    run = await run_console(tmp_path, ["/probe ask", "1", "half an answer"], setup=install_probe)
+    run = await run_console(tmp_path, ["/probe ask", "a1", "half an answer"], setup=install_probe)
     assert run.code == 0
     assert run.output.endswith("Form closed; nothing was submitted.\n")
 
 
 async def test_dm_with_buttons_to_another_member(tmp_path: Path) -> None:
-    run = await run_console(tmp_path, ["/probe dm", "1", "/as bob", "1"], setup=install_probe)
-    assert "#1 → DM to @bob:\n  Hi bob\n  [1] Answer\n" in run.output
-    assert "alice> 1\nButton [1] is on a message only @bob can see" in run.output
-    assert "bob> 1\nForm: Standup" in run.output
+    run = await run_console(tmp_path, ["/probe dm", "a1", "/as bob", "a1"], setup=install_probe)
+    assert "#1 → DM to @bob:\n  Hi bob\n  [a1] Answer\n" in run.output
+    assert "alice> a1\nButton [a1] is on a message only @bob can see" in run.output
+    assert "bob> a1\nForm: Standup" in run.output
     (press,) = run.seen
     assert (press.message_channel_id, press.message_id) == ("dm-bob", "m1")
     assert press.origin.channel_id == "dm-bob"
@@ -566,7 +579,7 @@ def test_renderer_prints_no_markup_and_neutralises_control_characters() -> None:
             Fields((("Owner", text(UserMention("U2", "dana"))), ("Age", text("3 days")))),
             Divider(),
         ),
-        first_number=5,
+        letter="e",
     )
     assert rendered.lines == [
         "  Weekly digest",

@@ -1,10 +1,10 @@
 """The console adapter: the bot on a terminal, with a demo workspace and a demo clock.
 
 You act as one member of the demo workspace (``/as NAME``); ``/word ...`` lines are that member's
-slash commands in #team, other lines are DMs to the bot, a number presses a button (several numbers
-choose several options of a multi-select). Everything the
-bot sends goes through the same core, scheduler, outbox and delivery worker as on Slack and
-Discord, and :class:`ConsolePort` prints it with its recipient.
+slash commands in #team, other lines are DMs to the bot (a number too: it answers a question),
+a label such as ``b2`` presses a button (several labels choose several options of a
+multi-select). Everything the bot sends goes through the same core, scheduler, outbox and
+delivery worker as on Slack and Discord, and :class:`ConsolePort` prints it with its recipient.
 
 When stdin is not a terminal the console runs as a script: no banner and no prompt, each input
 line echoed after ``alice> `` so the output reads as a transcript, and after every line it waits
@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import re
 import sys
 import uuid
 from collections.abc import Iterable
@@ -56,6 +57,7 @@ from adapters.console.port import ConsolePort
 from adapters.console.render import PRIVATE_HEADING, heading
 from adapters.console.screen import Pressable, Screen
 from adapters.console.terminal import Terminal
+from adapters.console.upcoming import in_words
 from bot import directory
 from bot.chat import Form, FormErrors, Message, OpenForm, Reply, Response
 from bot.config import ConfigError, Settings
@@ -85,12 +87,17 @@ Console commands:
   /clock          the demo clock and what is scheduled next
   /clock +30m     move the demo clock forward (also +2h, +1d, 09:00, 2026-03-08 09:00);
                   scheduled work on the way happens, in order
-  N or /press N   press button N of a message you can see
-  N M ...         choose options N, M... of a multi-select together
+  b2 or /press b2 press the button labelled [b2] on a message you can see
+                  (each message's buttons have its letter: a1, a2, then b1...)
+  b3 b5           choose options b3 and b5 of a multi-select together
   /cancel         close a form while filling it in
   /quit           leave
 Any other /command goes to the bot: /syncup help lists them.
 A line that is not a command is a DM from you to the bot."""
+
+
+# The console's own commands (the bot's are in the core's specs).
+CONSOLE_COMMANDS = frozenset({"as", "members", "clock", "press", "help", "quit", "exit"})
 
 
 class ConsoleAdapter:
@@ -131,9 +138,12 @@ class ConsoleAdapter:
         self.port: PlatformPort = self.console_port
         self.settle_timeout = settle_timeout
         self.reader = LineReader(self.terminal, lines)
-        self.forms = FormFiller(self.reader, self.terminal, self.screen.renderer)
+        self.forms = FormFiller(
+            self.reader, self.terminal, self.screen.renderer, lambda: self._commands
+        )
         self._events = itertools.count(1)
         self._app: App | None = None
+        self._commands: frozenset[str] = CONSOLE_COMMANDS
 
     def clock(self) -> DemoClock:
         return self._clock
@@ -148,6 +158,7 @@ class ConsoleAdapter:
 
     async def run(self, app: App) -> int:
         self._app = app
+        self._commands = CONSOLE_COMMANDS | set(app.core.specs)
         await self._seed()
         self.reader.start()
         flusher: asyncio.Task[None] | None = None
@@ -228,7 +239,7 @@ class ConsoleAdapter:
     async def _line(self, line: str) -> bool:
         """Handle one input line; True to quit."""
         line = line.strip()
-        if _numbers(line) is not None:
+        if _labels(line) is not None:
             await self._press(line)
             return False
         if not line.startswith("/"):
@@ -269,23 +280,23 @@ class ConsoleAdapter:
         await self._handle(event)
 
     async def _press(self, arg: str) -> None:
-        numbers = _numbers(arg)
-        if numbers is None:
+        labels = _labels(arg)
+        if labels is None:
             self.terminal.say(
-                "Usage: /press N (or just N), where N is a button's number; several numbers "
-                "(N M ...) choose several options of a multi-select."
+                "Usage: /press b2 (or just b2), where b2 is the label of a button, as shown "
+                "in brackets; several labels (b3 b5) choose several options of a multi-select."
             )
             return
         pressed: list[Pressable] = []
-        for number in numbers:
-            pressable = self.screen.controls.get(number)
+        for label in labels:
+            pressable = self.screen.controls.get(label)
             if pressable is None:
-                self.terminal.say(f"There is no button [{number}] to press.")
+                self.terminal.say(f"There is no button [{label}] to press.")
                 return
             owner = pressable.visible_to
             if owner is not None and owner != self.acting.user_id:
                 self.terminal.say(
-                    f"Button [{number}] is on a message only @{owner} can see; "
+                    f"Button [{label}] is on a message only @{owner} can see; "
                     f"type /as {owner} first."
                 )
                 return
@@ -300,7 +311,7 @@ class ConsoleAdapter:
                 (p.message_id, p.control.menu) != menu for p in pressed
             ):
                 self.terminal.say(
-                    "Several numbers choose options of one multi-select menu together; "
+                    "Several labels choose options of one multi-select menu together; "
                     "press buttons one at a time."
                 )
                 return
@@ -406,7 +417,10 @@ class ConsoleAdapter:
             upcoming = self.app.scheduler.next_runs()[:5]
             if upcoming:
                 lines.append("Next scheduled:")
-                lines.extend(f"  {key} at {describe(when, zone)}" for key, when in upcoming)
+                async with self.app.db.transaction() as session:
+                    for key, when in upcoming:
+                        words = await in_words(session, key)
+                        lines.append(f"  {describe(when, zone)}: {words}")
             self.terminal.say(*lines)
             return
         try:
@@ -440,12 +454,16 @@ class ConsoleAdapter:
             return {user_id: zone for user_id, zone in rows}
 
 
-def _numbers(line: str) -> list[int] | None:
-    """``3``, ``3 5`` or ``3, 5``: the numbers pressed; None when the line is anything else."""
-    tokens = line.replace(",", " ").split()
-    if not tokens or not all(token.isdigit() for token in tokens):
+_LABEL = re.compile(r"[a-z]+[0-9]+")
+
+
+def _labels(line: str) -> list[str] | None:
+    """``b3``, ``b3 b5`` or ``b3, b5``: the labels of the buttons pressed; None when the line is
+    anything else (a number alone is an answer, never a button)."""
+    tokens = line.lower().replace(",", " ").split()
+    if not tokens or not all(_LABEL.fullmatch(token) for token in tokens):
         return None
-    return [int(token) for token in tokens]
+    return tokens
 
 
 def _span(delta: timedelta) -> str:

@@ -32,7 +32,13 @@ DEMO_MEMBERS: tuple[DemoMember, ...] = (
     DemoMember("bob", "America/New_York"),
     DemoMember("chandra", "Asia/Kolkata"),
     DemoMember("dana", "America/Los_Angeles"),
+    DemoMember("eve", "Europe/London"),
+    DemoMember("femi", "Africa/Lagos"),
+    DemoMember("gabriel", "America/Sao_Paulo"),
+    DemoMember("hiro", "Asia/Tokyo"),
 )
+"""Eight members in eight zones: enough answers for every result to show (polls and pulse
+checks hide theirs below 5 answers by default), and local dates that differ."""
 MEMBERS_BY_ID: Mapping[str, DemoMember] = {m.user_id: m for m in DEMO_MEMBERS}
 MEMBER_LIST = ", ".join(m.user_id for m in DEMO_MEMBERS)
 

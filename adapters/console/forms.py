@@ -3,7 +3,7 @@ again with the reason, follow-up forms filled in turn."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 from adapters.console.input_lines import LineReader
 from adapters.console.render import Renderer
@@ -23,10 +23,20 @@ class BadChoice(Exception):
 
 
 class FormFiller:
-    def __init__(self, reader: LineReader, terminal: Terminal, renderer: Renderer) -> None:
+    """``commands`` names the slash commands (the console's and the bot's) that are refused
+    as answers: ``/as chandra`` typed into a form is a mistake, not an answer."""
+
+    def __init__(
+        self,
+        reader: LineReader,
+        terminal: Terminal,
+        renderer: Renderer,
+        commands: Callable[[], Collection[str]] = frozenset,
+    ) -> None:
         self.reader = reader
         self.terminal = terminal
         self.renderer = renderer
+        self.commands = commands
 
     async def fill(self, form: Form, submit: Submit) -> Response:
         """Fill ``form`` in and submit it until the core accepts it; the core's last answer.
@@ -34,7 +44,7 @@ class FormFiller:
         values: Values = {}
         todo: list[FormField] = list(form.fields)
         errors: dict[str, str] = {}
-        self.terminal.say(self.renderer.form_title(form))
+        self.terminal.say(*self.renderer.form_title(form))
         while True:
             for form_field in todo:
                 if form_field.name in errors:
@@ -52,9 +62,16 @@ class FormFiller:
             if isinstance(response, OpenForm):
                 form = response.form
                 values, errors, todo = {}, {}, list(form.fields)
-                self.terminal.say(self.renderer.form_title(form))
+                self.terminal.say(*self.renderer.form_title(form))
                 continue
             return response
+
+    def _command(self, answer: str) -> str | None:
+        """The command typed in place of an answer (``/as``), if it is one."""
+        if not answer.startswith("/"):
+            return None
+        word = answer[1:].split(maxsplit=1)[0].lower() if answer[1:].strip() else ""
+        return f"/{word}" if word in self.commands() else None
 
     async def ask(self, form_field: FormField) -> str | list[str]:
         renderer = self.renderer
@@ -66,6 +83,13 @@ class FormFiller:
             if line is None or line.strip().lower() == "/cancel":
                 raise FormClosed
             answer = line.strip()
+            command = self._command(answer)
+            if command is not None:
+                self.terminal.say(
+                    f"  {command} is not an answer: finish this form first (or type /cancel "
+                    f"to close it), then type {command} again."
+                )
+                continue
             if not answer:
                 kept = initial_value(form_field)
                 if kept is not None:

@@ -1,10 +1,17 @@
-"""Where the console's input lines come from: stdin (read on a thread, so a blocked read never
-keeps the process alive) or a list of lines in tests, through one queue."""
+'''Where the console's input lines come from: stdin (read on a thread, so a blocked read never
+keeps the process alive) or a list of lines in tests, through one queue.
+
+One answer, command or DM may span several lines, two ways: a line that ends with a backslash
+goes on on the next line (``Shipped the login page \\`` then ``and its tests``), and a line
+``"""`` starts a block that the next line ending in ``"""`` ends (for pasting). Lines after
+the first are read after a ``... `` prompt.
+'''
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 import threading
 from collections.abc import Iterable
@@ -12,6 +19,9 @@ from collections.abc import Iterable
 from adapters.console.terminal import Terminal
 
 log = logging.getLogger(__name__)
+
+BLOCK = '"""'
+CONTINUE = "\\"
 
 
 class LineReader:
@@ -57,8 +67,41 @@ class LineReader:
         threading.Thread(target=read_stdin, name="console-stdin", daemon=True).start()
 
     async def read(self, prompt: str, *, blank: bool) -> str | None:
-        """The next input line (None at the end of input); blank lines are skipped unless
-        ``blank``. In script mode the line is echoed after ``prompt``."""
+        """The next input (None at the end of input), its lines joined by newlines when it
+        spans several; blank lines are skipped unless ``blank``. In script mode every line
+        is echoed after its prompt."""
+        line = await self._line(prompt, blank=blank)
+        if line is None:
+            return None
+        more = continuation_prompt(prompt)
+        if line.strip().startswith(BLOCK):
+            return await self._block(line.strip()[len(BLOCK) :], more)
+        parts: list[str] = []
+        while line.rstrip().endswith(CONTINUE):
+            parts.append(line.rstrip()[: -len(CONTINUE)])
+            following = await self._line(more, blank=True)
+            if following is None:
+                return None
+            line = following
+        parts.append(line)
+        return "\n".join(parts)
+
+    async def _block(self, first: str, prompt: str) -> str | None:
+        """The lines up to the one that ends with the closing quotes (None if input ends)."""
+        parts: list[str] = []
+        line: str | None = first
+        while line is not None:
+            end = line.rstrip().endswith(BLOCK)
+            if end:
+                line = line.rstrip()[: -len(BLOCK)]
+            if line.strip() or (parts and not end):
+                parts.append(line)
+            if end:
+                return "\n".join(parts).strip("\n")
+            line = await self._line(prompt, blank=True)
+        return None
+
+    async def _line(self, prompt: str, *, blank: bool) -> str | None:
         assert self._queue is not None
         while not self._eof:
             self.terminal.prompt(prompt)
@@ -74,3 +117,9 @@ class LineReader:
             self.terminal.answered(prompt, line)
             return line
         return None
+
+
+def continuation_prompt(prompt: str) -> str:
+    """``... `` under the prompt's indentation."""
+    indent = re.match(r"\s*", prompt)
+    return (indent.group() if indent else "") + "... "
