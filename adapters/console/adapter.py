@@ -84,16 +84,19 @@ CONSOLE_HELP = f"""\
 Console commands:
   /as NAME        act as another member ({MEMBER_LIST})
   /members        the demo members (time zones, local times) and channels
-  /clock          the demo clock and what is scheduled next
+  /clock          the demo clock and what is scheduled next, in words
   /clock +30m     move the demo clock forward (also +2h, +1d, 09:00, 2026-03-08 09:00);
                   scheduled work on the way happens, in order
   b2 or /press b2 press the button labelled [b2] on a message you can see
                   (each message's buttons have its letter: a1, a2, then b1...)
   b3 b5           choose options b3 and b5 of a multi-select together
-  /cancel         close a form while filling it in
+  /cancel         close a form while filling it in (other commands wait until it is done)
   /quit           leave
 Any other /command goes to the bot: /syncup help lists them.
-A line that is not a command is a DM from you to the bot."""
+A line that is not a command is a DM from you to the bot; so is a number (3 answers a
+question, it never presses a button).
+Several lines in one answer or DM: end each line but the last with \\, or type \"\"\" on a
+line before them and after them."""
 
 
 # The console's own commands (the bot's are in the core's specs).
