@@ -20,7 +20,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.console import ConsoleAdapter, create_adapter
-from adapters.console.clock import ClockError, DemoClock, parse_target
 from adapters.console.render import Renderer
 from bot.app import App
 from bot.chat import (
@@ -54,17 +53,20 @@ from bot.events import ActionInvocation, FormSubmission
 from bot.port import Method, Target
 from bot.scheduling.scheduler import Occurrence, Schedule
 from storage.db import Database
-from storage.models import Member, OutboxMessage, OutboxStatus, Workspace
+from storage.models import Member, OutboxMessage, Workspace
 
 REPO = Path(__file__).resolve().parents[1]
 # Monday 9 March 2026, 12:00 UTC: 13:00 in Berlin, 08:00 in New York (DST began on the 8th).
 START = "2026-03-09T12:00:00+00:00"
 
 
-def make_settings(tmp_path: Path, *, start: str = START, member: str = "alice") -> Settings:
+def make_settings(
+    tmp_path: Path, *, start: str = START, member: str = "alice", charts_dir: str | None = None
+) -> Settings:
+    charts = charts_dir if charts_dir is not None else str(tmp_path / "charts")
     return Settings.model_construct(
         database=DatabaseSection(url=f"sqlite+aiosqlite:///{tmp_path / 'syncup.db'}"),
-        console=ConsoleSection(member=member, start=start, charts_dir=str(tmp_path / "charts")),
+        console=ConsoleSection(member=member, start=start, charts_dir=charts),
     )
 
 
@@ -287,6 +289,10 @@ async def test_demo_workspace_is_seeded(tmp_path: Path) -> None:
         ("bob", "America/New_York"),
         ("chandra", "Asia/Kolkata"),
         ("dana", "America/Los_Angeles"),
+        ("eve", "Europe/London"),
+        ("femi", "Africa/Lagos"),
+        ("gabriel", "America/Sao_Paulo"),
+        ("hiro", "Asia/Tokyo"),
     ]:
         member = await member_row(run.url, name)
         assert (member.timezone, member.dm_channel_id) == (zone, f"dm-{name}")
@@ -330,7 +336,7 @@ async def test_interactive_mode_has_a_banner_and_prompts(tmp_path: Path) -> None
     banner, rest = lines[:3], "\n".join(lines[3:])
     assert banner == [
         'syncup console: the demo workspace "Demo team" with #team and members alice, bob, '
-        "chandra, dana.",
+        "chandra, dana, eve, femi, gabriel, hiro.",
         "You are @alice (Europe/Berlin). Demo clock: Mon 9 Mar 2026 13:00 Europe/Berlin.",
         "Type /help for console commands, /syncup help for the bot's, /quit to leave.",
     ]
@@ -344,104 +350,14 @@ async def test_unknown_bot_command(tmp_path: Path) -> None:
     assert "Unknown command /nosuch. Type /syncup help." in run.output
 
 
-# -- the demo clock -----------------------------------------------------------------------------
-
-
-async def test_clock_moves_forward_and_refuses_backwards_and_nonsense(tmp_path: Path) -> None:
-    run = await run_console(
-        tmp_path,
-        [
-            "/clock",
-            "/clock +2h",
-            "/clock -1h",
-            "/clock 2026-03-09 14:00",
-            "/clock soon",
-            "/clock 25:00",
-            "/clock 2026-02-30 09:00",
-            "/clock +0m",
-            "/clock 09:00",
-            "/syncup me",
-        ],
-    )
-    out = run.output
-    assert "Demo clock: Mon 9 Mar 2026 13:00 Europe/Berlin (12:00 UTC)." in out
-    assert "Demo clock moves to Mon 9 Mar 2026 15:00 Europe/Berlin (+2h)." in out
-    assert "alice> /clock -1h\nThe demo clock only moves forward; it is Mon 9 Mar 2026 15:00" in out
-    assert (
-        "alice> /clock 2026-03-09 14:00\nMon 9 Mar 2026 14:00 Europe/Berlin is not ahead: the "
-        "demo clock is at Mon 9 Mar 2026 15:"
-    ) in out
-    assert 'alice> /clock soon\nI can\'t read "soon" as a time. Try /clock +30m' in out
-    assert 'alice> /clock 25:00\n"25:00" is not a time of day' in out
-    assert 'alice> /clock 2026-02-30 09:00\n"2026-02-30 09:00" is not a real date.' in out
-    assert 'alice> /clock +0m\n"+0m" does not move the clock.' in out
-    # 09:00 has passed in Berlin today, so it means tomorrow's.
-    assert "Demo clock moves to Tue 10 Mar 2026 09:00 Europe/Berlin (+18h)." in out
-    assert "your local time is Tue 09:0" in run.after("alice> /syncup me")
-
-
-async def test_clock_uses_the_acting_members_zone(tmp_path: Path) -> None:
-    run = await run_console(tmp_path, ["/as bob", "/clock 09:00", "/clock 2026-03-10 07:30"])
-    # 08:00 in New York: 09:00 is still ahead today.
-    assert "Demo clock moves to Mon 9 Mar 2026 09:00 America/New_York (+1h)." in run.output
-    assert "Demo clock moves to Tue 10 Mar 2026 07:30 America/New_York (+22h 30m)." in run.output
-
-
-async def test_clock_makes_scheduled_work_happen(tmp_path: Path) -> None:
-    job = MorningDm()
-    run = await run_console(
-        tmp_path,
-        ["/clock", "/as bob", "/clock 09:00", "/clock +1d3h", "/as alice", "1", "/as bob", "1"],
-        setup=install_morning(job),
-    )
-    out = run.output
-    assert "Next scheduled:\n  probe:morning:bob at Mon 9 Mar 2026 14:00 Europe/Berlin" in out
-    assert out.count("Good morning!") == 2
-    assert (
-        "bob> /clock 09:00\n"
-        "Demo clock moves to Mon 9 Mar 2026 09:00 America/New_York (+1h).\n"
-        "#1 → DM to @bob:\n"
-        "  Good morning! Standup for Mon 09 Mar, 09:00 your time.\n"
-        "  [1] Answer\n"
-    ) in out
-    # A jump past 09:00 and well beyond the schedule's grace still shows that morning's DM,
-    # stamped with the time it happened: the clock steps through scheduled work.
-    assert (
-        "Demo clock moves to Tue 10 Mar 2026 12:00 America/New_York (+1d 3h).\n"
-        "[Tue 10 Mar 2026 09:00 America/New_York]\n"
-        "#2 → DM to @bob:\n"
-        "  Good morning! Standup for Tue 10 Mar, 09:00 your time.\n"
-        "  [2] Answer\n"
-    ) in out
-    assert [t.astimezone(UTC) for t in job.ran] == [
-        datetime(2026, 3, 9, 13, tzinfo=UTC),
-        datetime(2026, 3, 10, 13, tzinfo=UTC),
-    ]
-    # Only bob sees his DM's button.
-    assert "alice> 1\nButton [1] is on a message only @bob can see; type /as bob first." in out
-    assert "bob> 1\nForm: Standup  (/cancel to close it)" in out
-    rows = await outbox_rows(run.url)
-    assert [(r.method, r.status, r.platform_message_id) for r in rows] == [
-        ("dm", OutboxStatus.SENT, "m1"),
-        ("dm", OutboxStatus.SENT, "m2"),
-    ]
-    assert rows[0].platform_channel_id == "dm-bob"
-
-
-async def test_script_ends_only_when_nothing_is_pending(tmp_path: Path) -> None:
-    """Input ends right after a jump: the run still prints the scheduled DM before exiting."""
-    run = await run_console(tmp_path, ["/as bob", "/clock +1h"], setup=install_morning(MorningDm()))
-    assert run.code == 0
-    assert run.output.rstrip().endswith("[1] Answer")
-    assert all(r.status is OutboxStatus.SENT for r in await outbox_rows(run.url))
-
-
 # -- buttons, selects and forms ---------------------------------------------------------------
 
 
 async def test_buttons_selects_updates_and_threads(tmp_path: Path) -> None:
     run = await run_console(
-        tmp_path, ["/probe ask", "3", "/press 2", "2", "/press x", "9"], setup=install_probe
+        tmp_path,
+        ["/probe ask", "a3", "/press A2", "a2", "/press x", "/press 2", "a9", "2"],
+        setup=install_probe,
     )
     out = run.output
     assert (
@@ -451,21 +367,24 @@ async def test_buttons_selects_updates_and_threads(tmp_path: Path) -> None:
         "#1 → #team:\n"
         "  Standup time\n"
         "  Ready, @bob? See #team.\n"
-        "  [1] Answer  [2] Skip\n"
-        "  Mood: [3] Great  [4] Meh\n"
+        "  [a1] Answer  [a2] Skip\n"
+        "  Mood: [a3] Great  [a4] Meh\n"
     ) in out
-    assert "alice> 3\n(only you can see this)\n  Mood noted: great.\n" in out
+    assert "alice> a3\n(only you can see this)\n  Mood noted: great.\n" in out
     assert (
-        "alice> /press 2\n"
+        "alice> /press A2\n"
         "→ update of #1 in #team:\n"
         "  @alice skipped today.\n"
         "#2 → #team (thread of #1):\n"
         "  A thread reply.\n"
     ) in out
     # The update replaced the message: its old buttons are gone.
-    assert "alice> 2\nThere is no button [2] to press.\n" in out
-    assert "alice> /press x\nUsage: /press N (or just N)" in out
-    assert "alice> 9\nThere is no button [9] to press.\n" in out
+    assert "alice> a2\nThere is no button [a2] to press.\n" in out
+    assert "alice> /press x\nUsage: /press b2 (or just b2)" in out
+    assert "alice> /press 2\nUsage: /press b2 (or just b2)" in out
+    assert "alice> a9\nThere is no button [a9] to press.\n" in out
+    # A number alone is a DM (an answer), never a button.
+    assert "alice> 2\n→ DM to @alice:\n  I only understand commands." in out
     mood, skip = run.seen
     assert (mood.action_id, mood.value, mood.values) == ("probe:mood", "great", ("great",))
     assert (mood.message_channel_id, mood.message_id) == ("team", "m1")
@@ -476,12 +395,12 @@ async def test_form_field_by_field_with_errors_reprompted(tmp_path: Path) -> Non
     too_long = "x" * 41
     run = await run_console(
         tmp_path,
-        ["/probe ask", "1", too_long, "nothing", "7", "meh", "", "shipped it", "/syncup me"],
+        ["/probe ask", "a1", too_long, "nothing", "7", "meh", "", "shipped it", "/syncup me"],
         setup=install_probe,
     )
-    out = run.after("alice> 1")
+    out = run.after("alice> a1")
     assert out.startswith(
-        "alice> 1\n"
+        "alice> a1\n"
         "Form: Standup  (/cancel to close it)\n"
         f"  What did you do?: {too_long}\n"
         "  At most 40 characters, please (41 given).\n"
@@ -509,7 +428,7 @@ async def test_form_field_by_field_with_errors_reprompted(tmp_path: Path) -> Non
 
 async def test_form_required_field_and_cancel(tmp_path: Path) -> None:
     run = await run_console(
-        tmp_path, ["/probe ask", "1", "", "done", "/cancel", "/cancel"], setup=install_probe
+        tmp_path, ["/probe ask", "a1", "", "done", "/cancel", "/cancel"], setup=install_probe
     )
     assert (
         "  What did you do?:\n"
@@ -526,16 +445,16 @@ async def test_form_required_field_and_cancel(tmp_path: Path) -> None:
 
 
 async def test_input_ending_inside_a_form_submits_nothing(tmp_path: Path) -> None:
-    run = await run_console(tmp_path, ["/probe ask", "1", "half an answer"], setup=install_probe)
+    run = await run_console(tmp_path, ["/probe ask", "a1", "half an answer"], setup=install_probe)
     assert run.code == 0
     assert run.output.endswith("Form closed; nothing was submitted.\n")
 
 
 async def test_dm_with_buttons_to_another_member(tmp_path: Path) -> None:
-    run = await run_console(tmp_path, ["/probe dm", "1", "/as bob", "1"], setup=install_probe)
-    assert "#1 → DM to @bob:\n  Hi bob\n  [1] Answer\n" in run.output
-    assert "alice> 1\nButton [1] is on a message only @bob can see" in run.output
-    assert "bob> 1\nForm: Standup" in run.output
+    run = await run_console(tmp_path, ["/probe dm", "a1", "/as bob", "a1"], setup=install_probe)
+    assert "#1 → DM to @bob:\n  Hi bob\n  [a1] Answer\n" in run.output
+    assert "alice> a1\nButton [a1] is on a message only @bob can see" in run.output
+    assert "bob> a1\nForm: Standup" in run.output
     (press,) = run.seen
     assert (press.message_channel_id, press.message_id) == ("dm-bob", "m1")
     assert press.origin.channel_id == "dm-bob"
@@ -566,7 +485,7 @@ def test_renderer_prints_no_markup_and_neutralises_control_characters() -> None:
             Fields((("Owner", text(UserMention("U2", "dana"))), ("Age", text("3 days")))),
             Divider(),
         ),
-        first_number=5,
+        letter="e",
     )
     assert rendered.lines == [
         "  Weekly digest",
@@ -578,46 +497,6 @@ def test_renderer_prints_no_markup_and_neutralises_control_characters() -> None:
         "  " + "─" * 40,
     ]
     assert rendered.controls == []
-
-
-def test_demo_clock_only_moves_forward() -> None:
-    real = [datetime(2026, 1, 1, tzinfo=UTC)]
-    clock = DemoClock(datetime(2026, 3, 9, 12, tzinfo=UTC), real=lambda: real[0])
-    assert clock.now() == datetime(2026, 3, 9, 12, tzinfo=UTC)
-    real[0] += timedelta(minutes=5)  # real time passes: so does demo time
-    assert clock.now() == datetime(2026, 3, 9, 12, 5, tzinfo=UTC)
-    clock.advance_to(datetime(2026, 3, 9, 14, tzinfo=UTC))
-    assert clock.now() == datetime(2026, 3, 9, 14, tzinfo=UTC)
-    with pytest.raises(ClockError, match="only moves forward"):
-        clock.advance_to(datetime(2026, 3, 9, 13, tzinfo=UTC))
-    assert clock.now() == datetime(2026, 3, 9, 14, tzinfo=UTC)
-    assert DemoClock(real=lambda: real[0]).now() == real[0]
-
-
-@pytest.mark.parametrize(
-    ("arg", "expected"),
-    [
-        ("+30m", datetime(2026, 3, 9, 12, 30, tzinfo=UTC)),
-        ("+2h", datetime(2026, 3, 9, 14, tzinfo=UTC)),
-        ("+1d", datetime(2026, 3, 10, 12, tzinfo=UTC)),
-        ("+1h 30m", datetime(2026, 3, 9, 13, 30, tzinfo=UTC)),
-        ("+1w", datetime(2026, 3, 16, 12, tzinfo=UTC)),
-        # Berlin is UTC+1: 14:00 there is still ahead today, 09:00 is tomorrow's.
-        ("14:00", datetime(2026, 3, 9, 13, tzinfo=UTC)),
-        ("09:00", datetime(2026, 3, 10, 8, tzinfo=UTC)),
-        ("9:00", datetime(2026, 3, 10, 8, tzinfo=UTC)),
-        ("2026-03-29 09:00", datetime(2026, 3, 29, 7, tzinfo=UTC)),  # after the DST switch
-        ("2026-03-08T09:00", None),
-    ],
-)
-def test_parse_clock_target(arg: str, expected: datetime | None) -> None:
-    now = datetime(2026, 3, 9, 12, tzinfo=UTC)
-    berlin = ZoneInfo("Europe/Berlin")
-    if expected is None:
-        with pytest.raises(ClockError, match="is not ahead"):
-            parse_target(arg, now, berlin)
-    else:
-        assert parse_target(arg, now, berlin) == expected
 
 
 def test_bad_console_settings_name_the_key(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """Charts and multi-selects on the console, through the real App (core, outbox, delivery worker):
-a chart is its title, text bars, alt text and the path of its PNG; several numbers choose several
-options of a multi-select, up to its limit."""
+a chart is one line, its title and the path of its PNG (the message says its figures in words);
+several labels choose several options of a multi-select, up to its limit."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 from PIL import Image
 
 from adapters.console import ConsoleAdapter
-from adapters.console.render import ChartFiles, Renderer, chart_file_name, chart_lines
+from adapters.console.render import ChartFiles, Renderer, chart_file_name
 from bot.app import App
 from bot.charts import render_png
 from bot.chat import (
@@ -90,27 +90,19 @@ async def run(tmp_path: Path, lines: list[str]) -> tuple[str, list[ActionInvocat
     return out.getvalue(), seen, charts
 
 
-async def test_a_chart_is_text_bars_alt_text_and_a_png_file(tmp_path: Path) -> None:
+async def test_a_chart_is_one_line_with_its_picture_never_text_bars_or_alt_text(
+    tmp_path: Path,
+) -> None:
     output, _, charts = await run(tmp_path, ["/probe results"])
     bar_file = charts / chart_file_name(RESULTS)
     line_file = charts / chart_file_name(TREND)
-    assert (
+    assert output == (
+        "alice> /probe results\n"
         "#1 → #team:\n"
         "  Poll closed.\n"
-        "  Pace: this week vs last\n"
-        "  Sustainable  This week  ██████████████████████████████ 62%\n"
-        "               Last week  ████████████████████████▏ 50%\n"
-        "  Too fast     This week  ██████████████████▍ 38%\n"
-        "               Last week  n/a\n"
-        f"  {RESULTS.alt}\n"
-        f"  [chart picture: {bar_file}]\n"
-        "  eNPS by week\n"
-        "  2 Mar   ░░░░░░░░░░░░ -10\n"
-        "  9 Mar   n/a\n"
-        "  16 Mar  ██████████████████████████████ 25\n"
-        f"  {TREND.alt}\n"
-        f"  [chart picture: {line_file}]\n"
-    ) in output
+        f"  [chart: Pace: this week vs last; picture: {bar_file}]\n"
+        f"  [chart: eNPS by week; picture: {line_file}]\n"
+    )
     for path, chart in ((bar_file, RESULTS), (line_file, TREND)):
         image = Image.open(path)
         image.verify()
@@ -119,26 +111,28 @@ async def test_a_chart_is_text_bars_alt_text_and_a_png_file(tmp_path: Path) -> N
     assert sorted(p.name for p in charts.iterdir()) == sorted([bar_file.name, line_file.name])
 
 
-async def test_several_numbers_choose_several_options_of_a_multi_select(tmp_path: Path) -> None:
+async def test_several_labels_choose_several_options_of_a_multi_select(tmp_path: Path) -> None:
     output, seen, _ = await run(
-        tmp_path, ["/probe ask", "4 2", "2", "2 3 4", "1 2", "/press 3, 4", "9 2", "1 5"]
+        tmp_path,
+        ["/probe ask", "b3 b1", "b1", "B1 b2 b3", "a1 b1", "/press b2, b3", "b9 b1", "2 3"],
     )
     assert (
         "#1 → #team:\n"
         "  Pick topics.\n"
-        "  [1] Skip\n"
+        "  [a1] Skip\n"
         "#2 → #team:\n"
         "  Or these.\n"
-        "  Topics for Friday (up to 2: numbers separated by spaces): "
-        "[2] Roadmap  [3] Hiring  [4] On-call\n"
+        "  Topics for Friday (up to 2: their labels together, like b1 b2): "
+        "[b1] Roadmap  [b2] Hiring  [b3] On-call\n"
     ) in output
-    assert "alice> 4 2\n(only you can see this)\n  Noted: roadmap, oncall.\n" in output
-    assert "alice> 2\n(only you can see this)\n  Noted: roadmap.\n" in output
-    assert "alice> 2 3 4\nChoose at most 2 of these options (3 given).\n" in output
-    assert "alice> 1 2\nSeveral numbers choose options of one multi-select menu together" in output
-    assert "alice> /press 3, 4\n(only you can see this)\n  Noted: hiring, oncall.\n" in output
-    assert "alice> 9 2\nThere is no button [9] to press.\n" in output
-    assert "alice> 1 5\nThere is no button [5] to press.\n" in output
+    assert "alice> b3 b1\n(only you can see this)\n  Noted: roadmap, oncall.\n" in output
+    assert "alice> b1\n(only you can see this)\n  Noted: roadmap.\n" in output
+    assert "alice> B1 b2 b3\nChoose at most 2 of these options (3 given).\n" in output
+    assert "alice> a1 b1\nSeveral labels choose options of one multi-select menu together" in output
+    assert "alice> /press b2, b3\n(only you can see this)\n  Noted: hiring, oncall.\n" in output
+    assert "alice> b9 b1\nThere is no button [b9] to press.\n" in output
+    # Numbers are answers, never buttons: a DM to the bot.
+    assert "alice> 2 3\n→ DM to @alice:\n  I only understand commands." in output
     assert [(e.action_id, e.value, e.values) for e in seen] == [
         ("probe:topics", "roadmap", ("roadmap", "oncall")),
         ("probe:topics", "roadmap", ("roadmap",)),
@@ -147,16 +141,12 @@ async def test_several_numbers_choose_several_options_of_a_multi_select(tmp_path
     assert all((e.message_channel_id, e.message_id) == ("team", "m2") for e in seen)
 
 
-def test_text_bars_for_no_data_and_a_folder_that_cannot_be_written(tmp_path: Path) -> None:
+def test_a_chart_without_a_folder_or_with_one_that_cannot_be_written(tmp_path: Path) -> None:
     empty = Chart("Nothing yet", ("a", "b"), (ChartSeries("s", (None, None)),), "No answers.")
-    assert chart_lines(empty) == ["No data"]
-    odd = Chart("t", ("a", "b"), (ChartSeries("s", (float("nan"), 2)),), "")
-    assert chart_lines(odd) == ["a  n/a", "b  " + "█" * 30 + " 2"]
-    long_label = Chart("t", ("A label far too long for the column",), (ChartSeries("s", (3,)),), "")
-    assert chart_lines(long_label) == ["A label far too long fo…  " + "█" * 30 + " 3"]
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
-    lines = Renderer(charts=ChartFiles(blocked / "charts")).chart(empty)
-    assert lines[:3] == ["Nothing yet", "No data", "No answers."]
-    assert lines[3].startswith("[chart picture not saved: ")
-    assert Renderer().chart(empty) == ["Nothing yet", "No data", "No answers."]
+    (line,) = Renderer(charts=ChartFiles(blocked / "charts")).chart(empty)
+    assert line.startswith("[chart: Nothing yet; picture not saved: ")
+    assert Renderer().chart(empty) == ["[chart: Nothing yet]"]
+    untitled = Chart(" ", ("a",), (ChartSeries("s", (1.0,)),), "One.")
+    assert Renderer().chart(untitled) == ["[chart: untitled]"]

@@ -21,9 +21,12 @@ def block(page: Path, name: str) -> str:
 
 @pytest.mark.parametrize(("page", "script"), PAGES.items())
 async def test_console_session_output_matches_the_page(
-    tmp_path: Path, page: str, script: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page: str, script: str
 ) -> None:
     lines = block(DOCS / page, script).splitlines()
-    result = await run_console(tmp_path, lines, start="2026-03-09 08:00")
+    monkeypatch.chdir(tmp_path)  # chart pictures go to ./syncup-charts, as by default
+    result = await run_console(
+        tmp_path, lines, start="2026-03-09 08:00", charts_dir="./syncup-charts"
+    )
     assert result.code == 0
     assert result.output == block(DOCS / page, "output")

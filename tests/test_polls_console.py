@@ -29,11 +29,11 @@ async def test_a_poll_in_the_console(tmp_path: Path) -> None:
         tmp_path,
         [
             "/poll \u201cShip Friday?\u201d \u201cYes\u201d \u201cNo\u201d --threshold 3",
-            "1",  # alice: Yes
+            "a1",  # alice: Yes
             "/as bob",
-            "4",  # the update renumbered the buttons: bob: No
+            "a2",  # the live update kept the buttons' labels: bob: No
             "/as chandra",
-            "5",  # chandra: Yes
+            "a1",  # chandra: Yes
             "/poll results 1",
             "/as dana",
             "/poll close 1",
@@ -53,20 +53,25 @@ async def test_a_poll_in_the_console(tmp_path: Path) -> None:
         "  Ship Friday?\n"
         "  Single choice · asked by alice · open until its creator closes it.\n"
         "  Results: live below, once 3 have answered.\n"
-        "  [1] Yes  [2] No\n"
+        "  [a1] Yes  [a2] No\n"
         "  Live results appear once 3 have answered (0 so far).\n"
     ) in run.output
     assert (
-        "alice> 1\n(only you can see this)\n"
+        "alice> a1\n(only you can see this)\n"
         "  Your vote is in: Yes. You can change it until the poll closes.\n"
         "→ update of #1 in #team:\n"
     ) in run.output
-    assert "bob> 4\n(only you can see this)\n  Your vote is in: No." in run.output
-    live = run.after("chandra> 5")
+    assert "bob> a2\n(only you can see this)\n  Your vote is in: No." in run.output
+    live = run.after("chandra> a1")
     assert (
         "  Yes\n  ███████░░░ 67% (2)\n  alice, chandra\n  No\n  ███░░░░░░░ 33% (1)\n  bob\n" in live
     )
-    assert "Bar chart of the answers to Ship Friday?: Yes 67% (2), No 33% (1)" in live
+    # The results once: the bars and counts, then the chart as one line (its picture), not
+    # again as a text chart or as its alt text.
+    update = live[: live.index("chandra> /poll results 1")]
+    assert update.count("67%") == 1 and update.count("Ship Friday?") == 2
+    assert re.search(r"  3 of 8 answered\.\n  \[chart: Ship Friday\?; picture: .+\]\n$", update)
+    assert "Bar chart of the answers" not in run.output
     assert run.after("chandra> /poll results 1").startswith(
         "chandra> /poll results 1\n(only you can see this)\n  Poll #1 results so far\n"
     )
@@ -78,7 +83,7 @@ async def test_a_poll_in_the_console(tmp_path: Path) -> None:
     assert "  Closed poll #1; the results are posted in its channel.\n#2 → #team:\n" in closing
     assert "  Poll #1 results\n  Ship Friday?\n  Yes\n  ███████░░░ 67% (2)" in closing
     assert "→ update of #1 in #team:\n  Poll #1 (closed)\n" in closing
-    pictures = re.findall(r"\[chart picture: (.+?)\]", run.output)
+    pictures = re.findall(r"\[chart: .+?; picture: (.+?)\]", run.output)
     assert pictures and all_files(pictures)  # the charts' PNGs
     ballots = await db_rows(run.url, PollBallot)
     assert sorted(b.choice for b in ballots) == [0, 0, 1]

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot import directory
-from bot.chat import FormErrors, OpenForm, Reply, TextField
+from bot.chat import FormErrors, OpenForm, Reply, SelectField, TextField
 from bot.errors import UserError
 from bot.features.pulse.bank import (
     DEFAULT_BANK,
@@ -25,7 +25,7 @@ from bot.features.pulse.bank import (
     parse_bank,
     rebase_pointer,
 )
-from bot.features.pulse.settings import BANK_FORM, SETUP_FORM
+from bot.features.pulse.settings import BANK_FORM, CONFIRM_FIELD, SETUP_FORM
 from storage.db import Database
 from storage.models import Channel, Member, Team, TeamMember
 from storage.polls import Pulse
@@ -351,7 +351,12 @@ async def test_questions_form_keeps_keys_and_refuses_bad_banks(world: World) -> 
     response = await submit(
         world,
         BANK_FORM,
-        {"bank0": "\n".join(lines), "bank1": "enps | Would you recommend our on-call?"},
+        # 17 of the 21 left out: the confirmation form's answer (test_removing_most_of_the_bank).
+        {
+            "bank0": "\n".join(lines),
+            "bank1": "enps | Would you recommend our on-call?",
+            CONFIRM_FIELD: "yes",
+        },
         state=str(pulse_id),
     )
     assert "Saved 6 question(s) for Platform (4 unchanged, 2 new or reworded)" in rendered(
@@ -363,6 +368,38 @@ async def test_questions_form_keeps_keys_and_refuses_bad_banks(world: World) -> 
     assert keys[1] == derived_key("scale", "How clear are this quarter's goals?")
     assert pulse.bank[5]["kind"] == "enps"
     assert pulse.next_question == 3  # "recognition" was next and still is
+
+
+async def test_removing_most_of_the_bank_asks_first_on_every_platform(world: World) -> None:
+    pulse_id = await add_pulse(world)
+    one_line = {"bank0": "scale | Is the pace OK?", "bank1": ""}
+    asked = await submit(world, BANK_FORM, one_line, state=str(pulse_id))
+    assert isinstance(asked, OpenForm)
+    form = asked.form
+    assert (form.form_id, form.state) == (BANK_FORM, str(pulse_id))
+    question, typed = form.fields[0], form.fields[1]
+    assert isinstance(question, SelectField) and question.name == CONFIRM_FIELD
+    assert question.label == "Remove 21 of the 21 questions?" and len(question.label) <= 45
+    assert [c.value for c in question.options] == ["yes", "no"]
+    assert isinstance(typed, TextField) and typed.initial == "scale | Is the pace OK?"
+    pulse, _ = await the_pulse(world)
+    assert pulse.bank == [dict(q) for q in DEFAULT_BANK]  # nothing saved yet
+    kept = await submit(world, BANK_FORM, {**one_line, CONFIRM_FIELD: "no"}, state=str(pulse_id))
+    assert isinstance(kept, Reply)
+    assert "Nothing changed: Platform keeps its 21 question(s)." in rendered(kept.message)
+    pulse, _ = await the_pulse(world)
+    assert pulse.bank == [dict(q) for q in DEFAULT_BANK]
+    saved = await submit(world, BANK_FORM, {**one_line, CONFIRM_FIELD: "yes"}, state=str(pulse_id))
+    assert isinstance(saved, Reply) and "Saved 1 question(s)" in rendered(saved.message)
+    pulse, _ = await the_pulse(world)
+    assert [q["text"] for q in pulse.bank] == ["Is the pace OK?"]
+    # Leaving out one question, or 5 of 11, is not "most": saved at once.
+    half = "\n".join(f"{q['kind']} | {q['text']}" for q in DEFAULT_BANK[:11])
+    response = await submit(world, BANK_FORM, {"bank0": half}, state=str(pulse_id))
+    assert isinstance(response, Reply) and "Saved 11 question(s)" in rendered(response.message)
+    six = "\n".join(f"{q['kind']} | {q['text']}" for q in DEFAULT_BANK[:6])
+    response = await submit(world, BANK_FORM, {"bank0": six}, state=str(pulse_id))
+    assert isinstance(response, Reply) and "Saved 6 question(s)" in rendered(response.message)
 
 
 async def test_help_lists_the_pulse_commands(world: World) -> None:

@@ -339,7 +339,7 @@ async def test_console_a_standup_day_in_two_zones(tmp_path: Path) -> None:
             "no",
             "/as bob",
             "/clock 10:01",
-            "5",
+            "c1",
             "reviewed PRs",
             "<!channel> deploy @everyone",
             "waiting on API keys",
@@ -355,7 +355,7 @@ async def test_console_a_standup_day_in_two_zones(tmp_path: Path) -> None:
         "  Hi alice! Time for Daily (Mon 9 Mar).\n"
         "  (1/3) What did you do?\n"
     ) in out
-    assert "  [1] Answer  [2] Skip today\n" in out
+    assert "  [a1] Answer  [a2] Skip today\n" in out
     # The conversation, one question at a time, then the report: parent and thread reply.
     assert ("alice> shipped the login page\n→ DM to @alice:\n  (2/3) What will you do?\n") in out
     thanks = run.after("alice> no")
@@ -395,13 +395,15 @@ async def test_console_a_standup_day_in_two_zones(tmp_path: Path) -> None:
         "  A reminder: Daily (Mon 9 Mar) is waiting for your answers. "
         "1 of 2 have answered already.\n"
         "  Reply here to go on where you were, or press Answer.\n"
-        "  [5] Answer  [6] Skip today\n"
+        "  [c1] Answer  [c2] Skip today\n"
     ) in bob_day
     # bob answers with the form; the thread and the parent follow.
-    form = run.after("bob> 5")
+    form = run.after("bob> c1")
     assert form.startswith(
-        "bob> 5\n"
+        "bob> c1\n"
         "Form: Daily  (/cancel to close it)\n"
+        "  (An empty line keeps the value in [brackets]. Several lines in one answer: end\n"
+        '   each line but the last with \\, or type """ on a line before them and after them.)\n'
         "  What did you do?: reviewed PRs\n"
         "  What will you do?: <!channel> deploy @everyone\n"
         "  Anything blocking you?: waiting on API keys\n"

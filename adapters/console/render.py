@@ -3,13 +3,15 @@
 No markup reaches the terminal: bold, italics and code become their bare text, mentions become
 ``@name`` / ``#channel``, links ``label (url)``. User text is printed verbatim except for control
 characters, which are replaced so that nobody's message can drive the terminal. Buttons and select
-options get numbers (``[1] Answer  [2] Skip``) by which the console presses them; the options of a
-multi-select are chosen together (``3 5``: options 3 and 5), up to its ``max_selected``.
+options get labels made of their message's letter and their place in it (``[b1] Answer  [b2]
+Skip``), by which the console presses them; the options of a multi-select are chosen together
+(``b3 b5``: options 3 and 5), up to its ``max_selected``.
 
-A :class:`~bot.chat.Chart` is its title, a text bar chart (``Yes  ██████████ 62%``, one bar per
-label and series, for line charts too: a trend read sideways), its alt text, and the path of its
-picture: :class:`ChartFiles` writes the PNG (:func:`bot.charts.render_png`) into the console's
-charts folder (``[console] charts_dir``).
+A :class:`~bot.chat.Chart` is one line, its title and the path of its picture: the message around
+a chart already says its figures in words (a poll's bars and counts, the digest's scores), so the
+console does not print them again as a text chart or as the chart's alt text (the words a screen
+reader says in place of the picture). :class:`ChartFiles` writes the PNG
+(:func:`bot.charts.render_png`) into the console's charts folder (``[console] charts_dir``).
 """
 
 from __future__ import annotations
@@ -17,13 +19,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bot.charts import format_value, render_png
+from bot.charts import render_png
 from bot.chat import (
     Actions,
     Bold,
@@ -54,10 +55,6 @@ log = logging.getLogger(__name__)
 
 INDENT = "  "
 DIVIDER = "─" * 40
-BAR_WIDTH = 30  # characters of the longest bar
-LABEL_WIDTH = 24  # at most, for a chart's labels (the alt text has them in full)
-EIGHTHS = " ▏▎▍▌▋▊▉"
-NO_VALUE = "n/a"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 
 
@@ -68,8 +65,10 @@ def clean(value: str) -> str:
 
 @dataclass(frozen=True)
 class Control:
-    """Something pressable: a button, or one option of a select menu."""
+    """Something pressable: a button, or one option of a select menu. ``key`` is what is typed
+    to press it (``b2``): the message's letter and ``number``, its place in the message."""
 
+    key: str
     number: int
     label: str
     action_id: str
@@ -96,7 +95,7 @@ class ChartFiles:
         self.folder = Path(folder)
 
     def save(self, chart: Chart) -> str:
-        """The line that says where the picture is (or why it is not)."""
+        """Where the picture is (or why it is not)."""
         path = self.folder / chart_file_name(chart)
         try:
             if not path.exists():
@@ -104,8 +103,8 @@ class ChartFiles:
                 path.write_bytes(render_png(chart))
         except OSError as exc:
             log.warning("console: cannot write %s: %s", path, exc)
-            return f"[chart picture not saved: {clean(exc.strerror or str(exc))} ({path})]"
-        return f"[chart picture: {path}]"
+            return f"picture not saved: {clean(exc.strerror or str(exc))} ({path})"
+        return f"picture: {path}"
 
 
 def chart_file_name(chart: Chart) -> str:
@@ -114,47 +113,6 @@ def chart_file_name(chart: Chart) -> str:
     digest = hashlib.sha256(json.dumps(drawn, sort_keys=True).encode()).hexdigest()[:10]
     slug = re.sub(r"[^a-z0-9]+", "-", chart.title.lower()).strip("-")[:40].rstrip("-")
     return f"{slug or 'chart'}-{digest}.png"
-
-
-def chart_lines(chart: Chart) -> list[str]:
-    """The chart as text: a bar per label and series (the longest ``BAR_WIDTH`` characters,
-    eighths of a character for the rest), ``n/a`` where there is no value."""
-    labels = [_fit(clean(label).replace("\n", " "), LABEL_WIDTH) for label in chart.labels]
-    series = [
-        (clean(s.name), [v if v is not None and math.isfinite(v) else None for v in s.values])
-        for s in chart.series
-    ]
-    values = [v for _, vs in series for v in vs[: len(labels)] if v is not None]
-    if not labels or not values:
-        return ["No data"]
-    most = max(abs(v) for v in values) or 1.0
-    label_width = max(len(label) for label in labels)
-    name_width = max(len(name) for name, _ in series) if len(series) > 1 else 0
-    lines: list[str] = []
-    for n, label in enumerate(labels):
-        for k, (name, vs) in enumerate(series):
-            value = vs[n] if n < len(vs) else None
-            head = (label if k == 0 else "").ljust(label_width)
-            if name_width:
-                head += "  " + name.ljust(name_width)
-            if value is None:
-                lines.append(f"{head}  {NO_VALUE}")
-                continue
-            bar = _bar(abs(value) / most * BAR_WIDTH, negative=value < 0)
-            shown = format_value(value, chart.unit)
-            lines.append(f"{head}  {bar} {shown}" if bar else f"{head}  {shown}")
-    return lines
-
-
-def _bar(length: float, *, negative: bool) -> str:
-    if negative:
-        return "░" * max(1, round(length)) if length > 0 else ""
-    whole, rest = int(length), int((length - int(length)) * 8)
-    return "█" * whole + (EIGHTHS[rest] if rest else "")
-
-
-def _fit(value: str, width: int) -> str:
-    return value if len(value) <= width else value[: width - 1] + "…"
 
 
 class Renderer:
@@ -196,11 +154,11 @@ class Renderer:
 
     # -- messages ----------------------------------------------------------------------------
 
-    def message(self, msg: Message, first_number: int = 1) -> Rendered:
-        """The message's lines (each indented) and its controls, numbered from
-        ``first_number`` in the order they appear."""
+    def message(self, msg: Message, letter: str = "") -> Rendered:
+        """The message's lines (each indented) and its controls, labelled ``letter`` and their
+        number from 1 in the order they appear."""
         result = Rendered()
-        number = first_number
+        number = 1
         for block in msg.blocks:
             if isinstance(block, Header):
                 result.lines.extend(_lines(clean(block.text)))
@@ -218,7 +176,7 @@ class Renderer:
             elif isinstance(block, Chart):
                 result.lines.extend(self.chart(block))
             elif isinstance(block, Actions):
-                line, controls = self._actions(block, number)
+                line, controls = self._actions(block, letter, number)
                 number += len(controls)
                 result.lines.extend(line)
                 result.controls.extend(controls)
@@ -227,15 +185,16 @@ class Renderer:
         result.lines = [INDENT + line if line else "" for line in result.lines]
         return result
 
-    def _actions(self, block: Actions, number: int) -> tuple[list[str], list[Control]]:
+    def _actions(self, block: Actions, letter: str, number: int) -> tuple[list[str], list[Control]]:
         lines: list[str] = []
         buttons: list[str] = []
         controls: list[Control] = []
         for element in block.elements:
             if isinstance(element, Button):
                 label = clean(element.label)
-                controls.append(Control(number, label, element.action_id, element.value))
-                buttons.append(f"[{number}] {label}")
+                key = f"{letter}{number}"
+                controls.append(Control(key, number, label, element.action_id, element.value))
+                buttons.append(f"[{key}] {label}")
                 number += 1
             elif isinstance(element, Select):
                 if buttons:
@@ -246,8 +205,10 @@ class Renderer:
                 most = max(1, min(element.max_selected, len(element.options)))
                 for choice in element.options:
                     label = clean(choice.label)
+                    key = f"{letter}{number}"
                     controls.append(
                         Control(
+                            key,
                             number,
                             label,
                             element.action_id,
@@ -257,11 +218,12 @@ class Renderer:
                             menu=menu,
                         )
                     )
-                    options.append(f"[{number}] {label}")
+                    options.append(f"[{key}] {label}")
                     number += 1
                 if element.max_selected > 1:
                     title = clean(element.placeholder) or f"Choose up to {most}"
-                    title += f" (up to {most}: numbers separated by spaces)"
+                    like = f"{letter}{menu} {letter}{menu + 1}"
+                    title += f" (up to {most}: their labels together, like {like})"
                 else:
                     title = clean(element.placeholder) or "Choose one"
                 lines.append(f"{title}: " + "  ".join(options))
@@ -270,31 +232,34 @@ class Renderer:
         return lines, controls
 
     def chart(self, chart: Chart) -> list[str]:
-        """Title, text bars, alt text, and where the picture is."""
-        lines = [clean(chart.title)] if chart.title.strip() else []
-        lines.extend(chart_lines(chart))
-        if chart.alt.strip():
-            lines.extend(_lines(clean(chart.alt)))
-        if self.charts is not None:
-            lines.append(self.charts.save(chart))
-        return lines
+        """``[chart: Title; picture: path]``: one line, see the module's docstring."""
+        title = clean(chart.title).replace("\n", " ").strip() or "untitled"
+        if self.charts is None:
+            return [f"[chart: {title}]"]
+        return [f"[chart: {title}; {self.charts.save(chart)}]"]
 
     # -- forms -------------------------------------------------------------------------------
 
-    def form_title(self, form: Form) -> str:
-        return f"Form: {clean(form.title)}  (/cancel to close it)"
+    def form_title(self, form: Form) -> list[str]:
+        lines = [f"Form: {clean(form.title)}  (/cancel to close it)"]
+        if any(isinstance(f, TextField) and f.multiline for f in form.fields):
+            lines.append(MULTILINE_HINT)
+        return lines
 
     def field_prompt(self, form_field: FormField) -> str:
         """The prompt for one field: ``  Label: ``, ``  Label (optional): ``, with the current
         value in brackets where an empty answer keeps it."""
         label = clean(form_field.label)
         extras: list[str] = []
-        if not form_field.required:
+        if not form_field.required and "optional" not in label.lower():
             extras.append("optional")
         if isinstance(form_field, SelectField) and form_field.multiple:
             extras.append("numbers separated by spaces")
         keep = self.initial_label(form_field)
         suffix = f" ({', '.join(extras)})" if extras else ""
+        if "\n" in keep:  # several lines: one under the other, as they would be typed
+            block = "".join(f"{INDENT * 2}{line}\n" for line in keep.split("\n"))
+            return f"{INDENT}{label}{suffix} [\n{block}{INDENT}]: "
         current = f" [{keep}]" if keep else ""
         return f"{INDENT}{label}{suffix}{current}: "
 
@@ -329,3 +294,7 @@ def heading(where: str, *, number: str | None = None, note: str = "") -> str:
 
 
 PRIVATE_HEADING = "(only you can see this)"
+MULTILINE_HINT = (
+    f"{INDENT}(An empty line keeps the value in [brackets]. Several lines in one answer: end\n"
+    f'{INDENT} each line but the last with \\, or type """ on a line before them and after them.)'
+)

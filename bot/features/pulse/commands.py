@@ -29,13 +29,16 @@ from bot.features.pulse.schedules import round_trigger
 from bot.features.pulse.scores import round_results
 from bot.features.pulse.settings import (
     BANK_FORM,
+    CONFIRM_FIELD,
     SETUP_FORM,
     PulseInput,
     bank_form,
+    confirm_form,
     describe,
     form_values,
     parse_bank_form,
     parse_setup,
+    removed_most,
     setup_form,
 )
 from bot.features.pulse.spec import PULSE
@@ -280,6 +283,14 @@ async def save_questions(ctx: Context, event: FormSubmission) -> Response:
     require_manager(ctx, pulse, team)
     old = list(pulse.bank)
     bank = parse_bank_form(event.values, old)
+    # A submission that leaves out most of the bank (one line typed where 21 stood) is asked
+    # about first, on every platform: a follow-up form with what was typed and a yes or no.
+    confirmed = event.values.get(CONFIRM_FIELD)
+    if confirmed == "no":
+        return reply(f"Nothing changed: {team.name} keeps its {len(old)} question(s).")
+    removed = removed_most(old, bank)
+    if removed and confirmed != "yes":
+        return OpenForm(confirm_form(bank, len(old), removed, event.state))
     pulse.next_question = rebase_pointer(old, pulse.next_question, bank)
     pulse.bank = bank
     pulse.updated_at = ctx.now

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.chat import Form, TextField
+from bot.chat import Choice, Form, SelectField, TextField
 from bot.errors import UserError
 from bot.features.pulse.bank import MAX_BANK_FIELDS, bank_chunks, parse_bank
 from bot.features.standups.settings import WEEKDAYS, parse_days, parse_time
@@ -18,6 +18,7 @@ from bot.timezones import validate_timezone
 
 SETUP_FORM = "pulse-setup"
 BANK_FORM = "pulse-questions"
+CONFIRM_FIELD = "confirm"
 # Fewer answers than this can never be shown, whatever a team sets (invariant 6).
 MIN_THRESHOLD = 3
 MAX_THRESHOLD = 50
@@ -282,3 +283,31 @@ def parse_bank_form(
         return parse_bank("\n".join(parts), previous)
     except UserError as exc:
         raise UserError(exc.message, errors={names[0] if names else "bank0": exc.message}) from None
+
+
+# -- confirming a change that removes most of the bank ---------------------------------------------
+
+
+def removed_most(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> int:
+    """How many of ``old``'s questions ``new`` leaves out, when that is most of them (at least
+    two, and more than half); 0 otherwise. A reworded question counts as left out."""
+    removed = len({q["key"] for q in old} - {q["key"] for q in new})
+    return removed if removed >= 2 and removed * 2 > len(old) else 0
+
+
+def confirm_form(bank: list[dict[str, Any]], before: int, removed: int, state: str) -> Form:
+    """The bank form again, with what was typed, after a question: save a bank that leaves out
+    most of the ``before`` questions? The bank travels in the fields, so nothing is stored
+    until the answer is yes."""
+    question = SelectField(
+        CONFIRM_FIELD,
+        f"Remove {removed} of the {before} questions?",
+        (
+            Choice(f"Yes, save these {len(bank)} question(s)", "yes"),
+            Choice(f"No, keep the {before} questions as they are", "no"),
+        ),
+    )
+    fields = bank_form(bank, state).fields
+    return Form(
+        BANK_FORM, "Pulse questions: confirm", (question, *fields), submit_label="Save", state=state
+    )
