@@ -98,6 +98,7 @@ class SlackWorld:
         if retry:
             headers["X-Slack-Retry-Num"] = str(retry)
             headers["X-Slack-Retry-Reason"] = "http_timeout"
+        self.fake.timeline.append(("sent", str(payload.get("type") or kind)))
         ack = await self.post_raw(raw, headers)
         self.fake.timeline.append(("ack", str(payload.get("type") or kind)))
         return ack

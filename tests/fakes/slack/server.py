@@ -270,14 +270,17 @@ class FakeSlack:
         return self.posts(f"D{user_id}")
 
     def answered_before_ack(self, kind: str, methods: set[str]) -> list[str]:
-        """The calls of ``methods`` answered before the first ack of ``kind`` arrived."""
-        found: list[str] = []
-        for what, name in self.timeline:
-            if what == "ack" and name == kind:
-                return found
-            if what == "answered" and name in methods:
-                found.append(name)
-        raise AssertionError(f"no ack of {kind} in {self.timeline}")
+        """The calls of ``methods`` answered while the app held the latest request of ``kind``:
+        after it was sent and before its ack arrived."""
+        acks = [n for n, (what, name) in enumerate(self.timeline) if (what, name) == ("ack", kind)]
+        assert acks, f"no ack of {kind} in {self.timeline}"
+        sent = [n for n, (what, name) in enumerate(self.timeline[: acks[-1]]) if what == "sent"]
+        start = sent[-1] if sent else 0
+        return [
+            name
+            for what, name in self.timeline[start : acks[-1]]
+            if what == "answered" and name in methods
+        ]
 
     def shared_files(self, channel: str | None = None) -> list[UploadedFile]:
         """Files shared into a channel (any channel when None), in the order they were."""
@@ -785,6 +788,7 @@ class FakeSlack:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._acks[envelope_id] = future
         self._kinds[envelope_id] = str(payload.get("type") or kind)
+        self.timeline.append(("sent", self._kinds[envelope_id]))
         envelope: dict[str, Any] = {
             "envelope_id": envelope_id,
             "type": kind,
