@@ -33,6 +33,7 @@ from typing import Any
 
 from adapters.discord import render
 from adapters.discord.rest import DiscordHTTPError, DiscordRest
+from adapters.discord.search import MemberSearch
 from bot.chat import Context, Message, text
 from bot.port import (
     ChannelInfo,
@@ -118,6 +119,8 @@ class DiscordPort:
         self.cached_channel = cached_channel
         self._dm_channels: dict[str, str] = {}
         self._threads: set[str] = set()
+        # Members by typed name, within the time an interaction has (adapters.discord.search).
+        self.search = MemberSearch(rest)
 
     def rate_limits(self) -> Mapping[Method, RateLimit]:
         return RATE_LIMITS
@@ -245,19 +248,10 @@ class DiscordPort:
     async def member_info(
         self, workspace_id: str, *, user_id: str | None = None, name: str | None = None
     ) -> MemberInfo | None:
+        if not user_id:
+            return await self.search.find(workspace_id, name, _member) if name else None
         try:
-            if user_id:
-                found = await self.rest.request("GET", f"/guilds/{workspace_id}/members/{user_id}")
-            elif name:
-                wanted = name.removeprefix("@")
-                results = await self.rest.request(
-                    "GET",
-                    f"/guilds/{workspace_id}/members/search",
-                    params={"query": wanted, "limit": "5"},
-                )
-                found = next((m for m in results if _names(m, wanted)), None)
-            else:
-                return None
+            found = await self.rest.request("GET", f"/guilds/{workspace_id}/members/{user_id}")
         except DiscordHTTPError as exc:
             if exc.status == 404:
                 return None
@@ -308,12 +302,6 @@ def _drawn(delivery: Delivery, msg: Message | None = None) -> list[tuple[str, by
     except Exception:
         log.exception("outbox %d: drawing a chart failed; sent in words", delivery.outbox_id)
         return None
-
-
-def _names(member: dict[str, Any], wanted: str) -> bool:
-    user = member.get("user", {})
-    names = {member.get("nick"), user.get("global_name"), user.get("username")}
-    return wanted.lower() in {n.lower() for n in names if n}
 
 
 def display_name(user: dict[str, Any], nick: str | None = None) -> str:

@@ -221,6 +221,32 @@ class Interaction:
     answered: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+@dataclass
+class RestFault:
+    """A rate-limited route: a request of ``method`` whose path contains ``fragment`` starts a
+    window of ``retry_after`` seconds (``times`` windows in all) in which every such request is
+    answered 429 with the time left, in the header and the body, as Discord does."""
+
+    method: str
+    fragment: str
+    retry_after: float
+    times: int = 1
+    hits: int = 0
+    until: float = 0.0
+
+    def limited(self, method: str, path: str, now: float) -> float | None:
+        """The seconds left to wait, or None when the request is served."""
+        if method != self.method or self.fragment not in path:
+            return None
+        if now >= self.until:
+            if self.times <= 0:
+                return None
+            self.times -= 1
+            self.until = now + self.retry_after
+        self.hits += 1
+        return self.until - now
+
+
 class FakeDiscord:
     """One fake Discord: a bot application, guilds, users, channels and messages."""
 
@@ -268,6 +294,8 @@ class FakeDiscord:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.message_created: asyncio.Event = asyncio.Event()
+        # Answers given instead of serving (see :meth:`rate_limit`).
+        self.faults: list[RestFault] = []
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -340,6 +368,14 @@ class FakeDiscord:
         return out
 
     # -- queries for tests ----------------------------------------------------------------
+
+    def rate_limit(
+        self, method: str, fragment: str, retry_after: float, *, times: int = 1
+    ) -> RestFault:
+        """Rate-limit a route (a shared-scope bucket): see :class:`RestFault`."""
+        fault = RestFault(method, fragment, retry_after, times)
+        self.faults.append(fault)
+        return fault
 
     def calls_to(self, method: str, fragment: str) -> list[Call]:
         return [c for c in self.calls if c.method == method and fragment in c.path]
@@ -791,6 +827,13 @@ class FakeDiscord:
         auth = request.headers.get("Authorization", "")
         if not public and auth != f"Bot {self.token}":
             return _error(401, 0, "401: Unauthorized")
+        now = time.monotonic()
+        for fault in self.faults:
+            wait = fault.limited(method, path, now)
+            if wait is not None:
+                headers = {"Retry-After": f"{math.ceil(wait)}", "X-RateLimit-Scope": "shared"}
+                limited = {"message": "You are being rate limited.", "retry_after": round(wait, 3)}
+                return _json({**limited, "global": False}, 429, headers)
         route = (method, tuple(_shape(parts)))
         handler = _ROUTES.get(route)
         if handler is None:
