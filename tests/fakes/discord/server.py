@@ -273,6 +273,8 @@ class FakeDiscord:
         self.dm_channels: dict[str, str] = {}  # user id -> DM channel id
         self.messages: dict[str, dict[str, Any]] = {}
         self.threads: dict[str, str] = {}  # thread id -> parent channel id
+        self.thread_names: dict[str, str] = {}  # thread id -> its name
+        self.deleted: list[str] = []  # ids of messages deleted
         self.calls: list[Call] = []
         self.global_commands: list[dict[str, Any]] = []
         self.guild_commands: dict[str, list[dict[str, Any]]] = {}
@@ -1001,11 +1003,16 @@ class FakeDiscord:
         self.message_created.set()
         return _json(message)
 
+    def _in_channel(self, parts: list[str]) -> dict[str, Any] | None:
+        """The message ``/channels/<parts[1]>/messages/<parts[3]>`` names, if it is there."""
+        message = self.messages.get(parts[3])
+        return message if message is not None and message["channel_id"] == parts[1] else None
+
     async def _patch_message(
         self, parts: list[str], body: Any, request: web.Request
     ) -> web.Response:
-        message = self.messages.get(parts[3])
-        if message is None or message["channel_id"] != parts[1]:
+        message = self._in_channel(parts)
+        if message is None:
             return _error(404, 10008, "Unknown Message")
         if self.clock is not None and self.edit_window is not None:
             age = self.clock() - datetime.fromisoformat(message["timestamp"])
@@ -1041,6 +1048,19 @@ class FakeDiscord:
             _stamp(self.clock()) if self.clock is not None else "2026-11-27T12:01:00.000000+00:00"
         )
         return _json(message)
+
+    async def _get_message(self, parts: list[str], body: Any, request: web.Request) -> web.Response:
+        message = self._in_channel(parts)
+        return _json(message) if message is not None else _error(404, 10008, "Unknown Message")
+
+    async def _delete_message(
+        self, parts: list[str], body: Any, request: web.Request
+    ) -> web.Response:
+        if self._in_channel(parts) is None:
+            return _error(404, 10008, "Unknown Message")
+        del self.messages[parts[3]]
+        self.deleted.append(parts[3])
+        return web.Response(status=204)
 
     def _attach(
         self,
@@ -1084,7 +1104,11 @@ class FakeDiscord:
             return _error(404, 10008, "Unknown Message")
         if message_id in self.threads:
             return _error(400, 160004, "A thread has already been created for this message")
+        name = str((body or {}).get("name") or "")
+        if not 1 <= len(name) <= 100 or "\n" in name:
+            return _error(400, 50035, "Invalid Form Body (name: 1-100 characters, one line)")
         self.threads[message_id] = parent
+        self.thread_names[message_id] = str((body or {}).get("name") or "")
         return _json(
             {"id": message_id, "type": 11, "parent_id": parent, "name": (body or {}).get("name")}
         )
@@ -1265,6 +1289,8 @@ _ROUTES: dict[tuple[str, tuple[str, ...]], Handler] = {
     ("PUT", ("applications", "{}", "guilds", "{}", "commands")): FakeDiscord._put_commands,
     ("POST", ("channels", "{}", "messages")): FakeDiscord._post_message,
     ("PATCH", ("channels", "{}", "messages", "{}")): FakeDiscord._patch_message,
+    ("GET", ("channels", "{}", "messages", "{}")): FakeDiscord._get_message,
+    ("DELETE", ("channels", "{}", "messages", "{}")): FakeDiscord._delete_message,
     ("POST", ("channels", "{}", "messages", "{}", "threads")): FakeDiscord._start_thread,
     ("POST", ("users", "@me", "channels")): FakeDiscord._post_dm,
     ("GET", ("guilds", "{}", "members", "search")): FakeDiscord._search_members,
