@@ -201,3 +201,21 @@ async def test_member_events_keep_the_directory_warm(
         assert await standups(database) == ["Daily"]
         outcome = text_of(world.outcome(ack)["blocks"])
         assert "2 participant(s)" in outcome
+
+
+async def test_a_member_list_slack_refuses_is_a_field_error_and_not_read_on_every_event(
+    slow_slack: FakeSlack, database: Database
+) -> None:
+    fake = slow_slack
+    fake.fail("users.list", "missing_scope", times=100)
+    async with world_on(fake, database, "socket") as world:
+        await open_setup(world)
+        values = {"name": "Daily", "channel": "#team", "participants": "@eng01"}
+        ack = await world.submit("UALICE", values)
+        errors = world.form_errors(ack)
+        assert "scope" in errors["participants"] and "reinstall" in errors["participants"]
+        await world.submit("UALICE", values, fake.views[-1])
+        await world.command("UALICE", "/standup list")
+        # One read at start; the failure is not retried on every event (it is, minutes later).
+        assert len(fake.calls_of("users.list")) == 1
+        assert await standups(database) == []

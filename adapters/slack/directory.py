@@ -24,6 +24,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiohttp import ClientError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -36,6 +37,7 @@ PAGE_SIZE = 200
 PAGE_INTERVAL = 3.1
 MAX_429_PER_PAGE = 5
 RESYNC_SECONDS = 24 * 3600.0
+RETRY_FAILED_SECONDS = 300.0
 
 # Set by an interaction handler around the work it races against Slack's deadline.
 LOOKING_UP: ContextVar[asyncio.Event | None] = ContextVar("slack_looking_up", default=None)
@@ -123,6 +125,7 @@ class SlackDirectory:
         self._rosters: dict[str, Roster] = {}
         self._syncs: dict[str, asyncio.Task[Roster]] = {}
         self._changed: dict[str, dict[str, dict[str, Any]]] = {}
+        self._failed_at: dict[str, float] = {}
         # users.list calls made, and 429s met, by the member syncs (figures for the docs).
         self.list_calls = 0
         self.list_429s = 0
@@ -135,6 +138,9 @@ class SlackDirectory:
         running = self._syncs.get(team_id)
         if running is not None and not running.done():
             return running
+        failed = self._failed_at.get(team_id)
+        if failed is not None and self._monotonic() - failed < RETRY_FAILED_SECONDS:
+            return running  # the last read failed just now: not again on every event
         roster = self._rosters.get(team_id)
         if roster is not None and roster.complete:
             if self._monotonic() - roster.synced_at < self.resync_seconds:
@@ -146,8 +152,12 @@ class SlackDirectory:
         return task
 
     def _synced(self, task: asyncio.Task[Roster]) -> None:
+        team_id = task.get_name().rsplit(" ", 1)[-1]
         if not task.cancelled() and task.exception() is not None:
+            self._failed_at[team_id] = self._monotonic()
             log.warning("slack: reading the member list failed: %s", task.exception())
+        else:
+            self._failed_at.pop(team_id, None)
 
     async def roster(self, team_id: str) -> Roster:
         """The complete member list (waiting for the read under way, or starting one)."""
@@ -155,13 +165,20 @@ class SlackDirectory:
         task = self.warm(team_id)
         if roster is not None and roster.complete:
             return roster
-        if task is None:  # pragma: no cover - warm starts one when there is no complete list
-            raise DirectoryUnavailable("Slack's member list is not available; try again.")
+        if task is None:
+            raise DirectoryUnavailable(
+                "Slack's member list could not be read just now; try again in a few minutes."
+            )
         looking_up()
         try:
             return await asyncio.shield(task)
         except SlackApiError as exc:
             raise unavailable(exc) from None
+        except (ClientError, OSError, TimeoutError) as exc:
+            raise DirectoryUnavailable(
+                f"Slack could not be reached for the member list ({type(exc).__name__}); "
+                "try again in a few minutes."
+            ) from None
 
     async def stop(self) -> None:
         for task in self._syncs.values():
