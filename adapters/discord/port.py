@@ -1,12 +1,16 @@
 """Delivering outbox rows to Discord, and looking members and channels up.
 
 * POST: a message in a channel; ``thread_of`` a message: in the thread started on it (created
-  on first use; a thread started on a message has that message's id).
+  on first use, named after that message; a thread started on a message has that message's id).
+  A message past 6,000 characters goes out as several; the receipt names every part
+  (``part_ids``), which the worker keeps for later edits.
 * DM: the member's DM channel, opened once (``POST /users/@me/channels``) and remembered; its id
   is returned in the receipt.
-* UPDATE: an edit of the message (one message: see :func:`render.render_edit`). Discord limits
-  edits of messages older than an hour (error 30046), so the port's ``edit_window`` tells the
-  core to post anew past that.
+* UPDATE: an edit of the message (one message: see :func:`render.render_edit`); of a message
+  that is or becomes several, an edit of each part that remains, a delete of the parts past the
+  new end and a post of new ones (``Target.part_ids``). Discord limits edits of messages older
+  than an hour (error 30046), so the port's ``edit_window`` tells the core to post anew past
+  that.
 * EPHEMERAL: Discord has ephemeral messages only as interaction responses, so an ephemeral
   outbox row goes to the member's DM instead, marked as private.
 
