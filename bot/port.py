@@ -40,6 +40,9 @@ class Target:
     dm_channel_id: str | None = None
     thread_of: str | None = None
     message_id: str | None = None
+    # For an UPDATE: every message the original went out as (``message_id`` first), when the
+    # platform split it (see :attr:`Receipt.part_ids`); empty when it is one message.
+    part_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,11 @@ class Delivery:
 class Receipt:
     channel_id: str | None = None
     message_id: str | None = None
+    # Every message the delivery's message now is on the platform, in order, when an adapter
+    # splits messages and edits them part by part (Discord); None: nothing to record. The worker
+    # keeps them on the original's outbox row, and an UPDATE of it gets them as
+    # ``Target.part_ids``, so that an edit can change every part and delete the extra ones.
+    part_ids: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

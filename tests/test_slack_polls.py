@@ -326,9 +326,9 @@ async def test_the_form_and_menu_polls_on_slack(world: SlackWorld, database: Dat
         },
         view,
     )
-    assert ack.body["response_action"] == "errors"
-    assert set(ack.body["errors"]) == {"threshold"}
-    assert "can't be below 3" in ack.body["errors"]["threshold"]
+    errors = world.form_errors(ack)
+    assert set(errors) == {"threshold"}
+    assert "can't be below 3" in errors["threshold"]
     assert messages(fake) == [] and await poll_count(database) == 0
     # Fixed, it creates a multiple choice poll: a multi-select of at most 2.
     ack = await world.submit(
@@ -342,7 +342,7 @@ async def test_the_form_and_menu_polls_on_slack(world: SlackWorld, database: Dat
         },
         view,
     )
-    assert ack.body.get("response_action") is None, ack.body
+    assert world.form_errors(ack) == {}, ack.body
     await world.settle()
     assert fake.ephemerals[-1]["user"] == "UBOB"
     assert ephemeral(fake).startswith("Poll #1 is up in #team")
@@ -556,7 +556,7 @@ async def test_a_pulse_round_dm_takes_a_vote(world: SlackWorld, database: Databa
             "threshold": "3",
         },
     )
-    assert ack.body.get("response_action") is None, ack.body
+    assert world.form_errors(ack) == {}, ack.body
     assert "Created the pulse check of *Platform*" in ephemeral(fake)
     await world.command("UALICE", "/pulse run Platform")
     assert last_reply(fake).startswith("Sent a round of the Platform pulse to 3 member(s)")

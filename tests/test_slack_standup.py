@@ -42,7 +42,7 @@ async def setup_standup(world: SlackWorld) -> None:
         {"name": "Daily", "channel": "#team", "participants": "@alice @bob", "reminder": "off"},
     )
     assert ack.status == 200
-    assert ack.body.get("response_action") is None, ack.body
+    assert world.form_errors(ack) == {}, ack.body
     created = [e for e in world.fake.ephemerals if "Created" in text_of(e.get("blocks"))]
     assert created, world.fake.ephemerals
     assert created[-1]["user"] == "UALICE"

@@ -18,7 +18,7 @@ from adapters.discord.port import PLATFORM, DiscordPort
 from adapters.discord.rest import DiscordHTTPError, DiscordRest
 from bot.clock import Clock
 from bot.config import ConfigError, DiscordSection, Settings
-from bot.port import ChannelInfo, MemberInfo
+from bot.port import ChannelInfo, DirectoryUnavailable, MemberInfo
 from bot.workspace_removal import mark_installed, mark_uninstalled
 
 if TYPE_CHECKING:
@@ -149,7 +149,8 @@ class DiscordAdapter:
     async def _search_member(self, guild_id: str, name: str) -> MemberInfo | None:
         try:
             return await self.discord_port.member_info(guild_id, name=name)
-        except (DiscordHTTPError, aiohttp.ClientError, OSError) as exc:
+        except (DiscordHTTPError, DirectoryUnavailable, aiohttp.ClientError, OSError) as exc:
+            # The core's own look-up of the name says so next to the field (the form is kept).
             log.warning("discord: looking up @%s in guild %s failed: %s", name, guild_id, exc)
             return None
 

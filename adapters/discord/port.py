@@ -1,12 +1,16 @@
 """Delivering outbox rows to Discord, and looking members and channels up.
 
 * POST: a message in a channel; ``thread_of`` a message: in the thread started on it (created
-  on first use; a thread started on a message has that message's id).
+  on first use, named after that message; a thread started on a message has that message's id).
+  A message past 6,000 characters goes out as several; the receipt names every part
+  (``part_ids``), which the worker keeps for later edits.
 * DM: the member's DM channel, opened once (``POST /users/@me/channels``) and remembered; its id
   is returned in the receipt.
-* UPDATE: an edit of the message (one message: see :func:`render.render_edit`). Discord limits
-  edits of messages older than an hour (error 30046), so the port's ``edit_window`` tells the
-  core to post anew past that.
+* UPDATE: an edit of the message (one message: see :func:`render.render_edit`); of a message
+  that is or becomes several, an edit of each part that remains, a delete of the parts past the
+  new end and a post of new ones (``Target.part_ids``). Discord limits edits of messages older
+  than an hour (error 30046), so the port's ``edit_window`` tells the core to post anew past
+  that.
 * EPHEMERAL: Discord has ephemeral messages only as interaction responses, so an ephemeral
   outbox row goes to the member's DM instead, marked as private.
 
@@ -27,12 +31,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
 from adapters.discord import render
 from adapters.discord.rest import DiscordHTTPError, DiscordRest
+from adapters.discord.search import MemberSearch
 from bot.chat import Context, Message, text
 from bot.port import (
     ChannelInfo,
@@ -118,6 +124,8 @@ class DiscordPort:
         self.cached_channel = cached_channel
         self._dm_channels: dict[str, str] = {}
         self._threads: set[str] = set()
+        # Members by typed name, within the time an interaction has (adapters.discord.search).
+        self.search = MemberSearch(rest)
 
     def rate_limits(self) -> Mapping[Method, RateLimit]:
         return RATE_LIMITS
@@ -142,6 +150,9 @@ class DiscordPort:
         if method is Method.UPDATE:
             if not target.message_id or not target.channel_id:
                 raise PermanentDeliveryError("an update needs the message and its channel")
+            parts = render.render_message(delivery.message, guild_id=delivery.workspace_id)
+            if len(target.part_ids) > 1 or len(parts) > 1:
+                return await self._edit_parts(delivery, parts)
             files = _drawn(delivery)
 
             def edit(images: bool) -> dict[str, Any]:
@@ -166,8 +177,39 @@ class DiscordPort:
         if not channel:
             raise PermanentDeliveryError("a post needs a channel id")
         if target.thread_of:
-            channel = await self._thread(channel, target.thread_of, delivery.message)
+            channel = await self._thread(channel, target.thread_of)
         return await self._post(channel, delivery.message, delivery)
+
+    async def _edit_parts(self, delivery: Delivery, parts: list[dict[str, Any]]) -> Receipt:
+        """An edit of a message that is (or becomes) several messages: each part that remains
+        is edited, parts past the new end are deleted, new parts are posted after the last (in
+        the thread or channel; Discord cannot insert a message), so that the channel shows the
+        message as it now is, once. Charts show in words on this path (answers have none)."""
+        target = delivery.target
+        channel = target.channel_id or ""
+        old = list(target.part_ids) or [target.message_id or ""]
+        ids: list[str] = []
+        for n, payload in enumerate(parts):
+            if n < len(old):
+                payload.pop("attachments", None)
+                await self.rest.request(
+                    "PATCH", f"/channels/{channel}/messages/{old[n]}", json_body=payload
+                )
+                ids.append(old[n])
+                continue
+            payload["nonce"] = nonce_for(delivery.idempotency_key, n)
+            payload["enforce_nonce"] = True
+            sent = await self.rest.request(
+                "POST", f"/channels/{channel}/messages", json_body=payload
+            )
+            ids.append(str(sent["id"]))
+        for extra in old[len(parts) :]:
+            try:
+                await self.rest.request("DELETE", f"/channels/{channel}/messages/{extra}")
+            except DiscordHTTPError as exc:
+                if exc.code != UNKNOWN_MESSAGE:  # deleted already (a retry): done
+                    raise
+        return Receipt(channel_id=channel, message_id=ids[0], part_ids=tuple(ids))
 
     async def _post(self, channel: str, msg: Message, delivery: Delivery) -> Receipt:
         # Buttons carry their guild: an interaction from a DM has none (and edits keep it).
@@ -175,7 +217,7 @@ class DiscordPort:
         with_images = render.render_message(
             msg, guild_id=delivery.workspace_id, images=files is not None
         )
-        first: str | None = None
+        ids: list[str] = []
         for part, payload in enumerate(with_images):
 
             def post(images: bool, part: int = part, payload: dict[str, Any] = payload) -> Any:
@@ -189,8 +231,11 @@ class DiscordPort:
                 return payload
 
             sent = await self._with_charts("POST", f"/channels/{channel}/messages", post, files)
-            first = first or str(sent["id"])
-        return Receipt(channel_id=channel, message_id=first)
+            ids.append(str(sent["id"]))
+        # Every part's id, when there are several: an edit must reach them all.
+        return Receipt(
+            channel_id=channel, message_id=ids[0], part_ids=tuple(ids) if len(ids) > 1 else None
+        )
 
     async def _with_charts(
         self,
@@ -223,16 +268,22 @@ class DiscordPort:
         self._dm_channels[user_id] = channel
         return channel
 
-    async def _thread(self, channel: str, message_id: str, msg: Message) -> str:
-        """The thread on ``message_id`` (same id), started on first use."""
+    async def _thread(self, channel: str, message_id: str) -> str:
+        """The thread on ``message_id`` (same id), started on first use and named after that
+        message (the report: its title), not after the first reply."""
         if message_id in self._threads:
             return message_id
-        name = (msg.fallback() or "Replies").replace("\n", " ")[:THREAD_NAME] or "Replies"
+        try:
+            parent = await self.rest.request("GET", f"/channels/{channel}/messages/{message_id}")
+        except DiscordHTTPError as exc:
+            if exc.status != 404:
+                raise
+            parent = None
         try:
             await self.rest.request(
                 "POST",
                 f"/channels/{channel}/messages/{message_id}/threads",
-                json_body={"name": name, "auto_archive_duration": 1440},
+                json_body={"name": thread_name(parent), "auto_archive_duration": 1440},
             )
         except DiscordHTTPError as exc:
             if exc.code != THREAD_EXISTS:
@@ -245,19 +296,10 @@ class DiscordPort:
     async def member_info(
         self, workspace_id: str, *, user_id: str | None = None, name: str | None = None
     ) -> MemberInfo | None:
+        if not user_id:
+            return await self.search.find(workspace_id, name, _member) if name else None
         try:
-            if user_id:
-                found = await self.rest.request("GET", f"/guilds/{workspace_id}/members/{user_id}")
-            elif name:
-                wanted = name.removeprefix("@")
-                results = await self.rest.request(
-                    "GET",
-                    f"/guilds/{workspace_id}/members/search",
-                    params={"query": wanted, "limit": "5"},
-                )
-                found = next((m for m in results if _names(m, wanted)), None)
-            else:
-                return None
+            found = await self.rest.request("GET", f"/guilds/{workspace_id}/members/{user_id}")
         except DiscordHTTPError as exc:
             if exc.status == 404:
                 return None
@@ -310,10 +352,24 @@ def _drawn(delivery: Delivery, msg: Message | None = None) -> list[tuple[str, by
         return None
 
 
-def _names(member: dict[str, Any], wanted: str) -> bool:
-    user = member.get("user", {})
-    names = {member.get("nick"), user.get("global_name"), user.get("username")}
-    return wanted.lower() in {n.lower() for n in names if n}
+def thread_name(parent: dict[str, Any] | None) -> str:
+    """A thread's name from the message it is started on: its first line of text (markdown
+    headings and emphasis left out), else its first embed's title or first line."""
+    lines: list[str] = []
+    if parent:
+        lines.append(str(parent.get("content") or ""))
+        for embed in parent.get("embeds") or []:
+            lines += [str(embed.get("title") or ""), str(embed.get("description") or "")]
+    for text_ in lines:
+        for line in text_.splitlines():
+            name = line.strip().lstrip("#>-").strip().replace("**", "").replace("__", "")
+            name = _ESCAPED.sub(r"\1", name)  # a thread name is plain text, not markdown
+            if name and not name.startswith("<@"):
+                return name[:THREAD_NAME]
+    return "Replies"
+
+
+_ESCAPED = re.compile(r"\\([^A-Za-z0-9\s])")
 
 
 def display_name(user: dict[str, Any], nick: str | None = None) -> str:

@@ -5,8 +5,12 @@ called; the rest of the listener runs on): the core handles the event, then the 
 rendered (a private reply through ``response_url`` or chat.postEphemeral, a form through
 views.open with the invocation's trigger id, DM answers with chat.postMessage). A modal
 submission is the exception Slack itself makes: its field errors travel in the ack
-(``response_action: errors``), so the core handles it first (it is quick) and the ack carries
-the outcome.
+(``response_action: errors``), so the ack carries the core's outcome when it is quick, and a
+"Checking…" view followed by views.update when it is not (:mod:`adapters.slack.forms`).
+
+The directory is kept warm (:mod:`adapters.slack.directory`): every workspace's member list is
+read at start (single-workspace mode) or when syncup first hears from it, and updated on
+``team_join`` and ``user_change``.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import events as slack_events
-from adapters.slack import render
+from adapters.slack import forms, render
 from adapters.slack.channels import ChannelRecorder
 from adapters.slack.manifest import BOT_SCOPES
 from adapters.slack.oauth import (
@@ -114,6 +118,7 @@ class SlackAdapter:
         self.port = self.slack_port
         self.commands = slack_events.command_names(self.config.commands)
         self.debouncer = slack_events.ClickDebouncer()
+        self.ack_seconds = forms.ACK_SECONDS
         self._app: App | None = None
         self.bolt: AsyncApp | None = None
         self.installation_store: SqlInstallationStore | None = None
@@ -167,6 +172,19 @@ class SlackAdapter:
             await self._http.start()
         self.ready = True
         log.info("slack: connected in %s mode", self.config.mode)
+        if not self.oauth:
+            self._later(self._warm_own_workspace(), "slack member sync")
+
+    async def _warm_own_workspace(self) -> None:
+        """Single-workspace mode: read the workspace's members now, not at the first form."""
+        client = await self.slack_port.client("")
+        try:
+            team = str((await client.auth_test()).get("team_id") or "")
+        except SlackApiError as exc:
+            log.warning("slack: auth.test failed (%s); members are read later", slack_error(exc))
+            return
+        if team:
+            self.slack_port.directory.warm(team)
 
     async def stop(self) -> None:
         self.ready = False
@@ -183,6 +201,7 @@ class SlackAdapter:
             await self._http.stop()
             self._http = None
         await self.idle()
+        await self.slack_port.directory.stop()
 
     async def _watch_socket(self) -> None:
         """Socket Mode can go quiet after a reconnect while the client still thinks it is
@@ -264,6 +283,8 @@ class SlackAdapter:
         bolt.event("app_uninstalled")(self._on_uninstalled)
         bolt.event("tokens_revoked")(self._on_tokens_revoked)
         bolt.event("app_home_opened")(self._ignore)
+        bolt.event("team_join")(self._on_member)
+        bolt.event("user_change")(self._on_member)
         bolt.error(self._on_error)
         return bolt
 
@@ -286,6 +307,7 @@ class SlackAdapter:
             log.error("slack: %s failed", task.get_name(), exc_info=task.exception())
 
     async def _actor(self, team_id: str, user_id: str, fallback_name: str = "") -> Actor:
+        self.slack_port.directory.warm(team_id)
         try:
             profile = await self.slack_port.profile(team_id, user_id)
         except Exception as exc:  # a profile is a nicety; the event still counts
@@ -350,13 +372,15 @@ class SlackAdapter:
     # -- modals ------------------------------------------------------------------------------
 
     async def _on_view(self, ack: Ack, body: dict[str, Any], client: AsyncWebClient) -> None:
-        team, _ = slack_events.team_of(body)
-        user = body.get("user") or {}
-        who = await self._actor(team, str(user.get("id")), str(user.get("username", "")))
-        event = slack_events.form_event(body, who)
-        # The core looks up names it has not stored (the port's directory) as it resolves them.
-        response = await self._handle(event)
+        """Acknowledge within Slack's 3 s: with the core's outcome when it is quick, else with
+        a "Checking…" view first and the outcome by views.update (:mod:`adapters.slack.forms`)."""
+        task, done = await forms.race(self._view_work(body), self.ack_seconds)
         view = body.get("view") or {}
+        if not done:
+            await ack(response_action="update", view=forms.checking_view(view))
+            self._later(self._finish_view(task, body, client), "slack form")
+            return
+        event, response = task.result()
         if isinstance(response, FormErrors):
             await ack(response_action="errors", errors=render.form_errors(view, response.errors))
             return
@@ -372,6 +396,33 @@ class SlackAdapter:
         await ack()
         if isinstance(response, Reply):
             self._later(self._private(event, response.message, client, body), "slack reply")
+
+    async def _view_work(self, body: dict[str, Any]) -> tuple[InboundEvent, Response]:
+        team, _ = slack_events.team_of(body)
+        user = body.get("user") or {}
+        who = await self._actor(team, str(user.get("id")), str(user.get("username", "")))
+        event = slack_events.form_event(body, who)
+        # The core looks up names it has not stored (the port's directory) as it resolves them.
+        return event, await self._handle(event)
+
+    async def _finish_view(
+        self, task: asyncio.Task[tuple[InboundEvent, Response]], body: dict[str, Any], client: Any
+    ) -> None:
+        event, response = await task
+        view = body.get("view") or {}
+        try:
+            follow = forms.outcome_view(view, response, event.origin.channel_id)
+        except render.RenderError as exc:
+            follow = forms.result_view(view, _oops(exc))
+        try:
+            await client.views_update(view_id=view.get("id"), view=follow)
+        except SlackApiError as exc:  # closed meanwhile: the private reply below still tells
+            log.info("slack: views.update after a form failed: %s", slack_error(exc))
+            if isinstance(response, FormErrors):
+                note = message("Your form was not saved: " + " ".join(response.errors.values()))
+                await self._private(event, note, client, body)
+        if isinstance(response, Reply):
+            await self._private(event, response.message, client, body)
 
     async def _on_view_closed(self, ack: Ack) -> None:
         await ack()
@@ -395,6 +446,13 @@ class SlackAdapter:
             await self._post_parts(client, str(event.get("channel")), response.message)
         elif isinstance(response, OpenForm):
             log.warning("slack: a DM answer cannot open a form (no trigger id); ignored")
+
+    async def _on_member(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        """``team_join`` / ``user_change``: keep the member list warm (no API call)."""
+        team = str(body.get("team_id") or "")
+        user = event.get("user")
+        if team and isinstance(user, dict):
+            self.slack_port.directory.member_event(team, user)
 
     async def _on_uninstalled(self, body: dict[str, Any]) -> None:
         self._later(self._gone(str(body.get("team_id", "")), body.get("enterprise_id")), "gone")

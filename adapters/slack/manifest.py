@@ -29,7 +29,14 @@ BOT_SCOPES: tuple[str, ...] = (
     "channels:read",
     "groups:read",
 )
-BOT_EVENTS: tuple[str, ...] = ("message.im", "app_home_opened", "app_uninstalled", "tokens_revoked")
+BOT_EVENTS: tuple[str, ...] = (
+    "message.im",
+    "app_home_opened",
+    "app_uninstalled",
+    "tokens_revoked",
+    "team_join",
+    "user_change",
+)
 DESCRIPTIONS: Mapping[str, str] = {
     "standup": "Async standups: DMs at each member's local time, reports in a channel.",
     "poll": "Polls: named or anonymous, with deadlines.",

@@ -43,7 +43,6 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiohttp import ClientError
@@ -52,13 +51,13 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import render
+from adapters.slack.directory import SlackDirectory, error_code, retry_after
 from bot.charts import render_png
 from bot.chat import Chart
 from bot.port import (
     ChannelInfo,
     Delivery,
     DeliveryError,
-    DirectoryUnavailable,
     MemberInfo,
     Method,
     PermanentDeliveryError,
@@ -155,40 +154,17 @@ class StaticTokens:
         return self.token
 
 
-def error_code(exc: SlackApiError) -> str:
-    data = exc.response.data if exc.response is not None else {}
-    return str(data.get("error", "")) if isinstance(data, dict) else ""
-
-
-def retry_after(exc: SlackApiError) -> float:
-    headers = exc.response.headers if exc.response is not None else {}
-    for key, value in (headers or {}).items():
-        if key.lower() == "retry-after":
-            raw = value[0] if isinstance(value, list) else value
-            try:
-                return max(0.0, float(raw))
-            except (TypeError, ValueError):
-                break
-    return DEFAULT_RETRY_AFTER
-
-
 def delivery_error(exc: SlackApiError, method: Method) -> DeliveryError:
     """Slack's refusal as the core's error kind."""
     code = error_code(exc)
     status = exc.response.status_code if exc.response is not None else 0
     if status == 429 or code == "ratelimited":
-        return RateLimited(retry_after(exc), f"slack: {code or 'ratelimited'}")
+        return RateLimited(retry_after(exc, DEFAULT_RETRY_AFTER), f"slack: {code or 'ratelimited'}")
     if code in RECIPIENT_ERRORS and method in (Method.DM, Method.EPHEMERAL):
         return RecipientUnreachable(f"slack: {code}")
     if code in CHANNEL_ERRORS or code in RECIPIENT_ERRORS:
         return PermanentDeliveryError(f"slack: {code}")
     return DeliveryError(f"slack: {code or f'HTTP {status}'}")
-
-
-@dataclass
-class _Cached:
-    value: Any
-    until: float
 
 
 class SlackPort:
@@ -213,7 +189,9 @@ class SlackPort:
         self._monotonic = monotonic
         self._clients: dict[str, AsyncWebClient] = {}
         self._dm_channels: dict[tuple[str, str], str] = {}
-        self._profiles: dict[tuple[str, str], _Cached] = {}
+        self.directory = SlackDirectory(
+            self.client, profile_cache_seconds=profile_cache_seconds, monotonic=monotonic
+        )
 
     # -- clients ---------------------------------------------------------------------------
 
@@ -237,7 +215,7 @@ class SlackPort:
     def forget(self, team_id: str) -> None:
         """An uninstalled workspace: drop what is cached about it."""
         self._dm_channels = {k: v for k, v in self._dm_channels.items() if k[0] != team_id}
-        self._profiles = {k: v for k, v in self._profiles.items() if k[0] != team_id}
+        self.directory.forget(team_id)
 
     # -- PlatformPort ----------------------------------------------------------------------
 
@@ -442,119 +420,23 @@ class SlackPort:
         self._dm_channels[(team_id, user_id)] = channel
         return channel
 
-    # -- PlatformDirectory -----------------------------------------------------------------
+    # -- PlatformDirectory (adapters.slack.directory) ---------------------------------------
 
     async def profile(self, team_id: str, user_id: str) -> dict[str, Any] | None:
-        """users.info, cached per member for ``profile_cache_seconds``; None if unknown."""
-        key = (team_id, user_id)
-        cached = self._profiles.get(key)
-        now = self._monotonic()
-        if cached is not None and cached.until > now:
-            return cached.value  # type: ignore[no-any-return]
-        client = await self.client(team_id, retry_429=True)
-        try:
-            response = await client.users_info(user=user_id)
-        except SlackApiError as exc:
-            if error_code(exc) in ("user_not_found", "user_not_visible"):
-                return None
-            raise
-        user = dict(response["user"])
-        self._profiles[key] = _Cached(user, now + self.profile_cache_seconds)
-        return user
-
-    def cache_profile(self, team_id: str, user: dict[str, Any]) -> None:
-        self._profiles[(team_id, str(user["id"]))] = _Cached(
-            user, self._monotonic() + self.profile_cache_seconds
-        )
+        return await self.directory.profile(team_id, user_id)
 
     async def member_info(
         self, workspace_id: str, *, user_id: str | None = None, name: str | None = None
     ) -> MemberInfo | None:
-        try:
-            if user_id:
-                user = await self.profile(workspace_id, user_id)
-                return member_of(user) if user else None
-            if not name:
-                return None
-            wanted = name.lower().removeprefix("@")
-            async for user in self._all_users(workspace_id):
-                names = {
-                    str(user.get("name", "")).lower(),
-                    display_name(user).lower(),
-                    str(user.get("real_name", "")).lower(),
-                }
-                if wanted in names and not user.get("deleted"):
-                    self.cache_profile(workspace_id, user)
-                    return member_of(user)
-            return None
-        except SlackApiError as exc:
-            raise _unavailable(exc) from None
-
-    async def _all_users(self, team_id: str) -> Any:
-        client = await self.client(team_id, retry_429=True)
-        cursor = ""
-        while True:
-            response = await client.users_list(limit=200, cursor=cursor or None)
-            for user in response.get("members", []):
-                yield user
-            cursor = (response.get("response_metadata") or {}).get("next_cursor", "")
-            if not cursor:
-                return
+        return await self.directory.member_info(workspace_id, user_id=user_id, name=name)
 
     async def channel_info(
         self, workspace_id: str, *, channel_id: str | None = None, name: str | None = None
     ) -> ChannelInfo | None:
-        client = await self.client(workspace_id, retry_429=True)
-        try:
-            if channel_id:
-                try:
-                    response = await client.conversations_info(channel=channel_id)
-                except SlackApiError as exc:
-                    if error_code(exc) == "channel_not_found":
-                        return None
-                    raise
-                return channel_of(response["channel"])
-            if not name:
-                return None
-            wanted = name.lower().removeprefix("#")
-            cursor = ""
-            while True:
-                response = await client.conversations_list(
-                    limit=200,
-                    cursor=cursor or None,
-                    exclude_archived=True,
-                    types="public_channel,private_channel",
-                )
-                for channel in response.get("channels", []):
-                    if str(channel.get("name", "")).lower() == wanted:
-                        return channel_of(channel)
-                cursor = (response.get("response_metadata") or {}).get("next_cursor", "")
-                if not cursor:
-                    return None
-        except SlackApiError as exc:
-            raise _unavailable(exc) from None
+        return await self.directory.channel_info(workspace_id, channel_id=channel_id, name=name)
 
     async def channel_members(self, workspace_id: str, channel_id: str) -> list[MemberInfo]:
-        client = await self.client(workspace_id, retry_429=True)
-        try:
-            ids: list[str] = []
-            cursor = ""
-            while True:
-                response = await client.conversations_members(
-                    channel=channel_id, limit=200, cursor=cursor or None
-                )
-                ids.extend(str(i) for i in response.get("members", []))
-                cursor = (response.get("response_metadata") or {}).get("next_cursor", "")
-                if not cursor:
-                    break
-            members: list[MemberInfo] = []
-            for user_id in ids:
-                user = await self.profile(workspace_id, user_id)
-                if user and not user.get("is_bot") and not user.get("deleted"):
-                    members.append(member_of(user))
-            return members
-        except SlackApiError as exc:
-            raise _unavailable(exc) from None
+        return await self.directory.channel_members(workspace_id, channel_id)
 
 
 def chart_filename(key: str, n: int) -> str:
@@ -567,45 +449,3 @@ def chart_filename(key: str, n: int) -> str:
 def outbox_metadata(key: str, part: int) -> dict[str, Any]:
     """Slack message metadata naming the outbox row, so a retry can tell it was posted."""
     return {"event_type": METADATA_EVENT, "event_payload": {"key": key, "part": part}}
-
-
-def display_name(user: dict[str, Any]) -> str:
-    profile = user.get("profile") or {}
-    return str(
-        profile.get("display_name")
-        or user.get("name")
-        or profile.get("real_name")
-        or user.get("real_name")
-        or user.get("id")
-    )
-
-
-def member_of(user: dict[str, Any]) -> MemberInfo:
-    return MemberInfo(
-        user_id=str(user["id"]),
-        display_name=display_name(user),
-        timezone=user.get("tz") or None,
-        is_bot=bool(user.get("is_bot")),
-    )
-
-
-def channel_of(channel: dict[str, Any]) -> ChannelInfo:
-    name = str(channel.get("name") or channel.get("id"))
-    can_post = bool(channel.get("is_member")) and not channel.get("is_archived")
-    reason = ""
-    if channel.get("is_archived"):
-        reason = f"#{name} is archived; choose another channel."
-    elif not can_post:
-        reason = f"Invite @syncup to #{name} first (type /invite @syncup there)."
-    return ChannelInfo(str(channel["id"]), name, can_post, reason)
-
-
-def _unavailable(exc: SlackApiError) -> DirectoryUnavailable:
-    code = error_code(exc)
-    if code == "missing_scope":
-        needed = (exc.response.data or {}).get("needed", "") if exc.response else ""
-        return DirectoryUnavailable(
-            f"syncup lacks the Slack scope {needed or 'it needs'}; an admin must reinstall the "
-            "app with the scopes of `syncup slack manifest`."
-        )
-    return DirectoryUnavailable(f"Slack did not answer the lookup ({code or 'error'}).")

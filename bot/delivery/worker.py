@@ -677,6 +677,8 @@ class DeliveryWorker:
                 receipt.channel_id or target.channel_id or target.dm_channel_id
             )
             msg.platform_message_id = receipt.message_id
+            if receipt.part_ids is not None and row.method != Method.UPDATE:
+                msg.target = {**msg.target, "part_ids": list(receipt.part_ids)}
             msg.sending_since = None
             msg.lease_until = None
             msg.leased_by = None
@@ -693,6 +695,8 @@ class DeliveryWorker:
             also = functools.partial(
                 _remember_dm_channel, row.workspace_id, target.user_id, receipt.channel_id
             )
+        if row.method == Method.UPDATE and receipt.part_ids is not None and row.depends_on_id:
+            also = functools.partial(_remember_parts, row.depends_on_id, receipt.part_ids)
         recorded = await self._record(row, apply, also)
         return _Result(_Kind.FINISHED if recorded else _Kind.SKIPPED)
 
@@ -873,6 +877,14 @@ async def _remember_dm_channel(
     )
 
 
+async def _remember_parts(outbox_id: int, part_ids: tuple[str, ...], session: AsyncSession) -> None:
+    """An edit changed the messages the original is on the platform (Discord's parts): later
+    edits read them from the original's row."""
+    parent = await session.get(OutboxMessage, outbox_id)
+    if parent is not None:
+        parent.target = {**parent.target, "part_ids": list(part_ids)}
+
+
 def _from_parent(target: Target, method: Method, parent: OutboxMessage) -> Target:
     """Point an update or a thread reply at the message its parent became on the platform."""
     if method is Method.UPDATE:
@@ -880,6 +892,7 @@ def _from_parent(target: Target, method: Method, parent: OutboxMessage) -> Targe
             target,
             message_id=parent.platform_message_id or target.message_id,
             channel_id=parent.platform_channel_id or target.channel_id,
+            part_ids=tuple(parent.target.get("part_ids") or ()),
         )
     if method is Method.POST:
         return replace(

@@ -221,6 +221,32 @@ class Interaction:
     answered: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+@dataclass
+class RestFault:
+    """A rate-limited route: a request of ``method`` whose path contains ``fragment`` starts a
+    window of ``retry_after`` seconds (``times`` windows in all) in which every such request is
+    answered 429 with the time left, in the header and the body, as Discord does."""
+
+    method: str
+    fragment: str
+    retry_after: float
+    times: int = 1
+    hits: int = 0
+    until: float = 0.0
+
+    def limited(self, method: str, path: str, now: float) -> float | None:
+        """The seconds left to wait, or None when the request is served."""
+        if method != self.method or self.fragment not in path:
+            return None
+        if now >= self.until:
+            if self.times <= 0:
+                return None
+            self.times -= 1
+            self.until = now + self.retry_after
+        self.hits += 1
+        return self.until - now
+
+
 class FakeDiscord:
     """One fake Discord: a bot application, guilds, users, channels and messages."""
 
@@ -247,6 +273,8 @@ class FakeDiscord:
         self.dm_channels: dict[str, str] = {}  # user id -> DM channel id
         self.messages: dict[str, dict[str, Any]] = {}
         self.threads: dict[str, str] = {}  # thread id -> parent channel id
+        self.thread_names: dict[str, str] = {}  # thread id -> its name
+        self.deleted: list[str] = []  # ids of messages deleted
         self.calls: list[Call] = []
         self.global_commands: list[dict[str, Any]] = []
         self.guild_commands: dict[str, list[dict[str, Any]]] = {}
@@ -268,6 +296,8 @@ class FakeDiscord:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.message_created: asyncio.Event = asyncio.Event()
+        # Answers given instead of serving (see :meth:`rate_limit`).
+        self.faults: list[RestFault] = []
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -340,6 +370,14 @@ class FakeDiscord:
         return out
 
     # -- queries for tests ----------------------------------------------------------------
+
+    def rate_limit(
+        self, method: str, fragment: str, retry_after: float, *, times: int = 1
+    ) -> RestFault:
+        """Rate-limit a route (a shared-scope bucket): see :class:`RestFault`."""
+        fault = RestFault(method, fragment, retry_after, times)
+        self.faults.append(fault)
+        return fault
 
     def calls_to(self, method: str, fragment: str) -> list[Call]:
         return [c for c in self.calls if c.method == method and fragment in c.path]
@@ -791,6 +829,13 @@ class FakeDiscord:
         auth = request.headers.get("Authorization", "")
         if not public and auth != f"Bot {self.token}":
             return _error(401, 0, "401: Unauthorized")
+        now = time.monotonic()
+        for fault in self.faults:
+            wait = fault.limited(method, path, now)
+            if wait is not None:
+                headers = {"Retry-After": f"{math.ceil(wait)}", "X-RateLimit-Scope": "shared"}
+                limited = {"message": "You are being rate limited.", "retry_after": round(wait, 3)}
+                return _json({**limited, "global": False}, 429, headers)
         route = (method, tuple(_shape(parts)))
         handler = _ROUTES.get(route)
         if handler is None:
@@ -958,11 +1003,16 @@ class FakeDiscord:
         self.message_created.set()
         return _json(message)
 
+    def _in_channel(self, parts: list[str]) -> dict[str, Any] | None:
+        """The message ``/channels/<parts[1]>/messages/<parts[3]>`` names, if it is there."""
+        message = self.messages.get(parts[3])
+        return message if message is not None and message["channel_id"] == parts[1] else None
+
     async def _patch_message(
         self, parts: list[str], body: Any, request: web.Request
     ) -> web.Response:
-        message = self.messages.get(parts[3])
-        if message is None or message["channel_id"] != parts[1]:
+        message = self._in_channel(parts)
+        if message is None:
             return _error(404, 10008, "Unknown Message")
         if self.clock is not None and self.edit_window is not None:
             age = self.clock() - datetime.fromisoformat(message["timestamp"])
@@ -998,6 +1048,19 @@ class FakeDiscord:
             _stamp(self.clock()) if self.clock is not None else "2026-11-27T12:01:00.000000+00:00"
         )
         return _json(message)
+
+    async def _get_message(self, parts: list[str], body: Any, request: web.Request) -> web.Response:
+        message = self._in_channel(parts)
+        return _json(message) if message is not None else _error(404, 10008, "Unknown Message")
+
+    async def _delete_message(
+        self, parts: list[str], body: Any, request: web.Request
+    ) -> web.Response:
+        if self._in_channel(parts) is None:
+            return _error(404, 10008, "Unknown Message")
+        del self.messages[parts[3]]
+        self.deleted.append(parts[3])
+        return web.Response(status=204)
 
     def _attach(
         self,
@@ -1041,7 +1104,11 @@ class FakeDiscord:
             return _error(404, 10008, "Unknown Message")
         if message_id in self.threads:
             return _error(400, 160004, "A thread has already been created for this message")
+        name = str((body or {}).get("name") or "")
+        if not 1 <= len(name) <= 100 or "\n" in name:
+            return _error(400, 50035, "Invalid Form Body (name: 1-100 characters, one line)")
         self.threads[message_id] = parent
+        self.thread_names[message_id] = str((body or {}).get("name") or "")
         return _json(
             {"id": message_id, "type": 11, "parent_id": parent, "name": (body or {}).get("name")}
         )
@@ -1222,6 +1289,8 @@ _ROUTES: dict[tuple[str, tuple[str, ...]], Handler] = {
     ("PUT", ("applications", "{}", "guilds", "{}", "commands")): FakeDiscord._put_commands,
     ("POST", ("channels", "{}", "messages")): FakeDiscord._post_message,
     ("PATCH", ("channels", "{}", "messages", "{}")): FakeDiscord._patch_message,
+    ("GET", ("channels", "{}", "messages", "{}")): FakeDiscord._get_message,
+    ("DELETE", ("channels", "{}", "messages", "{}")): FakeDiscord._delete_message,
     ("POST", ("channels", "{}", "messages", "{}", "threads")): FakeDiscord._start_thread,
     ("POST", ("users", "@me", "channels")): FakeDiscord._post_dm,
     ("GET", ("guilds", "{}", "members", "search")): FakeDiscord._search_members,

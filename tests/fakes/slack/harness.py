@@ -98,7 +98,10 @@ class SlackWorld:
         if retry:
             headers["X-Slack-Retry-Num"] = str(retry)
             headers["X-Slack-Retry-Reason"] = "http_timeout"
-        return await self.post_raw(raw, headers)
+        self.fake.timeline.append(("sent", str(payload.get("type") or kind)))
+        ack = await self.post_raw(raw, headers)
+        self.fake.timeline.append(("ack", str(payload.get("type") or kind)))
+        return ack
 
     async def post_raw(self, raw: bytes, headers: dict[str, str]) -> Ack:
         assert self._http is not None
@@ -161,6 +164,37 @@ class SlackWorld:
         ack = await self.send("interactive", payload)
         await self.settle()
         return ack
+
+    def form_errors(self, ack: Ack) -> dict[str, str]:
+        """The field errors a form submission got: in the ack (``response_action: errors``), or,
+        after a "Checking…" ack, under the fields of the view views.update put in its place
+        (each input's hint). Empty when the form was accepted."""
+        if ack.body.get("response_action") == "errors":
+            return dict(ack.body["errors"])
+        if not self.deferred(ack):
+            return {}
+        errors: dict[str, str] = {}
+        for block in self.outcome(ack).get("blocks", []):
+            hint = (block.get("hint") or {}).get("text", "")
+            if block.get("type") == "input" and hint.startswith("\u26a0 "):
+                errors[block["block_id"]] = hint.removeprefix("\u26a0 ")
+        return errors
+
+    @staticmethod
+    def deferred(ack: Ack) -> bool:
+        """Whether the ack was the "Checking…" view (the outcome follows by views.update)."""
+        view = ack.body.get("view") or {}
+        return ack.body.get("response_action") == "update" and (
+            view.get("callback_id") == "syncup-checking"
+        )
+
+    def outcome(self, ack: Ack) -> dict[str, Any]:
+        """The view that replaced a "Checking…" ack (its one views.update)."""
+        assert self.deferred(ack), ack.body
+        updates = [c for c in self.fake.calls_of("views.update") if c.status == 200]
+        assert updates, "no views.update after the Checking… ack"
+        view: dict[str, Any] = updates[-1].args["view"]
+        return view
 
     async def dm(self, user: str, text: str, *, event_id: str | None = None, retry: int = 0) -> Ack:
         event = payloads.dm_event(user, text, channel=self.fake.dm_of(user))

@@ -190,12 +190,19 @@ class FakeSlack:
         self.port = 0
         self._sockets: list[web.WebSocketResponse] = []
         self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._kinds: dict[str, str] = {}
         self.socket_connected = asyncio.Event()
         self.oauth_codes: dict[str, dict[str, Any]] = {}
         self.refresh_tokens: dict[str, str] = {}
         self.on_call: list[Callable[[Call], None]] = []
         # Scopes the bot token has beyond the manifest's (conversations.history in channels).
         self.scopes: set[str] = set()
+        # Seconds each Web API method takes to answer (a slow Slack), by method name.
+        self.latency: dict[str, float] = {}
+        # What happened, in order: ("answered", method) when a Web API answer leaves, ("ack",
+        # kind) when an app's ack arrives (Socket Mode here, HTTP mode in the harness). Tests
+        # compare positions (the ack came before the first look-up was answered), not clocks.
+        self.timeline: list[tuple[str, str]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -262,6 +269,19 @@ class FakeSlack:
     def dms_to(self, user_id: str) -> list[Posted]:
         return self.posts(f"D{user_id}")
 
+    def answered_before_ack(self, kind: str, methods: set[str]) -> list[str]:
+        """The calls of ``methods`` answered while the app held the latest request of ``kind``:
+        after it was sent and before its ack arrived."""
+        acks = [n for n, (what, name) in enumerate(self.timeline) if (what, name) == ("ack", kind)]
+        assert acks, f"no ack of {kind} in {self.timeline}"
+        sent = [n for n, (what, name) in enumerate(self.timeline[: acks[-1]]) if what == "sent"]
+        start = sent[-1] if sent else 0
+        return [
+            name
+            for what, name in self.timeline[start : acks[-1]]
+            if what == "answered" and name in methods
+        ]
+
     def shared_files(self, channel: str | None = None) -> list[UploadedFile]:
         """Files shared into a channel (any channel when None), in the order they were."""
         shared = [f for f in self.files.values() if f.share_ts is not None]
@@ -291,6 +311,8 @@ class FakeSlack:
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         raw = await request.read()
+        if self.latency.get(method):
+            await asyncio.sleep(self.latency[method])
         ctype = request.headers.get("Content-Type", "")
         args: dict[str, Any] = dict(request.query)
         if "json" in ctype:
@@ -327,6 +349,7 @@ class FakeSlack:
             body = {"ok": False, "error": "invalid_auth"}
         call = Call(method, args, token, team, status, body)
         self.calls.append(call)
+        self.timeline.append(("answered", method))
         for listener in self.on_call:
             listener(call)
         return web.json_response(body, status=status, headers=headers)
@@ -653,7 +676,12 @@ class FakeSlack:
         if problems:
             self.violations.extend(f"views.update: {p}" for p in problems)
             return {"ok": False, "error": "invalid_arguments"}
-        return {"ok": True, "view": view}
+        for n, shown in enumerate(self.views):
+            if shown["id"] == args.get("view_id"):
+                keep = {k: shown[k] for k in ("id", "trigger_id", "team_id")}
+                self.views[n] = {**view, **keep, "hash": f"h{next(self._ids)}"}
+                return {"ok": True, "view": self.views[n]}
+        return {"ok": False, "error": "not_found"}
 
     def _m_apps_connections_open(self, args: dict[str, Any], **kw: Any) -> dict[str, Any]:
         if kw.get("token") not in self.app_tokens:
@@ -735,6 +763,8 @@ class FakeSlack:
                 if msg.type != WSMsgType.TEXT:
                     continue
                 data = json.loads(msg.data)
+                kind = self._kinds.pop(data.get("envelope_id", ""), "")
+                self.timeline.append(("ack", kind))
                 future = self._acks.pop(data.get("envelope_id", ""), None)
                 if future is not None and not future.done():
                     future.set_result(data.get("payload") or {})
@@ -757,6 +787,8 @@ class FakeSlack:
         envelope_id = f"env-{next(self._ids)}"
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._acks[envelope_id] = future
+        self._kinds[envelope_id] = str(payload.get("type") or kind)
+        self.timeline.append(("sent", self._kinds[envelope_id]))
         envelope: dict[str, Any] = {
             "envelope_id": envelope_id,
             "type": kind,
