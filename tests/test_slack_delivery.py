@@ -174,7 +174,9 @@ async def pending(database: Database) -> int:
 async def test_a_429_storm_slows_delivery_and_loses_nothing(
     fake: FakeSlack, port: SlackPort, database: Database
 ) -> None:
-    fake.method_rates["chat.postMessage"] = (20.0, 3)
+    # 5 a second, no burst: a worker told to send 100 a second meets the fake's own limit
+    # however slow the machine (two sends within 200 ms), after the injected storm.
+    fake.method_rates["chat.postMessage"] = (5.0, 1)
     fake.fail("chat.postMessage", "ratelimited", status=429, times=4, retry_after=0.2)
     now = datetime.now(UTC)
     async with database.transaction() as session:
