@@ -1,50 +1,68 @@
-"""Charts as PNG images, drawn with Pillow from a :class:`~bot.chat.Chart`.
+"""Charts as PNG images, drawn with matplotlib from a :class:`~bot.chat.Chart`.
 
-The outbox stores a chart's data; each adapter calls :func:`render_png` when it delivers the
-message, so a retried row draws the same picture again. The drawing is pure and deterministic:
-the same chart gives the same bytes (no clock, no randomness, no system fonts: Pillow's embedded
-font, ``ImageFont.load_default(size=...)``, with its basic layout).
+The outbox stores a chart's data; each adapter calls :func:`render_png` (or :func:`draw` from a
+coroutine) when it delivers the message, so a retried row draws the same picture again.
 
-* ``style="bar"``: horizontal bars, one group per label (long option labels read best on the
-  left), one bar per series inside a group (this week vs last week), the value and unit at the
-  end of each bar; a label without a value says ``n/a``. Negative values grow left of a zero line.
-* ``style="line"``: the labels along the x axis (weeks), one line per series, a gap where a value
-  is None (a lone point between gaps is a dot), a y axis with round ticks.
+matplotlib is imported on the first chart, not with this module: the bot, its command line and
+the adapters start without it (``benchmarks/startup.py`` measures both). It draws with its Agg
+backend and the DejaVu fonts it ships, so accented letters, Greek, Cyrillic and most symbols are
+drawn as typed. Other scripts fall back glyph by glyph to the first installed font of
+:data:`FALLBACK_FAMILIES` (Noto CJK, Source Han, WenQuanYi, Droid Sans Fallback, IPA: Chinese,
+Japanese and Korean; Symbola, Noto Emoji: emoji in black and white); a character that no font has
+is drawn as an empty box, never an error. matplotlib's fonts are found once and cached in its
+config folder (``MPLCONFIGDIR``, by default ``~/.cache/matplotlib``): delete its
+``fontlist-*.json`` after installing a font. The alt text always has the exact words.
 
-800 px wide; a bar chart grows by about 40 px a bar and stops at 1,600 px (more bars get thinner,
-then smaller labels); a line chart is 800 x 440. A title on top, a legend when there is more than
-one series. Long labels are wrapped, then cut with an ellipsis: the chart's ``alt`` text carries
-the full words. The embedded font covers ASCII only, so accented letters are drawn without their
-accents (``Zürich`` as ``Zurich``) and other scripts as boxes; the alt text is exact. A chart with
-no value at all says "No data".
+* ``style="bar"``: horizontal bars, one group per label (labels on the left, wrapped over up to
+  :data:`MAX_LABEL_LINES` lines), one bar per series inside a group, the value, unit and count of
+  answers at the end of each bar (``62% (8)``); a value of zero is a mark on the axis, a label
+  without a value says ``n/a``. The value axis runs over the chart's ``scale`` with round ticks.
+* ``style="line"``: the labels along the x axis (weeks), one line per series with a dot at each
+  value (a gap where a value is None), the values written over the dots, the scale on the y axis.
 
-Values are matched to labels by position: a series with fewer values than labels has none for the
-rest, and values past the last label are not drawn.
+Every chart is 800 px wide; on top, the title, then the team, the period and the number of
+answers, then the headline figure, then a legend when there is more than one series. A bar chart
+grows with its bars up to 1,600 px (more bars get thinner, with smaller text); a line chart is
+800 x 440 px plus its header. A chart with no value at all says "No data".
+
+Deterministic: the same chart gives the same bytes (matplotlib's default style, not the
+machine's matplotlibrc; no date or software version in the PNG; ``svg.hashsalt`` pinned for
+SVG). Values are matched to labels by position: a series with fewer values than labels has none
+for the rest, and values past the last label are not drawn.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
+import logging
 import math
+import threading
 import unicodedata
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-
-from PIL import Image, ImageDraw, ImageFont
+from typing import TYPE_CHECKING, Any
 
 from bot.chat import Chart
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.backend_bases import RendererBase
+    from matplotlib.figure import Figure
+
 WIDTH = 800
 MAX_HEIGHT = 1600
-LINE_HEIGHT = 440
+LINE_HEIGHT = 440  # a line chart's plot and axes, under its header
 EMPTY_HEIGHT = 200
-PAD = 24
-BACKGROUND = (255, 255, 255)
-INK = (33, 37, 41)
-MUTED = (108, 117, 125)
-GRID = (226, 230, 234)
-AXIS = (173, 181, 189)
+DPI = 100
+PAD = 20  # px around the picture
+INK = "#212529"
+MUTED = "#6c757d"
+GRID = "#e2e6ea"
+AXIS = "#adb5bd"
 # Okabe-Ito: told apart with the common colour-vision deficiencies.
 PALETTE: tuple[tuple[int, int, int], ...] = (
     (0, 114, 178),
@@ -56,63 +74,114 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
     (120, 94, 240),
     (90, 90, 90),
 )
-TITLE_SIZE = 22
-TEXT_SIZE = 14
-SMALL_SIZE = 12
-MIN_TEXT_SIZE = 9
+TITLE_SIZE = 15.0  # points; 100 dpi: a point is 100/72 px
+TEXT_SIZE = 10.0
+SMALL_SIZE = 9.0
+MIN_TEXT_SIZE = 6.0
+MAX_TITLE_LINES = 5
+MAX_LABEL_LINES = 8  # a 300-character pulse question fits in full
+LABEL_COLUMN = 0.4  # of the width, at most, for bar labels
 ELLIPSIS = "\u2026"
-COMPRESS_LEVEL = 4  # zlib: flat colours compress well already; higher levels cost time
 NO_VALUE = "n/a"
 NO_DATA = "No data"
-LABEL_COLUMN = 0.34  # of the plot width, at most, for bar labels
-VALUE_ROOM = 76  # px kept right of the longest bar for its value
-# Characters the embedded font lacks that have a plain stand-in.
-_STAND_INS = str.maketrans(
-    {
-        "\u2010": "-",
-        "\u2011": "-",
-        "\u2012": "-",
-        "\u2013": "-",
-        "\u2014": "-",
-        "\u2212": "-",
-        "\u00d7": "x",
-        "\u2022": "\u00b7",
-        "\u00a0": " ",
-        "\u00df": "ss",
-        "\u00e6": "ae",
-        "\u00c6": "AE",
-        "\u0153": "oe",
-        "\u0152": "OE",
-        "\u00f8": "o",
-        "\u00d8": "O",
-        "\u0142": "l",
-        "\u0141": "L",
-        "\n": " ",
-        "\t": " ",
-    }
+FAMILY = "DejaVu Sans"
+# Fonts that cover what DejaVu Sans does not, tried glyph by glyph in this order when installed
+# (Debian: fonts-noto-cjk, fonts-wqy-microhei, fonts-droid-fallback, fonts-ipafont-gothic,
+# fonts-symbola).
+FALLBACK_FAMILIES: tuple[str, ...] = (
+    "Noto Sans CJK JP",
+    "Noto Sans CJK SC",
+    "Source Han Sans",
+    "WenQuanYi Zen Hei",
+    "WenQuanYi Micro Hei",
+    "Droid Sans Fallback",
+    "IPAGothic",
+    "IPAexGothic",
+    "Noto Sans Symbols 2",
+    "Symbola",
+    "Noto Emoji",
 )
 
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
-Color = tuple[int, int, int]
+_LOCK = threading.Lock()  # matplotlib's settings and font caches are shared by every thread
 
 
 def render_png(chart: Chart) -> bytes:
     """The chart as PNG bytes (see the module docstring for what is drawn)."""
-    labels = [_drawable(label) for label in chart.labels]
+    with drawing():
+        out = io.BytesIO()
+        figure(chart).savefig(out, format="png", dpi=DPI, metadata={"Software": None})
+        return out.getvalue()
+
+
+@contextmanager
+def drawing() -> Iterator[None]:
+    """Where :func:`figure` may be called: one thread at a time, with syncup's settings over
+    matplotlib's defaults (whatever the machine's matplotlibrc says)."""
+    with _LOCK:
+        import matplotlib.style
+
+        with warnings.catch_warnings(), matplotlib.style.context(["default", _style()]):
+            # "Glyph 128512 missing from font(s) DejaVu Sans": drawn as a box, said in alt text.
+            warnings.filterwarnings("ignore", message="Glyph .* missing from")
+            yield
+
+
+async def draw(chart: Chart) -> bytes:
+    """:func:`render_png` in a worker thread, so that drawing never holds up the event loop."""
+    return await asyncio.to_thread(render_png, chart)
+
+
+def _style() -> dict[str, Any]:
+    return {
+        "font.family": [FAMILY, *_fallbacks()],
+        "font.size": TEXT_SIZE,
+        "svg.hashsalt": "syncup",
+        "svg.fonttype": "path",
+        "text.usetex": False,
+        "axes.unicode_minus": True,
+        "figure.dpi": DPI,
+        "savefig.dpi": DPI,
+        "savefig.facecolor": "white",
+    }
+
+
+@lru_cache(maxsize=1)
+def _fallbacks() -> tuple[str, ...]:
+    """The fallback families that are installed (asking for one that is not logs a warning on
+    every chart)."""
+    from matplotlib import font_manager
+
+    # "Failed to find font weight bold for WenQuanYi Micro Hei, now using 400", for each chart.
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    return tuple(family for family in FALLBACK_FAMILIES if family in installed)
+
+
+def figure(chart: Chart) -> Figure:
+    """The chart as a matplotlib figure, inside :func:`drawing`."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    drawn = Figure(figsize=(WIDTH / DPI, EMPTY_HEIGHT / DPI), dpi=DPI)
+    FigureCanvasAgg(drawn)  # the figure keeps it: savefig draws with Agg
+    page = _Page(drawn)
+    labels = [_one_line(label) for label in chart.labels]
     series = [
-        _Series(_drawable(s.name), _values(s.values, len(labels)), PALETTE[n % len(PALETTE)])
+        _Series(
+            _one_line(s.name) or f"Series {n + 1}",
+            _values(s.values, len(labels)),
+            _counts(s.counts, len(labels)),
+            _hex(PALETTE[n % len(PALETTE)]),
+        )
         for n, s in enumerate(chart.series)
     ]
-    title = _drawable(chart.title)
     if not labels or not any(v is not None for s in series for v in s.values):
-        image = _empty(title)
+        _empty(page, chart)
     elif chart.style == "line":
-        image = _line_chart(title, labels, series, chart.unit)
+        _line_chart(page, chart, labels, series)
     else:
-        image = _bar_chart(title, labels, series, chart.unit)
-    out = io.BytesIO()
-    image.save(out, format="PNG", optimize=False, compress_level=COMPRESS_LEVEL)
-    return out.getvalue()
+        _bar_chart(page, chart, labels, series)
+    return drawn
 
 
 # -- text ---------------------------------------------------------------------------------------
@@ -122,7 +191,12 @@ def render_png(chart: Chart) -> bytes:
 class _Series:
     name: str
     values: tuple[float | None, ...]
-    color: Color
+    counts: tuple[int | None, ...]
+    color: str
+
+
+def _hex(color: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*color)
 
 
 def _values(values: Sequence[float | None], count: int) -> tuple[float | None, ...]:
@@ -134,89 +208,14 @@ def _values(values: Sequence[float | None], count: int) -> tuple[float | None, .
     return tuple(out)
 
 
-def _drawable(value: str, *, strip: bool = True) -> str:
-    """Text the embedded (ASCII) font can draw: accents dropped, dashes and a few letters
-    replaced, line breaks as spaces."""
-    value = value.translate(_STAND_INS)
-    decomposed = unicodedata.normalize("NFKD", value)
-    drawable = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return drawable.strip() if strip else drawable
+def _counts(counts: Sequence[int | None], count: int) -> tuple[int | None, ...]:
+    return tuple(counts[n] if n < len(counts) else None for n in range(count))
 
 
-@lru_cache(maxsize=32)
-def _font(size: int) -> Font:
-    return ImageFont.load_default(size=size)
-
-
-@lru_cache(maxsize=4096)
-def _width(text: str, font: Font) -> float:
-    """Measuring is slow in Pillow (tens of microseconds): labels are measured over and over
-    while wrapping and laying out, and fonts are shared per size, so the answers are kept."""
-    return float(font.getlength(text)) if text else 0.0
-
-
-def _height(font: Font) -> int:
-    """The height of a line of text at this font (ascent to descent, plus a little air)."""
-    if isinstance(font, ImageFont.FreeTypeFont):
-        ascent, descent = font.getmetrics()
-        return int(ascent + descent)
-    box = font.getbbox("Ag")
-    return int(box[3] - box[1]) + 2
-
-
-def _ellipsis(text: str, font: Font, width: float) -> str:
-    """``text`` cut to fit ``width`` with an ellipsis (whole when it fits)."""
-    if _width(text, font) <= width:
-        return text
-    low, high = 0, len(text)
-    while low < high:  # the longest head that fits with the ellipsis
-        mid = (low + high + 1) // 2
-        if _width(text[:mid].rstrip() + ELLIPSIS, font) <= width:
-            low = mid
-        else:
-            high = mid - 1
-    return text[:low].rstrip() + ELLIPSIS if low else ELLIPSIS
-
-
-def _wrap(text: str, font: Font, width: float, max_lines: int) -> list[str]:
-    """``text`` in at most ``max_lines`` lines of ``width``: broken at spaces (inside a word
-    only when the word alone is too wide), the last line ellipsised when words are left over."""
-    words = text.split()
-    if not words:
-        return [""]
-    lines: list[str] = []
-    current = ""
-    rest = list(words)
-    while rest:
-        word = rest[0]
-        candidate = f"{current} {word}" if current else word
-        if _width(candidate, font) <= width:
-            current = candidate
-            rest.pop(0)
-            continue
-        if not current:  # one word wider than the line: break it
-            cut = max(1, len(_ellipsis(word, font, width)) - 1)
-            lines.append(word[:cut])
-            rest[0] = word[cut:]
-        else:
-            lines.append(current)
-            current = ""
-        if len(lines) == max_lines:
-            break
-    if current and len(lines) < max_lines:
-        lines.append(current)
-        current = ""
-    if rest or current:
-        leftover = " ".join([lines[-1], current, *rest]).strip()
-        lines[-1] = _ellipsis(leftover, font, width)
-    return lines
-
-
-def _fits(text: str, font: Font, width: float, max_lines: int) -> bool:
-    """Whether ``text`` wraps into ``max_lines`` lines of ``width`` without cutting a word."""
-    if any(_width(word, font) > width for word in text.split()):
-        return False
-    return not _wrap(text, font, width, max_lines)[-1].endswith(ELLIPSIS)
+def _one_line(value: str) -> str:
+    """Line breaks and tabs as spaces; control characters (which no font draws) left out."""
+    spaced = " ".join(value.split())
+    return "".join(c for c in spaced if unicodedata.category(c) not in ("Cc", "Cs"))
 
 
 def format_value(value: float, unit: str, decimals: int | None = None) -> str:
@@ -230,7 +229,7 @@ def format_value(value: float, unit: str, decimals: int | None = None) -> str:
         shown = f"{value:.{decimals}f}"
     if shown.startswith("-") and not shown.strip("-0."):
         shown = shown[1:]  # no "-0"
-    unit = _drawable(unit, strip=False)
+    unit = unit.replace("\n", " ")
     if not unit.strip():
         return shown
     gap = " " if unit[0].isalpha() and len(unit) > 1 else ""
@@ -246,73 +245,245 @@ def _decimals(step: float) -> int:
     return 4
 
 
-# -- the parts every chart has --------------------------------------------------------------------
+def _ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values (1, 2, 2.5 or 5 times a power of ten) from ``low`` to ``high``, widened
+    to the nearest ticks outside them."""
+    if high <= low:
+        high = low + (abs(low) or 1.0)
+    raw = (high - low) / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw * 0.999)
+    first = math.floor(low / step + 1e-9) * step
+    last = math.ceil(high / step - 1e-9) * step
+    steps = round((last - first) / step)
+    return [round(first + k * step, 10) for k in range(steps + 1)]
 
 
-def _canvas(height: int) -> tuple[Image.Image, ImageDraw.ImageDraw]:
-    image = Image.new("RGB", (WIDTH, height), BACKGROUND)
-    return image, ImageDraw.Draw(image)
+def _axis(chart: Chart, values: Sequence[float], *, with_zero: bool) -> tuple[float, float]:
+    """The value axis: the chart's scale (widened to a value outside it), else round ticks
+    around the values (and zero, for bars)."""
+    low, high = min(values), max(values)
+    if chart.scale is not None and all(map(math.isfinite, chart.scale)):
+        first, last = sorted(chart.scale)
+        if last > first and first <= low and high <= last:
+            return first, last
+        if last > first:  # a value outside the scale: round ticks around both
+            ticks = _ticks(min(first, low), max(last, high))
+            return ticks[0], ticks[-1]
+    if with_zero:
+        low, high = min(0.0, low), max(0.0, high)
+    else:  # a little room so that no point sits on the frame
+        pad = (high - low) * 0.1 or abs(high) * 0.1 or 1.0
+        low, high = (max(0.0, low - pad) if low >= 0 else low - pad), high + pad
+    ticks = _ticks(low, high)
+    return ticks[0], ticks[-1]
 
 
-def _title_lines(title: str) -> list[str]:
-    return _wrap(title, _font(TITLE_SIZE), WIDTH - 2 * PAD, 2) if title else []
+def _tick_values(low: float, high: float) -> list[float]:
+    """Ticks inside ``low``..``high`` (both ends included when they are round)."""
+    count = 4 if high - low == 4 else 5  # 1 to 5: every whole answer
+    return [t for t in _ticks(low, high, count) if low - 1e-9 <= t <= high + 1e-9]
 
 
-def _legend_rows(series: Sequence[_Series], font: Font) -> list[list[tuple[str, Color]]]:
-    """The legend's entries in rows that fit the width (empty for a single series)."""
-    if len(series) < 2:
-        return []
-    rows: list[list[tuple[str, Color]]] = [[]]
-    used = 0.0
-    swatch = _height(font)
-    for item in series:
-        name = _ellipsis(item.name or "-", font, WIDTH / 2)
-        size = swatch + 6 + _width(name, font) + 18
-        if rows[-1] and used + size > WIDTH - 2 * PAD:
-            rows.append([])
-            used = 0.0
-        rows[-1].append((name, item.color))
-        used += size
-    return rows
+class _Page:
+    """A figure laid out in pixels from the top left, and the text measured as Agg draws it."""
+
+    def __init__(self, figure: Figure) -> None:
+        self.figure = figure
+        self.height = EMPTY_HEIGHT
+
+    def size(self, height: float) -> None:
+        self.height = max(1, round(height))
+        self.figure.set_size_inches(WIDTH / DPI, self.height / DPI)
+
+    def width_of(self, text: str, size: float, bold: bool = False) -> float:
+        return _measure(text, size, bold)
+
+    def line(self, size: float) -> float:
+        """The height of one line of text at ``size`` points, with its spacing."""
+        return size * DPI / 72 * 1.3
+
+    def text(self, x: float, y: float, value: str, size: float, **kw: Any) -> None:
+        """``value`` with its top left (or ``ha``) at ``x``, ``y`` px from the top left."""
+        self.figure.text(
+            x / WIDTH,
+            1 - y / self.height,
+            value,
+            fontsize=size,
+            va=kw.pop("va", "top"),
+            parse_math=False,  # "$5 or $10" is text, not mathematics
+            **kw,
+        )
+
+    def axes(self, left: float, top: float, right: float, bottom: float) -> Axes:
+        """Axes whose plot spans ``left``..``right`` and ``top``..``bottom`` px."""
+        return self.figure.add_axes(
+            (
+                left / WIDTH,
+                1 - bottom / self.height,
+                (right - left) / WIDTH,
+                (bottom - top) / self.height,
+            )
+        )
 
 
-def _header_height(title: str, series: Sequence[_Series]) -> int:
-    height = PAD + len(_title_lines(title)) * (_height(_font(TITLE_SIZE)) + 2)
-    legend = _legend_rows(series, _font(SMALL_SIZE))
-    if legend:
-        height += 8 + len(legend) * (_height(_font(SMALL_SIZE)) + 6)
-    return height + 14
+@lru_cache(maxsize=4096)
+def _measure(text: str, size: float, bold: bool) -> float:
+    """The width in px of ``text`` as Agg draws it: labels are measured over and over while
+    they are wrapped, chart after chart."""
+    from matplotlib.font_manager import FontProperties
+
+    renderer = _measurer()
+
+    prop = FontProperties(family=[FAMILY, *_fallbacks()], size=size)
+    if bold:
+        prop.set_weight("bold")
+    width, _, _ = renderer.get_text_width_height_descent(text, prop, ismath=False)
+    return float(width)
 
 
-def _draw_header(draw: ImageDraw.ImageDraw, title: str, series: Sequence[_Series]) -> None:
-    y = PAD
-    font = _font(TITLE_SIZE)
-    for line in _title_lines(title):
-        draw.text((PAD, y), line, font=font, fill=INK)
-        y += _height(font) + 2
-    small = _font(SMALL_SIZE)
-    rows = _legend_rows(series, small)
-    if rows:
-        y += 8
-    swatch = _height(small)
-    for row in rows:
+def wrap(text: str, fits: Callable[[str], bool], max_lines: int) -> list[str]:
+    """``text`` in lines that each ``fits``: broken at spaces (between any two characters of a
+    word that does not fit alone, as Chinese and Japanese are written), at most ``max_lines``
+    lines, the last one ending with an ellipsis when words are left over."""
+    words = text.split()
+    if not words:
+        return [""]
+    lines: list[str] = []
+    current = ""
+    while words:
+        word = words[0]
+        candidate = f"{current} {word}" if current else word
+        if fits(candidate):
+            current = candidate
+            words.pop(0)
+            continue
+        if current:
+            lines.append(current)
+            current = ""
+        else:  # one word wider than the line: as much of it as fits
+            cut = _longest(word, fits)
+            lines.append(word[:cut])
+            words[0] = word[cut:]
+        if len(lines) == max_lines:
+            break
+    if current:
+        lines.append(current)
+    if len(lines) > max_lines or words:
+        last = " ".join([*lines[max_lines - 1 : max_lines], *words])
+        lines = lines[: max_lines - 1]
+        cut = _longest(last, lambda head: fits(head.rstrip() + ELLIPSIS))
+        lines.append(last[:cut].rstrip() + ELLIPSIS)
+    return lines
+
+
+def _longest(text: str, fits: Callable[[str], bool]) -> int:
+    """The length of the longest head of ``text`` that fits (at least one character)."""
+    low, high = 1, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(text[:middle]):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+@lru_cache(maxsize=1)
+def _measurer() -> RendererBase:
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    return RendererAgg(1, 1, DPI)
+
+
+# -- the header every chart has -------------------------------------------------------------------
+
+
+def _subtitle(chart: Chart) -> str:
+    parts = [_one_line(chart.team), _one_line(chart.period)]
+    if chart.answers is not None:
+        parts.append(f"{chart.answers} answer{'' if chart.answers == 1 else 's'}")
+    return " \u00b7 ".join(p for p in parts if p)
+
+
+def _header(page: _Page, chart: Chart, series: Sequence[_Series]) -> float:
+    """Draws the title, the team, period and answers, the headline and the legend; returns
+    where they end (px from the top). Called twice: to measure (before the page has its height),
+    then to draw."""
+    width = WIDTH - 2 * PAD
+    y = float(PAD)
+    title = _one_line(chart.title)
+    if title:
+        fits = lambda s: page.width_of(s, TITLE_SIZE, True) <= width  # noqa: E731
+        for line in wrap(title, fits, MAX_TITLE_LINES):
+            page.text(PAD, y, line, TITLE_SIZE, weight="bold", color=INK)
+            y += page.line(TITLE_SIZE)
+    subtitle = _subtitle(chart)
+    if subtitle:
+        fits = lambda s: page.width_of(s, TEXT_SIZE) <= width  # noqa: E731
+        for line in wrap(subtitle, fits, 2):
+            page.text(PAD, y, line, TEXT_SIZE, color=MUTED)
+            y += page.line(TEXT_SIZE)
+    headline = _one_line(chart.headline)
+    if headline:
+        y += 4
+        fits = lambda s: page.width_of(s, TITLE_SIZE - 2, True) <= width  # noqa: E731
+        for line in wrap(headline, fits, 2):
+            page.text(PAD, y, line, TITLE_SIZE - 2, weight="bold", color=_hex(PALETTE[0]))
+            y += page.line(TITLE_SIZE - 2)
+    if len(series) > 1:
+        y += 6
         x = float(PAD)
-        for name, color in row:
-            draw.rectangle((x, y + 2, x + swatch - 4, y + swatch - 2), fill=color)
-            x += swatch + 2
-            draw.text((x, y), name, font=small, fill=INK)
-            x += _width(name, small) + 18
-        y += swatch + 6
+        swatch = page.line(SMALL_SIZE) * 0.7
+        for item in series:
+            name = wrap(item.name, lambda s: page.width_of(s, SMALL_SIZE) <= width / 2, 1)[0]
+            size = swatch + 6 + page.width_of(name, SMALL_SIZE) + 18
+            if x > PAD and x + size > WIDTH - PAD:
+                x = float(PAD)
+                y += page.line(SMALL_SIZE)
+            _swatch(page, x, y + 2, swatch, item.color)
+            page.text(x + swatch + 6, y, name, SMALL_SIZE, color=INK)
+            x += size
+        y += page.line(SMALL_SIZE)
+    return y + 10
 
 
-def _empty(title: str) -> Image.Image:
-    image, draw = _canvas(EMPTY_HEIGHT)
-    _draw_header(draw, title, [])
-    font = _font(TEXT_SIZE + 4)
-    top = _header_height(title, [])
-    middle = top + (EMPTY_HEIGHT - top - PAD) / 2
-    draw.text((WIDTH / 2, middle), NO_DATA, font=font, fill=MUTED, anchor="mm")
-    return image
+def _swatch(page: _Page, x: float, y: float, size: float, color: str) -> None:
+    from matplotlib.patches import Rectangle
+
+    box = Rectangle(
+        (x / WIDTH, 1 - (y + size) / page.height),
+        size / WIDTH,
+        size / page.height,
+        transform=page.figure.transFigure,
+        facecolor=color,
+        edgecolor="none",
+    )
+    page.figure.patches.append(box)
+
+
+def _empty(page: _Page, chart: Chart) -> None:
+    top = _header(page, chart, [])
+    page.size(max(EMPTY_HEIGHT, top + 80))
+    page.figure.clear()
+    top = _header(page, chart, [])
+    middle = top + (page.height - top - PAD) / 2
+    page.text(WIDTH / 2, middle, NO_DATA, TEXT_SIZE + 4, color=MUTED, ha="center", va="center")
+
+
+def _style_axes(ax: Axes) -> None:
+    ax.set_facecolor("white")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    for side in ("left", "bottom"):
+        ax.spines[side].set_color(AXIS)
+    ax.tick_params(colors=MUTED, labelcolor=INK, labelsize=SMALL_SIZE, length=3)
+    ax.set_axisbelow(True)
+
+
+def _value_text(value: float, count: int | None, unit: str) -> str:
+    shown = format_value(value, unit)
+    return shown if count is None else f"{shown} ({count})"
 
 
 # -- bar charts -----------------------------------------------------------------------------------
@@ -320,221 +491,188 @@ def _empty(title: str) -> Image.Image:
 
 @dataclass(frozen=True)
 class _BarLayout:
-    bar: int  # height of one bar
-    inner: int  # gap between the bars of a group
-    outer: int  # gap between groups
-    text_size: int
-    label_lines: int  # at most, for a label too wide for its column
+    bar: float  # px of one bar
+    inner: float  # px between the bars of a group
+    outer: float  # px between groups
+    text_size: float  # points
+    label_lines: int
 
 
-# From roomy to dense: the first one under MAX_HEIGHT is used.
+# From roomy to dense: the first whose height fits is used.
 _BAR_LAYOUTS = (
-    _BarLayout(bar=26, inner=4, outer=14, text_size=TEXT_SIZE, label_lines=2),
-    _BarLayout(bar=18, inner=3, outer=10, text_size=TEXT_SIZE - 1, label_lines=2),
-    _BarLayout(bar=12, inner=2, outer=8, text_size=SMALL_SIZE, label_lines=1),
+    _BarLayout(bar=26, inner=4, outer=16, text_size=TEXT_SIZE, label_lines=MAX_LABEL_LINES),
+    _BarLayout(bar=18, inner=3, outer=10, text_size=TEXT_SIZE - 1, label_lines=3),
+    _BarLayout(bar=12, inner=2, outer=8, text_size=SMALL_SIZE - 1, label_lines=2),
     _BarLayout(bar=8, inner=1, outer=5, text_size=MIN_TEXT_SIZE + 1, label_lines=1),
 )
+AXIS_ROOM = 34  # px under the plot for the value axis' tick labels
 
 
-def _label_width(labels: Sequence[str], font: Font) -> float:
-    widest = max(_width(label, font) for label in labels)
-    return min(widest, (WIDTH - 2 * PAD) * LABEL_COLUMN)
-
-
-def _group_height(layout: _BarLayout, labels: Sequence[str], series: int) -> int:
-    """One group's height: its bars, or its label's lines when they are taller."""
-    font = _font(layout.text_size)
-    bars = series * layout.bar + (series - 1) * layout.inner
-    width = _label_width(labels, font)
-    wraps = layout.label_lines > 1 and any(_width(label, font) > width for label in labels)
-    return max(bars, _height(font) * (layout.label_lines if wraps else 1))
-
-
-def _bar_layout(labels: Sequence[str], series: int, header: int) -> tuple[_BarLayout, int]:
-    """The roomiest layout whose height fits, and the height of one group in it; past the
-    densest one, groups share what is left equally (labels are left out when a group is lower
-    than a line of text: the alt text has them)."""
-    room = MAX_HEIGHT - header - PAD - 8
-    groups = len(labels)
-    for layout in _BAR_LAYOUTS:
-        group = _group_height(layout, labels, series)
-        if groups * group + (groups - 1) * layout.outer <= room:
-            return layout, group
-    # Denser still: groups share the room, with the largest text a group's height takes.
-    per = room / groups
-    outer = max(0, min(5, int(per * 0.2)))
-    group = max(series, int((room - (groups - 1) * outer) // groups))
-    inner = 1 if group >= 3 * series else 0
-    bar = max(1, (group - (series - 1) * inner) // series)
-    size = next(
-        (s for s in range(SMALL_SIZE, MIN_TEXT_SIZE - 1, -1) if _height(_font(s)) <= group),
-        MIN_TEXT_SIZE,
-    )
-    return _BarLayout(bar=bar, inner=inner, outer=outer, text_size=size, label_lines=1), group
-
-
-def _bar_chart(title: str, labels: list[str], series: list[_Series], unit: str) -> Image.Image:
-    header = _header_height(title, series)
-    layout, group = _bar_layout(labels, len(series), header)
-    font = _font(layout.text_size)
-    line = _height(font)
-    plot_height = len(labels) * group + (len(labels) - 1) * layout.outer
-    height = min(MAX_HEIGHT, header + plot_height + PAD + 8)
-    image, draw = _canvas(height)
-    _draw_header(draw, title, series)
-
-    label_width = _label_width(labels, font)
-    left = PAD + label_width + 12
-    right = WIDTH - PAD
+def _bar_chart(page: _Page, chart: Chart, labels: list[str], series: list[_Series]) -> None:
     values = [v for s in series for v in s.values if v is not None]
-    low, high = min(0.0, *values), max(0.0, *values)
-    span = (high - low) or 1.0
-    negative_room = VALUE_ROOM if low < 0 else 0
-    bar_left, bar_right = left + negative_room, right - VALUE_ROOM
-    scale = (bar_right - bar_left) / span
-    zero = bar_left + (0 - low) * scale
-    # Bars inside a group share its height when it was squeezed below the layout's bar.
-    bar = max(1, min(layout.bar, (group - (len(series) - 1) * layout.inner) // len(series)))
-    stack = len(series) * bar + (len(series) - 1) * layout.inner
-    value_font = _font(max(MIN_TEXT_SIZE, layout.text_size - 1))
-    # A value is written across its bar's height: left out when the bars are too thin for it.
-    show_values = bar + layout.inner >= _height(value_font) - 4
+    low, high = _axis(chart, values, with_zero=True)
+    base = 0.0 if low <= 0 <= high else low  # where a bar starts
+    texts = [
+        _value_text(v, c, chart.unit)
+        for s in series
+        for v, c in zip(s.values, s.counts, strict=True)
+        if v is not None
+    ]
+    header = _header(page, chart, series)
+    room = MAX_HEIGHT - header - AXIS_ROOM - PAD
+    wrapped: list[list[str]] = []
+    group = 0.0
+    for layout in _BAR_LAYOUTS:
+        column, wrapped = _wrap_labels(page, labels, layout.text_size, layout.label_lines)
+        bars = len(series) * layout.bar + (len(series) - 1) * layout.inner
+        lines = max(len(w) for w in wrapped)
+        group = max(bars, lines * page.line(layout.text_size))
+        if len(labels) * (group + layout.outer) <= room:
+            break
+    else:  # denser still: groups share what room there is, labels on one line
+        per = room / len(labels)
+        outer = min(5.0, per * 0.2)
+        group = per - outer
+        inner = 1.0 if group >= 3 * len(series) else 0.0
+        bar = max(1.0, (group - (len(series) - 1) * inner) / len(series))
+        size = max(MIN_TEXT_SIZE - 2, min(SMALL_SIZE, group / (DPI / 72 * 1.2)))
+        layout = _BarLayout(bar=bar, inner=inner, outer=outer, text_size=size, label_lines=1)
+        column, wrapped = _wrap_labels(page, labels, size, 1)
+    plot_height = len(labels) * (group + layout.outer)
+    page.size(header + plot_height + AXIS_ROOM + PAD)
+    page.figure.clear()
+    _header(page, chart, series)
 
-    y = float(header)
-    draw.line((zero, y - 4, zero, y + plot_height + 4), fill=AXIS, width=1)
-    for n, label in enumerate(labels):
-        if group >= line:
-            lines = _wrap(label, font, label_width, max(1, min(layout.label_lines, group // line)))
-            text_top = y + (group - len(lines) * line) / 2
-            for k, text in enumerate(lines):
-                x = left - 12 - _width(text, font)
-                draw.text((x, text_top + k * line), text, font=font, fill=INK)
-        bar_top = y + (group - stack) / 2
+    value_size = max(MIN_TEXT_SIZE - 1, layout.text_size - 1)
+    widest = max((page.width_of(t, value_size) for t in texts), default=0.0)
+    before = widest + 10 if low < base else 0.0  # room for the values of negative bars
+    left = PAD + column + 12 + before
+    right = WIDTH - PAD - (widest + 10 if high > base else 0)
+    ax = page.axes(left, header, right, header + plot_height)
+    _style_axes(ax)
+    ax.set_xlim(low, high)
+    ax.set_ylim(plot_height, 0)  # y in px from the plot's top, so that bars are px high
+    ticks = _tick_values(low, high)
+    decimals = _decimals(ticks[1] - ticks[0]) if len(ticks) > 1 else 0
+    ax.set_xticks(ticks, [format_value(t, chart.unit, decimals) for t in ticks])
+    ax.grid(axis="x", color=GRID, linewidth=0.8)
+    ax.spines["left"].set_visible(False)
+    ax.axvline(base, color=AXIS, linewidth=1)  # where the bars start
+    stack = len(series) * layout.bar + (len(series) - 1) * layout.inner
+    centres, names = [], []
+    show_values = layout.bar + layout.inner >= value_size * DPI / 72
+    px = (high - low) / max(1.0, right - left)  # axis units per px
+    for n, lines in enumerate(wrapped):
+        top = n * (group + layout.outer) + layout.outer / 2
+        centres.append(top + group / 2)
+        names.append("\n".join(lines))
+        y = top + (group - stack) / 2
         for s in series:
-            value = s.values[n]
-            top, bottom = bar_top, bar_top + bar - 1
+            value, count = s.values[n], s.counts[n]
+            middle = y + layout.bar / 2
             if value is None:
                 if show_values:
-                    draw.text(
-                        (zero + 4, top + bar / 2),
-                        NO_VALUE,
-                        font=value_font,
-                        fill=MUTED,
-                        anchor="lm",
-                    )
+                    ax.text(
+                        base + 4 * px, middle, NO_VALUE, fontsize=value_size, color=MUTED,
+                        va="center", ha="left", parse_math=False,
+                    )  # fmt: skip
             else:
-                end = zero + value * scale
-                if abs(end - zero) >= 1:
-                    draw.rectangle((min(zero, end), top, max(zero, end), bottom), fill=s.color)
+                ax.barh(middle, value - base, height=layout.bar, left=base, color=s.color)
+                if abs(value - base) < 2 * px:  # a zero is a mark, not nothing
+                    ax.plot(
+                        [base, base], [y, y + layout.bar], color=s.color, linewidth=3,
+                        solid_capstyle="butt",
+                    )  # fmt: skip
                 if show_values:
-                    shown = format_value(value, unit)
-                    if value < 0:
-                        draw.text(
-                            (end - 5, top + bar / 2), shown, font=value_font, fill=INK, anchor="rm"
-                        )
-                    else:
-                        draw.text(
-                            (end + 5, top + bar / 2), shown, font=value_font, fill=INK, anchor="lm"
-                        )
-            bar_top += bar + layout.inner
-        y += group + layout.outer
-    return image
+                    after = value < base
+                    ax.text(
+                        value + (-5 if after else 5) * px, middle,
+                        _value_text(value, count, chart.unit), fontsize=value_size, color=INK,
+                        va="center", ha="right" if after else "left", parse_math=False,
+                        clip_on=False,
+                    )  # fmt: skip
+            y += layout.bar + layout.inner
+    ax.set_yticks(centres, names, fontsize=layout.text_size, parse_math=False)
+    ax.tick_params(axis="y", length=0, pad=(8 + before) * 72 / DPI)
+    if not wrapped or group < layout.text_size * DPI / 72:
+        ax.set_yticks([])  # too thin for their labels: the alt text has them
+
+
+def _wrap_labels(
+    page: _Page, labels: Sequence[str], size: float, lines: int
+) -> tuple[float, list[list[str]]]:
+    """The width of the label column (the widest label, at most :data:`LABEL_COLUMN` of the
+    chart) and each label wrapped to it."""
+    widest = max(page.width_of(label, size) for label in labels)
+    column = min(widest + 2, (WIDTH - 2 * PAD) * LABEL_COLUMN)
+    return column, [
+        wrap(label, lambda s: page.width_of(s, size) <= column, lines) for label in labels
+    ]
 
 
 # -- line charts ----------------------------------------------------------------------------------
 
 
-def _ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """Round tick values (1, 2, 2.5 or 5 times a power of ten) covering ``low``..``high`` with
-    a little room, so that no point sits on the frame (nor below zero when none is)."""
-    if high <= low:
-        pad = abs(high) * 0.1 or 1.0
-    else:
-        pad = (high - low) * 0.05
-    low, high = (max(0.0, low - pad) if low >= 0 else low - pad), high + pad
-    raw = (high - low) / count
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
-    first = math.floor(low / step) * step
-    last = math.ceil(high / step) * step
-    steps = round((last - first) / step)
-    return [round(first + k * step, 10) for k in range(steps + 1)]
-
-
-def _line_chart(title: str, labels: list[str], series: list[_Series], unit: str) -> Image.Image:
-    header = _header_height(title, series)
-    image, draw = _canvas(LINE_HEIGHT)
-    _draw_header(draw, title, series)
-    font = _font(SMALL_SIZE)
-    line = _height(font)
+def _line_chart(page: _Page, chart: Chart, labels: list[str], series: list[_Series]) -> None:
     values = [v for s in series for v in s.values if v is not None]
-    ticks = _ticks(min(values), max(values))
-    low, high = ticks[0], ticks[-1]
+    low, high = _axis(chart, values, with_zero=False)
+    header = _header(page, chart, series)
+    page.size(header + LINE_HEIGHT)
+    page.figure.clear()
+    _header(page, chart, series)
+    ticks = _tick_values(low, high)
     decimals = _decimals(ticks[1] - ticks[0]) if len(ticks) > 1 else 0
-    tick_width = max(_width(format_value(t, unit, decimals), font) for t in ticks)
-    left = PAD + tick_width + 10
-    right = WIDTH - PAD - 28  # room for the last point's value
-    top = header + 10
-    slot = (right - left) / max(1, len(labels))
-    label_lines = 2 if slot >= 60 else 1
-    bottom = LINE_HEIGHT - PAD - label_lines * line - 8
-
-    def y_of(value: float) -> float:
-        return bottom - (value - low) / ((high - low) or 1.0) * (bottom - top)
-
-    def x_of(n: int) -> float:
-        return left + slot * (n + 0.5)
-
-    for tick in ticks:
-        y = y_of(tick)
-        draw.line((left, y, right, y), fill=GRID if tick else AXIS, width=1)
-        shown = format_value(tick, unit, decimals)
-        draw.text((left - 8, y), shown, font=font, fill=MUTED, anchor="rm")
-    draw.line((left, bottom, right, bottom), fill=AXIS, width=1)
-
-    # X labels: every one when they fit, else every k-th (and always the last).
-    widest = max(_width(label, font) for label in labels)
-    fits = all(_fits(label, font, slot - 8, label_lines) for label in labels)
-    every = 1 if fits else math.ceil((widest + 8) / slot)
-    every = min(every, max(1, math.ceil(80 / slot)))  # at most 80 px between shown labels
-    for n, label in enumerate(labels):
-        if n % every and n != len(labels) - 1:
-            continue
-        if n != len(labels) - 1 and len(labels) - 1 - n < every and n % every == 0 and n:
-            continue  # too close to the last label, which is always shown
-        width = max(slot * every - 6, 30)
-        for k, text in enumerate(_wrap(label, font, width, label_lines)):
-            draw.text((x_of(n), bottom + 6 + k * line), text, font=font, fill=INK, anchor="ma")
-
+    shown = [format_value(t, chart.unit, decimals) for t in ticks]
+    left = PAD + max(page.width_of(t, SMALL_SIZE) for t in shown) + 14
+    right = WIDTH - PAD - 24
+    slot = (right - left) / len(labels)
+    counts = len(series) == 1 and any(c is not None for c in series[0].counts)
+    fits = lambda s: page.width_of(s, SMALL_SIZE) <= slot - 6  # noqa: E731
+    names = [wrap(label, fits, 2) for label in labels]
+    every = 1
+    if any(n[-1].endswith(ELLIPSIS) for n in names):  # too many to name each: every k-th
+        widest = max(page.width_of(label, SMALL_SIZE) for label in labels)
+        every = math.ceil((widest + 8) / slot)
+        names = [[label] for label in labels]
+    lines = max(len(n) for n in names) + (1 if counts else 0)
+    bottom = header + LINE_HEIGHT - PAD - lines * page.line(SMALL_SIZE) - 8
+    ax = page.axes(left, header + 8, right, bottom)
+    _style_axes(ax)
+    ax.set_xlim(-0.5, len(labels) - 0.5)
+    ax.set_ylim(low, high)
+    ax.set_yticks(ticks, shown)
+    ax.grid(axis="y", color=GRID, linewidth=0.8)
+    if low < 0 < high:
+        ax.axhline(0, color=AXIS, linewidth=1)
+    keep = [n for n in range(len(labels)) if n % every == 0 or n == len(labels) - 1]
+    if len(keep) > 1 and keep[-1] - keep[-2] < every:
+        del keep[-2]  # too close to the last label, which is always shown
+    tick_names = []
+    for n in keep:
+        name = "\n".join(names[n])
+        if counts and series[0].counts[n] is not None:
+            count = series[0].counts[n]
+            name += f"\n{count} answer{'' if count == 1 else 's'}"
+        tick_names.append(name)
+    ax.set_xticks(keep, tick_names, parse_math=False)
+    ax.tick_params(axis="x", labelsize=SMALL_SIZE)
     points = sum(v is not None for s in series for v in s.values)
-    label_all = points <= 24
-    value_font = _font(SMALL_SIZE - 1)
+    unit_px = (high - low) / max(1.0, bottom - header - 8)
     for s in series:
-        run: list[tuple[float, float]] = []
-        segments: list[list[tuple[float, float]]] = []
-        for n, value in enumerate(s.values):
-            if value is None:
-                if run:
-                    segments.append(run)
-                run = []
-                continue
-            run.append((x_of(n), y_of(value)))
-        if run:
-            segments.append(run)
-        for segment in segments:
-            if len(segment) > 1:
-                draw.line(segment, fill=s.color, width=3, joint="curve")
-            for x, y in segment:
-                draw.ellipse((x - 4, y - 4, x + 4, y + 4), fill=s.color, outline=BACKGROUND)
+        known = [(n, v) for n, v in enumerate(s.values) if v is not None]
+        if len(known) < len(s.values) and len(known) > 1:  # a round without a value: dotted
+            xs, vs = zip(*known, strict=True)
+            ax.plot(xs, vs, color=s.color, linewidth=1.2, linestyle=(0, (1.5, 3)))
+        ys = [math.nan if v is None else v for v in s.values]
+        ax.plot(
+            range(len(labels)), ys, color=s.color, linewidth=2.5, marker="o", markersize=7,
+            markeredgecolor="white", markeredgewidth=1.2, solid_joinstyle="round",
+        )  # fmt: skip
         last = max((n for n, v in enumerate(s.values) if v is not None), default=None)
         for n, value in enumerate(s.values):
-            if value is None or not (label_all or n == last):
+            if value is None or not (points <= 24 or n == last):
                 continue
-            draw.text(
-                (x_of(n), y_of(value) - 8),
-                format_value(value, unit),
-                font=value_font,
-                fill=INK,
-                anchor="md",
-            )
-    return image
+            ax.text(
+                n, value + 9 * unit_px, format_value(value, chart.unit), fontsize=SMALL_SIZE - 1,
+                color=INK, ha="center", va="bottom", parse_math=False, clip_on=False,
+            )  # fmt: skip
