@@ -431,20 +431,25 @@ def _header(page: _Page, chart: Chart, series: Sequence[_Series]) -> float:
         for line in wrap(headline, fits, 2):
             page.text(PAD, y, line, TITLE_SIZE - 2, weight="bold", color=_hex(PALETTE[0]))
             y += page.line(TITLE_SIZE - 2)
-    if len(series) > 1:
+    if len(series) > 1:  # the legend: entries side by side, a long name over a few lines
         y += 6
-        x = float(PAD)
+        x, tallest = float(PAD), 1
         swatch = page.line(SMALL_SIZE) * 0.7
+        room = width - swatch - 6
         for item in series:
-            name = wrap(item.name, lambda s: page.width_of(s, SMALL_SIZE) <= width / 2, 1)[0]
-            size = swatch + 6 + page.width_of(name, SMALL_SIZE) + 18
+            fits = lambda s: page.width_of(s, SMALL_SIZE) <= room  # noqa: E731
+            lines = wrap(item.name, fits, 3)
+            size = swatch + 6 + max(page.width_of(line, SMALL_SIZE) for line in lines) + 18
             if x > PAD and x + size > WIDTH - PAD:
-                x = float(PAD)
-                y += page.line(SMALL_SIZE)
+                x, y, tallest = float(PAD), y + tallest * page.line(SMALL_SIZE), 1
             _swatch(page, x, y + 2, swatch, item.color)
-            page.text(x + swatch + 6, y, name, SMALL_SIZE, color=INK)
+            for n, line in enumerate(lines):
+                page.text(
+                    x + swatch + 6, y + n * page.line(SMALL_SIZE), line, SMALL_SIZE, color=INK
+                )
+            tallest = max(tallest, len(lines))
             x += size
-        y += page.line(SMALL_SIZE)
+        y += tallest * page.line(SMALL_SIZE)
     return y + 10
 
 

@@ -187,6 +187,47 @@ def charts(
     return out
 
 
+def trend_charts(results: Sequence[QuestionResult], *, team: str) -> list[Chart]:
+    """A line chart per kind: each question's shown results over the rounds, oldest first (its
+    trend), for the questions that have at least two; a round where a question was not shown is
+    a gap in its line."""
+    out: list[Chart] = []
+    for kind, title in ((PollKind.SCALE, "Pulse trend (1-5)"), (PollKind.ENPS, "eNPS trend")):
+        latest = {r.key: r for r in results if r.kind == kind and len(r.trend) >= 2}
+        picked = list(latest.values())
+        if not picked:
+            continue
+        periods = sorted({period for r in picked for period, _ in r.trend})
+        series = []
+        for result in picked:
+            shown = dict(result.trend)
+            series.append(
+                ChartSeries(
+                    result.text,
+                    tuple(_value(shown.get(p)) for p in periods),
+                    tuple(_answers(shown.get(p)) for p in periods),
+                )
+            )
+        words = "; ".join(
+            f"{r.text}: "
+            + ", ".join(f"{_number(s)} on {day(p)} ({s.answers} answers)" for p, s in r.trend)
+            for r in picked
+        )
+        out.append(
+            Chart(
+                title=title,
+                labels=tuple(f"{p.day} {p:%b}" for p in periods),
+                series=tuple(series),
+                alt=f"Line chart, {title}, the shown results round by round: {words}.",
+                style="line",
+                team=team,
+                period=f"{day(periods[0])} to {day(periods[-1])}",
+                scale=SCALES[kind],
+            )
+        )
+    return out
+
+
 def _answers(score: Score | None) -> int | None:
     return None if score is None else score.answers
 
@@ -227,6 +268,7 @@ def round_message(
         Context(text(f"Round of {day(period)}.")),
         *question_blocks(results, every_weeks),
         *charts(results, every_weeks, team=team, period=f"round of {day(period)}"),
+        *trend_charts(results, team=team),
         Context(text(ANONYMITY_NOTE)),
     ]
     return message(*blocks, summary=f"Pulse results: {team}")
@@ -259,6 +301,7 @@ def digest_message(digest: Digest) -> Message:
         blocks.extend(
             charts(digest.questions, digest.every_weeks, team=digest.team_name, period=week)
         )
+        blocks.extend(trend_charts(digest.questions, team=digest.team_name))
     else:
         blocks.append(Section(text("No pulse round closed this week.")))
     blocks.append(Divider())
