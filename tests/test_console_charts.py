@@ -160,3 +160,25 @@ def test_text_bars_for_no_data_and_a_folder_that_cannot_be_written(tmp_path: Pat
     assert lines[:3] == ["Nothing yet", "No data", "No answers."]
     assert lines[3].startswith("[chart picture not saved: ")
     assert Renderer().chart(empty) == ["Nothing yet", "No data", "No answers."]
+
+
+def test_text_bars_follow_the_scale_and_show_counts() -> None:
+    # 3.5 out of 5 is 2.5 / 4 of the bar, not all of it; a 1 is no bar but its value.
+    scores = Chart(
+        "Pulse scores (1-5)",
+        ("Pace", "Tools", "Clarity"),
+        (ChartSeries("This week", (3.5, 5.0, 1.0), (12, 12, 11)),),
+        "",
+        scale=(1, 5),
+    )
+    assert chart_lines(scores) == [
+        "Pace     " + "█" * 18 + "▊ 3.5 (12)",
+        "Tools    " + "█" * 30 + " 5 (12)",
+        "Clarity  1 (11)",
+    ]
+    alone = Chart("t", ("Pace",), (ChartSeries("s", (3.5,)),), "", scale=(1, 5))
+    assert chart_lines(alone) == ["Pace  " + "█" * 18 + "▊ 3.5"]
+    enps = Chart(
+        "eNPS", ("A", "B"), (ChartSeries("s", (0.0, -40.0), (12, 10)),), "", scale=(-100, 100)
+    )
+    assert chart_lines(enps) == ["A  0 (12)", "B  " + "░" * 12 + " -40 (10)"]

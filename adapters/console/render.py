@@ -118,7 +118,8 @@ def chart_file_name(chart: Chart) -> str:
 
 def chart_lines(chart: Chart) -> list[str]:
     """The chart as text: a bar per label and series (the longest ``BAR_WIDTH`` characters,
-    eighths of a character for the rest), ``n/a`` where there is no value."""
+    eighths of a character for the rest) measured from the scale's minimum (or zero) like the
+    picture, the value and its count of answers, ``n/a`` where there is no value."""
     labels = [_fit(clean(label).replace("\n", " "), LABEL_WIDTH) for label in chart.labels]
     series = [
         (clean(s.name), [v if v is not None and math.isfinite(v) else None for v in s.values])
@@ -127,7 +128,9 @@ def chart_lines(chart: Chart) -> list[str]:
     values = [v for _, vs in series for v in vs[: len(labels)] if v is not None]
     if not labels or not values:
         return ["No data"]
-    most = max(abs(v) for v in values) or 1.0
+    low, high = sorted(chart.scale) if chart.scale else (0.0, 0.0)
+    base = low if 0 < low < high else 0.0  # 1-5: from 1; -100..100 and shares: from zero
+    most = max(abs(v - base) for v in [*values, low, high]) or 1.0
     label_width = max(len(label) for label in labels)
     name_width = max(len(name) for name, _ in series) if len(series) > 1 else 0
     lines: list[str] = []
@@ -140,8 +143,11 @@ def chart_lines(chart: Chart) -> list[str]:
             if value is None:
                 lines.append(f"{head}  {NO_VALUE}")
                 continue
-            bar = _bar(abs(value) / most * BAR_WIDTH, negative=value < 0)
+            bar = _bar(abs(value - base) / most * BAR_WIDTH, negative=value < base)
             shown = format_value(value, chart.unit)
+            counts = chart.series[k].counts
+            if n < len(counts) and counts[n] is not None:
+                shown += f" ({counts[n]})"
             lines.append(f"{head}  {bar} {shown}" if bar else f"{head}  {shown}")
     return lines
 
