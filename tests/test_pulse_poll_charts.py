@@ -15,6 +15,8 @@ from bot.features.pulse import digest
 from bot.features.pulse.scores import QuestionResult, Score
 from storage.db import Database
 from storage.polls import Poll, PollKind
+from tests.test_polls_create import START as POLL_START
+from tests.test_polls_create import PollWorld, running_world
 from tests.test_pulse_runtime import (
     TEAM,
     WED,
@@ -184,3 +186,26 @@ async def test_a_closing_round_posts_scores_on_their_scale_and_the_trend(world: 
     assert trend.labels == tuple(
         f"{d.day} {d:%b}" for d in (WED + timedelta(weeks=w) for w in range(3))
     )
+
+
+@pytest.fixture
+async def poll_world(database: Database) -> AsyncIterator[PollWorld]:
+    async with running_world(database) as built:
+        yield built
+
+
+async def test_a_closed_polls_chart_names_its_channel_dates_and_counts(
+    poll_world: PollWorld,
+) -> None:
+    world = poll_world
+    poll_id = await world.create('"Ship Friday?" Yes No "Not sure" --closes 2h --results closed')
+    for name, choice in (("alice", 0), ("bob", 0), ("carol", 1), ("dana", 0), ("erin", 2)):
+        await world.vote(name, poll_id, choice)
+    await world.advance_to(POLL_START + timedelta(hours=3))
+    results = next(r for r in await world.outbox() if r.idempotency_key.endswith(":results"))
+    chart = results.payload["blocks"][-1]
+    assert chart["kind"] == "chart"
+    assert chart["team"] == "#team" and chart["answers"] == 5
+    assert chart["period"] == "9 Mar 2026"  # opened and closed that day, Europe/Berlin
+    assert chart["series"][0]["counts"] == [3, 1, 1]
+    assert chart["headline"] == ""
