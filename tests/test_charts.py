@@ -19,7 +19,8 @@ import pytest
 from PIL import Image
 
 from bot import charts
-from bot.charts import LINE_HEIGHT, MAX_HEIGHT, PALETTE, WIDTH, render_png
+from bot.charts import LINE_HEIGHT, MAX_HEIGHT, PALETTE, WIDTH, render_png, style
+from bot.charts import text as chart_text
 from bot.chat import Chart, ChartSeries
 from tests.fakes.chart_samples import RESULTS
 
@@ -345,26 +346,26 @@ def test_a_glyph_no_font_has_is_a_box_and_a_fallback_font_draws_it(
 ) -> None:
     # DejaVu Sans has neither U+231A nor U+2312; STIX (shipped with matplotlib) has both.
     one, other = bar(1, labels=("\u231a\u2312",)), bar(1, labels=("\u2312\u231a",))
-    monkeypatch.setattr(charts, "FALLBACK_FAMILIES", ("No Such Font",))
-    charts._fallbacks.cache_clear()
-    charts._measure.cache_clear()
+    monkeypatch.setattr(style, "FALLBACK_FAMILIES", ("No Such Font",))
+    style.fallbacks.cache_clear()
+    style.measure.cache_clear()
     assert render_png(one) == render_png(other)  # two empty boxes either way round
-    monkeypatch.setattr(charts, "FALLBACK_FAMILIES", ("No Such Font", "STIXGeneral"))
-    charts._fallbacks.cache_clear()
-    charts._measure.cache_clear()
+    monkeypatch.setattr(style, "FALLBACK_FAMILIES", ("No Such Font", "STIXGeneral"))
+    style.fallbacks.cache_clear()
+    style.measure.cache_clear()
     try:
-        assert charts._fallbacks() == ("STIXGeneral",)
+        assert style.fallbacks() == ("STIXGeneral",)
         assert render_png(one) != render_png(other)  # drawn, glyph by glyph
     finally:
-        charts._fallbacks.cache_clear()
-        charts._measure.cache_clear()
+        style.fallbacks.cache_clear()
+        style.measure.cache_clear()
 
 
 def test_chinese_japanese_and_korean_are_drawn_when_a_cjk_font_is_installed() -> None:
     flipped = render_png(bar(1, labels=("日本語 中文 한국어",))) != render_png(
         bar(1, labels=("語本日 文中 어국한",))
     )
-    covered = any("CJK" in f or "Hei" in f or "Fallback" in f for f in charts._fallbacks())
+    covered = any("CJK" in f or "Hei" in f or "Fallback" in f for f in style.fallbacks())
     # Without such a font each is the same box and the two pictures are the same.
     assert flipped == covered
 
@@ -403,7 +404,7 @@ def test_long_labels_are_wrapped_not_cut() -> None:
     assert len(question) < 300  # the longest question a pulse takes
     chart = Chart("Pulse", (question, "Short"), (ChartSeries("s", (3.0, 4.0)),), "", scale=(1, 5))
     label = next(t for t in texts(chart) if "\n" in t)
-    assert " ".join(label.split("\n")) == question and charts.ELLIPSIS not in label
+    assert " ".join(label.split("\n")) == question and style.ELLIPSIS not in label
     image = opened(render_png(chart))
     assert image.size[1] < 400
     assert max(bar_rows(image, PALETTE[0])) > WIDTH / 4  # the label column leaves room
@@ -416,26 +417,28 @@ def test_wrap_breaks_at_spaces_then_between_characters() -> None:
     def fits(text: str) -> bool:
         return len(text) <= 10
 
-    assert charts.wrap("one two three four", fits, 5) == ["one two", "three four"]
-    assert charts.wrap("日本語のラベルと中文标签", fits, 5) == ["日本語のラベルと中文", "标签"]
-    assert charts.wrap("x" * 25, fits, 5) == ["x" * 10, "x" * 10, "x" * 5]
-    cut = charts.wrap("word " * 20, fits, 2)
-    assert len(cut) == 2 and cut[-1].endswith(charts.ELLIPSIS) and all(map(fits, cut))
-    assert charts.wrap("", fits, 3) == [""]
+    assert chart_text.wrap("one two three four", fits, 5) == ["one two", "three four"]
+    assert chart_text.wrap("日本語のラベルと中文标签", fits, 5) == ["日本語のラベルと中文", "标签"]
+    assert chart_text.wrap("x" * 25, fits, 5) == ["x" * 10, "x" * 10, "x" * 5]
+    cut = chart_text.wrap("word " * 20, fits, 2)
+    assert len(cut) == 2 and cut[-1].endswith(style.ELLIPSIS) and all(map(fits, cut))
+    assert chart_text.wrap("", fits, 3) == [""]
 
 
 def test_numbers_as_written() -> None:
-    assert charts.format_value(62, "%") == "62%"
-    assert charts.format_value(3.456, "") == "3.5"
-    assert charts.format_value(-0.01, "") == "0"
-    assert charts.format_value(12, "pts") == "12 pts"
-    assert charts.format_value(3.2, " / 5") == "3.2 / 5"
-    assert charts.format_value(2.5, "", decimals=2) == "2.50"
-    assert charts.format_value(20, "°C") == "20°C"
-    assert charts._decimals(0.25) == 2 and charts._decimals(5) == 0
-    assert charts._ticks(3.2, 4.1)[0] <= 3.2 and charts._ticks(3.2, 4.1)[-1] >= 4.1
-    assert charts._tick_values(1, 5) == [1, 2, 3, 4, 5]
-    assert charts._tick_values(-100, 100) == [-100, -50, 0, 50, 100]
+    assert chart_text.format_value(62, "%") == "62%"
+    assert chart_text.format_value(3.456, "") == "3.5"
+    assert chart_text.format_value(-0.01, "") == "0"
+    assert chart_text.format_value(12, "pts") == "12 pts"
+    assert chart_text.format_value(3.2, " / 5") == "3.2 / 5"
+    assert chart_text.format_value(2.5, "", decimals=2) == "2.50"
+    assert chart_text.format_value(20, "°C") == "20°C"
+    assert chart_text.decimals_of(0.25) == 2 and chart_text.decimals_of(5) == 0
+    assert (
+        chart_text.round_ticks(3.2, 4.1)[0] <= 3.2 and chart_text.round_ticks(3.2, 4.1)[-1] >= 4.1
+    )
+    assert chart_text.axis_ticks(1, 5) == [1, 2, 3, 4, 5]
+    assert chart_text.axis_ticks(-100, 100) == [-100, -50, 0, 50, 100]
 
 
 # -- start-up -------------------------------------------------------------------------------------
