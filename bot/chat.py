@@ -199,13 +199,21 @@ class Actions:
 class ChartSeries:
     name: str
     values: tuple[float | None, ...]  # one per label; None where there is no value
+    # How many answers each value stands for, written next to it ("62% (8)"); () for none.
+    counts: tuple[int | None, ...] = ()
 
 
 @dataclass(frozen=True)
 class Chart:
     """A chart that the adapter sends as a PNG image, drawn by :func:`bot.charts.render_png`
     (so the outbox keeps the data, not the picture). ``alt`` says the same in words, for screen
-    readers and wherever no image can go."""
+    readers and wherever no image can go.
+
+    Under the title the chart names ``team``, ``period`` and the number of ``answers``; a
+    ``headline`` (``eNPS +20``, ``Average 3.6 of 5``) is the one figure it leads with. ``scale``
+    is the value axis, minimum to maximum (1 to 5, -100 to 100, 0 to 100 %): a bar starts at the
+    scale's minimum (at zero when zero is inside it), so a 3.5 out of 5 fills five eighths of
+    its axis; without a scale the axis is drawn from the data (and zero)."""
 
     title: str
     labels: tuple[str, ...]
@@ -213,6 +221,11 @@ class Chart:
     alt: str
     style: Literal["bar", "line"] = "bar"
     unit: str = ""  # after each value, e.g. "%"
+    team: str = ""
+    period: str = ""  # "week of 2 Mar", "round of Mon 9 Mar", "2 Mar to 23 Mar"
+    answers: int | None = None
+    headline: str = ""
+    scale: tuple[float, float] | None = None
     kind: Literal["chart"] = "chart"
 
 

@@ -314,7 +314,8 @@ async def test_the_weekly_digest_on_monday_at_nine_team_time(world: World) -> No
     assert "• Salary review ok?: results went to its creator (3 of 6 answered)" in shown
     assert "• Move the standup?: not enough answers to show (2 of the 3 needed)" in shown
     assert "Last month's poll" not in shown
-    [chart] = [b for b in digest.blocks if isinstance(b, Chart)]
+    chart, trend = [b for b in digest.blocks if isinstance(b, Chart)]
+    assert trend.style == "line" and trend.series[0].values == (2.0, 4.0)  # week by week
     assert chart.labels == (TWO[0]["text"],)
     assert [s.name for s in chart.series] == ["This week", "Previous result"]
     assert chart.series[0].values == (4.0,) and chart.series[1].values == (2.0,)

@@ -29,6 +29,7 @@ and missing access/permissions -> :class:`PermanentDeliveryError`.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -153,7 +154,7 @@ class DiscordPort:
             parts = render.render_message(delivery.message, guild_id=delivery.workspace_id)
             if len(target.part_ids) > 1 or len(parts) > 1:
                 return await self._edit_parts(delivery, parts)
-            files = _drawn(delivery)
+            files = await _drawn(delivery)
 
             def edit(images: bool) -> dict[str, Any]:
                 return render.render_edit(
@@ -213,7 +214,7 @@ class DiscordPort:
 
     async def _post(self, channel: str, msg: Message, delivery: Delivery) -> Receipt:
         # Buttons carry their guild: an interaction from a DM has none (and edits keep it).
-        files = _drawn(delivery, msg)
+        files = await _drawn(delivery, msg)
         with_images = render.render_message(
             msg, guild_id=delivery.workspace_id, images=files is not None
         )
@@ -341,12 +342,16 @@ class DiscordPort:
         return [_member(m) for m in members if not m.get("user", {}).get("bot")]
 
 
-def _drawn(delivery: Delivery, msg: Message | None = None) -> list[tuple[str, bytes, str]] | None:
+async def _drawn(
+    delivery: Delivery, msg: Message | None = None
+) -> list[tuple[str, bytes, str]] | None:
     """The charts' PNGs, ``files[n]`` for the attachment of id n (drawn at each send: the outbox
     keeps the chart's data, and a retry draws the same bytes). None when drawing failed (a bug):
-    the message then shows its charts in words rather than not at all."""
+    the message then shows its charts in words rather than not at all. Drawn in a worker
+    thread: matplotlib takes a while, the gateway's heartbeats must not wait."""
     try:
-        return [(name, png, PNG) for name, png in render.chart_files(msg or delivery.message)]
+        drawn = await asyncio.to_thread(render.chart_files, msg or delivery.message)
+        return [(name, png, PNG) for name, png in drawn]
     except Exception:
         log.exception("outbox %d: drawing a chart failed; sent in words", delivery.outbox_id)
         return None

@@ -34,12 +34,4 @@ def manifest_command(http_url: str | None, config_file: str | None, name: str) -
         raise click.BadParameter(
             "use a full URL such as https://syncup.example.com", param_hint="--http-url"
         )
-    specs = _specs()
-    click.echo(manifest_json(settings.slack, specs=specs, http_url=url, name=name))
-
-
-def _specs() -> dict[str, object]:
-    """The core's command specs (descriptions), without a database."""
-    from bot.features.standups.spec import STANDUP
-
-    return {STANDUP.name: STANDUP}
+    click.echo(manifest_json(settings.slack, http_url=url, name=name))

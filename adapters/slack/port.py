@@ -52,7 +52,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import render
 from adapters.slack.directory import SlackDirectory, error_code, retry_after
-from bot.charts import render_png
+from bot.charts import draw
 from bot.chat import Chart
 from bot.port import (
     ChannelInfo,
@@ -330,7 +330,7 @@ class SlackPort:
                 log.info("slack: outbox %d: %s was uploaded before", delivery.outbox_id, filename)
                 continue
             try:
-                png = render_png(chart)
+                png = await draw(chart)  # in a worker thread
             except Exception:  # a drawing bug must not send the row round again
                 log.exception("slack: outbox %d: drawing a chart failed", delivery.outbox_id)
                 continue

@@ -39,6 +39,7 @@ from bot.features.polls.ballots import Tally
 from bot.features.polls.ballots import close_poll as close_poll
 from bot.features.polls.options import KIND_NAMES, describe_local, sentence
 from bot.features.standups.report import NAMES_SHOWN
+from bot.timezones import zone as zone_info
 from storage.polls import Poll, PollKind, ResultsVisibility
 
 VOTE_ACTION = "poll-vote"
@@ -136,6 +137,8 @@ class Results:
     # Named polls only: voter names by choice, and (name, answer) for open answers.
     names: dict[int, list[str]] = field(default_factory=dict)
     named_answers: list[tuple[str, str]] = field(default_factory=list)
+    # Whose poll, under the chart's title: the team's name or "#channel".
+    place: str = ""
 
     @property
     def shown(self) -> bool:
@@ -263,31 +266,60 @@ def _grouped(entries: Sequence[Text]) -> list[Block]:
     return blocks
 
 
-def chart(results: Results) -> Chart | None:
-    """A bar chart of the shares, with an alt text that says the same in words."""
+def chart(results: Results, zone: str) -> Chart | None:
+    """A bar chart of the shares with their counts, under the poll's team or channel, its dates
+    and the number of answers, led by the average (1-5) or the eNPS; an alt text that says the
+    same in words."""
     poll, tally = results.poll, results.tally
     kind = PollKind(poll.kind)
     if kind is PollKind.TEXT:
         return None
+    headline = ""
     if kind is PollKind.ENPS:
         summary = enps(tally)
         items = [(label, count, share) for label, count, share in summary.groups]
+        headline = f"eNPS {summary.score:+d}"
     else:
         items = [
             (label, count, percent(count, tally.voters)) for _, label, count in rows(poll, tally)
         ]
+        average = mean(tally) if kind is PollKind.SCALE else None
+        if average is not None:
+            headline = f"Average {average:.1f} of 5"
     words = ", ".join(f"{label} {share}% ({count})" for label, count, share in items)
-    extra = f" eNPS {enps(tally).score:+d}." if kind is PollKind.ENPS else ""
+    extra = f" {headline}." if headline else ""
     return Chart(
         title=poll.question,
         labels=tuple(label for label, _, _ in items),
-        series=(ChartSeries("Share of answers", tuple(float(s) for _, _, s in items)),),
+        series=(
+            ChartSeries(
+                "Share of answers",
+                tuple(float(s) for _, _, s in items),
+                tuple(c for _, c, _ in items),
+            ),
+        ),
         alt=(
             f"Bar chart of the answers to {poll.question}: {words}; {participation(tally)}.{extra}"
         ),
         style="bar",
         unit="%",
+        team=results.place,
+        period=chart_period(poll, zone),
+        answers=tally.voters,
+        headline=headline,
     )
+
+
+def chart_period(poll: Poll, zone: str) -> str:
+    """``9 Mar to 13 Mar 2026``, or ``since 9 Mar 2026, so far`` while open (local dates)."""
+    opened = poll.opens_at.astimezone(zone_info(zone))
+    if poll.closed_at is None:
+        return f"since {opened.day} {opened:%b %Y}, so far"
+    closed = poll.closed_at.astimezone(zone_info(zone))
+    if opened.date() == closed.date():
+        return f"{closed.day} {closed:%b %Y}"
+    year = "" if opened.year == closed.year else f" {opened.year}"
+    return f"{opened.day} {opened:%b}{year} to {closed.day} {closed:%b %Y}"
 
 
 def hidden_text(tally: Tally, threshold: int) -> str:
@@ -307,7 +339,7 @@ def results_message(results: Results, *, heading: str, zone: str) -> Message:
     footer = _footer(poll, tally, zone, shown=results.shown)
     if footer:
         blocks.append(Context(text(footer)))
-    figure = chart(results) if results.shown else None
+    figure = chart(results, zone) if results.shown else None
     if figure is not None:
         blocks.append(figure)
     return message(*blocks, summary=f"{heading}: {poll.question}")
@@ -383,7 +415,7 @@ def poll_message(
             if live.shown:
                 blocks.extend(result_blocks(live))
                 blocks.append(Context(text(participation(live.tally) + ".")))
-                figure = chart(live)
+                figure = chart(live, zone)
                 if figure is not None:
                     blocks.append(figure)
             else:

@@ -35,7 +35,7 @@ from bot.features.polls import ballots, render
 from bot.features.polls.ballots import close_poll
 from bot.features.polls.options import PollInput, describe_local
 from bot.port import DirectoryUnavailable, Method, Target
-from storage.models import Channel, ChannelMember, Member, OccurrenceClaim, OutboxMessage
+from storage.models import Channel, ChannelMember, Member, OccurrenceClaim, OutboxMessage, Team
 from storage.polls import Poll, PollBallot, PollParticipant, ResultsVisibility
 from storage.upsert import insert_unless_exists
 
@@ -204,7 +204,7 @@ async def may_join(ctx: Context, poll: Poll) -> bool:
 async def gather(session: AsyncSession, poll: Poll) -> render.Results:
     """Counts and participation; for named polls also who chose what."""
     tally = await ballots.tally(session, poll)
-    results = render.Results(poll, tally)
+    results = render.Results(poll, tally, place=await _place(session, poll))
     if poll.anonymous:
         return results
     rows = await session.execute(
@@ -221,6 +221,15 @@ async def gather(session: AsyncSession, poll: Poll) -> render.Results:
             results.named_answers.append((who, answer))
     results.names = render.names_by_choice(pairs)
     return results
+
+
+async def _place(session: AsyncSession, poll: Poll) -> str:
+    """The poll's team, else its channel, as a chart names it."""
+    team = await session.get(Team, poll.team_id) if poll.team_id is not None else None
+    if team is not None:
+        return team.name
+    channel = await _get_channel(session, poll.channel_id)
+    return f"#{channel.name}" if channel is not None and channel.name else ""
 
 
 def results_refusal(poll: Poll, results: render.Results, viewer_id: int) -> str | None:

@@ -37,7 +37,6 @@ UP, DOWN = "\u25b2", "\u25bc"
 MAX_POLLS = 30
 POLLS_PER_SECTION = 5
 MAX_TIED = 3  # options named in a tie for first place
-CHART_LABEL_CHARS = 48
 ANONYMITY_NOTE = (
     "Anonymous: nobody, not even an admin, can see who answered what. A number is shown only "
     "when enough people answered; smaller rounds are pooled with earlier ones."
@@ -151,15 +150,15 @@ def question_blocks(results: Sequence[QuestionResult], every_weeks: int) -> list
 # -- charts -------------------------------------------------------------------------------------
 
 
-def _short(question: str) -> str:
-    if len(question) <= CHART_LABEL_CHARS:
-        return question
-    return question[: CHART_LABEL_CHARS - 1].rstrip() + "\u2026"
+SCALES = {PollKind.SCALE: (1.0, 5.0), PollKind.ENPS: (-100.0, 100.0)}
 
 
-def charts(results: Sequence[QuestionResult], every_weeks: int) -> list[Chart]:
-    """A bar chart per kind (1-5 scores and eNPS have different scales): this round's shown
-    result next to the previous one, per question; none when nothing can be shown."""
+def charts(
+    results: Sequence[QuestionResult], every_weeks: int, *, team: str, period: str
+) -> list[Chart]:
+    """A bar chart per kind (1-5 scores and eNPS have different scales, each drawn over its
+    whole scale): this round's shown result next to the previous one, per question, with the
+    answers each stands for; none when nothing can be shown."""
     out: list[Chart] = []
     now_name = "This week" if every_weeks == 1 else "This round"
     for kind, title in ((PollKind.SCALE, "Pulse scores (1-5)"), (PollKind.ENPS, "eNPS")):
@@ -168,20 +167,69 @@ def charts(results: Sequence[QuestionResult], every_weeks: int) -> list[Chart]:
             continue
         current = tuple(_value(r.score) for r in picked)
         previous = tuple(_value(r.previous) if r.score is not None else None for r in picked)
-        series = [ChartSeries(now_name, current)]
+        series = [ChartSeries(now_name, current, tuple(_answers(r.score) for r in picked))]
         if any(v is not None for v in previous):
-            series.append(ChartSeries("Previous result", previous))
+            answers = tuple(_answers(r.previous) if r.score is not None else None for r in picked)
+            series.append(ChartSeries("Previous result", previous, answers))
         words = "; ".join(_chart_words(r, every_weeks) for r in picked)
         out.append(
             Chart(
                 title=title,
-                labels=tuple(_short(r.text) for r in picked),
+                labels=tuple(r.text for r in picked),
                 series=tuple(series),
                 alt=f"Bar chart, {title}, {now_name.lower()} against the previous result: {words}.",
                 style="bar",
+                team=team,
+                period=period,
+                scale=SCALES[kind],
             )
         )
     return out
+
+
+def trend_charts(results: Sequence[QuestionResult], *, team: str) -> list[Chart]:
+    """A line chart per kind: each question's shown results over the rounds, oldest first (its
+    trend), for the questions that have at least two; a round where a question was not shown is
+    a gap in its line."""
+    out: list[Chart] = []
+    for kind, title in ((PollKind.SCALE, "Pulse trend (1-5)"), (PollKind.ENPS, "eNPS trend")):
+        latest = {r.key: r for r in results if r.kind == kind and len(r.trend) >= 2}
+        picked = list(latest.values())
+        if not picked:
+            continue
+        periods = sorted({period for r in picked for period, _ in r.trend})
+        series = []
+        for result in picked:
+            shown = dict(result.trend)
+            series.append(
+                ChartSeries(
+                    result.text,
+                    tuple(_value(shown.get(p)) for p in periods),
+                    tuple(_answers(shown.get(p)) for p in periods),
+                )
+            )
+        words = "; ".join(
+            f"{r.text}: "
+            + ", ".join(f"{_number(s)} on {day(p)} ({s.answers} answers)" for p, s in r.trend)
+            for r in picked
+        )
+        out.append(
+            Chart(
+                title=title,
+                labels=tuple(f"{p.day} {p:%b}" for p in periods),
+                series=tuple(series),
+                alt=f"Line chart, {title}, the shown results round by round: {words}.",
+                style="line",
+                team=team,
+                period=f"{day(periods[0])} to {day(periods[-1])}",
+                scale=SCALES[kind],
+            )
+        )
+    return out
+
+
+def _answers(score: Score | None) -> int | None:
+    return None if score is None else score.answers
 
 
 def _value(score: Score | None) -> float | None:
@@ -219,7 +267,8 @@ def round_message(
         Header(f"Pulse results: {team}"[:150]),
         Context(text(f"Round of {day(period)}.")),
         *question_blocks(results, every_weeks),
-        *charts(results, every_weeks),
+        *charts(results, every_weeks, team=team, period=f"round of {day(period)}"),
+        *trend_charts(results, team=team),
         Context(text(ANONYMITY_NOTE)),
     ]
     return message(*blocks, summary=f"Pulse results: {team}")
@@ -248,7 +297,11 @@ def digest_message(digest: Digest) -> Message:
     ]
     if digest.questions:
         blocks.extend(question_blocks(digest.questions, digest.every_weeks))
-        blocks.extend(charts(digest.questions, digest.every_weeks))
+        week = f"week of {day(first.date())}"
+        blocks.extend(
+            charts(digest.questions, digest.every_weeks, team=digest.team_name, period=week)
+        )
+        blocks.extend(trend_charts(digest.questions, team=digest.team_name))
     else:
         blocks.append(Section(text("No pulse round closed this week.")))
     blocks.append(Divider())

@@ -44,6 +44,8 @@ from storage.polls import Poll, PollBallot, PollKind, PollParticipant, Pulse, Pu
 
 # A pooled result covers at most this many consecutive rounds.
 POOL_PERIODS = 8
+# A trend shows at most this many shown results of a question.
+TREND_POINTS = 8
 MIN_THRESHOLD = 3
 
 
@@ -111,6 +113,9 @@ class QuestionResult:
     pending: int  # answers gathered so far, when nothing is shown
     previous: Score | None  # the previous shown result of the same question
     previous_period: date | None  # the round that result was shown for
+    # The shown results of the same question up to this one (within the rounds read), oldest
+    # first, for the trend: each was published when its round closed.
+    trend: tuple[tuple[date, Score], ...] = ()
 
     @property
     def pooled(self) -> bool:
@@ -270,6 +275,16 @@ class _History:
                 found = asking
         return found
 
+    def heads_until(self, current: _Asking) -> list[_Asking]:
+        """The askings of the same question up to ``current``'s round whose result was shown
+        (pool heads), oldest first."""
+        until = self.position[current.round_id]
+        return [
+            a
+            for a in self.by_key.get(current.key, ())
+            if a.pool_id == a.poll_id and self.position[a.round_id] <= until
+        ]
+
     def rounds_between(self, first: _Asking, last: _Asking) -> int:
         return self.position[last.round_id] - self.position[first.round_id] + 1
 
@@ -337,7 +352,12 @@ async def _results(
 ) -> list[QuestionResult]:
     """The results of ``currents`` as their rounds' closes decided them."""
     shown = [c for c in currents if c.pool_id == c.poll_id]
-    pools = await _pools(session, (c.poll_id for c in shown))
+    heads = {c.poll_id: history.heads_until(c) for c in currents}
+    # One query for the pools of this round's results, the previous ones and the trends'.
+    every_pool = await _pools(
+        session, {*(c.poll_id for c in shown), *(h.poll_id for hs in heads.values() for h in hs)}
+    )
+    pools = {c.poll_id: every_pool[c.poll_id] for c in shown}
     plans: list[tuple[_Asking, list[int], _Asking, list[_Asking], _Asking | None]] = []
     for current in currents:
         pool = pools.get(current.poll_id, []) if current.pool_id == current.poll_id else []
@@ -346,8 +366,8 @@ async def _results(
         run = [] if pool else history.pending_run(current)
         previous = history.previous_head(current, history.position[first.round_id])
         plans.append((current, pool, first, run, previous))
-    previous_pools = await _pools(session, (p.poll_id for *_, p in plans if p is not None))
-    needed = {pid for pools_ in (pools, previous_pools) for ids in pools_.values() for pid in ids}
+    previous_pools = {p.poll_id: every_pool.get(p.poll_id, []) for *_, p in plans if p}
+    needed = {pid for ids in every_pool.values() for pid in ids}
     needed.update(a.poll_id for *_, run, _ in plans for a in run)
     dists = await _distributions(session, needed)
     participation = await _participation(session, (c.poll_id for c in currents))
@@ -378,6 +398,11 @@ async def _results(
                 pending=sum(sum(dists[a.poll_id].values()) for a in run),
                 previous=before,
                 previous_period=previous.period if before is not None and previous else None,
+                trend=tuple(
+                    (h.period, _combined(h.kind, (dists[pid] for pid in every_pool[h.poll_id])))
+                    for h in heads[current.poll_id][-TREND_POINTS:]
+                    if every_pool[h.poll_id]
+                ),
             )
         )
     return out
