@@ -12,7 +12,7 @@ from typing import Any, TextIO, TypeVar
 import click
 
 from bot import __version__
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, check_platform, load_settings
 
 T = TypeVar("T")
 EXIT_CONFIG = 2
@@ -110,6 +110,7 @@ def run(ctx: click.Context, platform: str | None) -> None:
     from bot.app import App, load_adapter
 
     try:
+        check_platform(settings)
         adapter = load_adapter(settings)
     except ConfigError as exc:
         click.echo(f"syncup: {exc}", err=True)
@@ -424,8 +425,14 @@ def config() -> None:
 @config.command()
 @click.pass_context
 def check(ctx: click.Context) -> None:
-    """Validate the configuration the way `syncup run` does; secrets are never printed."""
+    """Validate the configuration the way `syncup run` does (every key, and what the platform's
+    adapter needs) without connecting anywhere; secrets are never printed."""
     settings = _settings(ctx)
+    try:
+        check_platform(settings)
+    except ConfigError as exc:
+        click.echo(f"syncup: {exc}", err=True)
+        ctx.exit(EXIT_CONFIG)
     platform = settings.platform()
     click.echo(f"Configuration is valid. Platform: {platform}. Database: {_safe_url(settings)}.")
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from adapters.console.adapter import ConsoleAdapter, ConsolePort
+from adapters.console.adapter import MEMBER_ZONES, ConsoleAdapter, ConsolePort
 from adapters.console.clock import DemoClock
+from adapters.console.config_check import check_console
 from bot.config import Settings
 
-__all__ = ["ConsoleAdapter", "ConsolePort", "DemoClock", "create_adapter"]
+__all__ = ["ConsoleAdapter", "ConsolePort", "DemoClock", "check_config", "create_adapter"]
+
+
+def check_config(settings: Settings) -> None:
+    """What the console needs of the settings (``console.member``, ``console.start``); a
+    :class:`bot.config.ConfigError` otherwise. ``syncup run`` and ``syncup config check`` call
+    it (``bot.config.check_platform``)."""
+    check_console(settings, MEMBER_ZONES)
 
 
 def create_adapter(settings: Settings) -> ConsoleAdapter:

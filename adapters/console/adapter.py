@@ -34,10 +34,10 @@ from adapters.console.clock import (
     DemoClock,
     describe,
     move_clock,
-    parse_start,
     parse_target,
     settle,
 )
+from adapters.console.config_check import check_console
 from adapters.console.render import (
     PRIVATE_HEADING,
     ChartFiles,
@@ -58,7 +58,7 @@ from bot.chat import (
     SelectField,
     TextField,
 )
-from bot.config import ConfigError, Settings
+from bot.config import Settings
 from bot.events import (
     ActionInvocation,
     Actor,
@@ -115,6 +115,7 @@ DEMO_MEMBERS: tuple[DemoMember, ...] = (
 )
 MEMBERS_BY_ID: Mapping[str, DemoMember] = {m.user_id: m for m in DEMO_MEMBERS}
 MEMBER_LIST = ", ".join(m.user_id for m in DEMO_MEMBERS)
+MEMBER_ZONES: Mapping[str, str] = {m.user_id: m.timezone for m in DEMO_MEMBERS}
 
 
 @dataclass(frozen=True)
@@ -464,22 +465,9 @@ class ConsoleAdapter:
         interactive: bool | None = None,
         settle_timeout: float = 60.0,
     ) -> None:
-        wanted = settings.console.member.strip().lower().removeprefix("@")
-        if wanted not in MEMBERS_BY_ID:
-            raise ConfigError(
-                f"Invalid console.member (or $SYNCUP_CONSOLE_MEMBER): {wanted!r} is not a demo "
-                f"member; use one of {MEMBER_LIST}."
-            )
-        first = MEMBERS_BY_ID[wanted]
-        try:
-            start = parse_start(settings.console.start, ZoneInfo(first.timezone))
-        except ValueError:
-            raise ConfigError(
-                "Invalid console.start (or $SYNCUP_CONSOLE_START): use an ISO date-time such "
-                "as 2026-03-09T08:55 (in the console member's zone) or 2026-03-09T08:55+01:00, "
-                "or leave it empty for the real time."
-            ) from None
-        self._clock = DemoClock(start)
+        checked = check_console(settings, MEMBER_ZONES)
+        first = MEMBERS_BY_ID[checked.member]
+        self._clock = DemoClock(checked.start)
         self._lines = list(lines) if lines is not None else None
         if interactive is None:
             interactive = self._lines is None and sys.stdin.isatty()
