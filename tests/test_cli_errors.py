@@ -427,3 +427,14 @@ def test_a_real_process_prints_one_line_and_no_traceback(tmp_path: Path) -> None
         f"folder {tmp_path / 'missing'} does not exist. Create it (mkdir -p "
         f"{tmp_path / 'missing'}) or fix the path in [database] url ($SYNCUP_DATABASE_URL)."
     ]
+
+
+def test_a_failed_export_leaves_no_file(runner: CliRunner, tmp_path: Path) -> None:
+    target = tmp_path / "polls.csv"
+    notes = tmp_path / "notes.db"
+    notes.write_text("not a database " * 100)
+    one_line(
+        invoke(runner, f"sqlite+aiosqlite:///{notes}", ["export", "polls", "-o", str(target)]),
+        "is not a SQLite database",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]
