@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adapters.console.adapter import MEMBER_ZONES, ConsoleAdapter, ConsolePort
+from adapters.console.adapter import MEMBERS_BY_ID, ConsoleAdapter, ConsolePort
 from adapters.console.clock import DemoClock
 from adapters.console.config_check import check_console
 from bot.config import Settings
@@ -14,7 +14,7 @@ def check_config(settings: Settings) -> None:
     """What the console needs of the settings (``console.member``, ``console.start``); a
     :class:`bot.config.ConfigError` otherwise. ``syncup run`` and ``syncup config check`` call
     it (``bot.config.check_platform``)."""
-    check_console(settings, MEMBER_ZONES)
+    check_console(settings, {k: m.timezone for k, m in MEMBERS_BY_ID.items()})
 
 
 def create_adapter(settings: Settings) -> ConsoleAdapter:

@@ -115,7 +115,6 @@ DEMO_MEMBERS: tuple[DemoMember, ...] = (
 )
 MEMBERS_BY_ID: Mapping[str, DemoMember] = {m.user_id: m for m in DEMO_MEMBERS}
 MEMBER_LIST = ", ".join(m.user_id for m in DEMO_MEMBERS)
-MEMBER_ZONES: Mapping[str, str] = {m.user_id: m.timezone for m in DEMO_MEMBERS}
 
 
 @dataclass(frozen=True)
@@ -465,7 +464,7 @@ class ConsoleAdapter:
         interactive: bool | None = None,
         settle_timeout: float = 60.0,
     ) -> None:
-        checked = check_console(settings, MEMBER_ZONES)
+        checked = check_console(settings, {k: m.timezone for k, m in MEMBERS_BY_ID.items()})
         first = MEMBERS_BY_ID[checked.member]
         self._clock = DemoClock(checked.start)
         self._lines = list(lines) if lines is not None else None
