@@ -8,7 +8,6 @@ returning an object that satisfies :class:`Adapter`.
 from __future__ import annotations
 
 import gc
-import importlib
 import logging
 import os
 import socket
@@ -16,7 +15,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from bot.clock import Clock, SystemClock
-from bot.config import ConfigError, Settings
+from bot.config import Settings, adapter_module
 from bot.core import Core
 from bot.delivery.worker import DeliveryWorker
 from bot.features import account, polls, pulse, standups
@@ -44,17 +43,7 @@ class Adapter(Protocol):
 
 
 def load_adapter(settings: Settings) -> Adapter:
-    platform = settings.platform()
-    try:
-        module = importlib.import_module(f"adapters.{platform}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"adapters.{platform}":
-            raise
-        raise ConfigError(
-            f"[bot] platform = {platform!r}: this build of syncup has no {platform} adapter yet. "
-            'Use platform = "console", or remove the platform tokens.'
-        ) from None
-    return module.create_adapter(settings)  # type: ignore[no-any-return]
+    return adapter_module(settings).create_adapter(settings)  # type: ignore[no-any-return]
 
 
 def instance_name(settings: Settings) -> str:

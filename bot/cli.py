@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
@@ -13,10 +12,40 @@ from typing import Any, TextIO, TypeVar
 import click
 
 from bot import __version__
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, check_platform, load_settings
 
 T = TypeVar("T")
 EXIT_CONFIG = 2
+EXIT_FAILED = 1
+
+
+class OperatorFailure(click.ClickException):
+    """One line on stderr (``syncup: what is wrong, what to do``) and exit code 1."""
+
+    exit_code = EXIT_FAILED
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"syncup: {self.message}", err=True)
+
+
+class _OperatorGroup(click.Group):
+    """The root group: every command's database, migration and file problems reach the operator
+    as one line (storage.errors words them), not as a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            from storage.errors import describe
+
+            settings = (ctx.obj or {}).get("settings")
+            url = settings.database.url if settings is not None else ""
+            message = describe(exc, url)
+            if message is None:
+                raise
+            raise OperatorFailure(message) from None
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -25,6 +54,7 @@ def _settings(ctx: click.Context) -> Settings:
     except ConfigError as exc:
         click.echo(f"syncup: {exc}", err=True)
         ctx.exit(EXIT_CONFIG)
+    ctx.obj["settings"] = settings
     logging.basicConfig(
         level=settings.bot.log_level,
         stream=sys.stderr,
@@ -44,7 +74,9 @@ def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(wrapper())
 
 
-@click.group(name="syncup", context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    name="syncup", cls=_OperatorGroup, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.option(
     "--config",
     "config",
@@ -76,9 +108,9 @@ def run(ctx: click.Context, platform: str | None) -> None:
     if platform:
         settings.bot.platform = platform  # type: ignore[assignment]
     from bot.app import App, load_adapter
-    from storage.migrate import SchemaOutOfDate
 
     try:
+        check_platform(settings)
         adapter = load_adapter(settings)
     except ConfigError as exc:
         click.echo(f"syncup: {exc}", err=True)
@@ -86,9 +118,6 @@ def run(ctx: click.Context, platform: str | None) -> None:
     app = App(settings, adapter)
     try:
         code = _run(app.run)
-    except SchemaOutOfDate as exc:
-        click.echo(f"syncup: {exc}", err=True)
-        ctx.exit(1)
     except KeyboardInterrupt:
         code = 130
     ctx.exit(code)
@@ -103,13 +132,24 @@ def db() -> None:
 
 
 def _with_engine(ctx: click.Context, action: Callable[[Any], Awaitable[T]]) -> T:
+    return _with_database(ctx, lambda database: action(database.engine), check_schema=False)
+
+
+def _with_database(
+    ctx: click.Context, action: Callable[[Any], Awaitable[T]], *, check_schema: bool = True
+) -> T:
+    """``action(database)`` on the configured database; with ``check_schema``, a schema this
+    syncup cannot use (empty, older, newer) is refused first with what to run."""
     settings = _settings(ctx)
+    from storage import migrate
     from storage.db import Database
 
     async def go() -> T:
         database = Database(settings.database.url)
         try:
-            return await action(database.engine)
+            if check_schema:
+                await migrate.ensure_schema(database.engine, auto_migrate=False)
+            return await action(database)
         finally:
             await database.dispose()
 
@@ -120,22 +160,32 @@ def _with_engine(ctx: click.Context, action: Callable[[Any], Awaitable[T]]) -> T
 @click.argument("revision", default="head")
 @click.pass_context
 def upgrade(ctx: click.Context, revision: str) -> None:
-    """Upgrade the schema to REVISION (default: the latest)."""
+    """Upgrade the schema to REVISION (default: head, the latest; also +N or an id such as
+    0003). A REVISION older than the database's is refused: that is `db downgrade`."""
     from storage import migrate
 
-    _with_engine(ctx, lambda engine: migrate.upgrade(engine, revision))
-    click.echo(f"Database upgraded to {revision}.")
+    move = _with_engine(ctx, lambda engine: migrate.move_to(engine, revision, "upgrade"))
+    _echo_move(move, "upgraded")
 
 
 @db.command()
 @click.argument("revision")
 @click.pass_context
 def downgrade(ctx: click.Context, revision: str) -> None:
-    """Downgrade the schema to REVISION (`base` removes every table)."""
+    """Downgrade the schema to REVISION (an id such as 0003, -N, or `base`, which removes
+    every table). A REVISION newer than the database's is refused: that is `db upgrade`."""
     from storage import migrate
 
-    _with_engine(ctx, lambda engine: migrate.downgrade(engine, revision))
-    click.echo(f"Database downgraded to {revision}.")
+    move = _with_engine(ctx, lambda engine: migrate.move_to(engine, revision, "downgrade"))
+    _echo_move(move, "downgraded")
+
+
+def _echo_move(move: Any, done: str) -> None:
+    after = move.after or "base (empty)"
+    if move.changed:
+        click.echo(f"Database {done} from {move.before or 'base (empty)'} to {after}.")
+    else:
+        click.echo(f"Database already at {after}; nothing to do.")
 
 
 @db.command()
@@ -146,7 +196,13 @@ def current(ctx: click.Context) -> None:
 
     rev = _with_engine(ctx, migrate.current_revision)
     head = migrate.head_revision()
-    state = "up to date" if rev == head else "run `syncup db upgrade`"
+    if rev == head:
+        state = "up to date"
+    elif rev is not None and rev not in migrate.revisions():
+        click.echo(f"current: {rev}\nlatest:  {head}")
+        raise OperatorFailure(migrate.newer_schema_message(rev, head))
+    else:
+        state = "run `syncup db upgrade`"
     click.echo(f"current: {rev or 'none (empty database)'}\nlatest:  {head}\n{state}")
 
 
@@ -171,18 +227,8 @@ def outbox() -> None:
 def outbox_list(ctx: click.Context, status: str, limit: int) -> None:
     """List pending and dead-lettered messages, oldest first."""
     from bot.delivery import admin
-    from storage.db import Database
 
-    settings = _settings(ctx)
-
-    async def go() -> list[admin.OutboxEntry]:
-        database = Database(settings.database.url)
-        try:
-            return await admin.list_messages(database, status, limit)
-        finally:
-            await database.dispose()
-
-    rows = _run(go)
+    rows = _with_database(ctx, lambda database: admin.list_messages(database, status, limit))
     if not rows:
         click.echo(f"No {status if status != 'all' else 'pending or dead'} messages.")
         return
@@ -196,8 +242,30 @@ def outbox_list(ctx: click.Context, status: str, limit: int) -> None:
         )
 
 
+# Outbox ids are 64-bit integers in both databases.
+MAX_ID = 2**63 - 1
+
+
+class _OutboxId(click.ParamType):
+    name = "ID"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            number = int(value)
+        except ValueError:
+            number = 0
+        if not 1 <= number <= MAX_ID:
+            failure = OperatorFailure(
+                f'"{value}" is not an outbox message id: ids are whole numbers from 1 to '
+                f"{MAX_ID}, as `syncup outbox list` shows them."
+            )
+            failure.exit_code = EXIT_CONFIG  # a usage error, as click's own
+            raise failure
+        return number
+
+
 @outbox.command("retry")
-@click.argument("ids", nargs=-1, type=int)
+@click.argument("ids", nargs=-1, type=_OutboxId())
 @click.option("--all-dead", is_flag=True, help="Retry every dead-lettered message.")
 @click.pass_context
 def outbox_retry(ctx: click.Context, ids: tuple[int, ...], all_dead: bool) -> None:
@@ -205,23 +273,20 @@ def outbox_retry(ctx: click.Context, ids: tuple[int, ...], all_dead: bool) -> No
     if not ids and not all_dead:
         raise click.UsageError("Name the message ids to retry, or pass --all-dead.")
     from bot.delivery import admin
-    from storage.db import Database
 
-    settings = _settings(ctx)
-
-    async def go() -> admin.RetryResult:
-        database = Database(settings.database.url)
-        try:
-            return await admin.retry_dead(
-                database, None if all_dead else list(ids), datetime.now(UTC)
-            )
-        finally:
-            await database.dispose()
-
-    result = _run(go)
+    wanted = None if all_dead else list(ids)
+    result = _with_database(
+        ctx, lambda database: admin.retry_dead(database, wanted, datetime.now(UTC))
+    )
     click.echo(f"{result.retried} message(s) queued again.")
-    if result.not_dead:
-        click.echo(f"Not dead-lettered, left alone: {', '.join(map(str, result.not_dead))}")
+    left_alone = [i for i in result.not_dead if i not in result.missing]
+    if left_alone:
+        click.echo(f"Not dead-lettered, left alone: {', '.join(map(str, left_alone))}")
+    if result.missing:
+        raise OperatorFailure(
+            f"No message {', '.join(map(str, result.missing))} in the outbox; "
+            "`syncup outbox list --status dead` shows the ids to retry."
+        )
 
 
 # -- export -------------------------------------------------------------------------------------
@@ -329,37 +394,23 @@ def _export(
 ) -> None:
     """Run one export against the configured database, to stdout or to a file that appears
     only once it is complete."""
-    from storage import migrate
-    from storage.db import Database
+    from bot.output_file import atomic_output, check_output
 
-    settings = _settings(ctx)
+    if output != "-":
+        check_output(output)  # before reading anything
 
-    async def go(out: TextIO) -> int:
-        database = Database(settings.database.url)
-        try:
-            await migrate.ensure_schema(database.engine, auto_migrate=False)
+    def go(out: TextIO) -> int:
+        async def action(database: Any) -> int:
             async with database.transaction() as session:
                 return await write(session, out)
-        finally:
-            await database.dispose()
 
-    try:
-        if output == "-":
-            count = _run(lambda: go(sys.stdout))
-        else:
-            # Written next to the target and renamed at the end: a failed export leaves no
-            # half-written file behind.
-            partial = f"{output}.partial"
-            try:
-                with open(partial, "w", encoding="utf-8", newline="") as out:
-                    count = _run(lambda: go(out))
-                os.replace(partial, output)
-            finally:
-                if os.path.exists(partial):
-                    os.remove(partial)
-    except migrate.SchemaOutOfDate as exc:
-        click.echo(f"syncup: {exc}", err=True)
-        ctx.exit(1)
+        return _with_database(ctx, action)
+
+    if output == "-":
+        count = go(sys.stdout)
+    else:
+        with atomic_output(output) as out:
+            count = go(out)
     click.echo(f"Exported {count} row(s).", err=True)
 
 
@@ -374,8 +425,14 @@ def config() -> None:
 @config.command()
 @click.pass_context
 def check(ctx: click.Context) -> None:
-    """Validate the configuration the way `syncup run` does; secrets are never printed."""
+    """Validate the configuration the way `syncup run` does (every key, and what the platform's
+    adapter needs) without connecting anywhere; secrets are never printed."""
     settings = _settings(ctx)
+    try:
+        check_platform(settings)
+    except ConfigError as exc:
+        click.echo(f"syncup: {exc}", err=True)
+        ctx.exit(EXIT_CONFIG)
     platform = settings.platform()
     click.echo(f"Configuration is valid. Platform: {platform}. Database: {_safe_url(settings)}.")
 

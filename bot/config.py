@@ -9,8 +9,10 @@ separates section and key).
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -257,6 +259,30 @@ def _unknown_key_hint(loc: list[str]) -> str:
     if close:
         return f'Did you mean "{close[0]}"?'
     return f"Known {what}: {', '.join(known)}."
+
+
+def adapter_module(settings: Settings) -> ModuleType:
+    """The package of the platform to run (``adapters.<platform>``), imported by name so that
+    nothing under ``bot/`` imports a platform SDK; a :class:`ConfigError` when this build lacks
+    it."""
+    platform = settings.platform()
+    try:
+        return importlib.import_module(f"adapters.{platform}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"adapters.{platform}":
+            raise
+        raise ConfigError(
+            f"[bot] platform = {platform!r}: this build of syncup has no {platform} adapter yet. "
+            'Use platform = "console", or remove the platform tokens.'
+        ) from None
+
+
+def check_platform(settings: Settings) -> None:
+    """Every check ``syncup run`` makes of the settings before it starts, without starting
+    anything: each adapter package exports ``check_config(settings)`` for its own keys."""
+    check = getattr(adapter_module(settings), "check_config", None)
+    if check is not None:
+        check(settings)
 
 
 def redact(settings: Settings) -> dict[str, Any]:

@@ -49,12 +49,15 @@ async def ensure_member(
             display_name=actor.display_name or actor.user_id,
             timezone=actor.timezone,
             timezone_set_by_member=False,
+            is_platform_admin=actor.is_platform_admin,
             created_at=now,
             updated_at=now,
         )
         session.add(found)
         await session.flush()
         return found
+    if found.is_platform_admin != actor.is_platform_admin:  # listed by /syncup roles
+        found.is_platform_admin = actor.is_platform_admin
     if actor.display_name and found.display_name != actor.display_name:
         found.display_name = actor.display_name
         found.updated_at = now

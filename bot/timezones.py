@@ -78,15 +78,36 @@ def _closest(word: str, candidates: list[str], limit: int) -> list[str]:
     return [candidate for ratio, candidate in scored if ratio >= best - 0.05]
 
 
+@cache
+def _places() -> dict[str, str]:
+    """Lower-cased name -> name of every zone that is a place (``Area/City``, legacy place
+    aliases such as ``US/Eastern`` included) or UTC. Not the rest of the database: fixed
+    offsets (``Etc/GMT+5``, ``EST``), rules (``EST5EDT``, ``posixrules``), ``Factory`` and the
+    system's ``localtime``, which follow no place's clock or change with the machine."""
+    not_places = ("Etc/", "SystemV/", "posix/", "right/")
+    return {
+        zone.lower(): zone
+        for zone in available_timezones()
+        if ("/" in zone and not zone.startswith(not_places)) or zone == "UTC"
+    }
+
+
 def validate_timezone(name: str) -> str:
-    """The canonical IANA name for ``name``, or a :class:`UserError` with suggestions."""
+    """The canonical IANA name for ``name``, or a :class:`UserError` with suggestions.
+
+    Only places (``Area/City``) and UTC: a team's schedule follows where its people are."""
     cleaned = name.strip()
-    canonical = _zones().get(cleaned.lower().replace(" ", "_"))
-    if canonical is None and cleaned in available_timezones():
-        canonical = cleaned  # a legacy alias is still a valid zone
+    wanted = cleaned.lower().replace(" ", "_")
+    canonical = _zones().get(wanted) or _places().get(wanted)
     if canonical is not None:
         ZoneInfo(canonical)
         return canonical
+    if cleaned in available_timezones() or cleaned.lower() in ("localtime", "factory"):
+        raise UserError(
+            f"\"{cleaned}\" is not a place's time zone (a fixed offset, a rule or the server's "
+            "own setting); use an IANA Area/City name such as Europe/Paris, or UTC.",
+            field="timezone",
+        )
     hints = suggest(cleaned)
     hint = f"; try {' or '.join(hints)}" if hints else "; use an IANA name like Europe/Paris"
     raise UserError(f'Unknown timezone "{cleaned}"{hint}.', field="timezone")

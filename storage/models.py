@@ -102,6 +102,8 @@ class Member(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     # True once the member chose the zone themselves: a platform profile no longer overrides it.
     timezone_set_by_member: Mapped[bool] = mapped_column(default=False)
+    # A workspace admin on the platform when last seen: a syncup admin whatever their role.
+    is_platform_admin: Mapped[bool] = mapped_column(default=False, server_default=false())
     dm_channel_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -126,3 +126,47 @@ def test_run_with_bad_config_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--config", str(bad), "run"])
     assert result.exit_code == 2
     assert "database.auto_migrate" in result.output
+
+
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        ({"SYNCUP_CONSOLE_START": "yesterday"}, "console.start"),
+        ({"SYNCUP_CONSOLE_MEMBER": "zed"}, "console.member"),
+        ({"SYNCUP_BOT_PLATFORM": "discord"}, "SYNCUP_DISCORD_TOKEN"),
+        (
+            {"SYNCUP_SLACK_BOT_TOKEN": "xoxb-secret-value", "SYNCUP_SLACK_MODE": "socket"},
+            "app_token",
+        ),
+        (
+            {
+                "SYNCUP_BOT_PLATFORM": "slack",
+                "SYNCUP_SLACK_CLIENT_ID": "1.2",
+                "SYNCUP_SLACK_CLIENT_SECRET": "s",
+                "SYNCUP_SLACK_SIGNING_SECRET": "s",
+                "SYNCUP_SLACK_MODE": "http",
+                "SYNCUP_SLACK_TOKEN_ENCRYPTION_KEY": "not-a-fernet-key",
+            },
+            "token_encryption_key",
+        ),
+    ],
+)
+def test_config_check_refuses_what_run_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], key: str
+) -> None:
+    """`config check` makes every check `run` makes, adapters' own included, and both say the
+    same one line with exit code 2."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SYNCUP_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    runner = CliRunner()
+    checked = runner.invoke(cli, ["config", "check"])
+    ran = runner.invoke(cli, ["run"], input="")
+    for result in (checked, ran):
+        assert result.exit_code == 2, result.output
+        assert key in result.stderr
+        assert "Traceback" not in result.output
+        assert "xoxb-secret-value" not in result.output
+    assert checked.stderr == ran.stderr
+    assert not (tmp_path / "c.db").exists()  # neither touched the database

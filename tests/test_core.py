@@ -24,6 +24,7 @@ from tests.fakes.clock import FakeClock
 
 ALICE = Actor("U1", "alice", "Europe/Berlin", is_platform_admin=True)
 BOB = Actor("U2", "bob", "America/New_York")
+CAROL = Actor("U3", "carol", "Asia/Kolkata")
 _ids = itertools.count(1)
 
 
@@ -122,6 +123,63 @@ async def test_bad_timezone_gets_suggestion_and_saves_nothing(
     assert (member.timezone, member.timezone_set_by_member) == ("America/New_York", False)
 
 
+@pytest.mark.parametrize("role", ["member", "team_lead"])
+async def test_a_platform_admin_cannot_be_given_a_lesser_role(
+    core: Core, database: Database, role: str
+) -> None:
+    await core.handle(command("/syncup me", ALICE))
+    await core.handle(command("/syncup me", BOB))
+    await core.handle(command("/syncup role @bob admin", ALICE))
+    before = await _count(database, RoleAssignment)
+    answer = said(await core.handle(command(f"/syncup role @alice {role}", BOB)))
+    assert answer.startswith("alice is an admin of the workspace on the platform")
+    assert "would change nothing" in answer and "Saved" not in answer
+    assert await _count(database, RoleAssignment) == before
+    listing = said(await core.handle(command("/syncup roles", BOB)))
+    assert listing.splitlines()[1:3] == [
+        "alice: admin (a workspace admin on the platform)",
+        "bob: admin",
+    ]
+
+
+async def test_a_member_who_is_no_longer_a_platform_admin_can_be_given_a_role(
+    core: Core, database: Database
+) -> None:
+    await core.handle(command("/syncup me", ALICE))
+    await core.handle(command("/syncup me", BOB))
+    assert "Saved" in said(await core.handle(command("/syncup role @bob admin", ALICE)))
+    demoted = Actor("U1", "alice", "Europe/Berlin", is_platform_admin=False)
+    await core.handle(command("/syncup me", demoted))
+    assert "alice" not in said(await core.handle(command("/syncup roles", BOB)))
+    assert "is now team lead" in said(
+        await core.handle(command("/syncup role @alice team_lead", BOB))
+    )
+
+
+@pytest.mark.parametrize(
+    "zone", ["localtime", "Factory", "GMT", "EST5EDT", "Etc/GMT+5", "Zulu", "Etc/UTC"]
+)
+async def test_zones_that_are_not_places_are_refused(
+    core: Core, database: Database, zone: str
+) -> None:
+    await core.handle(command("/syncup me", BOB))
+    answer = said(await core.handle(command(f"/syncup timezone {zone}", BOB)))
+    assert f'"{zone}" is not' in answer and "Area/City" in answer, answer
+    member = await _member(database, "U2")
+    assert (member.timezone, member.timezone_set_by_member) == ("America/New_York", False)
+
+
+@pytest.mark.parametrize(
+    ("zone", "saved"), [("UTC", "UTC"), ("us/eastern", "US/Eastern"), ("Asia/Kolkata", None)]
+)
+async def test_place_zones_and_utc_are_saved(
+    core: Core, database: Database, zone: str, saved: str | None
+) -> None:
+    answer = said(await core.handle(command(f"/syncup timezone {zone}", BOB)))
+    assert answer.startswith("Saved: your time zone is"), answer
+    assert (await _member(database, "U2")).timezone == (saved or zone)
+
+
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
@@ -150,13 +208,15 @@ async def test_permissions(core: Core, database: Database) -> None:
     granted = said(await core.handle(command("/syncup role @bob admin", ALICE)))
     assert granted == "Saved: @bob is now admin."
     # bob is now an admin by role (not by platform) and may grant roles himself.
+    await core.handle(command("/syncup me", CAROL))
     assert "is now team lead" in said(
-        await core.handle(command("/syncup role @alice team_lead", BOB))
+        await core.handle(command("/syncup role @carol team_lead", BOB))
     )
     # ...but may not demote himself while he is the only admin by role.
     assert "only admin" in said(await core.handle(command("/syncup role @bob member", BOB)))
     listing = said(await core.handle(command("/syncup roles", BOB)))
-    assert "bob: admin" in listing and "alice: team lead" in listing
+    assert "bob: admin" in listing and "carol: team lead" in listing
+    assert "alice: admin (a workspace admin on the platform)" in listing
 
 
 async def test_duplicate_event_is_handled_once(core: Core, database: Database) -> None:

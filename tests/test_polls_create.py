@@ -379,6 +379,12 @@ def test_one_liner_kinds() -> None:
     assert options.parse_line('"Recommend us?" --enps', limits()).kind is PollKind.ENPS
     text_poll = options.parse_line('"Ideas?" --text --anonymous --results creator', limits())
     assert (text_poll.kind, text_poll.results) == (PollKind.TEXT, ResultsVisibility.CREATOR)
+    # Without quotes, a poll without options takes every word as its question; with options,
+    # a question mark ends it.
+    scale = options.parse_line("How sustainable was the pace --scale", limits())
+    assert (scale.question, scale.options) == ("How sustainable was the pace", ())
+    unquoted = options.parse_line("Ship Friday? Yes No", limits())
+    assert (unquoted.question, unquoted.options) == ("Ship Friday?", ("Yes", "No"))
 
 
 @pytest.mark.parametrize(
@@ -588,8 +594,25 @@ BAD_LINES = [
     ('"Ship?" Yes No --threshold 2', "The threshold can't be below 3"),
     ('"Ship?" Yes No --threshold 51', "The threshold can be 50 at most"),
     ('"Ship?" Yes No --anonymous --results live', "Live counts are never shown for anonymous"),
-    ('"Lunch?" A B C --multiple 4', "must be 1 to 3 (the number of options), not 4"),
-    ('"Lunch?" A B C --multiple 0', "must be 1 to 3"),
+    ('"Lunch?" A B C --multiple 4', "must be 2 to 3 (the number of options"),
+    ('"Lunch?" A B C --multiple 0', "must be 2 to 3"),
+    ('"Lunch?" A B C --multiple 1', "must be 2 to 3 (the number of options; 1 is a single"),
+    ('"Lunch?" A B C --multiple -1', "must be 2 to 3 (the number of options; 1 is a single"),
+    ('"Lunch?" A B C --multiple 2.5', "--multiple takes a whole number from 2 to the number"),
+    (
+        "No question mark here Yes No",
+        'put the question in quotes, e.g. /poll "No question mark here" Yes No, or end',
+    ),
+    ("Lunch Pizza Sushi", "I can't tell where the question ends"),
+    ('"Ship?" Yes No --closes 2d --closes 3d', "--closes is given twice"),
+    ('"Ship?" Yes No --closes 2d --clo 3d', "--closes is given twice"),
+    ('"Ship?" Yes No --threshold 4 --threshold 5', "--threshold is given twice"),
+    ('"Ship?" Yes No --results live --results closed', "--results is given twice"),
+    ('"Lunch?" A B C --multiple 2 --multiple 3', "--multiple is given twice"),
+    ('"Ship?" Yes No --closes -2d', 'The deadline "-2d" is in the past: give a positive'),
+    ('"Ship?" Yes No --closes -30m', 'The deadline "-30m" is in the past'),
+    ('"Ship?" Yes No --closes 0d', "is in the past"),
+    ('"Ship?" Yes No --threshold -1', "The threshold can't be below 3"),
     ('"Pace?" Low High --scale', 'takes no options (its answers are 1 to 5); leave out "Low"'),
     ('"NPS?" A B --enps', "takes no options (its answers are 0 to 10)"),
     ('"Ideas?" A B --text', "takes no options (everyone writes their own answer)"),
@@ -653,7 +676,8 @@ FORM = {
             {"anonymous": "yes", "results": "live", "threshold": "2"},
             {"results": "Live counts are never shown", "threshold": "can't be below 3"},
         ),
-        ({"kind": "multiple", "max_choices": "9"}, {"max_choices": "must be 1 to 2"}),
+        ({"kind": "multiple", "max_choices": "9"}, {"max_choices": "must be 2 (the number"}),
+        ({"kind": "multiple", "max_choices": "1"}, {"max_choices": "must be 2 (the number"}),
         ({"kind": "scale"}, {"options": "takes no options"}),
         ({"kind": "poll"}, {"kind": '"poll" is not a kind of poll.'}),
     ],

@@ -33,10 +33,10 @@ from adapters.console.clock import (
     DemoClock,
     describe,
     move_clock,
-    parse_start,
     parse_target,
     settle,
 )
+from adapters.console.config_check import check_console
 from adapters.console.demo import (
     CHANNEL_ID,
     CHANNEL_NAME,
@@ -60,7 +60,7 @@ from adapters.console.terminal import Terminal
 from adapters.console.upcoming import in_words
 from bot import directory
 from bot.chat import Form, FormErrors, Message, OpenForm, Reply, Response
-from bot.config import ConfigError, Settings
+from bot.config import Settings
 from bot.events import (
     ActionInvocation,
     Actor,
@@ -115,22 +115,9 @@ class ConsoleAdapter:
         interactive: bool | None = None,
         settle_timeout: float = 60.0,
     ) -> None:
-        wanted = settings.console.member.strip().lower().removeprefix("@")
-        if wanted not in MEMBERS_BY_ID:
-            raise ConfigError(
-                f"Invalid console.member (or $SYNCUP_CONSOLE_MEMBER): {wanted!r} is not a demo "
-                f"member; use one of {MEMBER_LIST}."
-            )
-        first = MEMBERS_BY_ID[wanted]
-        try:
-            start = parse_start(settings.console.start, ZoneInfo(first.timezone))
-        except ValueError:
-            raise ConfigError(
-                "Invalid console.start (or $SYNCUP_CONSOLE_START): use an ISO date-time such "
-                "as 2026-03-09T08:55 (in the console member's zone) or 2026-03-09T08:55+01:00, "
-                "or leave it empty for the real time."
-            ) from None
-        self._clock = DemoClock(start)
+        checked = check_console(settings, {k: m.timezone for k, m in MEMBERS_BY_ID.items()})
+        first = MEMBERS_BY_ID[checked.member]
+        self._clock = DemoClock(checked.start)
         if interactive is None:
             interactive = lines is None and sys.stdin.isatty()
         self.interactive = interactive

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,8 +11,6 @@ from sqlalchemy import select, update
 
 from storage.db import Database
 from storage.models import OutboxMessage, OutboxStatus, Workspace
-
-log = logging.getLogger(__name__)
 
 StatusFilter = Literal["pending", "dead", "all"]
 
@@ -118,8 +115,4 @@ async def retry_dead(db: Database, ids: Sequence[int] | None, now: datetime) -> 
                 )
                 .execution_options(synchronize_session=False)
             )
-    if not_dead:
-        log.warning(
-            "outbox retry: left alone %s (not dead-lettered; missing: %s)", not_dead, missing
-        )
     return RetryResult(len(dead), tuple(dead), tuple(not_dead), tuple(missing))

@@ -142,6 +142,13 @@ async def set_role(ctx: Context, args: dict[str, Any]) -> Response:
         ctx.session, ctx.workspace, args["who"], ctx.core.directory, now=ctx.now
     )
     role = RoleName(args["role"])
+    if target.is_platform_admin and role is not RoleName.ADMIN:
+        name = target.display_name or target.platform_user_id
+        raise UserError(
+            f"{name} is an admin of the workspace on the platform, and so a syncup admin "
+            f"whatever role syncup gives them: {role.value.replace('_', ' ')} would change "
+            "nothing. Change their admin rights in the platform's settings first."
+        )
     if target.id == ctx.member.id and role is not RoleName.ADMIN:
         admins = await _admin_ids(ctx)
         if admins == {ctx.member.id} and not ctx.event.actor.is_platform_admin:
@@ -162,18 +169,29 @@ async def set_role(ctx: Context, args: dict[str, Any]) -> Response:
 
 
 async def list_roles(ctx: Context, args: dict[str, Any]) -> Response:
+    platform_admins = await ctx.session.scalars(
+        select(Member.display_name)
+        .where(Member.workspace_id == ctx.workspace.id, Member.is_platform_admin.is_(True))
+        .order_by(Member.display_name)
+    )
+    lines = [f"{name}: admin (a workspace admin on the platform)" for name in platform_admins]
     rows = await ctx.session.execute(
-        select(RoleAssignment.role, Member.display_name, Member.platform_user_id)
+        select(RoleAssignment.role, Member.display_name)
         .join(Member, Member.id == RoleAssignment.member_id)
-        .where(RoleAssignment.workspace_id == ctx.workspace.id)
+        .where(RoleAssignment.workspace_id == ctx.workspace.id, Member.is_platform_admin.is_(False))
         .order_by(RoleAssignment.role, Member.display_name)
     )
-    lines = [f"{name}: {role.value.replace('_', ' ')}" for role, name, _ in rows]
+    lines += [f"{name}: {role.value.replace('_', ' ')}" for role, name in rows]
     if not lines:
         return reply(
             "No roles given yet: everyone is a member, and the platform's admins are admins."
         )
-    return reply(Header("Roles"), "\n".join(lines))
+    return reply(
+        Header("Roles"),
+        "\n".join(lines),
+        "Everyone else is a member. The platform's workspace admins are listed once they "
+        "have used syncup.",
+    )
 
 
 async def _roles_of(ctx: Context, member: Member) -> list[str]:

@@ -5,7 +5,10 @@ The one-line syntax (``/poll "Ship Friday?" "Yes" "No" --anonymous --closes 2d``
 shell line (:mod:`shlex`) and read with :mod:`argparse`. Curly quotes that Slack and macOS
 autocorrect type (“ ” ‘ ’) count as straight ones; an apostrophe inside a word (``Who’s``) stays
 an apostrophe. A line without any quotes still works when the question ends with a question
-mark: ``/poll Ship Friday? Yes No``.
+mark: ``/poll Ship Friday? Yes No``; without quotes or a question mark, where the question ends
+is not guessed: the line is refused with a hint to quote it (a scale, eNPS or text poll, which
+has no options, takes every word as its question). An option that takes a value may be given
+once.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 from bot.errors import UsageError, UserError
 from bot.features.polls.spec import CREATE_EXAMPLE
@@ -95,6 +99,7 @@ class Limits:
 _RELATIVE = re.compile(
     r"^(\d{1,6})\s*(w|weeks?|d|days?|h|hrs?|hours?|m|mins?|minutes?)$", re.IGNORECASE
 )
+_NEGATIVE = re.compile(r"^-\s*\d")
 _UNITS = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1)}
 _FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
 DEADLINE_HELP = '2d, 3h, 30m, YYYY-MM-DD or "YYYY-MM-DD HH:MM"'
@@ -105,6 +110,11 @@ def parse_deadline(raw: str, now: datetime, zone: str) -> datetime:
     ``now``, or a local date (the end of that day) or date and time in ``zone``. A local time
     that a DST change skips is shifted forward by the gap, as zoneinfo does."""
     value = raw.strip().strip("\"'").strip()
+    if _NEGATIVE.match(value):
+        raise UserError(
+            f'The deadline "{value}" is in the past: give a positive duration or a future '
+            f"date ({DEADLINE_HELP})."
+        )
     match = _RELATIVE.match(value)
     if match:
         amount, unit = int(match.group(1)), match.group(2).lower()
@@ -183,10 +193,11 @@ def _check(draft: _Draft, limits: Limits) -> tuple[PollInput | None, dict[str, s
             errors["options"] = problem
         if kind is PollKind.MULTIPLE:
             max_choices = draft.max_choices if draft.max_choices is not None else len(options)
-            if "options" not in errors and not 1 <= max_choices <= len(options):
+            if "options" not in errors and not 2 <= max_choices <= len(options):
+                span = f"2 to {len(options)}" if len(options) > 2 else "2"
                 errors["max_choices"] = (
-                    f"The most options a voter may pick must be 1 to {len(options)} (the number "
-                    f"of options), not {max_choices}."
+                    f"The most options a voter may pick must be {span} (the number of options; "
+                    f"1 is a single choice poll), not {max_choices}."
                 )
     else:
         if any(options):
@@ -294,17 +305,45 @@ class _Parser(argparse.ArgumentParser):
         raise _ArgumentError(message)
 
 
+class _Once(argparse.Action):
+    """An option that takes a value and may be given once: a second ``--closes`` is a mistake
+    to point out, not a value to keep silently."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        if getattr(namespace, self.dest, None) is not None:
+            raise _ArgumentError(
+                f"{self.option_strings[0]} is given twice; give it once, with the value you mean"
+            )
+        setattr(namespace, self.dest, values)
+
+
+# Options that take a value; a value that starts with "-" (--closes -2d, --multiple -1) is
+# still their value, not an unknown option.
+VALUE_OPTIONS = ("--multiple", "--results", "--closes", "--threshold")
+
+
+def _choices(value: str) -> int | str:
+    """``--multiple``'s value: a number, or "" when none was given."""
+    return int(value) if value else ""
+
+
 def _parser() -> _Parser:
     parser = _Parser(prog="/poll", add_help=False, exit_on_error=False)
     parser.add_argument("words", nargs="*")
     parser.add_argument("--anonymous", action="store_true")
-    parser.add_argument("--multiple", type=int)
+    parser.add_argument("--multiple", type=_choices, action=_Once)
     parser.add_argument("--scale", action="store_true")
     parser.add_argument("--enps", action="store_true")
     parser.add_argument("--text", action="store_true")
-    parser.add_argument("--results", choices=[v.value for v in ResultsVisibility])
-    parser.add_argument("--closes")
-    parser.add_argument("--threshold", type=int)
+    parser.add_argument("--results", choices=[v.value for v in ResultsVisibility], action=_Once)
+    parser.add_argument("--closes", action=_Once)
+    parser.add_argument("--threshold", type=int, action=_Once)
     return parser
 
 
@@ -334,20 +373,38 @@ def split_line(line: str) -> tuple[list[str], bool]:
     raise UsageError(f"A quotation mark is not closed. Usage: {LINE_USAGE}.")
 
 
-def _mark_multiple(words: list[str]) -> list[str]:
-    """``--multiple`` takes an optional number: ``--multiple 2`` and a bare ``--multiple``
-    (no limit, written as 0) become ``--multiple=N`` for argparse."""
+_NUMBER = re.compile(r"^[+-]?\d+([.,]\d+)?$")
+
+
+def _value_option(word: str) -> str | None:
+    """The value option ``word`` names, abbreviations included (``--clo``), or None."""
+    if not word.startswith("--") or "=" in word or len(word) < 4:
+        return None
+    named = [option for option in VALUE_OPTIONS if option.startswith(word)]
+    return named[0] if len(named) == 1 else None
+
+
+def _attach_values(words: list[str]) -> list[str]:
+    """Each value option joined to its value (``--closes=-2d``) for argparse, which would take
+    a value starting with "-" for an option. ``--multiple`` takes an optional number:
+    ``--multiple 2`` becomes ``--multiple=2`` (``-1`` and ``2.5`` too, to be refused) and a
+    bare ``--multiple`` (any number of options) becomes ``--multiple=``, an empty value."""
     out: list[str] = []
     index = 0
     while index < len(words):
         word = words[index]
-        if len(word) >= 6 and "--multiple".startswith(word):  # --mult, --multi, ...
-            following = words[index + 1] if index + 1 < len(words) else ""
-            if following.isdigit():
+        option = _value_option(word)
+        following = words[index + 1] if index + 1 < len(words) else None
+        if option == "--multiple":
+            if following is not None and _NUMBER.match(following):
                 out.append(f"--multiple={following}")
                 index += 2
                 continue
-            out.append("--multiple=-1")
+            out.append("--multiple=")
+        elif option is not None and following is not None and not following.startswith("--"):
+            out.append(f"{option}={following}")
+            index += 2
+            continue
         else:
             out.append(word)
         index += 1
@@ -357,7 +414,7 @@ def _mark_multiple(words: list[str]) -> list[str]:
 def parse_line(line: str, limits: Limits) -> PollInput:
     """A poll from the one-line syntax, checked; a :class:`UserError` says what to fix."""
     words, quoted = split_line(straighten(line))
-    words = _mark_multiple(words)
+    words = _attach_values(words)
     try:
         args = _parser().parse_intermixed_args(words)
     except (_ArgumentError, argparse.ArgumentError) as exc:
@@ -367,11 +424,6 @@ def parse_line(line: str, limits: Limits) -> PollInput:
         raise UsageError(
             f"Write the question first. Usage: {LINE_USAGE}. Example: `{CREATE_EXAMPLE}`."
         )
-    question, options = positional[0], positional[1:]
-    if not quoted and len(positional) > 1:
-        # No quotes at all: the question runs to the first word ending with "?".
-        end = next((i for i, w in enumerate(positional) if w.endswith("?")), 0)
-        question, options = " ".join(positional[: end + 1]), positional[end + 1 :]
     kinds = [
         kind
         for kind, chosen in (
@@ -385,8 +437,9 @@ def parse_line(line: str, limits: Limits) -> PollInput:
     if len(kinds) > 1:
         raise UsageError("Pick one kind of poll: --multiple, --scale, --enps or --text.")
     kind = kinds[0] if kinds else PollKind.SINGLE
+    question, options = _question_and_options(positional, quoted, kind)
     max_choices = None
-    if args.multiple is not None and args.multiple != -1:
+    if isinstance(args.multiple, int):
         max_choices = args.multiple
     draft = _Draft(
         question=question,
@@ -405,10 +458,36 @@ def parse_line(line: str, limits: Limits) -> PollInput:
     return parsed
 
 
+def _question_and_options(
+    positional: list[str], quoted: bool, kind: PollKind
+) -> tuple[str, list[str]]:
+    """Where the question ends. Quoted, it is the first word; without quotes, it runs to the
+    first word ending with "?"; a kind without options (scale, eNPS, text) takes every word.
+    Anything else is ambiguous and refused, never guessed."""
+    if quoted or len(positional) == 1:
+        return positional[0], positional[1:]
+    if kind in (PollKind.SCALE, PollKind.ENPS, PollKind.TEXT):
+        return " ".join(positional), []
+    end = next((i for i, w in enumerate(positional) if w.endswith("?")), None)
+    if end is None:
+        raise UsageError(
+            "I can't tell where the question ends and the options begin: put the question in "
+            f'quotes, e.g. `/poll "{" ".join(positional[:-2])}" {" ".join(positional[-2:])}`, '
+            'or end it with "?".'
+        )
+    return " ".join(positional[: end + 1]), positional[end + 1 :]
+
+
 def _argparse_message(raw: str) -> str:
     """argparse's wording, in the bot's voice."""
     if raw.startswith("unrecognized arguments:"):
         return f"I don't know {raw.split(':', 1)[1].strip()}."
+    match = re.match(r"argument --multiple: invalid _choices value: '(.*)'", raw)
+    if match:
+        return (
+            f"--multiple takes a whole number from 2 to the number of options, "
+            f'not "{match.group(1)}".'
+        )
     match = re.match(r"argument (\S+): invalid int value: '(.*)'", raw)
     if match:
         return f'{match.group(1)} takes a whole number, not "{match.group(2)}".'
