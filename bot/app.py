@@ -7,11 +7,14 @@ returning an object that satisfies :class:`Adapter`.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import importlib
 import logging
 import os
+import signal
 import socket
+import sys
 from datetime import timedelta
 from typing import Protocol
 
@@ -27,6 +30,15 @@ from bot.scheduling.scheduler import Scheduler
 from bot.workspace_removal import WorkspaceRemoval
 from storage import migrate
 from storage.db import Database
+from storage.sqlite_lock import DatabaseInUse, hold
+
+# SIGTERM (docker stop, Kubernetes) and SIGINT stop the bot gracefully. The whole stop must end
+# well inside the 10 s that docker and Kubernetes give before SIGKILL.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_SECONDS = 8.0
+# The exit code after a graceful stop: 0 for SIGTERM (a supervisor's stop is no failure),
+# 128 + 2 for SIGINT as shells expect from Ctrl-C.
+EXIT_CODES = {signal.SIGTERM: 0, signal.SIGINT: 130}
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +71,10 @@ def load_adapter(settings: Settings) -> Adapter:
 
 def instance_name(settings: Settings) -> str:
     return settings.bot.instance_name or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def process_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def settle_heap() -> None:
@@ -127,8 +143,100 @@ class App:
         return not self.scheduler.busy() and not self.core.busy() and await self.worker.idle()
 
     async def run(self) -> int:
-        await self.start()
+        """Run until the adapter ends or a stop signal arrives; returns the exit code.
+
+        A second ``syncup run`` on the same SQLite file is refused (one line, exit 1)."""
         try:
-            return await self.adapter.run(self)
+            lock = hold(self.settings.database.url, process_name())
+        except DatabaseInUse as exc:
+            print(f"syncup: {exc}", file=sys.stderr)
+            await self.db.dispose()
+            return 1
+        try:
+            return await self._run()
         finally:
-            await self.stop()
+            if lock is not None:
+                lock.release()
+
+    async def _run(self) -> int:
+        # Installed first: a signal during the start (a long migration) is kept, and the app
+        # stops once it has started instead of dying half-way.
+        signals = StopSignals()
+        signals.install()
+        try:
+            await self.start()
+        except BaseException:
+            signals.remove()
+            raise
+        try:
+            adapter = asyncio.create_task(self.adapter.run(self), name="adapter")
+            signals.attach(adapter)
+            try:
+                return await adapter
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if signals.received is None or (task is not None and task.cancelling()):
+                    raise
+                return EXIT_CODES[signals.received]
+        finally:
+            try:
+                await self._stop_within(STOP_SECONDS, signals.received_at)
+            finally:
+                signals.remove()
+
+    async def _stop_within(self, seconds: float, since: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        since = loop.time() if since is None else since
+        stopping = asyncio.ensure_future(self.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=seconds)
+        if done:
+            stopping.result()
+            log.info("syncup stopped (%.2fs)", loop.time() - since)
+            return
+        log.warning(
+            "syncup: stopping took longer than %.0fs; leaving now. Sends still in flight are "
+            "retried (flagged as maybe sent) once their short lease runs out.",
+            seconds,
+        )
+        stopping.cancel()
+
+
+class StopSignals:
+    """SIGTERM and SIGINT cancel the adapter's task (no more events are taken); the app then
+    stops. Only the main thread receives signals: elsewhere (tests) nothing is installed."""
+
+    def __init__(self) -> None:
+        self.adapter: asyncio.Task[int] | None = None
+        self.received: signal.Signals | None = None
+        self.received_at: float | None = None
+        self._installed: list[signal.Signals] = []
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            try:
+                loop.add_signal_handler(sig, self._stop, sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue
+            self._installed.append(sig)
+
+    def attach(self, adapter: asyncio.Task[int]) -> None:
+        self.adapter = adapter
+        if self.received is not None:
+            adapter.cancel()
+
+    def remove(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._installed:
+            loop.remove_signal_handler(sig)
+        self._installed.clear()
+
+    def _stop(self, sig: signal.Signals) -> None:
+        if self.received is not None:
+            log.info("%s received; the stop is already under way", sig.name)
+            return
+        self.received = sig
+        self.received_at = asyncio.get_running_loop().time()
+        log.info("%s received: stopping (sends in flight finish, leases are released)", sig.name)
+        if self.adapter is not None:
+            self.adapter.cancel()
