@@ -92,6 +92,9 @@ class App:
         self.clock: Clock = adapter.clock() or SystemClock()
         self.instance = instance_name(settings)
         self.db = Database(settings.database.url, echo=settings.database.echo)
+        # Set while this process holds the SQLite file's lock: any lease left in it is a dead
+        # process's, taken over at start.
+        self._sole_process = False
         self.core = Core(self.db, self.clock)
         if isinstance(adapter.port, PlatformDirectory):
             self.core.directory = adapter.port
@@ -109,6 +112,8 @@ class App:
             self.db, adapter.port, settings.delivery, clock=self.clock, instance=self.instance
         )
         self.core.on_outbox.append(self.worker.wake)
+        # Back from an outage: what fell due meanwhile runs now, not at the next reconcile.
+        self.db.health.on_back += [self.scheduler.reconcile, self.worker.wake]
         self.core.on_schedules_changed.append(self.scheduler.reconcile)
         self.scheduler.on_outbox.append(self.worker.wake)
         account.register(self.core)
@@ -126,6 +131,7 @@ class App:
         """Migrate (or refuse an old schema), then start the scheduler and the worker."""
         auto = self.settings.database.auto_migrate
         await migrate.ensure_schema(self.db.engine, auto_migrate=auto)
+        await self.worker.leases.take_over(every_lease=self._sole_process)
         await self.scheduler.start()
         await self.worker.start()
         settle_heap()
@@ -152,9 +158,11 @@ class App:
             print(f"syncup: {exc}", file=sys.stderr)
             await self.db.dispose()
             return 1
+        self._sole_process = lock is not None
         try:
             return await self._run()
         finally:
+            self._sole_process = False
             if lock is not None:
                 lock.release()
 

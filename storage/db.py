@@ -28,6 +28,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage.outages import DatabaseHealth, DatabaseUnavailable, classify
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY = "syncup_read_only"
 
@@ -108,6 +110,8 @@ class Database:
         self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
+        # Outages (unreachable, disk full, read-only) are logged there once, not per failure.
+        self.health = DatabaseHealth()
 
     @property
     def dialect(self) -> str:
@@ -117,7 +121,32 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on any error.
 
-        Transactions must not nest (on SQLite they never could: each one takes the write lock)."""
+        Transactions must not nest (on SQLite they never could: each one takes the write lock).
+        A database that cannot be used (unreachable, disk full, read-only) raises
+        :class:`~storage.outages.DatabaseUnavailable`, reported once to :attr:`health`."""
+        try:
+            async with self._transaction() as session:
+                yield session
+        except Exception as exc:
+            outage = self._outage(exc, read_only_is_outage=True)
+            if outage is exc:
+                raise
+            raise outage from exc
+        self.health.ok()
+
+    def _outage(self, exc: Exception, *, read_only_is_outage: bool) -> Exception:
+        """``exc`` as a :class:`DatabaseUnavailable` if it shows an outage (reported), else
+        ``exc`` itself."""
+        if isinstance(exc, DatabaseUnavailable):
+            return exc
+        kind = classify(exc, read_only_is_outage=read_only_is_outage)
+        if kind is None:
+            return exc
+        self.health.failed(kind, exc)
+        return DatabaseUnavailable(kind, type(exc).__name__)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
         if self._writer is None:
             if self._capacity is None:
                 async with self.sessions() as session, session.begin():
@@ -143,6 +172,18 @@ class Database:
         in-process writer lock nor the database's (WAL readers never block the writer). For
         long reads, such as rendering a large report, that writers must not wait for. Writes
         in it fail (PostgreSQL: a read-only transaction; SQLite: the lock is never taken)."""
+        try:
+            async with self._read() as session:
+                yield session
+        except Exception as exc:
+            # A write refused here is the caller's mistake, not a read-only database.
+            outage = self._outage(exc, read_only_is_outage=False)
+            if outage is exc:
+                raise
+            raise outage from exc
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
             await session.connection(execution_options={READ_ONLY: True})
             if self._writer is None:
