@@ -31,6 +31,7 @@ from bot.workspace_removal import WorkspaceRemoval
 from storage import migrate
 from storage.db import Database
 from storage.sqlite_lock import DatabaseInUse, hold
+from storage.wal import WalWatch
 
 # SIGTERM (docker stop, Kubernetes) and SIGINT stop the bot gracefully. The whole stop must end
 # well inside the 10 s that docker and Kubernetes give before SIGKILL.
@@ -114,6 +115,7 @@ class App:
         self.core.on_outbox.append(self.worker.wake)
         # Back from an outage: what fell due meanwhile runs now, not at the next reconcile.
         self.db.health.on_back += [self.scheduler.reconcile, self.worker.wake]
+        self.wal = WalWatch(self.db)  # SQLite only: a WAL that cannot be checkpointed is told
         self.core.on_schedules_changed.append(self.scheduler.reconcile)
         self.scheduler.on_outbox.append(self.worker.wake)
         account.register(self.core)
@@ -134,10 +136,12 @@ class App:
         await self.worker.leases.take_over(every_lease=self._sole_process)
         await self.scheduler.start()
         await self.worker.start()
+        self.wal.start()
         settle_heap()
         log.info("syncup started as %s on %s", self.instance, self.db.dialect)
 
     async def stop(self) -> None:
+        await self.wal.stop()
         await self.scheduler.stop()
         await self.core.idle()  # report refreshes under way finish (they are short)
         await self.worker.stop()

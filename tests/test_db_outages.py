@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from storage import migrate
 from storage.db import Database
 from storage.models import ProcessedEvent
 from storage.outages import DatabaseUnavailable, Outage
+from storage.wal import WalWatch
 from tests.conftest import drop_pg_database, fresh_pg_database, pg_base_url
 from tests.fakes.clock import FakeClock
 from tests.fakes.tcp_proxy import TcpProxy
@@ -291,3 +293,34 @@ async def test_postgresql_read_only_gets_one_line_and_a_read_session_is_no_outag
         await drop_pg_database(base, url)
     lines = [r.getMessage() for r in caplog.records if r.name == OUTAGE_LOGGER]
     assert len(lines) == 1 and lines[0].startswith("database read-only (")
+
+
+async def test_a_wal_that_cannot_be_checkpointed_is_told_once_then_recovers(
+    sqlite_database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = sqlite_database.engine.url.database
+    assert path is not None
+    watch = WalWatch(sqlite_database, warn_bytes=256 * 1024)
+    caplog.set_level(logging.INFO, logger="storage.wal")
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM processed_events").fetchone()  # holds a snapshot
+        for n in range(400):
+            await insert_event(sqlite_database, n, pad=2000)
+        first = await watch.check()
+        assert first.stuck and first.size > 256 * 1024
+        await insert_event(sqlite_database, 1000, pad=2000)
+        assert (await watch.check()).stuck
+        reader.execute("COMMIT")
+    finally:
+        reader.close()
+    after = await watch.check()
+    assert not after.stuck
+    assert WalWatch(sqlite_database).path == f"{path}-wal"
+    assert (await watch.check()).size < 256 * 1024  # truncated once copied back
+    lines = [r for r in caplog.records if r.name == "storage.wal"]
+    assert [r.levelname for r in lines] == ["WARNING", "INFO"]
+    assert "cannot be checkpointed" in lines[0].getMessage()
+    assert "keeps a read transaction open" in lines[0].getMessage()
+    assert "checkpointed again" in lines[1].getMessage()
