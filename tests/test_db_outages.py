@@ -34,6 +34,7 @@ from storage.wal import WalWatch
 from tests.conftest import drop_pg_database, fresh_pg_database, pg_base_url
 from tests.fakes.clock import FakeClock
 from tests.fakes.tcp_proxy import TcpProxy
+from tests.test_core import command
 
 SAFETY = 60
 START = datetime(2026, 3, 9, 9, 0, tzinfo=UTC)
@@ -148,6 +149,9 @@ async def test_postgresql_outage_logs_one_line_each_way_and_reconciles_on_return
         assert not await app.scheduler.run_occurrence(
             app.scheduler._schedules["test:close"], START + timedelta(hours=1)
         )
+        # An event meanwhile gets a plain answer, and no traceback.
+        said = await app.core.handle(command("/syncup help"))
+        assert "cannot reach its database right now" in str(said)
         polls = app.worker  # the worker keeps polling every 20 ms during the outage
         for _ in range(20):
             with pytest.raises(DatabaseUnavailable):

@@ -255,8 +255,13 @@ class DeliveryWorker:
             tasks.append(task)
         return len(rows), tasks
 
-    def _drainer_done(self, key: BucketKey, _task: asyncio.Task[int]) -> None:
+    def _drainer_done(self, key: BucketKey, task: asyncio.Task[int]) -> None:
         self._drainers.pop(key, None)
+        # The background loop never awaits its drainers: retrieve a failure here, so that it
+        # is logged once instead of as "Task exception was never retrieved".
+        failure = None if task.cancelled() else task.exception()
+        if isinstance(failure, Exception) and not isinstance(failure, DatabaseUnavailable):
+            log.error("delivery: draining %s failed", key, exc_info=failure)
         self._wake.set()  # its bucket may have more rows due
 
     # --- draining one bucket -------------------------------------------------------------------
