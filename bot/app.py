@@ -162,7 +162,7 @@ class App:
             print(f"syncup: {exc}", file=sys.stderr)
             await self.db.dispose()
             return 1
-        self._sole_process = lock is not None
+        self._sole_process = lock is not None and lock.first
         try:
             return await self._run()
         finally:

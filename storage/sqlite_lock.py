@@ -30,19 +30,33 @@ def lock_path(url: str) -> Path | None:
 
 
 class ProcessLock:
-    """An exclusive lock held until :meth:`release` (or until the process ends)."""
+    """The process's hold on a database's lock, until :meth:`release` (or the process ends).
 
-    def __init__(self, path: Path, fd: int) -> None:
+    Within one process the lock is shared (tests run several apps on one file): ``first`` is
+    True for the hold that took it, and the file lock goes with the last release."""
+
+    def __init__(self, path: Path, fd: int, *, first: bool) -> None:
         self.path = path
+        self.first = first
         self._fd: int | None = fd
 
     def release(self) -> None:
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
+        key = str(self.path)
+        _held[key] -= 1
+        if _held[key]:
+            return
+        del _held[key]
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
         os.close(fd)  # closing the descriptor drops the flock
+
+
+# Lock file -> how many holds of this process share it, and the descriptor holding the flock.
+_held: dict[str, int] = {}
+_fds: dict[str, int] = {}
 
 
 def hold(url: str, owner: str) -> ProcessLock | None:
@@ -54,6 +68,11 @@ def hold(url: str, owner: str) -> ProcessLock | None:
     path = lock_path(url)
     if path is None:
         return None
+    path = path.resolve()
+    key = str(path)
+    if _held.get(key):
+        _held[key] += 1
+        return ProcessLock(path, _fds[key], first=False)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError:
@@ -72,4 +91,6 @@ def hold(url: str, owner: str) -> ProcessLock | None:
         return None  # a file system without flock: nothing to enforce it with
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{owner}\n".encode(), 0)
-    return ProcessLock(path, fd)
+    _held[key] = 1
+    _fds[key] = fd
+    return ProcessLock(path, fd, first=True)

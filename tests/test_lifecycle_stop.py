@@ -148,3 +148,18 @@ def test_postgresql_and_memory_databases_take_no_lock(tmp_path: Path) -> None:
     assert hold("postgresql+asyncpg://postgres@127.0.0.1:5432/x", "b:2") is None
     assert hold("sqlite+aiosqlite:///:memory:", "a:1") is None
     assert not list(tmp_path.iterdir())
+
+
+def test_apps_of_one_process_share_the_lock_and_the_last_one_drops_it(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path)
+    first = hold(url, "host:1")
+    second = hold(url, "host:1")
+    assert first is not None and second is not None
+    assert first.first and not second.first  # only the first may take over every lease
+    first.release()
+    assert lock_path(url).read_text() == "host:1\n"  # type: ignore[union-attr]
+    second.release()
+    assert lock_path(url).read_text() == ""  # type: ignore[union-attr]
+    again = hold(url, "host:2")
+    assert again is not None and again.first
+    again.release()
