@@ -124,22 +124,26 @@ class Database:
         Transactions must not nest (on SQLite they never could: each one takes the write lock).
         A database that cannot be used (unreachable, disk full, read-only) raises
         :class:`~storage.outages.DatabaseUnavailable`, reported once to :attr:`health`."""
+        in_body = False
         try:
             async with self._transaction() as session:
+                await session.connection()  # connect first: a failure here is the database's
+                in_body = True
                 yield session
+                in_body = False
         except Exception as exc:
-            outage = self._outage(exc, read_only_is_outage=True)
+            outage = self._outage(exc, read_only_is_outage=True, os_errors=not in_body)
             if outage is exc:
                 raise
             raise outage from exc
         self.health.ok()
 
-    def _outage(self, exc: Exception, *, read_only_is_outage: bool) -> Exception:
+    def _outage(self, exc: Exception, *, read_only_is_outage: bool, os_errors: bool) -> Exception:
         """``exc`` as a :class:`DatabaseUnavailable` if it shows an outage (reported), else
         ``exc`` itself."""
         if isinstance(exc, DatabaseUnavailable):
             return exc
-        kind = classify(exc, read_only_is_outage=read_only_is_outage)
+        kind = classify(exc, read_only_is_outage=read_only_is_outage, os_errors=os_errors)
         if kind is None:
             return exc
         self.health.failed(kind, exc)
@@ -172,12 +176,15 @@ class Database:
         in-process writer lock nor the database's (WAL readers never block the writer). For
         long reads, such as rendering a large report, that writers must not wait for. Writes
         in it fail (PostgreSQL: a read-only transaction; SQLite: the lock is never taken)."""
+        in_body = False
         try:
             async with self._read() as session:
+                in_body = True
                 yield session
+                in_body = False
         except Exception as exc:
             # A write refused here is the caller's mistake, not a read-only database.
-            outage = self._outage(exc, read_only_is_outage=False)
+            outage = self._outage(exc, read_only_is_outage=False, os_errors=not in_body)
             if outage is exc:
                 raise
             raise outage from exc

@@ -80,11 +80,20 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def classify(exc: BaseException, *, read_only_is_outage: bool = True) -> Outage | None:
-    """The kind of outage ``exc`` shows, or None for an error of the statement itself."""
+def classify(
+    exc: BaseException, *, read_only_is_outage: bool = True, os_errors: bool = True
+) -> Outage | None:
+    """The kind of outage ``exc`` shows, or None for an error of the statement itself.
+
+    A bare :class:`OSError` (asyncpg's refused connection or unknown host arrives unwrapped)
+    counts only with ``os_errors``: raised by the caller's own code inside a transaction (a
+    platform call), it says nothing about the database."""
     if isinstance(exc, DatabaseUnavailable):
         return exc.kind
+    os_errors = os_errors or isinstance(exc, DBAPIError)
     for item in _chain(exc):
+        if isinstance(item, OSError) and not os_errors:
+            continue
         kind = _classify_one(item)
         if kind is Outage.READ_ONLY and not read_only_is_outage:
             return None

@@ -328,3 +328,19 @@ async def test_a_wal_that_cannot_be_checkpointed_is_told_once_then_recovers(
     assert "cannot be checkpointed" in lines[0].getMessage()
     assert "keeps a read transaction open" in lines[0].getMessage()
     assert "checkpointed again" in lines[1].getMessage()
+
+
+async def test_a_network_error_of_the_callers_own_is_no_database_outage(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A platform call inside a transaction that cannot connect is not the database's fault."""
+    caplog.set_level(logging.INFO, logger=OUTAGE_LOGGER)
+    with pytest.raises(ConnectionRefusedError):
+        async with database.transaction() as session:
+            await session.execute(text("SELECT 1"))
+            raise ConnectionRefusedError(111, "Connect call failed ('203.0.113.1', 443)")
+    with pytest.raises(ConnectionRefusedError):
+        async with database.read():
+            raise ConnectionRefusedError(111, "Connect call failed ('203.0.113.1', 443)")
+    assert database.health.outage is None
+    assert [r for r in caplog.records if r.name == OUTAGE_LOGGER] == []
