@@ -9,15 +9,20 @@ depends on how fast the machine is; ``asyncio.timeout`` is only a safety net aga
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 
-from bot.config import DeliverySection
+from bot.app import App
+from bot.clock import Clock
+from bot.config import DatabaseSection, DeliverySection, Settings
 from bot.delivery.leases import Leases
 from bot.delivery.worker import DeliveryWorker
+from bot.port import Delivery, Method, RateLimit, Receipt
+from storage import migrate
 from storage.db import Database
 from storage.models import OutboxMessage, OutboxStatus
 from tests.fakes.clock import FakeClock
@@ -183,3 +188,56 @@ async def test_a_restart_takes_over_what_its_dead_predecessor_leased(
     assert await restarted.take_over(every_lease=True) == 3
     held = await leased_by(database)
     assert list(held.values()) == [None, None, None, None, "replica-3", None]
+
+
+async def test_the_only_process_of_a_sqlite_file_takes_over_every_lease_at_start(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A restart after a kill -9 on SQLite: nobody else can be alive (the file's lock says so),
+    so the dead process's rows go out at once, not a lease later."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'syncup.db'}"
+    db = Database(url)
+    await migrate.upgrade(db.engine)
+    keys = await fill(db, clock, 4)
+    await Leases(db, clock, "vm:4711", timedelta(seconds=120), batch_size=50).claim(())
+    await db.dispose()
+
+    adapter = SendsThenQuits(len(keys))
+    settings = Settings.model_construct(database=DatabaseSection(url=url), delivery=defaults())
+    async with asyncio.timeout(SAFETY):
+        assert await App(settings, adapter).run() == 0
+    assert adapter.port.sent == keys  # with the clock not moved at all
+
+
+class CountingPort:
+    platform = "fake"
+
+    def __init__(self, wanted: int) -> None:
+        self.sent: list[str] = []
+        self.all_sent = asyncio.Event()
+        self.wanted = wanted
+
+    def rate_limits(self) -> Mapping[Method, RateLimit]:
+        return dict.fromkeys(Method, RateLimit(rate=100.0, burst=100))
+
+    def channel_rate_limit(self) -> RateLimit | None:
+        return None
+
+    async def deliver(self, delivery: Delivery) -> Receipt:
+        self.sent.append(delivery.idempotency_key)
+        if len(self.sent) >= self.wanted:
+            self.all_sent.set()
+        return Receipt(message_id=str(delivery.outbox_id))
+
+
+class SendsThenQuits:
+    def __init__(self, wanted: int) -> None:
+        self.port = CountingPort(wanted)
+        self._clock = FakeClock(datetime(2026, 3, 9, 9, 0, tzinfo=UTC))
+
+    def clock(self) -> Clock | None:
+        return self._clock
+
+    async def run(self, app: App) -> int:
+        await self.port.all_sent.wait()
+        return 0
