@@ -92,7 +92,7 @@ class App:
         self.adapter = adapter
         self.clock: Clock = adapter.clock() or SystemClock()
         self.instance = instance_name(settings)
-        self.db = Database(settings.database.url, echo=settings.database.echo)
+        self.db = Database(settings.database.url, echo=settings.database.echo, watch_outages=True)
         # Set while this process holds the SQLite file's lock: any lease left in it is a dead
         # process's, taken over at start.
         self._sole_process = False

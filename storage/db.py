@@ -95,8 +95,13 @@ def _pool_capacity(engine: AsyncEngine) -> int | None:
 class Database:
     """Owns the engine and hands out sessions; one per process."""
 
-    def __init__(self, url: str, *, echo: bool = False, **engine_kwargs: Any) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, watch_outages: bool = False, **engine_kwargs: Any
+    ) -> None:
         self.url = url
+        # The running bot (App) watches outages; a one-shot CLI command gets the driver's own
+        # errors, which it turns into its one-line messages.
+        self.watch_outages = watch_outages
         self.engine = create_engine(url, echo=echo, **engine_kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite: one writer lock per event loop (tests and the CLI may run several loops).
@@ -122,8 +127,9 @@ class Database:
         """A session in one transaction: committed on success, rolled back on any error.
 
         Transactions must not nest (on SQLite they never could: each one takes the write lock).
-        A database that cannot be used (unreachable, disk full, read-only) raises
-        :class:`~storage.outages.DatabaseUnavailable`, reported once to :attr:`health`."""
+        With ``watch_outages``, a database that cannot be used (unreachable, disk full,
+        read-only) raises :class:`~storage.outages.DatabaseUnavailable`, reported once to
+        :attr:`health`."""
         in_body = False
         try:
             async with self._transaction() as session:
@@ -141,7 +147,7 @@ class Database:
     def _outage(self, exc: Exception, *, read_only_is_outage: bool, os_errors: bool) -> Exception:
         """``exc`` as a :class:`DatabaseUnavailable` if it shows an outage (reported), else
         ``exc`` itself."""
-        if isinstance(exc, DatabaseUnavailable):
+        if isinstance(exc, DatabaseUnavailable) or not self.watch_outages:
             return exc
         kind = classify(exc, read_only_is_outage=read_only_is_outage, os_errors=os_errors)
         if kind is None:

@@ -187,7 +187,7 @@ async def test_a_database_with_nothing_listening_is_unreachable_once(
     await proxy.up()
     port = proxy.port
     await proxy.down()  # the port is free again: nothing listens there
-    db = Database(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/nothing")
+    db = Database(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/nothing", watch_outages=True)
     caplog.set_level(logging.INFO, logger=OUTAGE_LOGGER)
     try:
         for _ in range(3):
@@ -200,6 +200,16 @@ async def test_a_database_with_nothing_listening_is_unreachable_once(
     lines = [r.getMessage() for r in caplog.records if r.name == OUTAGE_LOGGER]
     assert len(lines) == 1
     assert "ConnectionRefusedError" in lines[0] or "OSError" in lines[0]
+
+    # A one-shot command (the CLI) gets the driver's own error, for its own one-line message.
+    cli = Database(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/nothing")
+    try:
+        with pytest.raises(OSError):
+            async with cli.transaction() as session:
+                await session.execute(text("SELECT 1"))
+    finally:
+        await cli.dispose()
+    assert len([r for r in caplog.records if r.name == OUTAGE_LOGGER]) == 1
 
 
 async def insert_event(db: Database, n: int, *, pad: int = 0) -> None:
@@ -218,7 +228,7 @@ async def test_sqlite_disk_full_gets_one_clear_line(
     setup = Database(url)
     await migrate.upgrade(setup.engine)
     await setup.dispose()
-    db = Database(url)
+    db = Database(url, watch_outages=True)
 
     @event.listens_for(db.engine.sync_engine, "connect")
     def _small_disk(dbapi_connection: object, _record: object) -> None:
@@ -252,7 +262,7 @@ async def test_sqlite_read_only_file_gets_one_clear_line(
     setup = Database(f"sqlite+aiosqlite:///{path}")
     await migrate.upgrade(setup.engine)
     await setup.dispose()
-    db = Database(f"sqlite+aiosqlite:///file:{path}?mode=ro&uri=true")
+    db = Database(f"sqlite+aiosqlite:///file:{path}?mode=ro&uri=true", watch_outages=True)
     caplog.set_level(logging.INFO, logger=OUTAGE_LOGGER)
     try:
         for n in range(2):
@@ -274,7 +284,7 @@ async def test_postgresql_read_only_gets_one_line_and_a_read_session_is_no_outag
     if base is None:
         pytest.skip("needs PostgreSQL")
     url = await fresh_pg_database(base)
-    db = Database(url)
+    db = Database(url, watch_outages=True)
     try:
         await migrate.upgrade(db.engine)
         async with db.read() as session:  # the caller's mistake, not an outage
@@ -331,9 +341,11 @@ async def test_a_wal_that_cannot_be_checkpointed_is_told_once_then_recovers(
 
 
 async def test_a_network_error_of_the_callers_own_is_no_database_outage(
-    database: Database, caplog: pytest.LogCaptureFixture
+    database: Database, db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A platform call inside a transaction that cannot connect is not the database's fault."""
+    await database.dispose()
+    database = Database(db_url, watch_outages=True)
     caplog.set_level(logging.INFO, logger=OUTAGE_LOGGER)
     with pytest.raises(ConnectionRefusedError):
         async with database.transaction() as session:
@@ -342,5 +354,6 @@ async def test_a_network_error_of_the_callers_own_is_no_database_outage(
     with pytest.raises(ConnectionRefusedError):
         async with database.read():
             raise ConnectionRefusedError(111, "Connect call failed ('203.0.113.1', 443)")
+    await database.dispose()
     assert database.health.outage is None
     assert [r for r in caplog.records if r.name == OUTAGE_LOGGER] == []
