@@ -7,6 +7,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# tini runs as PID 1: it forwards SIGTERM (docker stop, Kubernetes) to syncup, which stops
+# gracefully in-process, and reaps zombies. The kernel ignores a signal sent to PID 1 that has
+# no handler yet, so without it a stop during start-up would wait for SIGKILL.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN useradd --create-home --uid 10001 syncup \
     && mkdir /data \
     && chown syncup:syncup /data
@@ -26,5 +33,9 @@ WORKDIR /data
 ENV SYNCUP_DATABASE_URL=sqlite+aiosqlite:////data/syncup.db
 VOLUME ["/data"]
 
-ENTRYPOINT ["syncup"]
+# Exec form throughout, so that the signals reach syncup and not a shell. SIGTERM is what
+# docker stop sends; syncup finishes the sends in flight, releases its leases and exits 0
+# within 10 s (docker's default grace before SIGKILL).
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/bin/tini", "--", "syncup"]
 CMD ["run"]

@@ -7,10 +7,13 @@ returning an object that satisfies :class:`Adapter`.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
+import signal
 import socket
+import sys
 from datetime import timedelta
 from typing import Protocol
 
@@ -26,6 +29,16 @@ from bot.scheduling.scheduler import Scheduler
 from bot.workspace_removal import WorkspaceRemoval
 from storage import migrate
 from storage.db import Database
+from storage.sqlite_lock import DatabaseInUse, hold
+from storage.wal import WalWatch
+
+# SIGTERM (docker stop, Kubernetes) and SIGINT stop the bot gracefully. The whole stop must end
+# well inside the 10 s that docker and Kubernetes give before SIGKILL.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_SECONDS = 8.0
+# The exit code after a graceful stop: 0 for SIGTERM (a supervisor's stop is no failure),
+# 128 + 2 for SIGINT as shells expect from Ctrl-C.
+EXIT_CODES = {signal.SIGTERM: 0, signal.SIGINT: 130}
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +63,10 @@ def instance_name(settings: Settings) -> str:
     return settings.bot.instance_name or f"{socket.gethostname()}:{os.getpid()}"
 
 
+def process_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def settle_heap() -> None:
     """Move everything allocated so far (modules, metadata, schemas: it lives as long as the
     process) out of the cyclic GC's sight. Otherwise each full collection rescans it all and
@@ -64,7 +81,10 @@ class App:
         self.adapter = adapter
         self.clock: Clock = adapter.clock() or SystemClock()
         self.instance = instance_name(settings)
-        self.db = Database(settings.database.url, echo=settings.database.echo)
+        self.db = Database(settings.database.url, echo=settings.database.echo, watch_outages=True)
+        # Set while this process holds the SQLite file's lock: any lease left in it is a dead
+        # process's, taken over at start.
+        self._sole_process = False
         self.core = Core(self.db, self.clock)
         if isinstance(adapter.port, PlatformDirectory):
             self.core.directory = adapter.port
@@ -82,6 +102,9 @@ class App:
             self.db, adapter.port, settings.delivery, clock=self.clock, instance=self.instance
         )
         self.core.on_outbox.append(self.worker.wake)
+        # Back from an outage: what fell due meanwhile runs now, not at the next reconcile.
+        self.db.health.on_back += [self.scheduler.reconcile, self.worker.wake]
+        self.wal = WalWatch(self.db)  # SQLite only: a WAL that cannot be checkpointed is told
         self.core.on_schedules_changed.append(self.scheduler.reconcile)
         self.scheduler.on_outbox.append(self.worker.wake)
         account.register(self.core)
@@ -99,12 +122,15 @@ class App:
         """Migrate (or refuse an old schema), then start the scheduler and the worker."""
         auto = self.settings.database.auto_migrate
         await migrate.ensure_schema(self.db.engine, auto_migrate=auto)
+        await self.worker.leases.take_over(every_lease=self._sole_process)
         await self.scheduler.start()
         await self.worker.start()
+        self.wal.start()
         settle_heap()
         log.info("syncup started as %s on %s", self.instance, self.db.dialect)
 
     async def stop(self) -> None:
+        await self.wal.stop()
         await self.scheduler.stop()
         await self.core.idle()  # report refreshes under way finish (they are short)
         await self.worker.stop()
@@ -116,8 +142,102 @@ class App:
         return not self.scheduler.busy() and not self.core.busy() and await self.worker.idle()
 
     async def run(self) -> int:
-        await self.start()
+        """Run until the adapter ends or a stop signal arrives; returns the exit code.
+
+        A second ``syncup run`` on the same SQLite file is refused (one line, exit 1)."""
         try:
-            return await self.adapter.run(self)
+            lock = hold(self.settings.database.url, process_name())
+        except DatabaseInUse as exc:
+            print(f"syncup: {exc}", file=sys.stderr)
+            await self.db.dispose()
+            return 1
+        self._sole_process = lock is not None and lock.first
+        try:
+            return await self._run()
         finally:
-            await self.stop()
+            self._sole_process = False
+            if lock is not None:
+                lock.release()
+
+    async def _run(self) -> int:
+        # Installed first: a signal during the start (a long migration) is kept, and the app
+        # stops once it has started instead of dying half-way.
+        signals = StopSignals()
+        signals.install()
+        try:
+            await self.start()
+        except BaseException:
+            signals.remove()
+            raise
+        try:
+            adapter = asyncio.create_task(self.adapter.run(self), name="adapter")
+            signals.attach(adapter)
+            try:
+                return await adapter
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if signals.received is None or (task is not None and task.cancelling()):
+                    raise
+                return EXIT_CODES[signals.received]
+        finally:
+            try:
+                await self._stop_within(STOP_SECONDS, signals.received_at)
+            finally:
+                signals.remove()
+
+    async def _stop_within(self, seconds: float, since: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        since = loop.time() if since is None else since
+        stopping = asyncio.ensure_future(self.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=seconds)
+        if done:
+            stopping.result()
+            log.info("syncup stopped (%.2fs)", loop.time() - since)
+            return
+        log.warning(
+            "syncup: stopping took longer than %.0fs; leaving now. Sends still in flight are "
+            "retried (flagged as maybe sent) once their short lease runs out.",
+            seconds,
+        )
+        stopping.cancel()
+
+
+class StopSignals:
+    """SIGTERM and SIGINT cancel the adapter's task (no more events are taken); the app then
+    stops. Only the main thread receives signals: elsewhere (tests) nothing is installed."""
+
+    def __init__(self) -> None:
+        self.adapter: asyncio.Task[int] | None = None
+        self.received: signal.Signals | None = None
+        self.received_at: float | None = None
+        self._installed: list[signal.Signals] = []
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            try:
+                loop.add_signal_handler(sig, self._stop, sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue
+            self._installed.append(sig)
+
+    def attach(self, adapter: asyncio.Task[int]) -> None:
+        self.adapter = adapter
+        if self.received is not None:
+            adapter.cancel()
+
+    def remove(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._installed:
+            loop.remove_signal_handler(sig)
+        self._installed.clear()
+
+    def _stop(self, sig: signal.Signals) -> None:
+        if self.received is not None:
+            log.info("%s received; the stop is already under way", sig.name)
+            return
+        self.received = sig
+        self.received_at = asyncio.get_running_loop().time()
+        log.info("%s received: stopping (sends in flight finish, leases are released)", sig.name)
+        if self.adapter is not None:
+            self.adapter.cancel()

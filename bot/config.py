@@ -74,7 +74,7 @@ class DeliverySection(_Section):
     max_attempts: int = Field(8, ge=1, le=100)
     batch_size: int = Field(50, ge=1, le=1000)
     poll_interval_seconds: float = Field(1.0, gt=0)
-    lease_seconds: float = Field(120.0, gt=0)
+    lease_seconds: float = Field(10.0, gt=0)
     backoff_base_seconds: float = Field(2.0, gt=0)
     backoff_max_seconds: float = Field(600.0, gt=0)
     rates: dict[str, RateSetting] = Field(default_factory=dict)

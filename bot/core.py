@@ -49,6 +49,7 @@ from bot.events import (
 from bot.port import DEFAULT_MAX_SELECT_OPTIONS, Method, PlatformDirectory, Target
 from storage.db import Database
 from storage.models import Member, ProcessedEvent, Workspace
+from storage.outages import DatabaseUnavailable
 from storage.upsert import insert_unless_exists
 
 log = logging.getLogger(__name__)
@@ -234,6 +235,10 @@ class Core:
             if isinstance(event, FormSubmission) and exc.errors:
                 return FormErrors(dict(exc.errors))
             return reply(marked(exc.message))
+        except DatabaseUnavailable:
+            # Told once by the database's health, not with a traceback per event.
+            log.info("%s not handled: the database is unavailable", _describe(event))
+            return reply("syncup cannot reach its database right now; please try again shortly.")
         except Exception:
             ref = uuid.uuid4().hex[:8]
             log.exception("%s failed (ref %s)", _describe(event), ref)

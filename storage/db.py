@@ -28,6 +28,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage.outages import DatabaseHealth, DatabaseUnavailable, classify
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY = "syncup_read_only"
 
@@ -93,8 +95,13 @@ def _pool_capacity(engine: AsyncEngine) -> int | None:
 class Database:
     """Owns the engine and hands out sessions; one per process."""
 
-    def __init__(self, url: str, *, echo: bool = False, **engine_kwargs: Any) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, watch_outages: bool = False, **engine_kwargs: Any
+    ) -> None:
         self.url = url
+        # The running bot (App) watches outages; a one-shot CLI command gets the driver's own
+        # errors, which it turns into its one-line messages.
+        self.watch_outages = watch_outages
         self.engine = create_engine(url, echo=echo, **engine_kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite: one writer lock per event loop (tests and the CLI may run several loops).
@@ -108,6 +115,8 @@ class Database:
         self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
+        # Outages (unreachable, disk full, read-only) are logged there once, not per failure.
+        self.health = DatabaseHealth()
 
     @property
     def dialect(self) -> str:
@@ -117,7 +126,37 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on any error.
 
-        Transactions must not nest (on SQLite they never could: each one takes the write lock)."""
+        Transactions must not nest (on SQLite they never could: each one takes the write lock).
+        With ``watch_outages``, a database that cannot be used (unreachable, disk full,
+        read-only) raises :class:`~storage.outages.DatabaseUnavailable`, reported once to
+        :attr:`health`."""
+        in_body = False
+        try:
+            async with self._transaction() as session:
+                await session.connection()  # connect first: a failure here is the database's
+                in_body = True
+                yield session
+                in_body = False
+        except Exception as exc:
+            outage = self._outage(exc, read_only_is_outage=True, os_errors=not in_body)
+            if outage is exc:
+                raise
+            raise outage from exc
+        self.health.ok()
+
+    def _outage(self, exc: Exception, *, read_only_is_outage: bool, os_errors: bool) -> Exception:
+        """``exc`` as a :class:`DatabaseUnavailable` if it shows an outage (reported), else
+        ``exc`` itself."""
+        if isinstance(exc, DatabaseUnavailable) or not self.watch_outages:
+            return exc
+        kind = classify(exc, read_only_is_outage=read_only_is_outage, os_errors=os_errors)
+        if kind is None:
+            return exc
+        self.health.failed(kind, exc)
+        return DatabaseUnavailable(kind, type(exc).__name__)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
         if self._writer is None:
             if self._capacity is None:
                 async with self.sessions() as session, session.begin():
@@ -143,6 +182,21 @@ class Database:
         in-process writer lock nor the database's (WAL readers never block the writer). For
         long reads, such as rendering a large report, that writers must not wait for. Writes
         in it fail (PostgreSQL: a read-only transaction; SQLite: the lock is never taken)."""
+        in_body = False
+        try:
+            async with self._read() as session:
+                in_body = True
+                yield session
+                in_body = False
+        except Exception as exc:
+            # A write refused here is the caller's mistake, not a read-only database.
+            outage = self._outage(exc, read_only_is_outage=False, os_errors=not in_body)
+            if outage is exc:
+                raise
+            raise outage from exc
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
             await session.connection(execution_options={READ_ONLY: True})
             if self._writer is None:

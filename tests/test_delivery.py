@@ -354,7 +354,7 @@ async def test_backoff_then_dead_letter_keeps_the_error(
     # A 5xx may come after the platform created the message: retries go out flagged.
     assert [d.maybe_sent for d in port.deliveries] == [False, True, True]
 
-    failures = [r for r in caplog.records if r.name == "bot.delivery.worker"]
+    failures = [r for r in caplog.records if r.name == "bot.delivery.sending"]
     assert len(failures) == 3
     assert all(f"outbox {row_id} (workspace W-1, post)" in r.getMessage() for r in failures)
     assert "dead-lettered" in failures[-1].getMessage()

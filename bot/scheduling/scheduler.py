@@ -48,6 +48,7 @@ from bot.delivery.outbox import enqueue
 from bot.port import Method, Target
 from storage.db import Database
 from storage.models import OccurrenceClaim
+from storage.outages import DatabaseUnavailable
 from storage.upsert import insert_unless_exists
 
 log = logging.getLogger(__name__)
@@ -189,7 +190,7 @@ class Scheduler:
         self._aps.start()
         await self.reconcile()
         self._aps.add_job(
-            self.reconcile,
+            self._reconcile_job,
             "interval",
             seconds=self.reconcile_interval,
             id=RECONCILE_JOB_ID,
@@ -227,6 +228,14 @@ class Scheduler:
         )
 
     # -- reconcile ----------------------------------------------------------------------------
+
+    async def _reconcile_job(self) -> None:
+        """The periodic reconcile: an outage is told once by the database's health, and the
+        database's return reconciles at once (see App), so no traceback every minute here."""
+        try:
+            await self.reconcile()
+        except DatabaseUnavailable:
+            pass
 
     async def reconcile(self) -> None:
         """Rebuild jobs from the database; run what is due now, within the missed policy."""
@@ -315,7 +324,10 @@ class Scheduler:
         else:
             await self.run_occurrence(schedule, fire_at)
         if self._sources_stale:
-            await self.reconcile()  # books every job, this schedule's next one included
+            try:
+                await self.reconcile()  # books every job, this schedule's next one included
+            except DatabaseUnavailable:
+                return  # the database's return reconciles
         elif self._schedules.get(key) is schedule:
             self._book_next(schedule, max(fire_at, self.clock.now()))
 
@@ -350,6 +362,11 @@ class Scheduler:
                     return False
                 occurrence = Occurrence(session, schedule, fire_at, now, key)
                 await handler(occurrence)
+        except DatabaseUnavailable:
+            # Told once by the database's health; its return reconciles, which runs this
+            # occurrence if it is still within its grace.
+            log.debug("occurrence %s waits for the database", key)
+            return False
         except Exception:
             log.exception("occurrence %s failed; it will be retried within its grace", key)
             return False
