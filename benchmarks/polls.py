@@ -219,7 +219,7 @@ async def votes(db: Database, args: argparse.Namespace) -> bool:
         rows = await session.scalar(
             select(func.count()).select_from(PollBallot).where(PollBallot.poll_id == poll_id)
         )
-        sealed = poll.secret is None
+        sealed = await ballots.read_secret(session, poll_id) is None
     ok &= _check("after close", counted, rows, expected, args.voters) and sealed
     print(f"    sealed           secret erased: {sealed}")
     return ok

@@ -20,6 +20,7 @@ from bot.config import ConfigError, Settings
 from bot.core import Core
 from bot.delivery.worker import DeliveryWorker
 from bot.features import account, polls, pulse, standups
+from bot.features.polls import ballots
 from bot.features.standups import unreachable
 from bot.port import DEFAULT_MAX_SELECT_OPTIONS, PlatformDirectory, PlatformPort
 from bot.scheduling.housekeeping import Housekeeping
@@ -110,6 +111,7 @@ class App:
         """Migrate (or refuse an old schema), then start the scheduler and the worker."""
         auto = self.settings.database.auto_migrate
         await migrate.ensure_schema(self.db.engine, auto_migrate=auto)
+        await ballots.tidy(self.db)  # anonymity: no keyed ballots or WAL pages of closed polls
         await self.scheduler.start()
         await self.worker.start()
         settle_heap()

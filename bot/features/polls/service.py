@@ -529,7 +529,7 @@ async def reopen(ctx: Context, poll: Poll, closes_at: datetime | None) -> None:
     poll.remind_at = remind_time(ctx.now, closes_at)
     poll.updated_at = ctx.now
     if poll.anonymous:
-        poll.secret = ballots.new_secret()
+        await ballots.open_keyed(ctx.session, poll)
     await post_poll(
         ctx.session, poll, ctx.now, key=f"poll:{poll.id}:reopen:{poll.close_generation}"
     )
