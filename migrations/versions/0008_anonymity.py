@@ -65,6 +65,19 @@ def _secret(poll_id: int) -> sa.Table:
 
 def upgrade() -> None:
     """Upgrade schema."""
+    if not op.get_context().as_sql:  # offline SQL has no rows to move
+        _move_open_polls_out()
+    # A plain DROP COLUMN (SQLite 3.35+), not batch mode: ``alembic upgrade --sql`` works
+    # without a database. SQLite rewrites every row without the column, and its freed space is
+    # overwritten under secure_delete (syncup checkpoints the WAL at start).
+    op.drop_column("polls", "secret")
+    if op.get_context().dialect.name == "postgresql":
+        # A rewrite into new files: live rows only, the dropped column nulled out.
+        op.execute("CLUSTER polls USING pk_polls")
+        op.execute("CLUSTER poll_ballots USING pk_poll_ballots")
+
+
+def _move_open_polls_out() -> None:
     bind = op.get_bind()
     still_open = bind.execute(
         sa.select(polls.c.id, polls.c.secret)
@@ -90,20 +103,13 @@ def upgrade() -> None:
                 sa.insert(keyed), [{"voter_key": k, "choice": c, "text": t} for k, c, t in rows]
             )
         bind.execute(sa.delete(ballots).where(ballots.c.poll_id == poll_id))
-    with op.batch_alter_table("polls") as batch:
-        batch.drop_column("secret")
-    if bind.dialect.name == "postgresql":
-        # A rewrite into new files: live rows only, the dropped column nulled out. (SQLite's
-        # batch mode copied ``polls`` already; its freed pages are overwritten under
-        # secure_delete, and syncup checkpoints the WAL at start.)
-        op.execute("CLUSTER polls USING pk_polls")
-        op.execute("CLUSTER poll_ballots USING pk_poll_ballots")
 
 
 def downgrade() -> None:
     """Downgrade schema."""
-    with op.batch_alter_table("polls") as batch:
-        batch.add_column(sa.Column("secret", sa.LargeBinary(length=64), nullable=True))
+    op.add_column("polls", sa.Column("secret", sa.LargeBinary(length=64), nullable=True))
+    if op.get_context().as_sql:
+        return
     bind = op.get_bind()
     names = sa.inspect(bind).get_table_names()
     ids = sorted({int(m.group(1)) for n in names if (m := OWN_TABLE.fullmatch(n))})
