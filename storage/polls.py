@@ -149,6 +149,9 @@ class Poll(Base):
     live_outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"))
     live_posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     results_version: Mapped[int] = mapped_column(default=0)
+    # Anonymous polls: how many had answered when its results were last shown (at a close);
+    # None while none were. See :func:`more_answers_needed`.
+    published_voters: Mapped[int | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -189,6 +192,20 @@ class PollBallot(Base):
     member_id: Mapped[int | None] = mapped_column(
         ForeignKey("members.id", ondelete="CASCADE"), index=True
     )
+
+
+def more_answers_needed(poll: Poll, voters: int) -> int:
+    """How many more answers an anonymous poll's result needs before it may follow the result
+    shown at an earlier close (0: it may be shown). Results of one poll, closed, reopened and
+    closed again, must differ by at least ``threshold`` answers: their difference is a result
+    of its own, and one late voter's answer would be it (invariant 6). None answered since:
+    the same result again, nothing new."""
+    if not poll.anonymous or poll.published_voters is None:
+        return 0
+    since = voters - poll.published_voters
+    if since <= 0 or since >= poll.threshold:
+        return 0
+    return poll.threshold - since
 
 
 SECRET_BYTES_MAX = 64

@@ -71,6 +71,14 @@ def upgrade() -> None:
     # without a database. SQLite rewrites every row without the column, and its freed space is
     # overwritten under secure_delete (syncup checkpoints the WAL at start).
     op.drop_column("polls", "secret")
+    op.add_column("polls", sa.Column("published_voters", sa.Integer(), nullable=True))
+    # Anonymous polls whose results were shown at their close: how many had answered.
+    op.execute(
+        "UPDATE polls SET published_voters = (SELECT count(*) FROM poll_participants p "
+        "WHERE p.poll_id = polls.id AND p.voted = true) "
+        "WHERE anonymous = true AND closed_at IS NOT NULL AND threshold <= "
+        "(SELECT count(*) FROM poll_participants p WHERE p.poll_id = polls.id AND p.voted = true)"
+    )
     if op.get_context().dialect.name == "postgresql":
         # A rewrite into new files: live rows only, the dropped column nulled out.
         op.execute("CLUSTER polls USING pk_polls")
@@ -107,6 +115,7 @@ def _move_open_polls_out() -> None:
 
 def downgrade() -> None:
     """Downgrade schema."""
+    op.drop_column("polls", "published_voters")
     op.add_column("polls", sa.Column("secret", sa.LargeBinary(length=64), nullable=True))
     if op.get_context().as_sql:
         return

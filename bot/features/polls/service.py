@@ -451,6 +451,8 @@ async def announce_close(
     creator = await _get_member(session, poll.creator_id)
     zone = zone_of(creator)
     results = await gather(session, poll)
+    if poll.anonymous and results.shown:
+        poll.published_voters = results.tally.voters  # what the next result must differ by
     report = render.results_message(results, heading=f"Poll #{poll.id} results", zone=zone)
     out: list[Outgoing] = []
     to_creator = poll.results == ResultsVisibility.CREATOR.value or channel is None
