@@ -26,17 +26,22 @@ import shutil
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
+from bot.features.polls import ballots
 from bot.features.polls.ballots import OWN_TABLE
 from storage import wal
 from storage.db import Database
 from tests.test_polls_anonymity import TEAM, VOTERS, Scenario, run_polls
 from tests.test_polls_create import START, PollWorld, running_world
+from tests.test_pulse_runtime import TEAM as PULSE_TEAM
+from tests.test_pulse_runtime import WED, add_pulse, at, make_pulse_world, polls_of, rounds
+from tests.test_pulse_runtime import World as PulseWorld
+from tests.test_pulse_runtime import vote as pulse_vote
 
 
 @dataclass
@@ -46,32 +51,36 @@ class Copy:
     xid_links: list[str]  # PostgreSQL: transactions tying some voters to a ballot
 
 
-def needles(world: PollWorld, scenario: Scenario) -> dict[bytes, str]:
-    """What must not be found in the bytes: every secret, every voter's key under it."""
+def needles(members: dict[str, int], secrets: list[bytes]) -> dict[bytes, str]:
+    """What must not be found in the bytes: every secret, every member's key under it."""
     found: dict[bytes, str] = {}
-    voters = {world.members[name]: name for name in VOTERS}
-    for number, secret in enumerate(scenario.secrets):
+    for number, secret in enumerate(secrets):
         found[secret] = f"secret #{number}"
-        for member_id, name in voters.items():
+        for name, member_id in members.items():
             key = hmac.new(secret, str(member_id).encode(), hashlib.sha256).hexdigest()
             found[key.encode()] = f"the ballot key of {name} under secret #{number}"
     return found
 
 
-def links(world: PollWorld, scenario: Scenario, copy: Copy) -> list[str]:
-    names = {member_id: name for name, member_id in world.members.items()}
+def links(members: dict[str, int], secrets: list[bytes], polls: list[int], copy: Copy) -> list[str]:
+    names = {member_id: name for name, member_id in members.items()}
     found = [
         f"{what} in {where}"
         for where, blob in copy.blobs.items()
-        for needle, what in needles(world, scenario).items()
+        for needle, what in needles(members, secrets).items()
         if needle in blob
     ]
     found += [
         f"a ballot of poll {poll} names {names.get(member, member)} (choice {choice})"
         for poll, member, choice in copy.named_ballots
-        if poll in scenario.polls
+        if poll in polls
     ]
     return found + copy.xid_links
+
+
+def poll_links(world: PollWorld, scenario: Scenario, copy: Copy) -> list[str]:
+    voters = {name: world.members[name] for name in VOTERS}
+    return links(voters, scenario.secrets, scenario.polls, copy)
 
 
 # -- SQLite: the files ------------------------------------------------------------------------
@@ -197,7 +206,7 @@ async def world(database: Database) -> AsyncIterator[PollWorld]:
         yield built
 
 
-async def copy_files(world: PollWorld, into: Path) -> Copy:
+async def copy_files(world: PollWorld | PulseWorld, into: Path) -> Copy:
     await wal.settled()  # the checkpoint a close starts once it has committed
     if world.db.dialect == "sqlite":
         return sqlite_copy(world.db, into)
@@ -210,7 +219,7 @@ async def test_a_copy_of_the_files_after_the_close_links_no_voter(
     scenario = await run_polls(world, anonymous=True)
     assert len(scenario.secrets) == 3
     copy = await copy_files(world, tmp_path)
-    assert links(world, scenario, copy) == []
+    assert poll_links(world, scenario, copy) == []
     # The polls' own tables are gone, and the results still add up.
     if world.db.dialect == "sqlite":
         assert not [n for n in await table_names(str(world.db.engine.url)) if OWN_TABLE.match(n)]
@@ -223,19 +232,46 @@ async def test_the_check_finds_the_links_in_a_copy_taken_while_the_poll_was_open
     world: PollWorld, tmp_path: Path
 ) -> None:
     scenario = await run_polls(world, anonymous=True, close=False)
-    found = links(world, scenario, await copy_files(world, tmp_path))
+    found = poll_links(world, scenario, await copy_files(world, tmp_path))
     assert any(p.startswith("secret #") for p in found), found
     assert sum("the ballot key of" in p for p in found) >= 6
     if world.db.dialect == "postgresql":
         assert any(p.startswith("transaction ") for p in found)
     # Closed, and copied again: nothing.
     await world.advance_to(START + timedelta(days=3))
-    assert links(world, scenario, await copy_files(world, tmp_path)) == []
+    assert poll_links(world, scenario, await copy_files(world, tmp_path)) == []
 
 
 async def test_the_check_finds_the_links_of_a_named_poll(world: PollWorld, tmp_path: Path) -> None:
     scenario = await run_polls(world, anonymous=False)
-    found = links(world, scenario, await copy_files(world, tmp_path))
+    found = poll_links(world, scenario, await copy_files(world, tmp_path))
     assert any("names voter_ben" in p for p in found), found
     if world.db.dialect == "postgresql":
         assert any(p.startswith("transaction ") for p in found)
+
+
+async def test_a_pulse_round_after_its_close_links_no_member(
+    database: Database, tmp_path: Path
+) -> None:
+    world = await make_pulse_world(database)
+    try:
+        pulse_id = await add_pulse(world)
+        await world.advance_to(at(WED, "10:00"))
+        [round_] = await rounds(world, pulse_id)
+        polls = [p.id for p in await polls_of(world, round_.id)]
+        async with world.db.transaction() as session:
+            secrets = [s for p in polls if (s := await ballots.read_secret(session, p))]
+        assert len(secrets) == len(polls) == 3
+        plan = [("alice", 5), ("bob", 4), ("carol", 4), ("alice", 2), ("dana", 3), ("erin", 1)]
+        for name, choice in plan:
+            await pulse_vote(world, name, polls[0], choice)
+        await pulse_vote(world, "bob", polls[1], 3)
+        members = {name: world.members[name] for name in PULSE_TEAM}
+        while_open = links(members, secrets, polls, await copy_files(world, tmp_path))
+        assert any("the ballot key of alice" in p for p in while_open), while_open
+        await world.advance_to(at(date(2026, 3, 8), "10:00"))
+        assert (await rounds(world, pulse_id))[0].closed_at is not None
+        assert links(members, secrets, polls, await copy_files(world, tmp_path)) == []
+    finally:
+        await world.core.idle()
+        await world.scheduler.stop()
