@@ -275,3 +275,27 @@ async def test_a_pulse_round_after_its_close_links_no_member(
     finally:
         await world.core.idle()
         await world.scheduler.stop()
+
+
+async def test_start_up_finishes_a_checkpoint_a_crash_cut_short(
+    world: PollWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash between the close's commit and its checkpoint (here: no checkpoint at all)
+    leaves the pre-close pages in SQLite's WAL; the next start checkpoints them away."""
+    monkeypatch.setattr(ballots, "checkpoint_after_commit", lambda session: None)
+    scenario = await run_polls(world, anonymous=True)
+    found = poll_links(world, scenario, await copy_files(world, tmp_path))
+    if world.db.dialect == "sqlite":
+        assert any(p.endswith("in copy.db-wal") for p in found), found
+    assert await ballots.tidy(world.db) == []
+    assert poll_links(world, scenario, await copy_files(world, tmp_path)) == []
+
+
+async def test_start_up_drops_the_tables_of_polls_that_are_gone(
+    world: PollWorld, tmp_path: Path
+) -> None:
+    scenario = await run_polls(world, anonymous=True, close=False)
+    async with world.db.transaction() as session:  # the workspace removed, its polls with it
+        await session.execute(text("DELETE FROM workspaces"))
+    assert await ballots.tidy(world.db) == scenario.polls
+    assert poll_links(world, scenario, await copy_files(world, tmp_path)) == []

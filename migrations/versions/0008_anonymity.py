@@ -6,7 +6,10 @@ Create Date: 2026-12-06 23:50:00
 
 An open anonymous poll's keyed ballots and its secret move out of ``poll_ballots`` and
 ``polls.secret`` into tables of the poll's own, ``poll_<id>_keyed`` and ``poll_<id>_secret``,
-which its close drops (see ``storage/polls.py``); ``polls.secret`` goes. On PostgreSQL,
+which its close drops (see ``storage/polls.py``); ``polls.secret`` goes. ``polls.published_voters``
+(how many had answered when an anonymous poll's results were shown) is new, filled in for closed
+polls whose results were shown, so that a reopened poll's next result keeps its distance from
+the last one. On PostgreSQL,
 ``polls`` and ``poll_ballots`` are then rewritten (``CLUSTER``, which takes their locks for the
 length of the copy: run it while the bot is stopped), so that no dead row version or free space
 in their files keeps a secret or a key of a poll closed before this revision.
