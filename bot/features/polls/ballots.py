@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Table, delete, func, insert, inspect, select, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import UserError
@@ -63,7 +64,8 @@ async def _create(session: AsyncSession, table: Table) -> None:
 
 
 async def _drop(session: AsyncSession, table: Table) -> None:
-    await session.run_sync(lambda sync: table.drop(sync.connection(), checkfirst=True))
+    # IF EXISTS in the statement itself: another replica's start-up may drop it first.
+    await session.execute(sql_text(f"DROP TABLE IF EXISTS {table.name}"))
 
 
 async def open_keyed(session: AsyncSession, poll: Poll) -> None:
