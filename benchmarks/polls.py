@@ -70,6 +70,7 @@ from storage.polls import (  # noqa: E402
     Pulse,
     PulseRound,
     ResultsVisibility,
+    keyed_table,
 )
 
 PLATFORM = "fake"
@@ -191,9 +192,8 @@ async def votes(db: Database, args: argparse.Namespace) -> bool:
     async with db.transaction() as session:
         poll = await session.get_one(Poll, poll_id)
         counted = await ballots.tally(session, poll)
-        rows = await session.scalar(
-            select(func.count()).select_from(PollBallot).where(PollBallot.poll_id == poll_id)
-        )
+        # While open, an anonymous poll's ballots are in its own table (storage/polls.py).
+        rows = await session.scalar(select(func.count()).select_from(keyed_table(poll_id)))
     total = len(wave) + len(changers)
     print(
         f"(a) votes            {total} clicks ({args.voters} voters, {args.double_clicks} double "
@@ -219,7 +219,7 @@ async def votes(db: Database, args: argparse.Namespace) -> bool:
         rows = await session.scalar(
             select(func.count()).select_from(PollBallot).where(PollBallot.poll_id == poll_id)
         )
-        sealed = poll.secret is None
+        sealed = await ballots.read_secret(session, poll_id) is None
     ok &= _check("after close", counted, rows, expected, args.voters) and sealed
     print(f"    sealed           secret erased: {sealed}")
     return ok

@@ -22,6 +22,7 @@ from bot.config import Settings, adapter_module
 from bot.core import Core
 from bot.delivery.worker import DeliveryWorker
 from bot.features import account, polls, pulse, standups
+from bot.features.polls import ballots
 from bot.features.standups import unreachable
 from bot.port import DEFAULT_MAX_SELECT_OPTIONS, PlatformDirectory, PlatformPort
 from bot.scheduling.housekeeping import Housekeeping
@@ -123,6 +124,7 @@ class App:
         auto = self.settings.database.auto_migrate
         await migrate.ensure_schema(self.db.engine, auto_migrate=auto)
         await self.worker.leases.take_over(every_lease=self._sole_process)
+        await ballots.tidy(self.db)  # anonymity: no keyed ballots or WAL pages of closed polls
         await self.scheduler.start()
         await self.worker.start()
         self.wal.start()

@@ -40,11 +40,13 @@ from bot.commands.spec import CommandSpec, Permission, SubcommandSpec
 from bot.delivery.outbox import enqueue
 from bot.errors import PermissionDenied, UserError
 from bot.events import (
+    NUL_MESSAGE,
     ActionInvocation,
     CommandInvocation,
     DirectMessageReceived,
     FormSubmission,
     InboundEvent,
+    nul_fields,
 )
 from bot.port import DEFAULT_MAX_SELECT_OPTIONS, Method, PlatformDirectory, Target
 from storage.db import Database
@@ -199,6 +201,9 @@ class Core:
 
     async def handle(self, event: InboundEvent) -> Response:
         """Handle one inbound event exactly once and return the private response, if any."""
+        refused = _refuse_nul(event)
+        if refused is not None:
+            return refused
         if isinstance(event, FormSubmission):
             batcher = self._batchers.get(event.form_id)
             if batcher is not None:
@@ -317,6 +322,23 @@ class Core:
             session, ProcessedEvent, values, ProcessedEvent.event_id
         )
         return inserted is not None
+
+
+def _refuse_nul(event: InboundEvent) -> Response:
+    """Input with a NUL character, refused before anything reads it (no database stores one in
+    text; on PostgreSQL the insert would fail, and its parameters would be logged)."""
+    fields = nul_fields(event)
+    if not fields:
+        return None
+    if isinstance(event, FormSubmission) and fields != ["text"]:
+        return FormErrors({name: NUL_MESSAGE.format(what="answer") for name in fields})
+    what = {
+        CommandInvocation: "command",
+        ActionInvocation: "choice",
+        DirectMessageReceived: "answer",
+        FormSubmission: "form",
+    }[type(event)]
+    return reply(marked(NUL_MESSAGE.format(what=what)))
 
 
 def _describe(event: InboundEvent) -> str:

@@ -73,3 +73,31 @@ class DirectMessageReceived:
 
 
 InboundEvent = CommandInvocation | ActionInvocation | FormSubmission | DirectMessageReceived
+
+NUL = "\x00"
+NUL_MESSAGE = "Remove the NUL character (\\0) from your {what}: syncup can't store it."
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return NUL in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def nul_fields(event: InboundEvent) -> list[str]:
+    """Where ``event`` carries a NUL character (no database stores one in text: PostgreSQL
+    refuses it): the form fields holding one, or ``["text"]`` for any other input."""
+    if isinstance(event, FormSubmission):
+        found = [name for name, value in event.values.items() if _has_nul(value)]
+        if not found and _has_nul(event.state):
+            found = ["text"]
+        return found
+    if isinstance(event, CommandInvocation):
+        return ["text"] if _has_nul(event.text) or _has_nul(event.options) else []
+    if isinstance(event, ActionInvocation):
+        return ["text"] if _has_nul(event.value) or _has_nul(event.values) else []
+    return ["text"] if _has_nul(event.text) else []

@@ -38,7 +38,7 @@ from storage.models import (
     StandupRun,
     Workspace,
 )
-from storage.polls import Poll, PollBallot, PollKind, PollParticipant
+from storage.polls import Poll, PollBallot, PollKind, PollParticipant, more_answers_needed
 
 ExportFormat = Literal["csv", "json"]
 BATCH = 1000
@@ -196,7 +196,7 @@ class PollExportRow:
     opens_at: str  # UTC ISO 8601
     closes_at: str  # the deadline, "" for none
     closed_at: str  # "" while open
-    status: str  # open | closed
+    status: str  # open | closed | held (closed; counts held back, see docs/polls.md)
     answered: int  # members who answered
     eligible: int  # members who may answer
     option_index: int | None  # 0-based option; the value of a scale or eNPS; None for text
@@ -255,10 +255,21 @@ class _Batch:
 
 
 def _shown(poll: Poll, answered: int) -> bool:
-    """Whether counts of ``poll`` may leave the database (invariant 6 for anonymous polls)."""
+    """Whether counts of ``poll`` may leave the database (invariant 6 for anonymous polls):
+    closed, enough answers, and far enough from a result shown at an earlier close."""
     if not poll.anonymous:
         return True
-    return poll.closed_at is not None and answered >= poll.threshold
+    return (
+        poll.closed_at is not None
+        and answered >= poll.threshold
+        and not more_answers_needed(poll, answered)
+    )
+
+
+def _status(poll: Poll, answered: int) -> str:
+    if poll.closed_at is None:
+        return "open"
+    return "held" if more_answers_needed(poll, answered) else "closed"
 
 
 async def _poll_batch(session: AsyncSession, polls: list[Poll]) -> _Batch:
@@ -345,7 +356,7 @@ def _rows_of(poll: Poll, channel: str, workspace: str, data: _Batch) -> list[Pol
             opens_at=_iso(poll.opens_at),
             closes_at=_iso(poll.closes_at),
             closed_at=_iso(poll.closed_at),
-            status="closed" if poll.closed_at is not None else "open",
+            status=_status(poll, answered),
             answered=answered,
             eligible=eligible,
             option_index=index,

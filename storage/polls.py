@@ -2,32 +2,44 @@
 
 Anonymity (invariant 6) is a property of these tables, not of the views over them:
 
-* ``poll_ballots`` rows of an anonymous poll carry no member id, no time and no sequential id.
-  Their key is ``voter_key``: an HMAC of the member id under the poll's own ``polls.secret``, so a
-  voter can replace their vote while the poll is open. Closing erases the secret and gives every
-  ballot a fresh random key, rewriting the rows in choice order, so that neither the keys nor
-  the order rows were stored in can be matched with anything after close.
+* While an anonymous poll is open, its ballots are in a table of its own, ``poll_<id>_keyed``,
+  keyed by ``voter_key``: an HMAC of the member id under the poll's secret, which is in another
+  table of its own, ``poll_<id>_secret`` (:func:`keyed_table`, :func:`secret_table`; made by
+  ``bot.features.polls.ballots``, not by a migration, since there is a pair per open poll). A
+  voter can replace their vote while the poll is open.
+* Closing copies the choices into ``poll_ballots`` under fresh random keys, in choice order, and
+  drops both tables: their files go, with every key, the secret and the old row versions a
+  vote change leaves behind. ``poll_ballots`` rows of an anonymous poll therefore carry no
+  member id, no time, no sequential id and no key anything can be matched with. They are only
+  ever inserted (in one transaction, at close), never updated.
 * ``poll_participants`` is who may answer and whether they have (for "7 of 9" and reminders).
   It has no time either, and nothing in it points at a ballot.
-* On SQLite both tables are ``WITHOUT ROWID``: stored in key order, with no hidden insertion
-  counter; the database runs with ``secure_delete`` so replaced rows are overwritten on disk.
+* On SQLite the tables are ``WITHOUT ROWID``: stored in key order, with no hidden insertion
+  counter; the database runs with ``secure_delete`` so deleted rows and freed pages are
+  overwritten, and its WAL is checkpointed after every close (:mod:`storage.wal`).
 
-Named polls keep ``member_id`` on the ballot: their voters are meant to be seen.
+Named polls keep their ballots in ``poll_ballots`` with ``member_id``: their voters are meant to
+be seen.
 """
 
 from __future__ import annotations
 
 import enum
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Column,
     Date,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
+    MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -117,8 +129,6 @@ class Poll(Base):
     anonymous: Mapped[bool] = mapped_column(default=False)
     results: Mapped[str] = mapped_column(String(16))  # ResultsVisibility
     threshold: Mapped[int] = mapped_column(default=5)
-    # Anonymous polls only: the HMAC key of voter keys; erased (NULL) when the poll closes.
-    secret: Mapped[bytes | None] = mapped_column(LargeBinary(64))
     opens_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -139,6 +149,9 @@ class Poll(Base):
     live_outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"))
     live_posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     results_version: Mapped[int] = mapped_column(default=0)
+    # Anonymous polls: how many had answered when its results were last shown (at a close);
+    # None while none were. See :func:`more_answers_needed`.
+    published_voters: Mapped[int | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -170,7 +183,7 @@ class PollBallot(Base):
     poll_id: Mapped[int] = mapped_column(
         ForeignKey("polls.id", ondelete="CASCADE"), primary_key=True
     )
-    # Anonymous: hex HMAC(secret, member id) while open, random after close. Named: "m<id>".
+    # Anonymous: random, written at close. Named: "m<id>".
     voter_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     # The option's index; the value itself for scale (1-5) and eNPS (0-10); 0 for open text.
     choice: Mapped[int] = mapped_column(primary_key=True)
@@ -178,4 +191,52 @@ class PollBallot(Base):
     # Named polls only.
     member_id: Mapped[int | None] = mapped_column(
         ForeignKey("members.id", ondelete="CASCADE"), index=True
+    )
+
+
+def more_answers_needed(poll: Poll, voters: int) -> int:
+    """How many more answers an anonymous poll's result needs before it may follow the result
+    shown at an earlier close (0: it may be shown). Results of one poll, closed, reopened and
+    closed again, must differ by at least ``threshold`` answers: their difference is a result
+    of its own, and one late voter's answer would be it (invariant 6). None answered since:
+    the same result again, nothing new."""
+    if not poll.anonymous or poll.published_voters is None:
+        return 0
+    since = voters - poll.published_voters
+    if since <= 0 or since >= poll.threshold:
+        return 0
+    return poll.threshold - since
+
+
+SECRET_BYTES_MAX = 64
+
+
+def keyed_table_name(poll_id: int) -> str:
+    return f"poll_{poll_id}_keyed"
+
+
+def secret_table_name(poll_id: int) -> str:
+    return f"poll_{poll_id}_secret"
+
+
+@lru_cache(maxsize=1024)
+def keyed_table(poll_id: int) -> Table:
+    """An open anonymous poll's ballots: ``voter_key`` is HMAC(secret, member id), hex."""
+    return Table(
+        keyed_table_name(poll_id),
+        MetaData(),
+        Column("voter_key", String(64), primary_key=True),
+        Column("choice", Integer, primary_key=True, autoincrement=False),
+        Column("text", Text),
+        sqlite_with_rowid=False,
+    )
+
+
+@lru_cache(maxsize=1024)
+def secret_table(poll_id: int) -> Table:
+    """An open anonymous poll's secret: one row, written once, never updated."""
+    return Table(
+        secret_table_name(poll_id),
+        MetaData(),
+        Column("secret", LargeBinary(SECRET_BYTES_MAX), nullable=False),
     )

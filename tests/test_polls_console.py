@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.features.polls.ballots import OWN_TABLE
 from storage.polls import Poll, PollBallot
 from tests.test_console import run_console
+from tests.test_polls_anonymity_files import table_names
 from tests.test_standup_runtime import db_rows
 
 
@@ -131,6 +133,7 @@ async def test_the_form_the_deadline_and_the_reminder_in_the_console(tmp_path: P
     assert "  Results hidden: 0 answers, fewer than the 3 this poll needs.\n" in moved
     assert "  Anonymous poll #1 (closed)\n" in moved
     polls = await db_rows(run.url, Poll)
-    assert [(p.kind, p.options, p.max_choices, p.secret) for p in polls] == [
-        ("multiple", ["Rust", "Go", "Zig"], 2, None)
+    assert [(p.kind, p.options, p.max_choices, p.closed_at is not None) for p in polls] == [
+        ("multiple", ["Rust", "Go", "Zig"], 2, True)
     ]
+    assert not any(OWN_TABLE.fullmatch(name) for name in await table_names(run.url))

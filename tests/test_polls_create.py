@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, null, select
 
 from bot import directory
 from bot.chat import MESSAGE_ADAPTER, FormErrors, OpenForm, Reply, Response, SelectField
@@ -27,14 +27,21 @@ from bot.core import Core
 from bot.errors import UserError
 from bot.events import ActionInvocation, Actor, CommandInvocation, FormSubmission, Origin
 from bot.features import polls
-from bot.features.polls import live, options, render
+from bot.features.polls import ballots, live, options, render
 from bot.features.polls.commands import CREATE_FORM
 from bot.features.polls.spec import POLL
 from bot.port import ChannelInfo, DirectoryUnavailable, MemberInfo
 from bot.scheduling.scheduler import Scheduler
 from storage.db import Database
 from storage.models import Channel, ChannelMember, OutboxMessage
-from storage.polls import Poll, PollBallot, PollKind, PollParticipant, ResultsVisibility
+from storage.polls import (
+    Poll,
+    PollBallot,
+    PollKind,
+    PollParticipant,
+    ResultsVisibility,
+    keyed_table,
+)
 from tests.fakes.clock import FakeClock
 from tests.test_standup_runtime import render as render_payload
 
@@ -210,14 +217,25 @@ class PollWorld:
             return int((await session.execute(query)).scalar_one())
 
     async def ballots(self, poll_id: int) -> list[tuple[int, str | None, int | None]]:
-        """(choice, text, member id) of every ballot, sorted."""
+        """(choice, text, member id) of every ballot, sorted; an open anonymous poll's from
+        its own table."""
         async with self.db.transaction() as session:
-            rows = await session.execute(
-                select(PollBallot.choice, PollBallot.text, PollBallot.member_id).where(
+            poll = await session.get(Poll, poll_id)
+            assert poll is not None
+            if poll.anonymous and poll.closed_at is None:
+                keyed = keyed_table(poll_id)
+                query = select(keyed.c.choice, keyed.c.text, null())
+            else:
+                query = select(PollBallot.choice, PollBallot.text, PollBallot.member_id).where(
                     PollBallot.poll_id == poll_id
                 )
-            )
+            rows = await session.execute(query)
             return sorted(rows.all(), key=lambda r: (r[0], r[1] or "", r[2] or 0))
+
+    async def secret(self, poll_id: int) -> bytes | None:
+        """An open anonymous poll's secret (None once it closed, or for a named poll)."""
+        async with self.db.transaction() as session:
+            return await ballots.read_secret(session, poll_id)
 
     async def participants(self, poll_id: int) -> dict[str, tuple[bool, bool]]:
         """name -> (voted, final)."""
@@ -453,7 +471,7 @@ async def test_create_by_one_liner_posts_the_poll_with_buttons(world: PollWorld)
     assert (poll.results, poll.threshold, poll.closes_at) == ("live", 5, START + timedelta(days=2))
     # Lasting 48 h, it reminds 24 h before the deadline.
     assert poll.remind_at == START + timedelta(days=1)
-    assert poll.secret is None  # named polls have no secret
+    assert await world.secret(poll.id) is None  # named polls have no secret
     posts = await world.outbox()
     assert [(r.method, r.idempotency_key, r.target) for r in posts] == [
         ("post", "poll:1:post", {"channel_id": CHANNEL})
@@ -534,7 +552,8 @@ async def test_create_by_form(world: PollWorld) -> None:
     assert (poll.anonymous, poll.results, poll.threshold) == (True, "closed", 3)
     assert poll.closes_at == datetime(2026, 3, 12, 16, 0, tzinfo=UTC)
     assert poll.creator_id == world.members["bob"]
-    assert poll.secret is not None and len(poll.secret) == 32
+    secret = await world.secret(poll.id)
+    assert secret is not None and len(secret) == 32
 
 
 async def test_discord_create_with_a_line_option(world: PollWorld) -> None:

@@ -13,6 +13,7 @@ registered; votes go through the polls feature's real vote action.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -28,6 +29,7 @@ from bot.delivery.outbox import decode_message
 from bot.events import ActionInvocation, Actor, CommandInvocation, FormSubmission, Origin
 from bot.features import polls as polls_feature
 from bot.features import pulse as pulse_feature
+from bot.features.polls import ballots
 from bot.features.pulse.bank import DEFAULT_BANK, default_bank
 from bot.scheduling.scheduler import Scheduler
 from storage.db import Database
@@ -39,7 +41,7 @@ from storage.models import (
     TeamMember,
     Workspace,
 )
-from storage.polls import Poll, PollBallot, PollParticipant, Pulse, PulseRound
+from storage.polls import Poll, PollBallot, PollParticipant, Pulse, PulseRound, keyed_table
 from tests.fakes.clock import FakeClock
 from tests.test_standup_runtime import World, render
 
@@ -278,7 +280,8 @@ async def test_a_round_goes_out_at_team_time_with_one_dm_per_member(world: World
     polls = await polls_of(world, round_.id)
     assert [p.question_key for p in polls] == [q["key"] for q in DEFAULT_BANK[:3]]
     for poll in polls:
-        assert poll.anonymous and poll.secret is not None
+        async with world.db.transaction() as session:
+            assert poll.anonymous and await ballots.read_secret(session, poll.id) is not None
         assert poll.results == "closed" and poll.threshold == 5
         assert poll.closes_at == round_.closes_at and poll.team_id is not None
         assert poll.channel_id == world.channel_id
@@ -420,10 +423,15 @@ async def test_reminders_go_only_to_members_with_unanswered_questions(world: Wor
     for name in ("carol", "erin", "frank"):
         reminder = (await dm_messages(world, name))[-1]
         assert vote_polls(reminder) == [p.id for p in polls]
-    # The ballots still say nothing about who: no member id, keys that are HMACs.
+    # The ballots still say nothing about who: in each poll's own table, no member id, keys
+    # that are HMACs; none in poll_ballots before the close.
     async with world.db.transaction() as session:
-        ballots = list(await session.scalars(select(PollBallot)))
-        assert ballots and all(b.member_id is None for b in ballots)
+        assert list(await session.scalars(select(PollBallot))) == []
+        for poll in polls:
+            keyed = keyed_table(poll.id)
+            keys = list(await session.scalars(select(keyed.c.voter_key)))
+            assert keys and all(re.fullmatch("[0-9a-f]{64}", k) for k in keys)
+            assert set(keyed.c.keys()) == {"voter_key", "choice", "text"}
     # Once: another scheduler, and the reminder's key.
     _, other = build_core(world.db, world.clock, "replica-2")
     await other.start()
@@ -449,7 +457,7 @@ async def test_the_close_seals_the_polls_and_posts_the_results(world: World) -> 
     async with world.db.transaction() as session:
         for poll in await session.scalars(select(Poll).where(Poll.round_id == round_.id)):
             assert poll.closed_at == at(date(2026, 3, 8), "10:00")
-            assert poll.secret is None
+            assert await ballots.read_secret(session, poll.id) is None
         closed = await session.get(PulseRound, round_.id)
         assert closed is not None and closed.closed_at is not None
     [post] = await channel_posts(world)

@@ -1,33 +1,54 @@
-"""Storing polls, votes and counts: the one place that writes ``poll_ballots``.
+"""Storing polls, votes and counts: the one place that writes ballots.
 
 What keeps an anonymous poll anonymous (invariant 6; the tables are described in
 :mod:`storage.polls`):
 
-* A ballot's key is ``HMAC-SHA256(poll secret, member id)``. While the poll is open the same
-  member finds their ballot again and replaces it; nobody holding only the ballots can tell whose
-  it is without the secret.
-* :func:`seal` (run in the transaction that closes the poll) erases the secret and rewrites the
-  ballots with fresh random keys in choice order, so no key and no storage order survives that
-  could be matched with the participation rows. Voters are marked ``final``: after a reopen their
-  earlier answer stands (it can no longer be found to replace it).
+* While the poll is open, its ballots and its secret live in two tables of its own,
+  ``poll_<id>_keyed`` and ``poll_<id>_secret`` (:func:`storage.polls.keyed_table`), made when the
+  poll opens. A ballot's key is ``HMAC-SHA256(secret, member id)``: the same member finds their
+  ballot again and replaces it; nobody holding only the ballots can tell whose it is. The secret
+  is written once and never updated in place.
+* :func:`seal` (run in the transaction that closes the poll) copies the choices into
+  ``poll_ballots`` with fresh random keys, in choice order, and drops both tables. Dropping a
+  table removes its file (PostgreSQL truncates and unlinks the relation's files; SQLite, with
+  ``secure_delete``, overwrites the freed pages), so neither the keys, nor the secret, nor the
+  dead row versions and free space that an update or delete leaves behind (with the transaction
+  ids that tie a ballot to its voter's participation row) outlive the close in the data files.
+  Voters are marked ``final``: after a reopen their earlier answer stands (it can no longer be
+  found to replace it); a reopen makes new tables with a new secret.
 * Participation (``poll_participants.voted``) is written in the same transaction as the ballot,
   with no time on either row.
+
+Named polls keep their ballots in ``poll_ballots`` from the start, with the member on them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, inspect, select, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import UserError
-from storage.polls import Poll, PollBallot, PollKind, PollParticipant
+from storage.db import Database
+from storage.polls import (
+    Poll,
+    PollBallot,
+    PollKind,
+    PollParticipant,
+    keyed_table,
+    secret_table,
+)
+from storage.wal import checkpoint, checkpoint_after_commit
+
+OWN_TABLE = re.compile(r"poll_(\d+)_(?:keyed|secret)")
 
 SECRET_BYTES = 32
 # Rows per INSERT when writing many (participants of a large audience, a seal's rewrite).
@@ -38,26 +59,92 @@ def new_secret() -> bytes:
     return secrets.token_bytes(SECRET_BYTES)
 
 
-def voter_key(poll: Poll, member_id: int) -> str:
-    """The key of ``member_id``'s ballot in ``poll``; see the module docstring."""
+async def _create(session: AsyncSession, table: Table) -> None:
+    await session.run_sync(lambda sync: table.create(sync.connection()))
+
+
+async def _drop(session: AsyncSession, table: Table) -> None:
+    # IF EXISTS in the statement itself: another replica's start-up may drop it first.
+    await session.execute(sql_text(f"DROP TABLE IF EXISTS {table.name}"))
+
+
+async def open_keyed(session: AsyncSession, poll: Poll) -> None:
+    """Make an anonymous poll's own tables, with a new secret (at creation and at a reopen)."""
+    await _create(session, keyed_table(poll.id))
+    secrets_of = secret_table(poll.id)
+    await _create(session, secrets_of)
+    await session.execute(insert(secrets_of).values(secret=new_secret()))
+
+
+async def drop_keyed(session: AsyncSession, poll_id: int) -> None:
+    await _drop(session, keyed_table(poll_id))
+    await _drop(session, secret_table(poll_id))
+
+
+async def read_secret(session: AsyncSession, poll_id: int) -> bytes | None:
+    """The secret of an open anonymous poll; None once it closed (or for a named poll)."""
+    table = secret_table(poll_id)
+    exists = await session.run_sync(lambda sync: inspect(sync.connection()).has_table(table.name))
+    if not exists:
+        return None
+    return await session.scalar(select(table.c.secret))
+
+
+async def voter_key(session: AsyncSession, poll: Poll, member_id: int) -> str:
+    """The key of ``member_id``'s ballot in ``poll`` (open: the caller checked, holding the
+    poll's row lock); see the module docstring."""
     if not poll.anonymous:
         return f"m{member_id}"
-    if poll.secret is None:
+    secret = await session.scalar(select(secret_table(poll.id).c.secret))
+    if secret is None:
         raise UserError("This poll has closed; anonymous answers can no longer be changed.")
-    return hmac.new(poll.secret, str(member_id).encode(), hashlib.sha256).hexdigest()
+    return hmac.new(secret, str(member_id).encode(), hashlib.sha256).hexdigest()
+
+
+async def tidy(db: Database) -> list[int]:
+    """At start: drop the own tables of polls that are closed or gone (a workspace removed
+    while they were open), then checkpoint SQLite's WAL, for a close whose checkpoint a crash
+    cut short. The ids of the polls whose tables were dropped."""
+    async with db.transaction() as session:
+        names = await session.run_sync(lambda sync: inspect(sync.connection()).get_table_names())
+        ids = sorted({int(m.group(1)) for n in names if (m := OWN_TABLE.fullmatch(n))})
+        still_open = set(
+            await session.scalars(
+                select(Poll.id).where(
+                    Poll.id.in_(ids), Poll.anonymous.is_(True), Poll.closed_at.is_(None)
+                )
+            )
+        )
+        stale = [i for i in ids if i not in still_open]
+        for poll_id in stale:
+            await drop_keyed(session, poll_id)
+    await checkpoint(db.engine)
+    return stale
+
+
+async def _still_open(session: AsyncSession, poll_id: int) -> bool:
+    closed_at = await session.scalar(
+        select(Poll.closed_at).where(Poll.id == poll_id).with_for_update(read=True)
+    )
+    return closed_at is None
+
+
+def open_ballots(poll: Poll) -> Table:
+    """Where ``poll``'s ballots are while it takes votes."""
+    return keyed_table(poll.id) if poll.anonymous else PollBallot.__table__  # type: ignore[return-value]
 
 
 async def create_poll(
     session: AsyncSession, poll: Poll, audience: Iterable[int], *, now: datetime
 ) -> Poll:
     """Insert ``poll`` (its fields filled by the caller) and its audience as participants.
-    An anonymous poll gets its secret here."""
-    if poll.anonymous and poll.secret is None:
-        poll.secret = new_secret()
+    An anonymous poll gets its own tables and secret here."""
     poll.created_at = poll.created_at or now
     poll.updated_at = now
     session.add(poll)
     await session.flush()
+    if poll.anonymous:
+        await open_keyed(session, poll)
     members = sorted(set(audience))
     for start in range(0, len(members), WRITE_SLICE):
         await session.execute(
@@ -112,25 +199,33 @@ async def cast(
             "You answered this poll before it was closed and reopened. Anonymous answers can't "
             "be changed after a close: nobody, syncup included, can tell which one was yours."
         )
-    key = voter_key(poll, member_id)
+    key = await voter_key(session, poll, member_id)
+    table = open_ballots(poll)
     if voted:
-        await session.execute(
-            delete(PollBallot).where(PollBallot.poll_id == poll.id, PollBallot.voter_key == key)
-        )
+        where = [table.c.voter_key == key]
+        if not poll.anonymous:
+            where.append(table.c.poll_id == poll.id)
+        await session.execute(delete(table).where(*where))
     else:
         await session.execute(
             update(PollParticipant)
             .where(PollParticipant.poll_id == poll.id, PollParticipant.member_id == member_id)
             .values(voted=True)
         )
-    named = None if poll.anonymous else member_id
-    await session.execute(
-        insert(PollBallot),
-        [
-            {"poll_id": poll.id, "voter_key": key, "choice": c, "text": text, "member_id": named}
+    if poll.anonymous:
+        rows = [{"voter_key": key, "choice": c, "text": text} for c in sorted(set(choices))]
+    else:
+        rows = [
+            {
+                "poll_id": poll.id,
+                "voter_key": key,
+                "choice": c,
+                "text": text,
+                "member_id": member_id,
+            }
             for c in sorted(set(choices))
-        ],
-    )
+        ]
+    await session.execute(insert(table), rows)
     return Cast(replaced=voted)
 
 
@@ -167,10 +262,15 @@ class Tally:
 async def tally(session: AsyncSession, poll: Poll, *, with_texts: bool = True) -> Tally:
     """Counts per choice and participation, in SQL."""
     out = Tally()
+    table = PollBallot.__table__
+    where = [PollBallot.poll_id == poll.id]
+    if poll.anonymous and await _still_open(session, poll.id):
+        # Its ballots are in its own table until the close drops it; the shared lock on the
+        # poll's row keeps a close from dropping it while they are counted.
+        table = keyed_table(poll.id)
+        where = []
     rows = await session.execute(
-        select(PollBallot.choice, func.count())
-        .where(PollBallot.poll_id == poll.id)
-        .group_by(PollBallot.choice)
+        select(table.c.choice, func.count()).where(*where).group_by(table.c.choice)
     )
     out.counts = {choice: count for choice, count in rows.all()}
     part = await session.execute(
@@ -182,28 +282,23 @@ async def tally(session: AsyncSession, poll: Poll, *, with_texts: bool = True) -
     out.eligible, out.voters = part.one()
     if with_texts and PollKind(poll.kind) is PollKind.TEXT:
         texts = await session.scalars(
-            select(PollBallot.text)
-            .where(PollBallot.poll_id == poll.id, PollBallot.text.is_not(None))
-            .order_by(PollBallot.text)
+            select(table.c.text).where(*where, table.c.text.is_not(None)).order_by(table.c.text)
         )
         out.texts = [t for t in texts if t]
     return out
 
 
 async def seal(session: AsyncSession, poll: Poll) -> None:
-    """At close: make an anonymous poll's ballots unlinkable for good (module docstring).
-    Named polls are left as they are."""
+    """At close: move an anonymous poll's choices into ``poll_ballots`` under random keys and
+    drop its own tables (module docstring). Named polls are left as they are."""
     if not poll.anonymous:
         return
-    poll.secret = None
+    keyed = keyed_table(poll.id)
     rows = (
         await session.execute(
-            select(PollBallot.choice, PollBallot.text)
-            .where(PollBallot.poll_id == poll.id)
-            .order_by(PollBallot.choice, PollBallot.text)
+            select(keyed.c.choice, keyed.c.text).order_by(keyed.c.choice, keyed.c.text)
         )
     ).all()
-    await session.execute(delete(PollBallot).where(PollBallot.poll_id == poll.id))
     fresh = [
         {
             "poll_id": poll.id,
@@ -217,11 +312,13 @@ async def seal(session: AsyncSession, poll: Poll) -> None:
     # Random keys, but inserted in choice order: the storage order says nothing either.
     for start in range(0, len(fresh), WRITE_SLICE):
         await session.execute(insert(PollBallot), fresh[start : start + WRITE_SLICE])
+    await drop_keyed(session, poll.id)
     await session.execute(
         update(PollParticipant)
         .where(PollParticipant.poll_id == poll.id, PollParticipant.voted.is_(True))
         .values(final=True)
     )
+    checkpoint_after_commit(session)
 
 
 async def close_poll(session: AsyncSession, poll: Poll, now: datetime) -> None:

@@ -28,7 +28,7 @@ from bot.commands.parse import ChannelRef
 from bot.core import Context, Core
 from bot.errors import UserError
 from bot.events import ActionInvocation, FormSubmission
-from bot.features.polls import ballots, render, service
+from bot.features.polls import ballots, reminders, render, service
 from bot.features.polls.options import (
     DEADLINE_HELP,
     KIND_NAMES,
@@ -368,6 +368,6 @@ async def remind(ctx: Context, args: dict[str, Any]) -> Response:
     service.require_manager(ctx, poll)
     _not_a_pulse(poll)
     service.check_open(poll, ctx.now, service.zone_of(ctx.member))
-    count = await service.remind_now(ctx, poll)
+    count = await reminders.remind_now(ctx, poll)
     people = "member" if count == 1 else "members"
     return reply(f"Reminded {count} {people} who have not answered poll #{poll.id} yet.")

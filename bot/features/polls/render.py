@@ -40,7 +40,7 @@ from bot.features.polls.ballots import close_poll as close_poll
 from bot.features.polls.options import KIND_NAMES, describe_local, sentence
 from bot.features.standups.report import NAMES_SHOWN
 from bot.timezones import zone as zone_info
-from storage.polls import Poll, PollKind, ResultsVisibility
+from storage.polls import Poll, PollKind, ResultsVisibility, more_answers_needed
 
 VOTE_ACTION = "poll-vote"
 ANSWER_ACTION = "poll-answer"
@@ -141,9 +141,14 @@ class Results:
     place: str = ""
 
     @property
+    def held(self) -> int:
+        """More answers needed since the result of an earlier close (storage.polls)."""
+        return more_answers_needed(self.poll, self.tally.voters)
+
+    @property
     def shown(self) -> bool:
         """Enough answers to show anything (invariant 6)."""
-        return self.tally.voters >= self.poll.threshold
+        return self.tally.voters >= self.poll.threshold and not self.held
 
 
 def percent(count: int, total: int) -> int:
@@ -322,7 +327,15 @@ def chart_period(poll: Poll, zone: str) -> str:
     return f"{opened.day} {opened:%b}{year} to {closed.day} {closed:%b %Y}"
 
 
-def hidden_text(tally: Tally, threshold: int) -> str:
+def hidden_text(tally: Tally, threshold: int, poll: Poll | None = None) -> str:
+    held = more_answers_needed(poll, tally.voters) if poll is not None else 0
+    if held and poll is not None and poll.published_voters is not None:
+        since = tally.voters - poll.published_voters
+        return (
+            f"Results held: {since} answered since the results shown at the earlier close. "
+            f"The difference between two results would show how they answered, so the next "
+            f"result is shown once at least {threshold} have answered since ({held} more)."
+        )
     answers = "answer" if tally.voters == 1 else "answers"
     return f"Results hidden: {tally.voters} {answers}, fewer than the {threshold} this poll needs."
 
@@ -335,7 +348,7 @@ def results_message(results: Results, *, heading: str, zone: str) -> Message:
     if results.shown:
         blocks.extend(result_blocks(results))
     else:
-        blocks.append(Section(text(hidden_text(tally, poll.threshold))))
+        blocks.append(Section(text(hidden_text(tally, poll.threshold, poll))))
     footer = _footer(poll, tally, zone, shown=results.shown)
     if footer:
         blocks.append(Context(text(footer)))

@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import Core
-from bot.features.polls import service
+from bot.features.polls import reminders, service
 from bot.features.standups.schedules import OnceSchedule
 from bot.scheduling.scheduler import Occurrence, Schedule, Scheduler
 from storage.models import Workspace
@@ -144,7 +144,7 @@ class PollOccurrences:
             poll.closes_at is not None and poll.closes_at <= occurrence.now
         ):
             return
-        if await service.remind(session, poll, occurrence.now, key=occurrence.key):
+        if await reminders.remind(session, poll, occurrence.now, key=occurrence.key):
             occurrence.sent_something = True
 
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import directory
@@ -35,17 +35,14 @@ from bot.features.polls import ballots, render
 from bot.features.polls.ballots import close_poll
 from bot.features.polls.options import PollInput, describe_local
 from bot.port import DirectoryUnavailable, Method, Target
-from storage.models import Channel, ChannelMember, Member, OccurrenceClaim, OutboxMessage, Team
+from storage.models import Channel, ChannelMember, Member, OutboxMessage, Team
 from storage.polls import Poll, PollBallot, PollParticipant, ResultsVisibility
-from storage.upsert import insert_unless_exists
 
 log = logging.getLogger(__name__)
 
 # A reminder goes out this long before the deadline when the poll runs at least twice as long;
 # shorter polls are reminded half-way.
 REMIND_BEFORE = timedelta(hours=24)
-# `/poll remind` sends at most one round of reminders per poll in this time.
-REMIND_EVERY = timedelta(hours=1)
 
 
 # -- lookups ---------------------------------------------------------------------------------------
@@ -91,7 +88,7 @@ async def _get_member(session: AsyncSession, member_id: int | None) -> Member | 
     return await session.get(Member, member_id) if member_id is not None else None
 
 
-async def _get_channel(session: AsyncSession, channel_id: int | None) -> Channel | None:
+async def get_channel(session: AsyncSession, channel_id: int | None) -> Channel | None:
     return await session.get(Channel, channel_id) if channel_id is not None else None
 
 
@@ -106,7 +103,7 @@ async def require_audience(ctx: Context, poll: Poll) -> None:
         )
     )
     if found is None:
-        channel = await _get_channel(ctx.session, poll.channel_id)
+        channel = await get_channel(ctx.session, poll.channel_id)
         where = f"#{channel.name}" if channel is not None else "its channel"
         raise UserError(f"Poll #{poll.id} is for the members of {where}.")
 
@@ -180,7 +177,7 @@ async def may_join(ctx: Context, poll: Poll) -> bool:
     since the poll started)?"""
     if poll.round_id is not None:
         return False  # a pulse round's audience is its team, fixed when the round went out
-    channel = await _get_channel(ctx.session, poll.channel_id)
+    channel = await get_channel(ctx.session, poll.channel_id)
     if channel is None:
         return False
     platform = ctx.core.directory
@@ -228,7 +225,7 @@ async def _place(session: AsyncSession, poll: Poll) -> str:
     team = await session.get(Team, poll.team_id) if poll.team_id is not None else None
     if team is not None:
         return team.name
-    channel = await _get_channel(session, poll.channel_id)
+    channel = await get_channel(session, poll.channel_id)
     return f"#{channel.name}" if channel is not None and channel.name else ""
 
 
@@ -304,7 +301,7 @@ async def create(ctx: Context, parsed: PollInput, channel: Channel) -> Poll:
 
 async def post_poll(session: AsyncSession, poll: Poll, now: datetime, *, key: str) -> int | None:
     """Post the open poll in its channel; the post becomes its message (and its live one)."""
-    channel = await _get_channel(session, poll.channel_id)
+    channel = await get_channel(session, poll.channel_id)
     if channel is None:
         return None
     msg = await _poll_message(session, poll, channel)
@@ -384,7 +381,7 @@ async def vote(
     cast = await ballots.cast(ctx.session, poll, ctx.member.id, choices, text=answer)
     if cast is None:
         if not await may_join(ctx, poll):
-            channel = await _get_channel(ctx.session, poll.channel_id)
+            channel = await get_channel(ctx.session, poll.channel_id)
             where = f"#{channel.name}" if channel is not None else "its channel"
             raise UserError(f"This poll is for the members of {where}; you can't answer it.")
         await ballots.add_participant(ctx.session, poll, ctx.member.id)
@@ -416,7 +413,7 @@ async def refresh_live(
         or poll.results != ResultsVisibility.LIVE.value
     ):
         return False
-    channel = await _get_channel(session, poll.channel_id)
+    channel = await get_channel(session, poll.channel_id)
     if channel is None:
         return False
     poll.results_version += 1
@@ -456,17 +453,19 @@ async def announce_close(
     without its controls, where the platform still lets it be edited. Keyed on the poll's
     close generation: a rerun queues nothing new."""
     base = f"poll:{poll.id}:close:{poll.close_generation}"
-    channel = await _get_channel(session, poll.channel_id)
+    channel = await get_channel(session, poll.channel_id)
     creator = await _get_member(session, poll.creator_id)
     zone = zone_of(creator)
     results = await gather(session, poll)
+    if poll.anonymous and results.shown:
+        poll.published_voters = results.tally.voters  # what the next result must differ by
     report = render.results_message(results, heading=f"Poll #{poll.id} results", zone=zone)
     out: list[Outgoing] = []
     to_creator = poll.results == ResultsVisibility.CREATOR.value or channel is None
     if to_creator:
         if creator is not None:
             out.append(
-                Outgoing(poll.workspace_id, Method.DM, _dm_target(creator), report, f"{base}:dm")
+                Outgoing(poll.workspace_id, Method.DM, dm_target(creator), report, f"{base}:dm")
             )
         if channel is not None:
             notice = render.closed_notice(poll, results.tally)
@@ -505,7 +504,7 @@ async def _editable(
     return now - (row.sent_at or row.created_at) < edit_window
 
 
-def _dm_target(member: Member) -> Target:
+def dm_target(member: Member) -> Target:
     return Target(user_id=member.platform_user_id, dm_channel_id=member.dm_channel_id)
 
 
@@ -538,86 +537,12 @@ async def reopen(ctx: Context, poll: Poll, closes_at: datetime | None) -> None:
     poll.remind_at = remind_time(ctx.now, closes_at)
     poll.updated_at = ctx.now
     if poll.anonymous:
-        poll.secret = ballots.new_secret()
+        await ballots.open_keyed(ctx.session, poll)
     await post_poll(
         ctx.session, poll, ctx.now, key=f"poll:{poll.id}:reopen:{poll.close_generation}"
     )
     ctx.sent_something = True
     ctx.schedules_changed = True
-
-
-# -- reminders -------------------------------------------------------------------------------------
-
-
-async def non_voters(session: AsyncSession, poll: Poll) -> list[Member]:
-    """Who may answer and has not: only the participation record is read."""
-    return list(
-        await session.scalars(
-            select(Member)
-            .join(PollParticipant, PollParticipant.member_id == Member.id)
-            .where(PollParticipant.poll_id == poll.id, PollParticipant.voted.is_(False))
-            .order_by(Member.id)
-        )
-    )
-
-
-async def remind(session: AsyncSession, poll: Poll, now: datetime, *, key: str) -> int:
-    """DM everyone who has not answered yet; returns how many. Keys ``{key}:dm:<member>``."""
-    channel = await _get_channel(session, poll.channel_id)
-    name = channel.name if channel is not None else ""
-    out = [
-        Outgoing(
-            poll.workspace_id,
-            Method.DM,
-            _dm_target(member),
-            render.reminder_message(poll, zone=zone_of(member), channel=name),
-            f"{key}:dm:{member.id}",
-        )
-        for member in await non_voters(session, poll)
-    ]
-    await enqueue_many(session, out, now)
-    return len(out)
-
-
-async def last_reminder(session: AsyncSession, poll: Poll) -> datetime | None:
-    """When the poll's latest reminder round (scheduled or by hand) went out."""
-    return await session.scalar(
-        select(func.max(OccurrenceClaim.claimed_at)).where(
-            OccurrenceClaim.key.like(f"poll:{poll.id}:remind%")
-        )
-    )
-
-
-async def remind_now(ctx: Context, poll: Poll) -> int:
-    """``/poll remind``: one round of reminders, at most one an hour (claimed like an
-    occurrence, so two clicks in the same hour send one round)."""
-    last = await last_reminder(ctx.session, poll)
-    zone = zone_of(ctx.member)
-    if last is not None and ctx.now - last < REMIND_EVERY:
-        raise UserError(
-            f"Reminders for poll #{poll.id} went out {describe_local(last, zone)}; the next "
-            f"can go at {describe_local(last + REMIND_EVERY, zone)}."
-        )
-    if not await non_voters(ctx.session, poll):
-        raise UserError(f"Everyone has answered poll #{poll.id}; there is nobody to remind.")
-    key = f"poll:{poll.id}:remind-now@{ctx.now:%Y-%m-%dT%H}"
-    claimed = await insert_unless_exists(
-        ctx.session,
-        OccurrenceClaim,
-        {
-            "key": key,
-            "handler": "poll-remind-now",
-            "scheduled_for": ctx.now,
-            "claimed_at": ctx.now,
-            "claimed_by": f"member:{ctx.member.id}",
-        },
-        OccurrenceClaim.key,
-    )
-    if claimed is None:
-        raise UserError(f"Reminders for poll #{poll.id} went out this hour already.")
-    count = await remind(ctx.session, poll, ctx.now, key=key)
-    ctx.sent_something = True
-    return count
 
 
 # -- listing ---------------------------------------------------------------------------------------
