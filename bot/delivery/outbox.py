@@ -21,6 +21,12 @@ _IN_CHUNK = 5000
 WRITE_SLICE = 100
 
 
+def encode_target(target: Target) -> dict[str, Any]:
+    """The target as stored on its row: the fields that are set (None and no parts are left
+    out, so rows stay as they were before a field existed)."""
+    return {k: v for k, v in dataclasses.asdict(target).items() if v is not None and v != ()}
+
+
 async def enqueue(
     session: AsyncSession,
     *,
@@ -43,7 +49,7 @@ async def enqueue(
         "idempotency_key": key,
         "workspace_id": workspace_id,
         "method": method.value,
-        "target": {k: v for k, v in dataclasses.asdict(target).items() if v is not None},
+        "target": encode_target(target),
         "payload": payload or MESSAGE_ADAPTER.dump_python(message, mode="json"),
         "depends_on_id": depends_on,
         "status": OutboxStatus.PENDING.value,
@@ -103,7 +109,7 @@ async def enqueue_many(
             "idempotency_key": m.key,
             "workspace_id": m.workspace_id,
             "method": m.method.value,
-            "target": {k: v for k, v in dataclasses.asdict(m.target).items() if v is not None},
+            "target": encode_target(m.target),
             "payload": m.payload or MESSAGE_ADAPTER.dump_python(m.message, mode="json"),
             "depends_on_id": m.depends_on,
             "status": OutboxStatus.PENDING.value,
