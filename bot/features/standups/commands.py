@@ -31,7 +31,8 @@ from bot.core import Context, Core
 from bot.errors import UserError
 from bot.events import ActionInvocation, FormSubmission
 from bot.features.standups import history as history_views
-from bot.features.standups import runtime
+from bot.features.standups.prompts import prompt_member
+from bot.features.standups.schedules import member_zone
 from bot.features.standups.settings import (
     FORM_ID,
     SetupInput,
@@ -41,6 +42,7 @@ from bot.features.standups.settings import (
     parse_setup,
     setup_form,
 )
+from bot.features.standups.skips import skip_today
 from bot.features.standups.spec import STANDUP
 from storage.models import Absence, Channel, Member, Standup, StandupParticipant
 
@@ -359,8 +361,8 @@ async def run_now(ctx: Context, args: dict[str, Any]) -> Response:
         raise UserError(f'"{standup.name}" is paused; `/standup resume {standup.name}` first.')
     prompted = 0
     for member in await participants_of(ctx.session, standup):
-        run_date = ctx.now.astimezone(ZoneInfo(runtime.member_zone(standup, member))).date()
-        if await runtime.prompt_member(
+        run_date = ctx.now.astimezone(ZoneInfo(member_zone(standup, member))).date()
+        if await prompt_member(
             ctx.session,
             standup,
             member,
@@ -378,7 +380,7 @@ async def run_now(ctx: Context, args: dict[str, Any]) -> Response:
 
 async def skip(ctx: Context, args: dict[str, Any]) -> Response:
     standup = await find_standup(ctx, args["name"]) if args["name"] else None
-    message = await runtime.skip_today(ctx.session, standup, ctx.member, ctx.now, ctx)
+    message = await skip_today(ctx.session, standup, ctx.member, ctx.now, ctx)
     ctx.sent_something = True
     return reply(message)
 
