@@ -355,13 +355,17 @@ async def keep(ctx: Context, event: ActionInvocation) -> Response:
 
 
 async def run_now(ctx: Context, args: dict[str, Any]) -> Response:
+    """One run by hand, with one report: everyone is asked now, whatever their local date, and
+    nobody's scheduled prompt is taken (the run is its own, beside the day's scheduled one)."""
     standup = await find_standup(ctx, args["name"])
     require_manager(ctx, standup)
     if standup.paused:
         raise UserError(f'"{standup.name}" is paused; `/standup resume {standup.name}` first.')
-    prompted = 0
+    run_date = ctx.now.astimezone(ZoneInfo(member_zone(standup, ctx.member))).date()
+    occasion = f"manual:{ctx.event.origin.event_id}"
+    prompted = away = 0
     for member in await participants_of(ctx.session, standup):
-        run_date = ctx.now.astimezone(ZoneInfo(member_zone(standup, member))).date()
+        local = ctx.now.astimezone(ZoneInfo(member_zone(standup, member))).date()
         if await prompt_member(
             ctx.session,
             standup,
@@ -369,13 +373,21 @@ async def run_now(ctx: Context, args: dict[str, Any]) -> Response:
             run_date,
             ctx.now,
             key_prefix=f"standup:{standup.id}:now:{ctx.event.origin.event_id}",
+            occasion=occasion,
+            local_date=local,
         ):
             prompted += 1
+        else:
+            away += 1
     ctx.sent_something = True
     ctx.schedules_changed = True
     if not prompted:
-        return reply(f'Everyone in "{standup.name}" has already been asked today (or is away).')
-    return reply(f'Sent "{standup.name}" to {prompted} participant(s) now.')
+        return reply(f'Nobody in "{standup.name}" can be asked now: everyone is away.')
+    note = f" ({away} away)" if away else ""
+    return reply(
+        f'Sent "{standup.name}" to {prompted} participant(s) now{note}; one report for this '
+        "run. Scheduled prompts are not affected."
+    )
 
 
 async def skip(ctx: Context, args: dict[str, Any]) -> Response:

@@ -76,26 +76,37 @@ async def is_away(session: AsyncSession, standup_id: int, member_id: int, day: d
 
 
 async def run_for(
-    session: AsyncSession, standup: Standup, run_date: date, closes_at: datetime, now: datetime
+    session: AsyncSession,
+    standup: Standup,
+    run_date: date,
+    closes_at: datetime,
+    now: datetime,
+    occasion: str = "",
 ) -> StandupRun:
-    """The run of ``run_date``, created if missing (concurrent creators get the same row);
-    its ``closes_at`` is pushed out to ``closes_at`` if that is later."""
+    """The run of ``run_date`` (the scheduled one, or with ``occasion`` one started by hand),
+    created if missing (concurrent creators get the same row); its ``closes_at`` is pushed out
+    to ``closes_at`` if that is later."""
     await insert_unless_exists(
         session,
         StandupRun,
         {
             "standup_id": standup.id,
             "run_date": run_date,
+            "occasion": occasion,
             "closes_at": closes_at,
             "report_version": 0,
             "created_at": now,
         },
         StandupRun.id,
-        ["standup_id", "run_date"],
+        ["standup_id", "run_date", "occasion"],
     )
     run = await session.scalar(
         select(StandupRun)
-        .where(StandupRun.standup_id == standup.id, StandupRun.run_date == run_date)
+        .where(
+            StandupRun.standup_id == standup.id,
+            StandupRun.run_date == run_date,
+            StandupRun.occasion == occasion,
+        )
         .execution_options(populate_existing=True)
     )
     assert run is not None
@@ -258,8 +269,14 @@ async def prompt_member(
     now: datetime,
     *,
     key_prefix: str,
+    occasion: str = "",
+    local_date: date | None = None,
 ) -> bool:
     """Create the run of ``run_date`` and the member's prompt if missing, and DM the member.
+
+    With ``occasion`` the run is one started by hand (``/standup run``): a run of its own beside
+    the scheduled run of that date, so that it takes nobody's scheduled prompt; holidays do not
+    stop it (someone asked for it), and an absence counts on the member's ``local_date``.
 
     Returns True only if this call queued a prompt DM: False when the member was already
     prompted (or skipped) for that run, is away (the prompt row is then created with status
@@ -268,10 +285,12 @@ async def prompt_member(
     (answers can no longer change) a day after its latest prompt, or at the window's end if
     later.
     """
-    if standup.paused or run_date.isoformat() in set(standup.holidays or ()):
+    if standup.paused:
         return False
-    run = await run_for(session, standup, run_date, edit_deadline(standup, now), now)
-    away = await is_away(session, standup.id, member.id, run_date)
+    if not occasion and run_date.isoformat() in set(standup.holidays or ()):
+        return False
+    run = await run_for(session, standup, run_date, edit_deadline(standup, now), now, occasion)
+    away = await is_away(session, standup.id, member.id, local_date or run_date)
     prompt_id = await insert_unless_exists(
         session,
         StandupPrompt,

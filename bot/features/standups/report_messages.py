@@ -68,7 +68,8 @@ def _names(entries: Sequence[Entry], tag: bool) -> Text:
 
 
 def title(standup: Standup, run: StandupRun) -> str:
-    return f"{standup.name} · {day_label(run.run_date)} {run.run_date.year}"
+    by_hand = " (run by hand)" if run.occasion else ""
+    return f"{standup.name} · {day_label(run.run_date)} {run.run_date.year}{by_hand}"
 
 
 def person_sections(standup: Standup, entry: Entry) -> list[Section]:

@@ -154,6 +154,9 @@ async def load_roster(
         )
         for prompt_id, index, answer in answers:
             by_prompt[prompt_id].answers[index] = answer
+    if run.occasion:
+        # A run by hand asked everyone at once: someone without a prompt joined after it.
+        return Roster(sorted(entries.values(), key=lambda e: (e.name.lower(), e.member.id)))
     # Participants without a prompt in this run (only those: the prompted ones are loaded).
     prompted = select(StandupPrompt.id).where(
         StandupPrompt.run_id == run.id, StandupPrompt.member_id == StandupParticipant.member_id
@@ -200,6 +203,8 @@ async def heard_from(session: AsyncSession, standup: Standup, run: StandupRun) -
             StandupPrompt.run_id == run.id, StandupPrompt.status != PromptStatus.AWAY
         )
     )
+    if run.occasion:  # a run by hand: only those it asked
+        return int(answered or 0), int(prompted or 0)
     has_prompt = select(StandupPrompt.id).where(
         StandupPrompt.run_id == run.id, StandupPrompt.member_id == StandupParticipant.member_id
     )

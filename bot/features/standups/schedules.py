@@ -217,11 +217,14 @@ async def run_times(session: AsyncSession, standup: Standup, run: StandupRun) ->
         zones.update(zone or "UTC" for zone in rows)
     if not zones:
         zones.add("UTC")
-    scheduled = max(prompt_time(standup, zone, run.run_date) for zone in zones)
     sent = await session.scalar(
         select(func.max(StandupPrompt.prompted_at)).where(StandupPrompt.run_id == run.id)
     )
-    last = max(scheduled, sent) if sent is not None else scheduled
+    if run.occasion:  # a run by hand: everyone was asked at once, when it started
+        last = sent if sent is not None else run.created_at
+    else:
+        scheduled = max(prompt_time(standup, zone, run.run_date) for zone in zones)
+        last = max(scheduled, sent) if sent is not None else scheduled
     window = timedelta(minutes=standup.window_minutes)
     return RunTimes(last, last + window * NUDGE_SHARE, last + window)
 

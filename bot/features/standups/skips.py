@@ -102,9 +102,27 @@ async def skip_today(
     for standup in standups:
         zone = member_zone(standup, member)
         today = now.astimezone(zone_info(zone)).date()
+        # A run by hand still waiting for the member is part of their day: skipped too.
+        by_hand = await session.execute(
+            select(StandupPrompt, StandupRun)
+            .join(StandupRun, StandupRun.id == StandupPrompt.run_id)
+            .where(
+                StandupRun.standup_id == standup.id,
+                StandupRun.occasion != "",
+                StandupRun.closes_at > now,
+                StandupPrompt.member_id == member.id,
+                StandupPrompt.status == PromptStatus.PENDING,
+            )
+        )
+        for pending, manual in by_hand.all():
+            await skip(session, standup, manual, pending, now, ctx)
+            if standup.name not in done:
+                done.append(standup.name)
         run = await session.scalar(
             select(StandupRun).where(
-                StandupRun.standup_id == standup.id, StandupRun.run_date == today
+                StandupRun.standup_id == standup.id,
+                StandupRun.run_date == today,
+                StandupRun.occasion == "",
             )
         )
         prompt = None
@@ -118,7 +136,10 @@ async def skip_today(
             status = PromptStatus(prompt.status)
             if status == PromptStatus.PENDING:
                 await skip(session, standup, run, prompt, now, ctx)
-                done.append(standup.name)
+                if standup.name not in done:
+                    done.append(standup.name)
+            elif standup.name in done:
+                pass  # its run by hand was skipped: that is today's news
             elif status == PromptStatus.ANSWERED:
                 notes.append(f"you already answered {standup.name}")
             elif status == PromptStatus.SKIPPED:
@@ -148,7 +169,8 @@ async def skip_today(
             ["run_id", "member_id"],
         )
         await report_changed(session, run.id, now, ctx)
-        done.append(standup.name)
+        if standup.name not in done:
+            done.append(standup.name)
     if not done:
         if notes:
             raise UserError(f"Nothing to skip today: {'; '.join(notes)}.")
