@@ -26,6 +26,7 @@ from bot.events import ActionInvocation, DirectMessageReceived, FormSubmission
 from bot.features.standups import refresher, report
 from bot.features.standups.prompts import (
     DONE_QUESTION,
+    MAX_ANSWER_CHARS,
     answer_form,
     local_time,
     previous_plan,
@@ -253,6 +254,10 @@ def form_values(standup: Standup, event: FormSubmission) -> tuple[dict[int, str]
         raw = raw.strip()
         required = bool(question.get("required", True))
         kind = question.get("kind", "text")
+        if len(raw) > MAX_ANSWER_CHARS:
+            errors[name] = (
+                f"This answer is {len(raw):,} characters long; keep it to {MAX_ANSWER_CHARS:,}."
+            )
         if not raw:
             if required:
                 errors[name] = 'Please answer this question (write "none" if there is nothing).'
@@ -323,9 +328,22 @@ async def on_dm(ctx: Context, event: DirectMessageReceived) -> Response:
         index = len(questions) - 1
     question = questions[index]
     plan = await previous_plan(ctx.session, standup, ctx.member, run.run_date)
+    if len(said) > MAX_ANSWER_CHARS:
+        return reply(
+            text(
+                f"That answer is {len(said):,} characters long; answers stop at "
+                f"{MAX_ANSWER_CHARS:,} (as in the form). Shorten it and send it again."
+            ),
+            *question_blocks(standup, index, plan),
+        )
     if word == "skip":
         value = ""
-    elif index == DONE_QUESTION and plan and word == "same":
+    elif index == DONE_QUESTION and word == "same" and question.get("kind", "text") == "text":
+        if not plan:
+            return reply(
+                text("You have no earlier plan to reuse; type your answer."),
+                *question_blocks(standup, index, plan),
+            )
         value = plan
     else:
         value, problem = parse_answer(question, said)

@@ -31,6 +31,7 @@ from bot.core import Context, Core
 from bot.errors import UserError
 from bot.events import ActionInvocation, FormSubmission
 from bot.features.standups import history as history_views
+from bot.features.standups.first_prompts import START_ACTION, first_prompts_note, missed_today
 from bot.features.standups.prompts import prompt_member
 from bot.features.standups.schedules import member_zone
 from bot.features.standups.settings import (
@@ -73,6 +74,7 @@ def register(core: Core) -> None:
     core.add_form(FORM_ID, save_setup)
     core.add_action("standup-delete", confirm_delete)
     core.add_action("standup-keep", keep)
+    core.add_action(START_ACTION, start_today)
 
 
 # -- lookups ------------------------------------------------------------------------------------
@@ -142,7 +144,9 @@ async def save_setup(ctx: Context, event: FormSubmission) -> Response:
         require_manager(ctx, editing)
     errors: dict[str, str] = {}
     try:
-        parsed = parse_setup(event.values)
+        today = ctx.now.astimezone(ZoneInfo(ctx.member.timezone or "UTC")).date()
+        kept = editing.holidays if editing is not None else ()
+        parsed = parse_setup(event.values, today, kept)
     except UserError as exc:
         errors.update(exc.errors)
         parsed = None
@@ -184,8 +188,37 @@ async def save_setup(ctx: Context, event: FormSubmission) -> Response:
             Bold(standup.name),
             f": {when}, {len(people)} participant(s), report in #{channel.name}.",
         ),
+        *(first_prompts_note(standup, people, ctx.member, ctx.now) if editing is None else ()),
         chat.Context(marked(f"Try it now with `/standup run {standup.name}`.")),
     )
+
+
+async def start_today(ctx: Context, event: ActionInvocation) -> Response:
+    """The "Ask them now" button after creation: today's prompt for those whose time today has
+    passed while their window is still open (see ``first_prompts.py``)."""
+    raw = event.action_id.partition(":")[2]
+    standup = await ctx.session.get(Standup, int(raw)) if raw.isdigit() else None
+    if standup is None or standup.workspace_id != ctx.workspace.id:
+        raise UserError("That standup no longer exists.")
+    require_manager(ctx, standup)
+    if standup.paused:
+        raise UserError(f'"{standup.name}" is paused; `/standup resume {standup.name}` first.')
+    asked = 0
+    for missed in missed_today(standup, await participants_of(ctx.session, standup), ctx.now):
+        if await prompt_member(
+            ctx.session,
+            standup,
+            missed.member,
+            missed.local_date,
+            ctx.now,
+            key_prefix=f"standup:{standup.id}:start:{ctx.event.origin.event_id}",
+        ):
+            asked += 1
+    ctx.sent_something = True
+    ctx.schedules_changed = True
+    if not asked:
+        return reply(f'Nobody in "{standup.name}" is left to ask today.')
+    return reply(f'Asked {asked} participant(s) of "{standup.name}" now, for today.')
 
 
 async def resolve_references(
@@ -428,8 +461,9 @@ async def out_of_office(ctx: Context, args: dict[str, Any]) -> Response:
 async def show_history(ctx: Context, args: dict[str, Any]) -> Response:
     who: MemberRef | None = args["who"]
     days: int | None = args["days"]
-    if who is not None and who.user_id is None and who.raw.isdigit() and days is None:
-        who, days = None, int(who.raw)  # "/standup history 14"
+    number = who.raw.removeprefix("-") if who is not None else ""
+    if who is not None and who.user_id is None and number.isdigit() and days is None:
+        who, days = None, int(who.raw)  # "/standup history 14" (and "-3", refused below)
     member = (
         await directory.resolve_member(
             ctx.session, ctx.workspace, who, ctx.core.directory, now=ctx.now
@@ -437,7 +471,7 @@ async def show_history(ctx: Context, args: dict[str, Any]) -> Response:
         if who
         else ctx.member
     )
-    days = days or DEFAULT_HISTORY_DAYS
+    days = DEFAULT_HISTORY_DAYS if days is None else days  # 0 is refused, not the default
     view = await history_views.history(ctx.session, ctx.workspace.id, member, days, ctx.now)
     return reply(*view.blocks)
 

@@ -47,6 +47,8 @@ from storage.models import (
 from storage.upsert import insert_unless_exists
 
 FORM_ID = "standup-answer"
+# The longest answer, typed in a DM or in the form (the form field's limit, Slack's section).
+MAX_ANSWER_CHARS = 3000
 ANSWER_ACTION = "standup-answer"
 SKIP_ACTION = "standup-skip"
 # The question that is pre-filled, and the one it is pre-filled from ("what did you do" gets
@@ -252,7 +254,14 @@ def answer_form(
             if not current and i == DONE_QUESTION and plan:
                 current = plan
             fields.append(
-                TextField(name, label, required=required, multiline=True, initial=current)
+                TextField(
+                    name,
+                    label,
+                    required=required,
+                    multiline=True,
+                    initial=current,
+                    max_length=MAX_ANSWER_CHARS,
+                )
             )
     title = standup.name if len(standup.name) <= 24 else "Standup answers"
     return Form(FORM_ID, title, tuple(fields), submit_label="Save", state=str(prompt.id))
