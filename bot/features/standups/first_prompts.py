@@ -73,7 +73,7 @@ def first_prompts_note(
     if firsts:
         spread = ""
         if not standup.team_timezone and len({member_zone(standup, m) for m in people}) > 1:
-            spread = f", then at {standup.time_of_day} in each participant's own zone"
+            spread = f"; each participant is asked at {standup.time_of_day} their own time"
         blocks.append(
             Section(text(f"The first prompts go out {_when(min(firsts), shown_zone)}{spread}."))
         )
