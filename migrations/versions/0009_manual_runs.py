@@ -10,10 +10,11 @@ one started by hand) joins the run's unique key, so a run by hand never takes an
 prompt of that date.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 # revision identifiers, used by Alembic.
 revision: str = "0009"
@@ -64,11 +65,36 @@ def _standup_runs(*, with_occasion: bool) -> sa.Table:
     )
 
 
+@contextmanager
+def _sqlite_foreign_keys_off() -> Iterator[None]:
+    """SQLite copies ``standup_runs`` to change its key, and dropping the old copy with foreign
+    keys on would cascade to every prompt and answer. The pragma is ignored inside a
+    transaction, so the transaction is ended around it (the alembic recipe for SQLite), and the
+    keys are checked before they are turned on again."""
+    if op.get_context().dialect.name != "sqlite":
+        yield
+        return
+    op.execute("COMMIT")
+    op.execute("PRAGMA foreign_keys=OFF")
+    op.execute("BEGIN IMMEDIATE")
+    yield
+    if not context.is_offline_mode():
+        broken = op.get_bind().exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"foreign keys broken by the table copy: {broken[:5]}")
+    op.execute("COMMIT")
+    op.execute("PRAGMA foreign_keys=ON")
+    op.execute("BEGIN IMMEDIATE")
+
+
 def upgrade() -> None:
     """Upgrade schema (batch mode: SQLite copies the table to change its unique key)."""
-    with op.batch_alter_table(
-        "standup_runs", copy_from=_standup_runs(with_occasion=False)
-    ) as batch_op:
+    with (
+        _sqlite_foreign_keys_off(),
+        op.batch_alter_table(
+            "standup_runs", copy_from=_standup_runs(with_occasion=False)
+        ) as batch_op,
+    ):
         batch_op.add_column(
             sa.Column("occasion", sa.String(length=120), server_default="", nullable=False)
         )
@@ -104,9 +130,12 @@ def downgrade() -> None:
         )
     )
     op.execute(sa.text("DELETE FROM standup_runs WHERE occasion != ''"))
-    with op.batch_alter_table(
-        "standup_runs", copy_from=_standup_runs(with_occasion=True)
-    ) as batch_op:
+    with (
+        _sqlite_foreign_keys_off(),
+        op.batch_alter_table(
+            "standup_runs", copy_from=_standup_runs(with_occasion=True)
+        ) as batch_op,
+    ):
         batch_op.drop_constraint("uq_standup_runs_standup_id_run_date_occasion", type_="unique")
         batch_op.create_unique_constraint(
             "uq_standup_runs_standup_id_run_date", ["standup_id", "run_date"]
