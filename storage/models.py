@@ -289,14 +289,18 @@ class StandupParticipant(Base):
 
 
 class StandupRun(Base):
-    """One day of a standup (the participants' local date), with its report."""
+    """One day of a standup (the participants' local date), with its report; or one run started
+    by hand (``/standup run``), which is a run of its own beside the day's scheduled one."""
 
     __tablename__ = "standup_runs"
-    __table_args__ = (UniqueConstraint("standup_id", "run_date"),)
+    __table_args__ = (UniqueConstraint("standup_id", "run_date", "occasion"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     standup_id: Mapped[int] = mapped_column(ForeignKey("standups.id", ondelete="CASCADE"))
     run_date: Mapped[date] = mapped_column(Date)
+    # "" for the scheduled run of ``run_date``; a run started by hand gets its own key here
+    # (``manual:<event id>``), so it takes no member's scheduled prompt of that date.
+    occasion: Mapped[str] = mapped_column(String(120), default="", server_default="")
     # The report's parent message in the outbox; later edits are updates of it.
     report_outbox_id: Mapped[int | None] = mapped_column(
         ForeignKey("outbox.id", ondelete="SET NULL")

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from bot import directory
 from bot.chat import Actions, FormErrors, OpenForm, Reply, Response
@@ -18,7 +18,14 @@ from bot.features import account
 from bot.features.standups import commands
 from bot.features.standups.settings import FORM_ID
 from storage.db import Database
-from storage.models import Absence, Standup, StandupParticipant
+from storage.models import (
+    Absence,
+    Member,
+    RoleAssignment,
+    RoleName,
+    Standup,
+    StandupParticipant,
+)
 from tests.fakes.clock import FakeClock
 from tests.test_standup_settings import GOOD as FORM
 
@@ -222,20 +229,27 @@ async def test_run_now_skip_history_and_stats(core: Core, database: Database) ->
         await core.handle(command("/standup stats"))
     )
     sent = said(await core.handle(command("/standup run Daily standup")))
-    assert sent == 'Sent "Daily standup" to 2 participant(s) now.'
+    assert sent == (
+        'Sent "Daily standup" to 2 participant(s) now; one report for this run. '
+        "Scheduled prompts are not affected."
+    )
     async with database.transaction() as session:
         dms = list(await session.scalars(select(OutboxMessage).where(OutboxMessage.method == "dm")))
     assert sorted(m.target["user_id"] for m in dms) == ["U1", "U2"]
-    again = said(await core.handle(command("/standup run Daily standup")))
-    assert again == 'Everyone in "Daily standup" has already been asked today (or is away).'
 
+    # bob skips his day: the run by hand waiting for him, and today's scheduled prompt.
     skipped = said(await core.handle(command("/standup skip", BOB)))
     assert skipped.startswith("Skipped") and "Daily standup" in skipped
     async with database.transaction() as session:
-        statuses = dict(
+        statuses = sorted(
             (await session.execute(select(StandupPrompt.member_id, StandupPrompt.status))).all()
         )
-    assert sorted(statuses.values()) == sorted([PromptStatus.PENDING, PromptStatus.SKIPPED])
+    alice, bob = sorted({member for member, _ in statuses})
+    assert statuses == [
+        (alice, PromptStatus.PENDING),
+        (bob, PromptStatus.SKIPPED),
+        (bob, PromptStatus.SKIPPED),
+    ]
     assert "already skipped" in said(await core.handle(command("/standup skip", BOB)))
 
     history = said(await core.handle(command("/standup history @bob 3")))
@@ -252,3 +266,119 @@ async def test_paused_standup_cannot_run(core: Core) -> None:
     said(await core.handle(command("/standup pause Daily standup")))
     answer = said(await core.handle(command("/standup run Daily standup")))
     assert answer == '"Daily standup" is paused; /standup resume Daily standup first.'
+
+
+@pytest.mark.parametrize("days", ["0", "-3"])
+async def test_history_of_zero_or_fewer_days_is_refused_with_the_range(
+    core: Core, database: Database, days: str
+) -> None:
+    said(await core.handle(submit()))
+    for line in (f"/standup history @bob {days}", f"/standup history {days}"):
+        answer = said(await core.handle(command(line)))
+        assert "must be a whole number from 1 to 365" in answer, (line, answer)
+
+
+async def test_an_edit_keeps_a_past_holiday_but_refuses_a_new_one(
+    core: Core, database: Database
+) -> None:
+    said(await core.handle(submit(holidays="2026-12-24")))
+    async with database.transaction() as session:
+        row = await session.scalar(select(Standup))
+        assert row is not None
+        row.holidays = ["2026-11-20", "2026-12-24"]  # saved back then, past now
+    state = str((await standup(database)).id)
+    refused = await core.handle(submit(state=state, holidays="2026-11-20, 2026-11-21"))
+    assert isinstance(refused, FormErrors)
+    assert "2026-11-21 is in the past" in refused.errors["holidays"]
+    kept = said(await core.handle(submit(state=state, holidays="2026-11-20, 2026-12-31")))
+    assert kept.startswith("Updated")
+    assert (await standup(database)).holidays == ["2026-11-20", "2026-12-31"]
+
+
+# -- who may change a standup: its owner, team leads and admins; nobody else -----------------
+
+
+async def make_lead(db: Database, actor: Actor) -> None:
+    async with db.transaction() as session:
+        member = await session.scalar(
+            select(Member).where(Member.platform_user_id == actor.user_id)
+        )
+        assert member is not None
+        session.add(
+            RoleAssignment(
+                workspace_id=member.workspace_id,
+                member_id=member.id,
+                role=RoleName.TEAM_LEAD,
+                granted_at=NOW,
+            )
+        )
+
+
+async def unmake_lead(db: Database, actor: Actor) -> None:
+    async with db.transaction() as session:
+        member = await session.scalar(
+            select(Member).where(Member.platform_user_id == actor.user_id)
+        )
+        assert member is not None
+        await session.execute(delete(RoleAssignment).where(RoleAssignment.member_id == member.id))
+
+
+async def test_a_team_lead_may_edit_pause_and_delete_someone_elses_standup(
+    core: Core, database: Database
+) -> None:
+    said(await core.handle(submit()))  # alice's standup
+    await make_lead(database, BOB)  # bob: a team lead, not a platform admin, not the owner
+    form = await core.handle(command("/standup edit Daily standup", BOB))
+    assert isinstance(form, OpenForm)
+    edited = said(await core.handle(submit(BOB, state=form.form.state, time="10:15")))
+    assert edited.startswith("Updated Daily standup")
+    assert (await standup(database)).time_of_day == "10:15"
+    assert said(await core.handle(command("/standup pause Daily standup", BOB))).startswith(
+        'Paused "Daily standup"'
+    )
+    assert (await standup(database)).paused
+    assert said(await core.handle(command("/standup resume Daily standup", BOB))).startswith(
+        'Resumed "Daily standup"'
+    )
+    asked = await core.handle(command("/standup delete Daily standup", BOB))
+    assert isinstance(asked, Reply)
+    (delete_button, _) = next(b for b in asked.message.blocks if isinstance(b, Actions)).elements
+    gone = said(await core.handle(ActionInvocation(origin(), BOB, delete_button.action_id)))
+    assert gone == 'Deleted "Daily standup".'
+    assert await count(database, Standup) == 0
+
+
+async def test_a_plain_member_may_not_edit_pause_or_delete_someone_elses_standup(
+    core: Core, database: Database
+) -> None:
+    said(await core.handle(submit()))  # alice's standup
+    refusal = 'Only the owner of "Daily standup", team leads and admins can change it.'
+    for line in ("edit", "pause", "resume", "delete", "run"):
+        answer = said(await core.handle(command(f"/standup {line} Daily standup", CHANDRA)))
+        assert answer == refusal, line
+    delete_id = f"standup-delete:{(await standup(database)).id}"
+    assert said(await core.handle(ActionInvocation(origin(), CHANDRA, delete_id))) == refusal
+    row = await standup(database)
+    assert not row.paused and row.time_of_day == "09:00"
+    assert await count(database, Standup) == 1
+
+
+async def test_an_edit_form_from_someone_who_may_not_manage_the_standup_saves_nothing(
+    core: Core, database: Database
+) -> None:
+    said(await core.handle(submit()))  # alice's standup, with alice and bob
+    await make_lead(database, BOB)
+    form = await core.handle(command("/standup edit Daily standup", BOB))
+    assert isinstance(form, OpenForm)
+    await unmake_lead(database, BOB)  # no longer a lead when the form comes back (late)
+    late = await core.handle(submit(BOB, state=form.form.state, time="11:00", participants="@bob"))
+    forged = await core.handle(
+        submit(CHANDRA, state=form.form.state, name="Mine now", participants="@chandra")
+    )
+    for response in (late, forged):
+        assert said(response) == (
+            'Only the owner of "Daily standup", team leads and admins can change it.'
+        )
+    row = await standup(database)
+    assert (row.name, row.time_of_day) == ("Daily standup", "09:00")
+    assert await count(database, StandupParticipant) == 2

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from bot.core import Context, Core
 from bot.errors import UserError
 from bot.events import ActionInvocation, FormSubmission
-from bot.features.standups import refresher, report, runtime
+from bot.features.standups import answers, refresher, report, runtime, skips
 from bot.features.standups.refresher import ReportRefresher
 from bot.features.standups.schedules import REFRESH_HANDLER, SWEEP_AFTER
 from storage.db import Database
@@ -225,10 +225,10 @@ async def test_a_user_error_after_marking_leaves_nothing_marked(world: World) ->
     prompt = await world.prompt("alice")
 
     async def skip_then_refuse(ctx: Context, event: ActionInvocation) -> None:
-        found = await runtime._load_prompt(ctx.session, prompt.id)
+        found = await answers.load_prompt(ctx.session, prompt.id)
         assert found is not None
         own, run, standup = found
-        await runtime._skip(ctx.session, standup, run, own, ctx.now, ctx)
+        await skips.skip(ctx.session, standup, run, own, ctx.now, ctx)
         raise UserError("Changed my mind.")
 
     world.core.add_action("test-skip-then-refuse", skip_then_refuse)  # type: ignore[arg-type]

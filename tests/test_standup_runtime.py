@@ -37,7 +37,7 @@ from bot.events import (
     FormSubmission,
     Origin,
 )
-from bot.features.standups import runtime
+from bot.features.standups import answers, runtime, skips
 from bot.features.standups.schedules import PROMPT_HANDLER
 from bot.scheduling.scheduler import Scheduler
 from storage import migrate
@@ -728,7 +728,7 @@ async def test_skip_today_by_button_and_by_command(world: World) -> None:
         standup = await session.get(Standup, standup_id)
         carol = await session.get(Member, world.members["carol"])
         assert standup is not None and carol is not None
-        said = await runtime.skip_today(session, None, carol, world.clock.now())
+        said = await skips.skip_today(session, None, carol, world.clock.now())
     assert said == "Skipped today's Daily: no prompt or reminder for it today."
     await world.advance_to(local_nine())
     assert await world.dms("carol") == []
@@ -741,13 +741,13 @@ async def test_skip_today_by_button_and_by_command(world: World) -> None:
         alice = await session.get(Member, world.members["alice"])
         assert standup is not None and alice is not None
         with pytest.raises(UserError, match="Nothing to skip today: you already skipped Daily"):
-            await runtime.skip_today(session, standup, alice, world.clock.now())
+            await skips.skip_today(session, standup, alice, world.clock.now())
     await world.answer("bob", "a", "b", "no")
     async with world.db.transaction() as session:
         bob = await session.get(Member, world.members["bob"])
         assert bob is not None
         with pytest.raises(UserError, match="you already answered Daily"):
-            await runtime.skip_today(session, None, bob, world.clock.now())
+            await skips.skip_today(session, None, bob, world.clock.now())
     # The report lists who skipped, and does not count them as missing.
     parent = render((await world.posts())[0].payload)
     assert "Heard from 1 of 3." in parent
@@ -762,11 +762,11 @@ async def test_skip_on_a_day_without_standup_is_a_clear_error(world: World) -> N
         alice = await session.get(Member, world.members["alice"])
         assert standup is not None and alice is not None
         with pytest.raises(UserError, match="no standup today"):
-            await runtime.skip_today(session, standup, alice, world.clock.now())
+            await skips.skip_today(session, standup, alice, world.clock.now())
         bob = await session.get(Member, world.members["bob"])
         assert bob is not None
         with pytest.raises(UserError, match="not a participant of Daily"):
-            await runtime.skip_today(session, standup, bob, world.clock.now())
+            await skips.skip_today(session, standup, bob, world.clock.now())
 
 
 # -- the report ------------------------------------------------------------------------------
@@ -1011,7 +1011,7 @@ async def test_blocker_answers_become_blocker_rows(world: World) -> None:
     await world.add_standup(["alice", "bob", "carol"])
     await world.advance_to(local_nine())
     for word in ("no", "None", "nope", "-", ""):
-        assert not runtime.is_blocker(word)
+        assert not answers.is_blocker(word)
     await world.answer("alice", "a1", "a2", "Waiting on the API keys")
     await world.answer("bob", "b1", "b2", "nope")
     await world.dm("carol", "c1")

@@ -173,3 +173,28 @@ def test_out_of_office_ranges() -> None:
         parse_date_range("2026-11-01", today)
     with pytest.raises(UserError, match="is not a date"):
         parse_date_range("next week", today)
+
+
+def test_holidays_in_the_past_or_listed_twice_are_refused_with_the_reason() -> None:
+    today = date(2026, 12, 1)
+    with pytest.raises(UserError) as past:
+        parse_setup({**GOOD, "holidays": "2026-11-30, 2026-12-24"}, today)
+    assert past.value.errors["holidays"] == (
+        "2026-11-30 is in the past; holidays are days to come (today is 2026-12-01)."
+    )
+    with pytest.raises(UserError) as twice:
+        parse_setup({**GOOD, "holidays": "2026-12-24 2026-12-25 2026-12-24"}, today)
+    assert twice.value.errors["holidays"] == "2026-12-24 is listed twice; list each holiday once."
+    # Today is not past; one the standup already has stays (an edit form shows it as it is).
+    kept = parse_setup({**GOOD, "holidays": "2026-12-01, 2026-11-02"}, today, ["2026-11-02"])
+    assert kept.holidays == ["2026-11-02", "2026-12-01"]
+
+
+@pytest.mark.parametrize("raw", ["0", "-5"])
+def test_a_reminder_of_zero_or_less_is_refused_and_off_is_named(raw: str) -> None:
+    errors = errors_of(reminder=raw)
+    assert (
+        errors["reminder"]
+        == f"A reminder needs 1 minute or more (not {int(raw)}); for none, write off."
+    )
+    assert parse_setup({**GOOD, "reminder": "off"}).reminder_minutes is None

@@ -6,7 +6,7 @@ is written with the others: one query loads every prompt with its run, standup, 
 workspace; one multi-row upsert stores every answer; one bulk update marks every prompt
 answered and its report reply out of date; one insert records the blockers. Everything else (an
 edit, someone else's prompt, a closed window, a new display name) goes back to
-:func:`runtime.on_form`, one at a time, which knows every case. The outcome is the same either
+:func:`answers.on_form`, one at a time, which knows every case. The outcome is the same either
 way; the tests check it on both paths.
 """
 
@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from bot.batching import Batch, BatchItem
 from bot.chat import FormErrors
 from bot.features.standups import refresher, report
-from bot.features.standups.runtime import _thanks, form_values, is_blocker
+from bot.features.standups.answers import form_values, is_blocker, thanks
 from storage.models import (
     Blocker,
     BlockerStatus,
@@ -111,7 +111,7 @@ async def on_form_batch(batch: Batch) -> None:
         return
     await _store(batch, accepted)
     for a in accepted:
-        a.item.response = _thanks(a.standup, a.run, a.member, a.values, edited=False)
+        a.item.response = thanks(a.standup, a.run, a.member, a.values, edited=False)
 
 
 async def _store(batch: Batch, accepted: list[_Accepted]) -> None:

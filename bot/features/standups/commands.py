@@ -31,7 +31,9 @@ from bot.core import Context, Core
 from bot.errors import UserError
 from bot.events import ActionInvocation, FormSubmission
 from bot.features.standups import history as history_views
-from bot.features.standups import runtime
+from bot.features.standups.first_prompts import START_ACTION, first_prompts_note, missed_today
+from bot.features.standups.prompts import prompt_member
+from bot.features.standups.schedules import member_zone
 from bot.features.standups.settings import (
     FORM_ID,
     SetupInput,
@@ -41,6 +43,7 @@ from bot.features.standups.settings import (
     parse_setup,
     setup_form,
 )
+from bot.features.standups.skips import skip_today
 from bot.features.standups.spec import STANDUP
 from storage.models import Absence, Channel, Member, Standup, StandupParticipant
 
@@ -71,6 +74,7 @@ def register(core: Core) -> None:
     core.add_form(FORM_ID, save_setup)
     core.add_action("standup-delete", confirm_delete)
     core.add_action("standup-keep", keep)
+    core.add_action(START_ACTION, start_today)
 
 
 # -- lookups ------------------------------------------------------------------------------------
@@ -140,7 +144,9 @@ async def save_setup(ctx: Context, event: FormSubmission) -> Response:
         require_manager(ctx, editing)
     errors: dict[str, str] = {}
     try:
-        parsed = parse_setup(event.values)
+        today = ctx.now.astimezone(ZoneInfo(ctx.member.timezone or "UTC")).date()
+        kept = editing.holidays if editing is not None else ()
+        parsed = parse_setup(event.values, today, kept)
     except UserError as exc:
         errors.update(exc.errors)
         parsed = None
@@ -182,8 +188,37 @@ async def save_setup(ctx: Context, event: FormSubmission) -> Response:
             Bold(standup.name),
             f": {when}, {len(people)} participant(s), report in #{channel.name}.",
         ),
+        *(first_prompts_note(standup, people, ctx.member, ctx.now) if editing is None else ()),
         chat.Context(marked(f"Try it now with `/standup run {standup.name}`.")),
     )
+
+
+async def start_today(ctx: Context, event: ActionInvocation) -> Response:
+    """The "Ask them now" button after creation: today's prompt for those whose time today has
+    passed while their window is still open (see ``first_prompts.py``)."""
+    raw = event.action_id.partition(":")[2]
+    standup = await ctx.session.get(Standup, int(raw)) if raw.isdigit() else None
+    if standup is None or standup.workspace_id != ctx.workspace.id:
+        raise UserError("That standup no longer exists.")
+    require_manager(ctx, standup)
+    if standup.paused:
+        raise UserError(f'"{standup.name}" is paused; `/standup resume {standup.name}` first.')
+    asked = 0
+    for missed in missed_today(standup, await participants_of(ctx.session, standup), ctx.now):
+        if await prompt_member(
+            ctx.session,
+            standup,
+            missed.member,
+            missed.local_date,
+            ctx.now,
+            key_prefix=f"standup:{standup.id}:start:{ctx.event.origin.event_id}",
+        ):
+            asked += 1
+    ctx.sent_something = True
+    ctx.schedules_changed = True
+    if not asked:
+        return reply(f'Nobody in "{standup.name}" is left to ask today.')
+    return reply(f'Asked {asked} participant(s) of "{standup.name}" now, for today.')
 
 
 async def resolve_references(
@@ -353,32 +388,44 @@ async def keep(ctx: Context, event: ActionInvocation) -> Response:
 
 
 async def run_now(ctx: Context, args: dict[str, Any]) -> Response:
+    """One run by hand, with one report: everyone is asked now, whatever their local date, and
+    nobody's scheduled prompt is taken (the run is its own, beside the day's scheduled one)."""
     standup = await find_standup(ctx, args["name"])
     require_manager(ctx, standup)
     if standup.paused:
         raise UserError(f'"{standup.name}" is paused; `/standup resume {standup.name}` first.')
-    prompted = 0
+    run_date = ctx.now.astimezone(ZoneInfo(member_zone(standup, ctx.member))).date()
+    occasion = f"manual:{ctx.event.origin.event_id}"
+    prompted = away = 0
     for member in await participants_of(ctx.session, standup):
-        run_date = ctx.now.astimezone(ZoneInfo(runtime.member_zone(standup, member))).date()
-        if await runtime.prompt_member(
+        local = ctx.now.astimezone(ZoneInfo(member_zone(standup, member))).date()
+        if await prompt_member(
             ctx.session,
             standup,
             member,
             run_date,
             ctx.now,
             key_prefix=f"standup:{standup.id}:now:{ctx.event.origin.event_id}",
+            occasion=occasion,
+            local_date=local,
         ):
             prompted += 1
+        else:
+            away += 1
     ctx.sent_something = True
     ctx.schedules_changed = True
     if not prompted:
-        return reply(f'Everyone in "{standup.name}" has already been asked today (or is away).')
-    return reply(f'Sent "{standup.name}" to {prompted} participant(s) now.')
+        return reply(f'Nobody in "{standup.name}" can be asked now: everyone is away.')
+    note = f" ({away} away)" if away else ""
+    return reply(
+        f'Sent "{standup.name}" to {prompted} participant(s) now{note}; one report for this '
+        "run. Scheduled prompts are not affected."
+    )
 
 
 async def skip(ctx: Context, args: dict[str, Any]) -> Response:
     standup = await find_standup(ctx, args["name"]) if args["name"] else None
-    message = await runtime.skip_today(ctx.session, standup, ctx.member, ctx.now, ctx)
+    message = await skip_today(ctx.session, standup, ctx.member, ctx.now, ctx)
     ctx.sent_something = True
     return reply(message)
 
@@ -414,8 +461,9 @@ async def out_of_office(ctx: Context, args: dict[str, Any]) -> Response:
 async def show_history(ctx: Context, args: dict[str, Any]) -> Response:
     who: MemberRef | None = args["who"]
     days: int | None = args["days"]
-    if who is not None and who.user_id is None and who.raw.isdigit() and days is None:
-        who, days = None, int(who.raw)  # "/standup history 14"
+    number = who.raw.removeprefix("-") if who is not None else ""
+    if who is not None and who.user_id is None and number.isdigit() and days is None:
+        who, days = None, int(who.raw)  # "/standup history 14" (and "-3", refused below)
     member = (
         await directory.resolve_member(
             ctx.session, ctx.workspace, who, ctx.core.directory, now=ctx.now
@@ -423,7 +471,7 @@ async def show_history(ctx: Context, args: dict[str, Any]) -> Response:
         if who
         else ctx.member
     )
-    days = days or DEFAULT_HISTORY_DAYS
+    days = DEFAULT_HISTORY_DAYS if days is None else days  # 0 is refused, not the default
     view = await history_views.history(ctx.session, ctx.workspace.id, member, days, ctx.now)
     return reply(*view.blocks)
 

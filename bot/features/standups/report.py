@@ -35,580 +35,42 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from collections.abc import Sequence
+from datetime import datetime
 from enum import Enum
-from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat import (
-    MESSAGE_ADAPTER,
-    Bold,
-    Context,
-    Divider,
-    Header,
-    Inline,
-    Italic,
-    Message,
-    Plain,
-    Section,
-    Text,
-    UserMention,
     message,
-    text,
 )
-from bot.delivery.outbox import WRITE_SLICE, Outgoing, enqueue, enqueue_many
+from bot.delivery.outbox import WRITE_SLICE
+from bot.features.standups.report_messages import (
+    MOODS,
+    NAMES_SHOWN,
+    answer_text,
+    day_label,
+    nudge_message,
+    parent_message,
+    person_sections,
+    question_sections,
+)
+from bot.features.standups.report_outbox import Publisher, Rendered, Reply, report_key
+from bot.features.standups.roster import PARTITION, Entry, Roster, heard_from, load_roster
 from bot.features.standups.schedules import run_times
-from bot.port import Method, Target
 from storage.db import Database
 from storage.models import (
-    Absence,
     Channel,
-    Member,
-    OutboxMessage,
-    PromptStatus,
     Standup,
-    StandupAnswer,
-    StandupParticipant,
     StandupPrompt,
     StandupRun,
 )
 
-MOODS = ("very bad", "bad", "okay", "good", "great")
 # Reports of this many people or more are rendered in a thread (see _render).
 _THREAD_AT = 200
-# Rows a roster is read in at a time (ids per IN list, rows per streamed partition).
-_PARTITION = 500
 # Per-person replies queued per write transaction by refresh_apart.
 PUBLISH_SLICE = 50
-# People named in one list of the report ("Not answered yet: ..."); the rest are counted.
-NAMES_SHOWN = 30
-
-# Roster statuses beyond PromptStatus: a participant whose local prompt time has not come yet.
-WAITING = "waiting"
-
-
-@dataclass(frozen=True, slots=True)
-class Person:
-    """The few columns of a member a report needs (plain rows: a roster of thousands is loaded
-    on every refresh, and ORM objects for each would cost most of it)."""
-
-    id: int
-    display_name: str
-    platform_user_id: str
-
-
-@dataclass(slots=True)
-class PromptState:
-    """The columns of a prompt a report reads, and the two it writes back (see :func:`refresh`)."""
-
-    id: int
-    answered_at: datetime | None
-    report_outbox_id: int | None
-    report_version: int
-
-
-@dataclass
-class Entry:
-    """One person in a run's report."""
-
-    member: Person
-    status: str  # a PromptStatus value, or WAITING
-    prompt: PromptState | None = None
-    answers: dict[int, str] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.member.display_name or self.member.platform_user_id
-
-
-@dataclass
-class Roster:
-    entries: list[Entry]
-
-    def having(self, *statuses: str) -> list[Entry]:
-        return [e for e in self.entries if e.status in statuses]
-
-    @property
-    def answered(self) -> list[Entry]:
-        """Those who answered, in the order they did."""
-        done = [e for e in self.having(PromptStatus.ANSWERED) if e.prompt is not None]
-        return sorted(done, key=lambda e: (e.prompt.answered_at, e.prompt.id))  # type: ignore[union-attr]
-
-    @property
-    def expected(self) -> list[Entry]:
-        """Everyone the report counts: all but those away (the unreachable count, as in the
-        stats: they were expected and could not be asked)."""
-        return [e for e in self.entries if e.status != PromptStatus.AWAY]
-
-    @property
-    def missing(self) -> list[Entry]:
-        """Prompted and not answered (nor skipped): who a nudge names. Not the unreachable:
-        they never got the prompt, and are listed apart."""
-        return self.having(PromptStatus.PENDING)
-
-    @property
-    def unreachable(self) -> list[Entry]:
-        """Those whose prompt the platform refused (closed DMs, an inactive account)."""
-        return self.having(PromptStatus.UNREACHABLE)
-
-
-def day_label(day: date) -> str:
-    """``Mon 9 Mar``."""
-    return f"{day:%a} {day.day} {day:%b}"
-
-
-async def load_roster(
-    session: AsyncSession,
-    standup: Standup,
-    run: StandupRun,
-    *,
-    answers_of: Collection[int] | None = None,
-) -> Roster:
-    """Everyone in the run: its prompts, plus participants not prompted yet (away if an
-    absence covers the run's date, else waiting for their local time).
-
-    Answers are loaded for every answered prompt, or with ``answers_of`` only for those prompt
-    ids (a refresh renders the replies of the prompts that changed, not all of them)."""
-    entries: dict[int, Entry] = {}
-    # Streamed in partitions: each is an await, so a roster of thousands never holds the event
-    # loop for long (answers are handled in between).
-    rows = await session.stream(
-        select(
-            Member.id,
-            Member.display_name,
-            Member.platform_user_id,
-            StandupPrompt.id,
-            StandupPrompt.status,
-            StandupPrompt.answered_at,
-            StandupPrompt.report_outbox_id,
-            StandupPrompt.report_version,
-        )
-        .join(Member, Member.id == StandupPrompt.member_id)
-        .where(StandupPrompt.run_id == run.id)
-    )
-    by_prompt: dict[int, Entry] = {}
-    async for partition in rows.partitions(_PARTITION):
-        for (
-            member_id,
-            name,
-            user_id,
-            prompt_id,
-            status,
-            answered_at,
-            outbox_id,
-            version,
-        ) in partition:
-            entry = Entry(
-                Person(member_id, name, user_id),
-                PromptStatus(status).value,
-                PromptState(prompt_id, answered_at, outbox_id, version),
-            )
-            entries[member_id] = by_prompt[prompt_id] = entry
-    wanted = [
-        pid
-        for pid, e in by_prompt.items()
-        if e.status == PromptStatus.ANSWERED and (answers_of is None or pid in answers_of)
-    ]
-    for start in range(0, len(wanted), _PARTITION):
-        answers = await session.execute(
-            select(StandupAnswer.prompt_id, StandupAnswer.question_index, StandupAnswer.text).where(
-                StandupAnswer.prompt_id.in_(wanted[start : start + _PARTITION])
-            )
-        )
-        for prompt_id, index, answer in answers:
-            by_prompt[prompt_id].answers[index] = answer
-    # Participants without a prompt in this run (only those: the prompted ones are loaded).
-    prompted = select(StandupPrompt.id).where(
-        StandupPrompt.run_id == run.id, StandupPrompt.member_id == StandupParticipant.member_id
-    )
-    waiting = [
-        Person(member_id, name, user_id)
-        for member_id, name, user_id in await session.execute(
-            select(Member.id, Member.display_name, Member.platform_user_id)
-            .join(StandupParticipant, StandupParticipant.member_id == Member.id)
-            .where(StandupParticipant.standup_id == standup.id, ~prompted.exists())
-        )
-        if member_id not in entries
-    ]
-    if waiting:
-        away = set(
-            await session.scalars(
-                select(Absence.member_id)
-                .join(StandupParticipant, StandupParticipant.member_id == Absence.member_id)
-                .where(
-                    StandupParticipant.standup_id == standup.id,
-                    or_(Absence.standup_id.is_(None), Absence.standup_id == standup.id),
-                    Absence.start_date <= run.run_date,
-                    Absence.end_date >= run.run_date,
-                )
-            )
-        )
-        for person in waiting:
-            status = PromptStatus.AWAY.value if person.id in away else WAITING
-            entries[person.id] = Entry(person, status)
-    ordered = sorted(entries.values(), key=lambda e: (e.name.lower(), e.member.id))
-    return Roster(ordered)
-
-
-async def heard_from(session: AsyncSession, standup: Standup, run: StandupRun) -> tuple[int, int]:
-    """The report's "Heard from N of M" as two counts, without loading the roster (a reminder
-    says it to each member it goes to)."""
-    answered = await session.scalar(
-        select(func.count()).where(
-            StandupPrompt.run_id == run.id, StandupPrompt.status == PromptStatus.ANSWERED
-        )
-    )
-    prompted = await session.scalar(
-        select(func.count()).where(
-            StandupPrompt.run_id == run.id, StandupPrompt.status != PromptStatus.AWAY
-        )
-    )
-    has_prompt = select(StandupPrompt.id).where(
-        StandupPrompt.run_id == run.id, StandupPrompt.member_id == StandupParticipant.member_id
-    )
-    is_away = select(Absence.id).where(
-        Absence.member_id == StandupParticipant.member_id,
-        or_(Absence.standup_id.is_(None), Absence.standup_id == standup.id),
-        Absence.start_date <= run.run_date,
-        Absence.end_date >= run.run_date,
-    )
-    waiting = await session.scalar(
-        select(func.count()).where(
-            StandupParticipant.standup_id == standup.id,
-            ~has_prompt.exists(),
-            ~is_away.exists(),
-        )
-    )
-    return int(answered or 0), int(prompted or 0) + int(waiting or 0)
-
-
-# -- rendering ---------------------------------------------------------------------------------
-
-
-def answer_text(question: dict[str, Any], raw: str) -> Text:
-    """An answer as shown in reports and summaries: always Plain (user text)."""
-    if not raw:
-        return text(Italic("no answer"))
-    if question.get("kind") == "mood" and raw.isdigit() and 1 <= int(raw) <= len(MOODS):
-        return text(Plain(f"{raw}/5 ({MOODS[int(raw) - 1]})"))
-    return text(Plain(raw))
-
-
-def _names(entries: Sequence[Entry], tag: bool) -> Text:
-    """A list of people, the first ``NAMES_SHOWN`` by name and the rest as a count: a report
-    for thousands stays readable (and inside Slack's and Discord's message limits), and a
-    ``tag_missing`` standup never pings a crowd."""
-    parts: list[Inline | str] = []
-    for n, entry in enumerate(entries[:NAMES_SHOWN]):
-        if n:
-            parts.append(", ")
-        if tag:
-            parts.append(UserMention(entry.member.platform_user_id, entry.name))
-        else:
-            parts.append(Plain(entry.name))
-    if len(entries) > NAMES_SHOWN:
-        parts.append(f" and {len(entries) - NAMES_SHOWN:,} more")
-    return text(*parts)
-
-
-def title(standup: Standup, run: StandupRun) -> str:
-    return f"{standup.name} · {day_label(run.run_date)} {run.run_date.year}"
-
-
-def _person_sections(standup: Standup, entry: Entry) -> list[Section]:
-    lines: list[Text | Inline | str] = [Bold(entry.name)]
-    for i, question in enumerate(standup.questions):
-        lines += [
-            "\n",
-            Bold(question["text"]),
-            "\n",
-            answer_text(question, entry.answers.get(i, "")),
-        ]
-    return [Section(text(*lines))]
-
-
-def _question_sections(standup: Standup, index: int, answered: Sequence[Entry]) -> list[Section]:
-    question = standup.questions[index]
-    lines: list[Text | Inline | str] = [Bold(question["text"])]
-    for entry in answered:
-        lines += ["\n", Bold(entry.name), ": ", answer_text(question, entry.answers.get(index, ""))]
-    return [Section(text(*lines))]
-
-
-def parent_message(standup: Standup, run: StandupRun, roster: Roster, *, closed: bool) -> Message:
-    answered = roster.answered
-    blocks: list[Any] = [
-        Header(title(standup, run)),
-        Section(text(f"Heard from {len(answered)} of {len(roster.expected)}.")),
-    ]
-    away = roster.having(PromptStatus.AWAY)
-    if away:
-        blocks.append(Section(text("Away: ", _names(away, tag=False))))
-    skipped = roster.having(PromptStatus.SKIPPED)
-    if skipped:
-        blocks.append(Section(text("Skipped: ", _names(skipped, tag=False))))
-    missing = roster.missing
-    if missing:
-        label = "Not answered: " if closed else "Not answered yet: "
-        blocks.append(Section(text(label, _names(missing, tag=standup.tag_missing))))
-    unreachable = roster.unreachable
-    if unreachable:
-        # Never tagged: the prompt did not reach them, a ping would not help.
-        blocks.append(
-            Section(text("Unreachable (I can't DM them): ", _names(unreachable, tag=False)))
-        )
-    waiting = roster.having(WAITING)
-    if waiting:
-        # Not tagged: their prompt has not even gone out.
-        blocks.append(
-            Section(text("Asked later, at their local time: ", _names(waiting, tag=False)))
-        )
-    if not answered and closed:
-        blocks.append(Context(text("No one has answered this time.")))
-    if standup.report_layout == "inline":
-        if answered:
-            blocks.append(Divider())
-        if standup.group_by == "question":
-            for i in range(len(standup.questions)):
-                if answered:
-                    blocks.extend(_question_sections(standup, i, answered))
-        else:
-            for entry in answered:
-                blocks.extend(_person_sections(standup, entry))
-    elif answered:
-        blocks.append(Context(text("Answers are in the thread.")))
-    return message(*blocks, summary=f"{title(standup, run)}: heard from {len(answered)}")
-
-
-def nudge_message(standup: Standup, run: StandupRun, missing: Sequence[Entry]) -> Message:
-    """The channel nudge: names only those still missing; no "you", so those who answered
-    don't think it is for them."""
-    return message(
-        text(
-            f"{standup.name} ({day_label(run.run_date)}) is still waiting for: ",
-            _names(missing, tag=standup.tag_missing),
-            ".",
-        )
-    )
-
-
-# -- publishing --------------------------------------------------------------------------------
-
-
-def report_key(standup: Standup, run: StandupRun) -> str:
-    return f"standup:{standup.id}:run:{run.id}:report"
-
-
-async def _original_id(session: AsyncSession, base: str) -> int | None:
-    return await session.scalar(
-        select(OutboxMessage.id).where(OutboxMessage.idempotency_key == base)
-    )
-
-
-def _version_key(base: str, version: int) -> str:
-    return base if version == 0 else f"{base}:v{version}"
-
-
-async def _payload_of(session: AsyncSession, key: str) -> dict[str, Any] | None:
-    return await session.scalar(
-        select(OutboxMessage.payload).where(OutboxMessage.idempotency_key == key)
-    )
-
-
-async def _latest_by_prefix(session: AsyncSession, base: str) -> tuple[dict[str, Any] | None, int]:
-    """For messages without a version column of their own (per-question replies): the payload
-    last queued under ``base`` and how many updates it has had."""
-    rows = (
-        await session.execute(
-            select(OutboxMessage.payload)
-            .where(
-                or_(
-                    OutboxMessage.idempotency_key == base,
-                    OutboxMessage.idempotency_key.like(f"{base}:v%"),
-                )
-            )
-            .order_by(OutboxMessage.id)
-        )
-    ).all()
-    if not rows:
-        return None, 0
-    return rows[-1][0], len(rows) - 1
-
-
-@dataclass
-class _Publisher:
-    session: AsyncSession
-    workspace_id: int
-    channel_id: str
-    now: datetime
-    sent: bool = False
-
-    async def publish(
-        self,
-        base: str,
-        msg: Message,
-        *,
-        original: int | None,
-        version: int | None,
-        thread_of: int | None = None,
-        payload: dict[str, Any] | None = None,
-    ) -> tuple[int, int]:
-        """Post ``msg`` under ``base`` if it never was, else update it if it changed since the
-        last version queued. ``version`` is the message's update count when it is kept in a
-        column (its last payload is then one exact-key lookup), None to look it up by prefix.
-        Returns the original's outbox id and the new version (0 = never updated)."""
-        if payload is None:
-            payload = MESSAGE_ADAPTER.dump_python(msg, mode="json")
-        if original is None:
-            original = await _original_id(self.session, base)
-        if original is None:
-            self.sent = True
-            new_id = await enqueue(
-                self.session,
-                workspace_id=self.workspace_id,
-                method=Method.POST,
-                target=Target(channel_id=self.channel_id),
-                message=msg,
-                key=base,
-                now=self.now,
-                depends_on=thread_of,
-                payload=payload,
-            )
-            return new_id, 0
-        if version is None:
-            last, version = await _latest_by_prefix(self.session, base)
-        else:
-            last = await _payload_of(self.session, _version_key(base, version))
-        if last == payload:
-            return original, version
-        version += 1
-        self.sent = True
-        await enqueue(
-            self.session,
-            workspace_id=self.workspace_id,
-            method=Method.UPDATE,
-            target=Target(channel_id=self.channel_id),
-            message=msg,
-            key=_version_key(base, version),
-            now=self.now,
-            depends_on=original,
-            payload=payload,
-        )
-        return original, version
-
-    async def publish_people(
-        self, replies: Sequence[_Reply], thread_of: int | None
-    ) -> list[dict[str, Any]]:
-        """:meth:`publish` for the per-person replies, in a few statements for all of them
-        (their outbox id and version are on their prompts). Returns the prompts' new values."""
-        changes: list[dict[str, Any]] = []
-        fresh = [r for r in replies if r.prompt is not None and r.prompt.report_outbox_id is None]
-        known = [r for r in replies if r.prompt is not None and r.prompt.report_outbox_id]
-        target = Target(channel_id=self.channel_id)
-        if fresh:
-            ids, new = await enqueue_many(
-                self.session,
-                [
-                    Outgoing(
-                        self.workspace_id,
-                        Method.POST,
-                        target,
-                        r.message,
-                        r.base,
-                        thread_of,
-                        r.payload,
-                    )
-                    for r in fresh
-                ],
-                self.now,
-            )
-            self.sent = self.sent or bool(new)
-            for r in fresh:
-                assert r.prompt is not None
-                if r.base in new:
-                    changes.append(_prompt_change(r.prompt, ids[r.base], 0))
-                else:  # queued before, its id not kept (a refresh that died): the slow way
-                    outbox_id, version = await self.publish(
-                        r.base,
-                        r.message,
-                        original=None,
-                        version=None,
-                        thread_of=thread_of,
-                        payload=r.payload,
-                    )
-                    changes.append(_prompt_change(r.prompt, outbox_id, version))
-        if known:
-            last_key = {
-                _version_key(r.base, r.prompt.report_version): r
-                for r in known
-                if r.prompt is not None
-            }
-            last: dict[str, Any] = {}
-            keys = list(last_key)
-            for start in range(0, len(keys), WRITE_SLICE):  # payloads: JSON to decode
-                rows = await self.session.execute(
-                    select(OutboxMessage.idempotency_key, OutboxMessage.payload).where(
-                        OutboxMessage.idempotency_key.in_(keys[start : start + WRITE_SLICE])
-                    )
-                )
-                last.update(dict(rows.tuples().all()))
-            updates: list[Outgoing] = []
-            for key, r in last_key.items():
-                assert r.prompt is not None
-                if last.get(key) == r.payload:
-                    continue
-                version = r.prompt.report_version + 1
-                updates.append(
-                    Outgoing(
-                        self.workspace_id,
-                        Method.UPDATE,
-                        target,
-                        r.message,
-                        _version_key(r.base, version),
-                        r.prompt.report_outbox_id,
-                        r.payload,
-                    )
-                )
-                changes.append(_prompt_change(r.prompt, r.prompt.report_outbox_id, version))
-            if updates:
-                await enqueue_many(self.session, updates, self.now)
-                self.sent = True
-        return changes
-
-
-def _prompt_change(prompt: PromptState, outbox_id: int | None, version: int) -> dict[str, Any]:
-    prompt.report_outbox_id, prompt.report_version = outbox_id, version
-    return {"id": prompt.id, "report_outbox_id": outbox_id, "report_version": version}
-
-
-@dataclass
-class _Reply:
-    """A reply in the report's thread, rendered: a person's (``prompt`` holds its outbox id and
-    version) or a question's (``prompt`` None: looked up by key prefix)."""
-
-    base: str
-    message: Message
-    prompt: PromptState | None = None
-    payload: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not self.payload:
-            self.payload = MESSAGE_ADAPTER.dump_python(self.message, mode="json")
-
-
-@dataclass
-class _Rendered:
-    parent: Message
-    replies: list[_Reply]
-    parent_payload: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not self.parent_payload:
-            self.parent_payload = MESSAGE_ADAPTER.dump_python(self.parent, mode="json")
 
 
 async def _lock_run(session: AsyncSession, run_id: int) -> StandupRun | None:
@@ -651,7 +113,7 @@ async def _render(
     member_id: int | None,
     dirty_only: bool,
     publish_empty: bool,
-) -> _Rendered | None:
+) -> Rendered | None:
     """The parent and the replies to queue (see :func:`refresh` for which); None when a first
     post would be empty and ``publish_empty`` is False."""
     # Answers are needed for what is rendered: every reply on a first post, in the parent
@@ -694,17 +156,17 @@ def _build(
     dirty: set[int],
     member_id: int | None,
     dirty_only: bool,
-) -> _Rendered:
+) -> Rendered:
     answered = roster.answered
     base = report_key(standup, run)
-    rendered = _Rendered(parent_message(standup, run, roster, closed=closed), [])
+    rendered = Rendered(parent_message(standup, run, roster, closed=closed), [])
     if standup.report_layout == "inline":
         return rendered
     if standup.group_by == "question":
         if answered:
             for i in range(len(standup.questions)):
-                reply = message(*_question_sections(standup, i, answered))
-                rendered.replies.append(_Reply(f"{base}:q{i}", reply))
+                reply = message(*question_sections(standup, i, answered))
+                rendered.replies.append(Reply(f"{base}:q{i}", reply))
         return rendered
     for entry in answered:
         assert entry.prompt is not None
@@ -713,8 +175,8 @@ def _build(
                 continue
             if dirty_only and entry.prompt.id not in dirty:
                 continue
-        reply = message(*_person_sections(standup, entry))
-        rendered.replies.append(_Reply(f"{base}:m{entry.member.id}", reply, entry.prompt))
+        reply = message(*person_sections(standup, entry))
+        rendered.replies.append(Reply(f"{base}:m{entry.member.id}", reply, entry.prompt))
     return rendered
 
 
@@ -722,11 +184,11 @@ async def _publish(
     session: AsyncSession,
     standup: Standup,
     run: StandupRun,
-    rendered: _Rendered,
+    rendered: Rendered,
     now: datetime,
     *,
     parent: bool = True,
-    people: Sequence[_Reply] | None = None,
+    people: Sequence[Reply] | None = None,
 ) -> bool:
     """Queue what changed: the parent and the per-question replies (unless ``parent`` is
     False), then the per-person replies (all of them, or ``people``: :func:`refresh_apart`
@@ -734,7 +196,7 @@ async def _publish(
     channel = await session.get(Channel, standup.report_channel_id)
     if channel is None:
         return False
-    out = _Publisher(session, standup.workspace_id, channel.external_id, now)
+    out = Publisher(session, standup.workspace_id, channel.external_id, now)
     if parent:
         run.report_outbox_id, run.report_version = await out.publish(
             report_key(standup, run),
@@ -924,10 +386,10 @@ async def _put_marks_back(
     if run.report_dirty_since is None:
         run.report_dirty_since = now
     ids = list(prompt_ids)
-    for start in range(0, len(ids), _PARTITION):
+    for start in range(0, len(ids), PARTITION):
         await session.execute(
             update(StandupPrompt)
-            .where(StandupPrompt.id.in_(ids[start : start + _PARTITION]))
+            .where(StandupPrompt.id.in_(ids[start : start + PARTITION]))
             .values(report_dirty=True)
             .execution_options(synchronize_session=False)
         )
@@ -968,10 +430,12 @@ async def mark_dirty(
 
 __all__ = [
     "MOODS",
+    "NAMES_SHOWN",
     "Entry",
     "Roster",
     "answer_text",
     "day_label",
+    "heard_from",
     "load_roster",
     "mark_dirty",
     "nudge_message",

@@ -118,6 +118,7 @@ class StandupTrigger(CronTrigger):
         every_weeks: int = 1,
         anchor: date | None = None,
         holidays: Iterable[str] = (),
+        not_before: datetime | None = None,
     ) -> None:
         weekdays = sorted(set(days))
         if not weekdays or any(d not in range(1, 8) for d in weekdays):
@@ -131,6 +132,10 @@ class StandupTrigger(CronTrigger):
         self.every_weeks = max(1, every_weeks)
         self.anchor = anchor or date(2000, 1, 3)  # a Monday
         self.holidays = frozenset(holidays)
+        # Nothing fires before this (the standup's creation): a standup created inside today's
+        # answer window does not prompt anyone at once, unless its owner asks (see
+        # ``first_prompts.py``).
+        self.not_before = not_before
 
     def allows(self, day: date) -> bool:
         if self.every_weeks > 1 and ((day - self.anchor).days // 7) % self.every_weeks:
@@ -142,6 +147,10 @@ class StandupTrigger(CronTrigger):
     ) -> datetime | None:
         for _ in range(MAX_SKIPPED_DAYS):
             fire = super().get_next_fire_time(previous_fire_time, now)
+            if fire is not None and self.not_before is not None and fire < self.not_before:
+                previous_fire_time = None
+                now = self.not_before
+                continue
             if fire is None or self.allows(fire.date()):
                 return fire
             # Not this day: look again from the next local midnight.
@@ -182,6 +191,7 @@ def trigger_for(standup: Standup, zone: str) -> StandupTrigger:
         every_weeks=standup.every_weeks,
         anchor=standup.anchor_date,
         holidays=standup.holidays or (),
+        not_before=standup.created_at,
     )
 
 
@@ -217,11 +227,14 @@ async def run_times(session: AsyncSession, standup: Standup, run: StandupRun) ->
         zones.update(zone or "UTC" for zone in rows)
     if not zones:
         zones.add("UTC")
-    scheduled = max(prompt_time(standup, zone, run.run_date) for zone in zones)
     sent = await session.scalar(
         select(func.max(StandupPrompt.prompted_at)).where(StandupPrompt.run_id == run.id)
     )
-    last = max(scheduled, sent) if sent is not None else scheduled
+    if run.occasion:  # a run by hand: everyone was asked at once, when it started
+        last = sent if sent is not None else run.created_at
+    else:
+        scheduled = max(prompt_time(standup, zone, run.run_date) for zone in zones)
+        last = max(scheduled, sent) if sent is not None else scheduled
     window = timedelta(minutes=standup.window_minutes)
     return RunTimes(last, last + window * NUDGE_SHARE, last + window)
 

@@ -13,6 +13,7 @@ fixed (invariant 8). Question syntax, one per line::
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -129,8 +130,12 @@ def setup_form(initial: dict[str, Any] | None = None, state: str = "") -> Form:
     )
 
 
-def parse_setup(values: dict[str, str | list[str]]) -> SetupInput:
-    """Check every field; raise one :class:`UserError` that names each field in error."""
+def parse_setup(
+    values: dict[str, str | list[str]], today: date | None = None, kept_holidays: Iterable[str] = ()
+) -> SetupInput:
+    """Check every field; raise one :class:`UserError` that names each field in error. With
+    ``today`` (the submitter's local date) holidays before it are refused, except
+    ``kept_holidays`` (those the standup already has)."""
     errors: dict[str, str] = {}
 
     def text(name: str) -> str:
@@ -162,7 +167,7 @@ def parse_setup(values: dict[str, str | list[str]]) -> SetupInput:
     unknown = options - {c.value for c in OPTION_CHOICES}
     if unknown:
         errors["options"] = f"Unknown option {sorted(unknown)[0]}."
-    holidays = check("holidays", parse_holidays)
+    holidays = check("holidays", lambda raw: parse_holidays(raw, today, kept_holidays))
     if reminder is not None and window is not None and reminder >= window:
         errors["reminder"] = (
             f"The reminder ({reminder} min) must come before the answer window closes "
@@ -307,14 +312,14 @@ def _zone(raw: str) -> str | None:
 
 
 def _reminder(raw: str) -> int | None:
-    if raw.lower() in ("", "off", "no", "none", "0"):
+    if raw.lower() in ("", "off", "no", "none"):
         return None
     try:
         minutes = int(raw)
     except ValueError:
         return parse_duration(raw)
     if minutes < 1:
-        raise UserError("A reminder needs at least 1 minute, or off.")
+        raise UserError(f"A reminder needs 1 minute or more (not {minutes}); for none, write off.")
     return minutes
 
 
@@ -333,16 +338,23 @@ def parse_duration(raw: str) -> int:
     return minutes
 
 
-def parse_holidays(raw: str) -> list[str]:
-    days = []
+def parse_holidays(raw: str, today: date | None = None, kept: Iterable[str] = ()) -> list[str]:
+    """Dates with no standup. With ``today``, a date before it is refused unless it is one of
+    ``kept`` (already saved: an edit form shows the standup's holidays as they are)."""
+    days: list[str] = []
     for part in re.split(r"[\s,;]+", raw):
         if not part:
             continue
         try:
-            days.append(date.fromisoformat(part).isoformat())
+            day = date.fromisoformat(part)
         except ValueError:
             raise UserError(f'"{part}" is not a date; use YYYY-MM-DD.') from None
-    return sorted(set(days))
+        if day.isoformat() in days:
+            raise UserError(f"{day} is listed twice; list each holiday once.")
+        if today is not None and day < today and day.isoformat() not in set(kept):
+            raise UserError(f"{day} is in the past; holidays are days to come (today is {today}).")
+        days.append(day.isoformat())
+    return sorted(days)
 
 
 def parse_date_range(raw: str, today: date) -> tuple[date, date]:

@@ -38,8 +38,8 @@ from bot.core import Core
 from bot.delivery.outbox import decode_message, enqueue
 from bot.delivery.worker import DeadLetter, DeliveryWorker
 from bot.features.standups import refresher, report
+from bot.features.standups.prompts import ANSWER_ACTION, dm_target
 from bot.features.standups.report import day_label
-from bot.features.standups.runtime import ANSWER_ACTION, dm_target
 from bot.port import Method
 from storage.models import (
     Member,
