@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -14,6 +13,8 @@ import click
 
 from bot import __version__
 from bot.config import ConfigError, Settings, load_settings
+from bot.files import open_private
+from bot.logs import setup_logging
 
 T = TypeVar("T")
 EXIT_CONFIG = 2
@@ -25,15 +26,7 @@ def _settings(ctx: click.Context) -> Settings:
     except ConfigError as exc:
         click.echo(f"syncup: {exc}", err=True)
         ctx.exit(EXIT_CONFIG)
-    logging.basicConfig(
-        level=settings.bot.log_level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if settings.bot.log_level != "DEBUG":
-        # Their INFO lines (every job added, every migration plugin) drown ours.
-        for noisy in ("apscheduler", "alembic"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    setup_logging(settings)
     return settings
 
 
@@ -351,7 +344,7 @@ def _export(
             # half-written file behind.
             partial = f"{output}.partial"
             try:
-                with open(partial, "w", encoding="utf-8", newline="") as out:
+                with open_private(partial, "w", encoding="utf-8", newline="") as out:
                     count = _run(lambda: go(out))
                 os.replace(partial, output)
             finally:

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bot.charts import format_value, render_png
+from bot.files import write_private
 from bot.chat import (
     Actions,
     Bold,
@@ -101,7 +102,7 @@ class ChartFiles:
         try:
             if not path.exists():
                 self.folder.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(render_png(chart))
+                write_private(path, render_png(chart))
         except OSError as exc:
             log.warning("console: cannot write %s: %s", path, exc)
             return f"[chart picture not saved: {clean(exc.strerror or str(exc))} ({path})]"
