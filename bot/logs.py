@@ -67,7 +67,9 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # user:password@ in URLs (database URLs, proxies).
     (re.compile(r"(://[^:/@\s'\"]+:)[^@\s'\"]+@"), r"\1" + REDACTED + "@"),
     (
-        re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(?:(?:bearer|bot|basic)\s+)?[^\s'\",}]+"),
+        re.compile(
+            r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(?:(?:bearer|bot|basic)\s+)?[^\s'\",}]+"
+        ),
         r"\1" + REDACTED,
     ),
     (

@@ -22,13 +22,14 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from storage import private_files
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+from storage import private_files
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY = "syncup_read_only"

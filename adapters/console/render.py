@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bot.charts import format_value, render_png
-from bot.files import write_private
 from bot.chat import (
     Actions,
     Bold,
@@ -50,6 +49,7 @@ from bot.chat import (
     TextField,
     UserMention,
 )
+from bot.files import write_private
 
 log = logging.getLogger(__name__)
 
