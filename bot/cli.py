@@ -82,6 +82,9 @@ def run(ctx: click.Context, platform: str | None) -> None:
     except SchemaOutOfDate as exc:
         click.echo(f"syncup: {exc}", err=True)
         ctx.exit(1)
+    except ConfigError as exc:  # found at start, e.g. a token_encryption_key that is not the one
+        click.echo(f"syncup: {exc}", err=True)
+        ctx.exit(EXIT_CONFIG)
     except KeyboardInterrupt:
         code = 130
     ctx.exit(code)

@@ -113,6 +113,10 @@ class HttpSection(_Section):
     # OAuth installs started (GET /slack/install) per client address within the state's
     # lifetime (10 minutes); more get 429.
     installs_per_client: int = Field(20, ge=1)
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (the client
+    # address above, the scheme); "*" trusts any, which is only safe when nothing else can
+    # reach the port.
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
 
 
 class HousekeepingSection(_Section):
