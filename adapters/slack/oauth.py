@@ -71,6 +71,10 @@ def _stamp(value: datetime | None) -> int | None:
 
 
 class SqlInstallationStore(AsyncInstallationStore):
+    """Lookups read in a snapshot (``Database.read``), never in a write transaction: the core
+    asks for a token (a directory look-up) while its own transaction holds SQLite's writer
+    lock, and waiting for that lock there would wait forever."""
+
     def __init__(self, db: Database, cipher: TokenCipher, client_id: str) -> None:
         self.db = db
         self.cipher = cipher
@@ -157,13 +161,15 @@ class SqlInstallationStore(AsyncInstallationStore):
         team_id: str | None,
         is_enterprise_install: bool | None = False,
     ) -> Bot | None:
-        async with self.db.transaction() as session:
+        async with self.db.read() as session:
             row = await session.scalar(
                 select(SlackBot)
                 .where(*self._scope(SlackBot, enterprise_id, team_id, is_enterprise_install))
                 .order_by(SlackBot.installed_at.desc(), SlackBot.id.desc())
                 .limit(1)
             )
+            if row is not None:  # read() rolls back, which would expire it
+                session.expunge(row)
         if row is None or row.bot_token is None:
             return None
         dec = self.cipher.decrypt
@@ -194,13 +200,15 @@ class SqlInstallationStore(AsyncInstallationStore):
         conditions = self._scope(SlackInstallation, enterprise_id, team_id, is_enterprise_install)
         if user_id is not None:
             conditions.append(SlackInstallation.user_id == user_id)
-        async with self.db.transaction() as session:
+        async with self.db.read() as session:
             row = await session.scalar(
                 select(SlackInstallation)
                 .where(*conditions)
                 .order_by(SlackInstallation.installed_at.desc(), SlackInstallation.id.desc())
                 .limit(1)
             )
+            if row is not None:  # read() rolls back, which would expire it
+                session.expunge(row)
         if row is None:
             return None
         dec = self.cipher.decrypt
@@ -242,13 +250,15 @@ class SqlInstallationStore(AsyncInstallationStore):
     async def check_key(self) -> None:
         """Decrypt the newest stored bot token, so that a changed key stops the start with a
         configuration error instead of failing every request later."""
-        async with self.db.transaction() as session:
+        async with self.db.read() as session:
             row = await session.scalar(
                 select(SlackBot)
                 .where(SlackBot.client_id == self.client_id, SlackBot.bot_token.is_not(None))
                 .order_by(SlackBot.installed_at.desc(), SlackBot.id.desc())
                 .limit(1)
             )
+            if row is not None:  # read() rolls back, which would expire it
+                session.expunge(row)
         if row is None:
             return
         try:
