@@ -225,3 +225,26 @@ def test_a_malformed_encryption_key_is_a_configuration_error(
         load_settings(None)
     assert "token_encryption_key" in str(caught.value)
     assert "not-a-fernet-key" not in str(caught.value)
+
+
+async def test_an_answer_the_database_refuses_is_logged_without_it(
+    db_url: str, restore_logging: None
+) -> None:
+    """PostgreSQL refuses a NUL in text; the failure's log line names neither the answer nor
+    the voter key (SQLite stores it, which is just as quiet)."""
+    out = debug_log(db_url, log_level="INFO")
+    db = Database(db_url)
+    secret_words = "confidential zebra remark"
+    try:
+        await migrate.upgrade(db.engine)
+        seen = Parameters(db)
+        async with running_world(db) as world:
+            poll_id = await world.create('"What should we stop doing?" --text --anonymous')
+            opened = await world.press("bob", f"{render.ANSWER_ACTION}:{poll_id}")
+            form = opened.form  # type: ignore[union-attr]
+            await world.submit("bob", form.form_id, {"answer": f"a\x00{secret_words}"}, form.state)
+    finally:
+        await db.dispose()
+    log = out.getvalue()
+    assert secret_words not in log
+    assert sorted(v for v in seen.values if v in log) == []
