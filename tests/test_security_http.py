@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import logging
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -30,11 +29,15 @@ from tests.fakes.clock import FakeClock
 from tests.fakes.slack import payloads
 from tests.fakes.slack.harness import SIGNING_SECRET, SlackWorld, settings_for, team_slack
 from tests.fakes.slack.server import FakeSlack
+from tests.test_security_logs import restore_logging  # noqa: F401 (a fixture)
 
 START = datetime(2026, 3, 9, 7, tzinfo=UTC)
 KEY = Fernet.generate_key().decode()
 GUARD = 15.0  # seconds a test waits before calling a hang a failure (never a measurement)
-pytestmark = pytest.mark.filterwarnings("ignore:BasicAuth is deprecated:DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:BasicAuth is deprecated:DeprecationWarning"),
+    pytest.mark.usefixtures("restore_logging"),
+]
 
 
 @pytest.fixture
@@ -44,23 +47,9 @@ async def fake() -> AsyncIterator[FakeSlack]:
 
 
 @pytest.fixture
-def log() -> Iterator[io.StringIO]:
-    """The bot's log at INFO, as `syncup run` sets it up."""
-    root = logging.getLogger()
-    before = list(root.handlers)
-    levels = {
-        n: lg.level
-        for n, lg in logging.Logger.manager.loggerDict.items()
-        if isinstance(lg, logging.Logger)
-    }
-    out = io.StringIO()
-    yield out
-    for handler in list(root.handlers):
-        if handler not in before:
-            root.removeHandler(handler)
-    for name, lg in logging.Logger.manager.loggerDict.items():
-        if isinstance(lg, logging.Logger):
-            lg.setLevel(levels.get(name, logging.NOTSET))
+def log() -> io.StringIO:
+    """The bot's log at INFO, as `syncup run` sets it up (by :func:`oauth_world`)."""
+    return io.StringIO()
 
 
 @asynccontextmanager

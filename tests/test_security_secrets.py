@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -21,30 +21,16 @@ from storage.db import Database
 from tests.fakes.slack import payloads
 from tests.fakes.slack.harness import SlackWorld, settings_for, team_slack, text_of
 from tests.fakes.slack.server import FakeSlack
+from tests.test_security_logs import restore_logging  # noqa: F401 (a fixture)
 
 START = datetime(2026, 3, 9, 7, tzinfo=UTC)
 KEY = Fernet.generate_key().decode()
 CLIENT_SECRET = "client-secret-9f8e7d6c"
 DB_PASSWORD = "db-pw-4b3a2918"
-pytestmark = pytest.mark.filterwarnings("ignore:BasicAuth is deprecated:DeprecationWarning")
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    before = list(root.handlers)
-    levels = {
-        n: lg.level
-        for n, lg in logging.Logger.manager.loggerDict.items()
-        if isinstance(lg, logging.Logger)
-    }
-    yield
-    for handler in list(root.handlers):
-        if handler not in before:
-            root.removeHandler(handler)
-    for name, lg in logging.Logger.manager.loggerDict.items():
-        if isinstance(lg, logging.Logger):
-            lg.setLevel(levels.get(name, logging.NOTSET))
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:BasicAuth is deprecated:DeprecationWarning"),
+    pytest.mark.usefixtures("restore_logging"),
+]
 
 
 @pytest.fixture
@@ -63,7 +49,7 @@ def with_password(url: str) -> str:
 
 
 async def test_a_debug_log_of_an_install_and_a_day_holds_no_secret(
-    fake: FakeSlack, database: Database, restore_logging: None
+    fake: FakeSlack, database: Database
 ) -> None:
     url = with_password(database.url)
     settings = settings_for(
