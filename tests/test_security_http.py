@@ -171,6 +171,10 @@ async def test_the_body_limit_is_a_setting(fake: FakeSlack, sqlite_database: Dat
         assert (await exchange(port, post_head(5000), b"x" * 5000))[0] == 413
         status, _ = await exchange(port, post_head(3000), b"x" * 3000)
         assert status == 401  # within the limit: on to the signature check
+        # Every route bolt serves reads its body: a GET with one is limited too.
+        for path in ("/slack/install", "/slack/oauth_redirect?code=x&state=y"):
+            head = f"GET {path} HTTP/1.1\r\nHost: s\r\nContent-Length: 5000\r\n\r\n"
+            assert (await exchange(port, head.encode(), b"x" * 5000))[0] == 413
 
 
 async def test_unsigned_or_malformed_json_gets_401_or_400_and_one_line(

@@ -77,11 +77,12 @@ class SlackAsgi:
                 log.warning("slack: too many installs started from %s; answered 429", client)
                 await _json(send, 429, {"ok": False, "error": "too many installs started"})
                 return
-        if path != EVENTS_PATH or method != "POST":
-            await self.bolt(scope, receive, send)
-            return
+        # bolt reads the whole body of every request it handles, GETs included.
         body = await self._body(scope, receive, send)
         if body is None:
+            return
+        if path != EVENTS_PATH or method != "POST":
+            await self.bolt(scope, _replay(body, receive), send)
             return
         if not self._signed(scope, body):
             log.info("slack: refused a request without a valid signature from %s", _client(scope))
