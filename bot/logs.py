@@ -159,7 +159,7 @@ def setup_logging(settings: Settings, stream: TextIO | None = None) -> logging.H
     for old in [h for h in root.handlers if getattr(h, "_syncup", False)]:
         root.removeHandler(old)
         old.close()
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _Stderr()
     handler.setFormatter(logging.Formatter(FORMAT))
     redactor = Redactor(secrets_of(settings))
     handler.addFilter(redactor)
@@ -182,6 +182,22 @@ def setup_logging(settings: Settings, stream: TextIO | None = None) -> logging.H
             logging.getLogger(name).setLevel(level)
     guard_handlers(redactor)
     return handler
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Whatever ``sys.stderr`` is when a line is written (as logging's last resort does), not
+    the one at set-up, which a test runner or a daemonizer may have replaced and closed since."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
 
 
 def guard_handlers(redactor: Redactor) -> None:
