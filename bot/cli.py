@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
@@ -13,6 +12,7 @@ import click
 
 from bot import __version__
 from bot.config import ConfigError, Settings, check_platform, load_settings
+from bot.logs import setup_logging
 
 T = TypeVar("T")
 EXIT_CONFIG = 2
@@ -55,15 +55,7 @@ def _settings(ctx: click.Context) -> Settings:
         click.echo(f"syncup: {exc}", err=True)
         ctx.exit(EXIT_CONFIG)
     ctx.obj["settings"] = settings
-    logging.basicConfig(
-        level=settings.bot.log_level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if settings.bot.log_level != "DEBUG":
-        # Their INFO lines (every job added, every migration plugin) drown ours.
-        for noisy in ("apscheduler", "alembic"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    setup_logging(settings)
     return settings
 
 
@@ -118,6 +110,9 @@ def run(ctx: click.Context, platform: str | None) -> None:
     app = App(settings, adapter)
     try:
         code = _run(app.run)
+    except ConfigError as exc:  # found at start, e.g. a token_encryption_key that is not the one
+        click.echo(f"syncup: {exc}", err=True)
+        ctx.exit(EXIT_CONFIG)
     except KeyboardInterrupt:
         code = 130
     ctx.exit(code)

@@ -8,6 +8,7 @@ separates section and key).
 
 from __future__ import annotations
 
+import base64
 import difflib
 import importlib
 import os
@@ -26,6 +27,13 @@ from pydantic_settings import (
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./syncup.db"
 
 
+def is_fernet_key(value: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(value.encode("ascii"))) == 32
+    except (ValueError, UnicodeEncodeError):
+        return False
+
+
 class ConfigError(Exception):
     """Invalid configuration: one message that names the key and the fix."""
 
@@ -37,7 +45,21 @@ class _Section(BaseModel):
 class BotSection(_Section):
     platform: Literal["auto", "console", "slack", "discord"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Third-party loggers to show at log_level although they print payloads (slack_sdk,
+    # slack_bolt, discord, ...: see bot.logs); tokens and secrets are still redacted.
+    debug_loggers: list[str] = Field(default_factory=list)
     instance_name: str = ""
+
+    @field_validator("debug_loggers")
+    @classmethod
+    def _not_sealed(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name == "aiosqlite" or name.split(".")[0] in ("aiosqlite", "sqlalchemy"):
+                raise ValueError(
+                    f"{name!r} prints SQL parameters (ballots, secrets) and cannot be opened up; "
+                    "use [database] echo = true to see statements"
+                )
+        return value
 
 
 class DatabaseSection(_Section):
@@ -80,6 +102,25 @@ class DeliverySection(_Section):
     rates: dict[str, RateSetting] = Field(default_factory=dict)
 
 
+class HttpSection(_Section):
+    """Limits of the HTTP server (Slack's HTTP mode, OAuth installs, health checks)."""
+
+    # Larger request bodies get 413 before they are read (Slack's own payloads are far smaller).
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # A client must send a request's headers within this time, then its body within the next.
+    header_timeout_seconds: float = Field(10.0, gt=0)
+    body_timeout_seconds: float = Field(20.0, gt=0)
+    # Connections open at once; more are closed at once (the reverse proxy in front queues).
+    max_connections: int = Field(200, ge=1)
+    # OAuth installs started (GET /slack/install) per client address within the state's
+    # lifetime (10 minutes); more get 429.
+    installs_per_client: int = Field(20, ge=1)
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (the client
+    # address above, the scheme); "*" trusts any, which is only safe when nothing else can
+    # reach the port.
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
+
+
 class HousekeepingSection(_Section):
     retention_days: int = Field(30, ge=1)
 
@@ -119,6 +160,18 @@ class SlackSection(_Section):
     uninstall_grace_days: int = Field(7, ge=0, le=14)
     # How long a member's Slack profile (name, tz) is cached (seconds).
     profile_cache_seconds: float = Field(3600.0, ge=0)
+
+    @field_validator("token_encryption_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not is_fernet_key(value.get_secret_value()):
+            raise ValueError(
+                "not a Fernet key (44 characters of url-safe base64 encoding 32 bytes); make "
+                'one with python -c "from cryptography.fernet import Fernet; '
+                'print(Fernet.generate_key().decode())", or put back the key the stored '
+                "tokens were encrypted with"
+            )
+        return value
 
 
 class DiscordSection(_Section):
@@ -166,6 +219,7 @@ class Settings(BaseSettings):
     scheduler: SchedulerSection = Field(default_factory=SchedulerSection)
     delivery: DeliverySection = Field(default_factory=DeliverySection)
     housekeeping: HousekeepingSection = Field(default_factory=HousekeepingSection)
+    http: HttpSection = Field(default_factory=HttpSection)
     slack: SlackSection = Field(default_factory=SlackSection)
     discord: DiscordSection = Field(default_factory=DiscordSection)
     console: ConsoleSection = Field(default_factory=ConsoleSection)

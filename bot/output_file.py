@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from bot.files import open_private
 from storage.errors import OperatorError
 
 
@@ -43,7 +44,7 @@ def atomic_output(path: str) -> Iterator[TextIO]:
     partial = target.with_name(target.name + ".partial")
     try:
         try:
-            out = open(partial, "w", encoding="utf-8", newline="")
+            out = open_private(partial, "w", encoding="utf-8", newline="")
         except OSError as exc:
             raise OperatorError(f"Cannot write {target}: {exc.strerror or exc}.") from None
         with out:

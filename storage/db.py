@@ -14,6 +14,7 @@ still covers other processes on the same file.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,6 +29,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage import private_files
 from storage.outages import DatabaseHealth, DatabaseUnavailable, classify
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -36,17 +38,23 @@ READ_ONLY = "syncup_read_only"
 
 def create_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
+    # Never a statement's parameters in a log line or an exception's text (ballots, a poll's
+    # secret, answers); echo shows statements through the logging set-up (bot.logs), not
+    # through a handler of SQLAlchemy's own that would bypass its redaction.
+    kwargs["hide_parameters"] = True
+    if echo:
+        logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)
     if parsed.get_backend_name() == "sqlite":
+        private_files.create_private(parsed.database)
         engine = create_async_engine(
             url,
-            echo=echo,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             **kwargs,
         )
         _configure_sqlite(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, echo=echo, **kwargs)
+    return create_async_engine(url, **kwargs)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

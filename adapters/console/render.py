@@ -50,6 +50,7 @@ from bot.chat import (
     TextField,
     UserMention,
 )
+from bot.files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class ChartFiles:
         try:
             if not path.exists():
                 self.folder.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(render_png(chart))
+                write_private(path, render_png(chart))
         except OSError as exc:
             log.warning("console: cannot write %s: %s", path, exc)
             return f"picture not saved: {clean(exc.strerror or str(exc))} ({path})"

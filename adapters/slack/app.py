@@ -40,7 +40,9 @@ from adapters.slack.channels import ChannelRecorder
 from adapters.slack.manifest import BOT_SCOPES
 from adapters.slack.oauth import (
     ROTATE_MINUTES_BEFORE_EXPIRY,
+    STATE_SECONDS,
     InstalledTokens,
+    LaxStateCookie,
     SqlInstallationStore,
     SqlStateStore,
     TokenCipher,
@@ -155,6 +157,8 @@ class SlackAdapter:
         self._app = app
         self.channels = ChannelRecorder(app.db)
         self.bolt = self.build_bolt(app.db)
+        if self.installation_store is not None:
+            await self.installation_store.check_key()
         if self.config.mode == "socket":
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
@@ -247,18 +251,23 @@ class SlackAdapter:
                 client_secret=_secret(self.config.client_secret) or "",
                 api_base_url=self.config.api_base_url,
             )
-            kwargs["oauth_settings"] = AsyncOAuthSettings(
+            oauth = AsyncOAuthSettings(
                 client_id=self.config.client_id,
                 client_secret=_secret(self.config.client_secret),
                 scopes=list(BOT_SCOPES),
                 installation_store=store,
                 state_store=SqlStateStore(db, self._clock_or_system()),
+                state_expiration_seconds=STATE_SECONDS,
                 install_path=self.config.install_path,
                 redirect_uri_path=self.config.redirect_path,
                 callback_options=AsyncCallbackOptions(
                     success=self._installed, failure=self._install_failed
                 ),
             )
+            oauth.state_utils = self.state_cookie = LaxStateCookie(
+                cookie_name=oauth.state_cookie_name, expiration_seconds=STATE_SECONDS
+            )
+            kwargs["oauth_settings"] = oauth
             kwargs["client"] = client
             # bolt's default authorize rotates tokens through slack.com; ours through the
             # configured api_base_url (GovSlack, a proxy, the tests' fake Slack).
@@ -496,7 +505,12 @@ class SlackAdapter:
             "<html><body><h1>syncup is installed</h1><p>Type <code>/syncup help</code> in "
             "Slack to start.</p></body></html>"
         )
-        return BoltResponse(status=200, body=page, headers={"Content-Type": "text/html"})
+        # The state is spent: the browser forgets its cookie.
+        headers = {
+            "Content-Type": "text/html",
+            "Set-Cookie": self.state_cookie.build_set_cookie_for_deletion(),
+        }
+        return BoltResponse(status=200, body=page, headers=headers)
 
     async def _install_failed(self, args: AsyncFailureArgs) -> BoltResponse:
         log.warning("slack: install failed: %s", args.reason)

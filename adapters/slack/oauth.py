@@ -22,11 +22,13 @@ from slack_sdk.oauth.installation_store.async_installation_store import AsyncIns
 from slack_sdk.oauth.installation_store.models.bot import Bot
 from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
+from slack_sdk.oauth.state_utils import OAuthStateUtils
 from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import delete, select
 
 from bot.clock import Clock
+from bot.config import ConfigError
 from bot.port import PermanentDeliveryError
 from storage.db import Database
 from storage.slack_installs import SlackBot, SlackInstallation, SlackOAuthState
@@ -43,10 +45,10 @@ class TokenCipher:
     def __init__(self, key: str) -> None:
         try:
             self._fernet = Fernet(key.encode())
-        except (ValueError, TypeError) as exc:
-            raise ValueError(
+        except (ValueError, TypeError):
+            raise ConfigError(
                 "[slack] token_encryption_key must be a Fernet key (32 url-safe base64 bytes)"
-            ) from exc
+            ) from None
 
     def encrypt(self, value: str | None) -> str | None:
         return None if value is None else self._fernet.encrypt(value.encode()).decode()
@@ -69,6 +71,10 @@ def _stamp(value: datetime | None) -> int | None:
 
 
 class SqlInstallationStore(AsyncInstallationStore):
+    """Lookups read in a snapshot (``Database.read``), never in a write transaction: the core
+    asks for a token (a directory look-up) while its own transaction holds SQLite's writer
+    lock, and waiting for that lock there would wait forever."""
+
     def __init__(self, db: Database, cipher: TokenCipher, client_id: str) -> None:
         self.db = db
         self.cipher = cipher
@@ -155,13 +161,15 @@ class SqlInstallationStore(AsyncInstallationStore):
         team_id: str | None,
         is_enterprise_install: bool | None = False,
     ) -> Bot | None:
-        async with self.db.transaction() as session:
+        async with self.db.read() as session:
             row = await session.scalar(
                 select(SlackBot)
                 .where(*self._scope(SlackBot, enterprise_id, team_id, is_enterprise_install))
                 .order_by(SlackBot.installed_at.desc(), SlackBot.id.desc())
                 .limit(1)
             )
+            if row is not None:  # read() rolls back, which would expire it
+                session.expunge(row)
         if row is None or row.bot_token is None:
             return None
         dec = self.cipher.decrypt
@@ -192,13 +200,15 @@ class SqlInstallationStore(AsyncInstallationStore):
         conditions = self._scope(SlackInstallation, enterprise_id, team_id, is_enterprise_install)
         if user_id is not None:
             conditions.append(SlackInstallation.user_id == user_id)
-        async with self.db.transaction() as session:
+        async with self.db.read() as session:
             row = await session.scalar(
                 select(SlackInstallation)
                 .where(*conditions)
                 .order_by(SlackInstallation.installed_at.desc(), SlackInstallation.id.desc())
                 .limit(1)
             )
+            if row is not None:  # read() rolls back, which would expire it
+                session.expunge(row)
         if row is None:
             return None
         dec = self.cipher.decrypt
@@ -237,6 +247,30 @@ class SqlInstallationStore(AsyncInstallationStore):
                 installation.bot_token_expires_at = latest.bot_token_expires_at
         return installation
 
+    async def check_key(self) -> None:
+        """Decrypt the newest stored bot token, so that a changed key stops the start with a
+        configuration error instead of failing every request later."""
+        async with self.db.read() as session:
+            row = await session.scalar(
+                select(SlackBot)
+                .where(SlackBot.client_id == self.client_id, SlackBot.bot_token.is_not(None))
+                .order_by(SlackBot.installed_at.desc(), SlackBot.id.desc())
+                .limit(1)
+            )
+            if row is not None:  # read() rolls back, which would expire it
+                session.expunge(row)
+        if row is None:
+            return
+        try:
+            self.cipher.decrypt(row.bot_token)
+        except ValueError:
+            raise ConfigError(
+                f"[slack] token_encryption_key does not decrypt the stored token of workspace "
+                f"{row.team_id or row.enterprise_id}: it is not the key the tokens were "
+                "encrypted with. Put back that key (SYNCUP_SLACK_TOKEN_ENCRYPTION_KEY), or "
+                "delete the installations and install the app again."
+            ) from None
+
     async def async_delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None:
         async with self.db.transaction() as session:
             await session.execute(
@@ -255,6 +289,17 @@ class SqlInstallationStore(AsyncInstallationStore):
     async def async_delete_all(self, *, enterprise_id: str | None, team_id: str | None) -> None:
         await self.async_delete_bot(enterprise_id=enterprise_id, team_id=team_id)
         await self.async_delete_installation(enterprise_id=enterprise_id, team_id=team_id)
+
+
+class LaxStateCookie(OAuthStateUtils):
+    """bolt's state cookie, plus ``SameSite=Lax``: sent on Slack's top-level redirect back to
+    us, never on a cross-site request from another page."""
+
+    def build_set_cookie_for_new_state(self, state: str) -> str:
+        return super().build_set_cookie_for_new_state(state) + "; SameSite=Lax"
+
+    def build_set_cookie_for_deletion(self) -> str:
+        return super().build_set_cookie_for_deletion() + "; SameSite=Lax"
 
 
 class SqlStateStore(AsyncOAuthStateStore):

@@ -1,5 +1,6 @@
-"""A daily clean-up of rows that only matter for a while: handled event ids, sent outbox rows
-and old occurrence claims. It runs through the scheduler like any feature's work."""
+"""A daily clean-up of rows that only matter for a while: handled event ids, sent outbox rows,
+old occurrence claims and expired OAuth states. It runs through the scheduler like any
+feature's work."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.scheduling.scheduler import Occurrence, Schedule, Scheduler
 from storage.models import OccurrenceClaim, OutboxMessage, OutboxStatus, ProcessedEvent
+from storage.slack_installs import SlackOAuthState
 
 HANDLER = "housekeeping"
 
@@ -39,3 +41,7 @@ class Housekeeping:
         )
         # Claims must outlive every grace window; retention is at least a day.
         await session.execute(delete(OccurrenceClaim).where(OccurrenceClaim.claimed_at < cutoff))
+        # Installs started and never finished (anyone may start one).
+        await session.execute(
+            delete(SlackOAuthState).where(SlackOAuthState.expire_at < occurrence.now)
+        )
