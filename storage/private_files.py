@@ -39,6 +39,8 @@ def create_private(database: str | None) -> None:
             mode = stat.S_IMODE(found.st_mode)
             if stat.S_ISREG(found.st_mode) and mode & 0o077:
                 os.chmod(path, mode & ~0o077)
-                log.info("%s was readable by others; made it private (0600)", path)
+                # Routine after an upgrade, nothing to act on: not a line in every command's
+                # output (an operator's error must stay one line).
+                log.debug("%s was readable by others; made it private (0600)", path)
         except OSError:
             continue

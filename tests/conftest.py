@@ -19,6 +19,8 @@ from sqlalchemy.engine import make_url
 
 from storage import migrate
 from storage.db import Database
+from tests.fakes.http_port import HttpPort
+from tests.fakes.receiver import FakeReceiver
 
 PG_URL_ENV = "SYNCUP_TEST_DATABASE_URL"
 
@@ -99,3 +101,18 @@ async def sqlite_database(tmp_path: Path) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.dispose()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[FakeReceiver]:
+    """A fake platform for the delivery worker (tests/fakes/receiver.py), on 127.0.0.1."""
+    async with FakeReceiver() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def port(receiver: FakeReceiver) -> AsyncIterator[HttpPort]:
+    """The port that sends to :func:`receiver` over HTTP (a module may define its own)."""
+    http = HttpPort(receiver.url)
+    yield http
+    await http.aclose()

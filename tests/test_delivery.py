@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -60,19 +59,6 @@ def settings(**overrides: object) -> DeliverySection:
 @pytest.fixture
 def clock() -> JumpClock:
     return JumpClock()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[FakeReceiver]:
-    async with FakeReceiver() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def port(receiver: FakeReceiver) -> AsyncIterator[HttpPort]:
-    http = HttpPort(receiver.url)
-    yield http
-    await http.aclose()
 
 
 async def add_workspace(db: Database, external_id: str) -> int:

@@ -14,9 +14,7 @@ easily, never a claim about speed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import select
 
 from bot.delivery.worker import DeliveryWorker
@@ -30,19 +28,6 @@ from tests.test_delivery import SAFETY, JumpClock, add_workspace, put, settings
 RETRY_AFTER = 1.5  # seconds, as the fake's 429 says
 # The fake rounds Retry-After up to the millisecond and both ends read one monotonic clock.
 SLACK = 0.005
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[FakeReceiver]:
-    async with FakeReceiver() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def port(receiver: FakeReceiver) -> AsyncIterator[HttpPort]:
-    http = HttpPort(receiver.url)
-    yield http
-    await http.aclose()
 
 
 def the_429(receiver: FakeReceiver) -> Request:

@@ -9,7 +9,7 @@ depends on how fast the machine is; ``asyncio.timeout`` is only a safety net aga
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,19 +42,6 @@ def defaults(**overrides: object) -> DeliverySection:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(datetime(2026, 3, 9, 9, 0, tzinfo=UTC))
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[FakeReceiver]:
-    async with FakeReceiver() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def port(receiver: FakeReceiver) -> AsyncIterator[HttpPort]:
-    http = HttpPort(receiver.url)
-    yield http
-    await http.aclose()
 
 
 async def fill(db: Database, clock: FakeClock, count: int) -> list[str]:

@@ -214,7 +214,7 @@ def test_syncup_slack_manifest_prints_json(tmp_path: Path, monkeypatch: pytest.M
             {
                 "client_id": "1.2",
                 "client_secret": "c",
-                "token_encryption_key": "k",
+                "token_encryption_key": "A" * 43 + "=",  # a well-formed Fernet key
                 "signing_secret": "s",
                 "app_token": "xapp-1",
             },
