@@ -25,7 +25,11 @@ STANDUP = CommandSpec(
         SubcommandSpec("pause", "Stop sending a standup's prompts for now.", (NAME,)),
         SubcommandSpec("resume", "Start a paused standup again.", (NAME,)),
         SubcommandSpec("delete", "Delete a standup and its history (asks first).", (NAME,)),
-        SubcommandSpec("run", "Send a standup's prompts now, for today.", (NAME,)),
+        SubcommandSpec(
+            "run",
+            "Ask every participant now, in one extra run (scheduled prompts still come).",
+            (NAME,),
+        ),
         SubcommandSpec("skip", "Skip today's standup (yours only).", (OPTIONAL_NAME,)),
         SubcommandSpec(
             "ooo",
