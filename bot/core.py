@@ -154,8 +154,11 @@ class Core:
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+        if task.cancelled() or task.exception() is None:
+            return
+        if isinstance(task.exception(), DatabaseUnavailable):
+            return  # logged once, where the outage was found (storage.outages)
+        log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
     def busy(self) -> bool:
         """Whether background work started by a handler is still running."""

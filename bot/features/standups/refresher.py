@@ -34,6 +34,7 @@ import weakref
 
 from bot.core import Core
 from bot.features.standups import report
+from storage.outages import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ class ReportRefresher:
                 started = time.perf_counter()
                 try:
                     await self.refresh(run_id)
+                except DatabaseUnavailable:
+                    return  # the outage is logged once where it was found; the sweep retries
                 except Exception:
                     # The marks were rolled back with the refresh: the next poke or the sweep
                     # retries. No retry loop here.
