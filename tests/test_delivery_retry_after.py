@@ -61,13 +61,10 @@ async def rate_limited_row_recorded(database: Database, key: str) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_nothing_reaches_the_method_before_retry_after_even_with_the_clock_jumped(
-    database: Database, receiver: FakeReceiver, port: HttpPort
-) -> None:
-    """The pause holds on its own: with the demo clock jumped an hour ahead, the rows put back
-    are due by the database's reckoning, and a row queued during the pause is due at once; none
-    of them may go before Retry-After. Another method of the same workspace is not held."""
-    clock = JumpClock()
+async def three_posts_and_a_429(
+    database: Database, receiver: FakeReceiver, clock: JumpClock
+) -> tuple[int, list[str], Fault]:
+    """Three posts queued in workspace W-1; the first send of a post there answers 429."""
     ws = await add_workspace(database, "W-1")
     posts = [f"post-{i}" for i in range(3)]
     for key in posts:
@@ -75,13 +72,29 @@ async def test_nothing_reaches_the_method_before_retry_after_even_with_the_clock
     refusal = receiver.inject(
         Fault("status", status=429, retry_after=RETRY_AFTER, workspace="W-1", method="post")
     )
+    return ws, posts, refusal
+
+
+async def the_429_recorded(database: Database, receiver: FakeReceiver, refusal: Fault) -> None:
+    """Wait until the fake has answered the 429 and the worker has written its outcome."""
+    async with asyncio.timeout(SAFETY):
+        await receiver.wait_until(lambda: refusal.hits == 1)
+        await rate_limited_row_recorded(database, "post-0")
+
+
+async def test_nothing_reaches_the_method_before_retry_after_even_with_the_clock_jumped(
+    database: Database, receiver: FakeReceiver, port: HttpPort
+) -> None:
+    """The pause holds on its own: with the demo clock jumped an hour ahead, the rows put back
+    are due by the database's reckoning, and a row queued during the pause is due at once; none
+    of them may go before Retry-After. Another method of the same workspace is not held."""
+    clock = JumpClock()
+    ws, posts, refusal = await three_posts_and_a_429(database, receiver, clock)
     worker = DeliveryWorker(database, port, settings(), clock=clock, instance="w1")
 
     await worker.start()
     try:
-        async with asyncio.timeout(SAFETY):
-            await receiver.wait_until(lambda: refusal.hits == 1)
-            await rate_limited_row_recorded(database, "post-0")
+        await the_429_recorded(database, receiver, refusal)
         clock.advance(3600)
         await put(database, clock, ws, "queued-in-the-pause")
         await put(database, clock, ws, "a-dm", method=Method.DM)
@@ -108,21 +121,13 @@ async def test_a_second_replica_does_not_send_a_refused_row_before_retry_after(
     """The row refused with a 429 and the rows behind it are not due before Retry-After in the
     database, so a replica whose own pacing knows nothing of the 429 leaves them alone too."""
     clock = JumpClock()
-    ws = await add_workspace(database, "W-1")
-    posts = [f"post-{i}" for i in range(3)]
-    for key in posts:
-        await put(database, clock, ws, key)
-    refusal = receiver.inject(
-        Fault("status", status=429, retry_after=RETRY_AFTER, workspace="W-1", method="post")
-    )
+    _, posts, refusal = await three_posts_and_a_429(database, receiver, clock)
     first = DeliveryWorker(database, port, settings(), clock=clock, instance="w1")
     second = DeliveryWorker(database, port, settings(), clock=clock, instance="w2")
 
     await first.start()
     try:
-        async with asyncio.timeout(SAFETY):
-            await receiver.wait_until(lambda: refusal.hits == 1)
-            await rate_limited_row_recorded(database, "post-0")
+        await the_429_recorded(database, receiver, refusal)
         await second.start()
         try:
             async with asyncio.timeout(SAFETY):
