@@ -21,22 +21,18 @@ from tests.test_standup_runtime import (
     PLATFORM,
     World,
     local_nine,
-    make_world,
     render,
+    running_standups,
     text_of,
 )
 
 
 @pytest.fixture
 async def world(database: Database) -> AsyncIterator[World]:
-    built, scheduler = await make_world(database, BERLIN_TEAM)
-    try:
+    async with running_standups(database) as built:
         await built.add_standup(list(BERLIN_TEAM))
         await built.advance_to(local_nine())
         yield built
-    finally:
-        await built.core.idle()
-        await scheduler.stop()
 
 
 async def submission(

@@ -13,10 +13,9 @@ from storage.db import Database
 from storage.polls import Poll, PollBallot
 from tests.test_polls_create import PollWorld, running_world, said
 from tests.test_standup_runtime import (
-    BERLIN_TEAM,
     World,
     local_nine,
-    make_world,
+    running_standups,
     text_of,
 )
 
@@ -25,12 +24,8 @@ NUL_ANSWER = "Remove the NUL character (\\0) from your answer"
 
 @pytest.fixture
 async def standups(database: Database) -> AsyncIterator[World]:
-    built, scheduler = await make_world(database, BERLIN_TEAM)
-    try:
+    async with running_standups(database) as built:
         yield built
-    finally:
-        await built.core.idle()
-        await scheduler.stop()
 
 
 @pytest.fixture

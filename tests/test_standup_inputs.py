@@ -10,17 +10,18 @@ import pytest
 
 from bot.chat import FormErrors
 from storage.db import Database
-from tests.test_standup_runtime import BERLIN_TEAM, World, local_nine, make_world, text_of
+from tests.test_standup_runtime import (
+    World,
+    local_nine,
+    running_standups,
+    text_of,
+)
 
 
 @pytest.fixture
 async def world(database: Database) -> AsyncIterator[World]:
-    built, scheduler = await make_world(database, BERLIN_TEAM)
-    try:
+    async with running_standups(database) as built:
         yield built
-    finally:
-        await built.core.idle()
-        await scheduler.stop()
 
 
 async def test_same_with_no_earlier_plan_is_refused(world: World) -> None:

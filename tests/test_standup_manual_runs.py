@@ -16,7 +16,7 @@ from bot.features.standups import commands
 from bot.features.standups.settings import FORM_ID as SETUP_FORM
 from storage.db import Database
 from storage.models import StandupPrompt, StandupRun
-from tests.test_standup_runtime import World, local_nine, make_world, render, text_of
+from tests.test_standup_runtime import World, local_nine, render, running_standups, text_of
 from tests.test_standup_settings import GOOD as SETUP
 
 # Sunday 21:49 UTC: 22:49 Sunday in Berlin, 03:19 Monday in Kolkata, 06:49 Monday in Tokyo.
@@ -27,13 +27,9 @@ ZONES = {"alice": "Europe/Berlin", "chandra": "Asia/Kolkata", "kenji": "Asia/Tok
 
 @pytest.fixture
 async def world(database: Database) -> AsyncIterator[World]:
-    built, scheduler = await make_world(database, ZONES, start=SUNDAY_NIGHT)
-    commands.register(built.core)
-    try:
+    async with running_standups(database, ZONES, start=SUNDAY_NIGHT) as built:
+        commands.register(built.core)
         yield built
-    finally:
-        await built.core.idle()
-        await scheduler.stop()
 
 
 async def run_by_hand(world: World, name: str = "alice") -> str:
@@ -126,13 +122,9 @@ MONDAY_MORNING = datetime(2026, 3, 9, 5, tzinfo=UTC)
 
 @pytest.fixture
 async def morning(database: Database) -> AsyncIterator[World]:
-    built, scheduler = await make_world(database, ZONES, start=MONDAY_MORNING)
-    commands.register(built.core)
-    try:
+    async with running_standups(database, ZONES, start=MONDAY_MORNING) as built:
+        commands.register(built.core)
         yield built
-    finally:
-        await built.core.idle()
-        await scheduler.stop()
 
 
 async def create(world: World, actor: Actor) -> Response:

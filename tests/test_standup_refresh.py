@@ -33,19 +33,15 @@ from tests.test_standup_runtime import (
     BERLIN_TEAM,
     World,
     local_nine,
-    make_world,
     render,
+    running_standups,
 )
 
 
 @pytest.fixture
 async def world(database: Database) -> AsyncIterator[World]:
-    built, scheduler = await make_world(database, BERLIN_TEAM)
-    try:
+    async with running_standups(database) as built:
         yield built
-    finally:
-        await built.core.idle()
-        await scheduler.stop()
 
 
 def reports_of(core: Core) -> ReportRefresher:

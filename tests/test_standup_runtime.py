@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -262,14 +263,23 @@ BERLIN_TEAM = {
 }
 
 
-@pytest.fixture
-async def world(database: Database) -> AsyncIterator[World]:
-    built, scheduler = await make_world(database, BERLIN_TEAM)
+@asynccontextmanager
+async def running_standups(
+    db: Database, zones: dict[str, str] = BERLIN_TEAM, start: datetime = START
+) -> AsyncIterator[World]:
+    """:func:`make_world`, stopped again (background work finished, scheduler down) after use."""
+    built, scheduler = await make_world(db, zones, start)
     try:
         yield built
     finally:
         await built.core.idle()
         await scheduler.stop()
+
+
+@pytest.fixture
+async def world(database: Database) -> AsyncIterator[World]:
+    async with running_standups(database) as built:
+        yield built
 
 
 def local_nine(zone: str = "Europe/Berlin", day: date = MONDAY) -> datetime:

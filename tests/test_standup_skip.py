@@ -11,20 +11,16 @@ import pytest
 from bot.events import Actor, CommandInvocation
 from bot.features.standups import commands
 from storage.db import Database
-from tests.test_standup_runtime import World, local_nine, make_world, text_of
+from tests.test_standup_runtime import World, local_nine, running_standups, text_of
 
 MONDAY = date(2026, 3, 9)
 ZONES = {"kenji": "Asia/Tokyo", "lou": "America/Los_Angeles"}
 
 
 async def world_at(database: Database, start: datetime) -> AsyncIterator[World]:
-    built, scheduler = await make_world(database, ZONES, start=start)
-    commands.register(built.core)
-    try:
+    async with running_standups(database, ZONES, start=start) as built:
+        commands.register(built.core)
         yield built
-    finally:
-        await built.core.idle()
-        await scheduler.stop()
 
 
 @pytest.fixture

@@ -15,20 +15,16 @@ from bot.features.account import TIMEZONE_ACTION
 from bot.timezones import COMMON_ZONES
 from storage.db import Database
 from storage.models import Member
-from tests.test_standup_runtime import MONDAY, World, make_world, text_of
+from tests.test_standup_runtime import MONDAY, World, running_standups, text_of
 
 TEAM = {"alice": "Europe/Berlin", "zed": None}
 
 
 @pytest.fixture
 async def world(database: Database) -> AsyncIterator[World]:
-    built, scheduler = await make_world(database, TEAM)  # type: ignore[arg-type]
-    account.register(built.core)  # the picker's action (the app registers both)
-    try:
+    async with running_standups(database, TEAM) as built:  # type: ignore[arg-type]
+        account.register(built.core)  # the picker's action (the app registers both)
         yield built
-    finally:
-        await built.core.idle()
-        await scheduler.stop()
 
 
 def at(hour: int, day: int = 0) -> datetime:

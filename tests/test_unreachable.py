@@ -32,12 +32,11 @@ from storage.db import Database
 from storage.models import Member, OutboxStatus, PromptStatus, Standup
 from tests.test_delivery import settings
 from tests.test_standup_runtime import (
-    BERLIN_TEAM,
     MONDAY,
     World,
     local_nine,
-    make_world,
     render,
+    running_standups,
 )
 
 FAST = RateLimit(rate=1000.0, burst=1000)
@@ -77,12 +76,8 @@ class RefusingPort:
 
 @pytest.fixture
 async def world(database: Database) -> AsyncIterator[World]:
-    built, scheduler = await make_world(database, BERLIN_TEAM)
-    try:
+    async with running_standups(database) as built:
         yield built
-    finally:
-        await built.core.idle()
-        await scheduler.stop()
 
 
 @pytest.fixture
