@@ -25,7 +25,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -178,6 +178,20 @@ class Core:
         self.specs[spec.name] = spec
         for name, handler in handlers.items():
             self._commands[(spec.name, name)] = handler
+
+    def extend_command(
+        self,
+        name: str,
+        subcommands: tuple[SubcommandSpec, ...],
+        handlers: dict[str, CommandHandler],
+    ) -> None:
+        """Add subcommands that another feature owns to a registered command (``/raci
+        webhook`` and ``/raci policy`` to ``/raci``); help and every adapter see one command."""
+        spec = self.specs[name]
+        clash = {s.name for s in subcommands} & {s.name for s in spec.subcommands}
+        if clash:
+            raise ValueError(f"/{name}: {sorted(clash)} already exist")
+        self.add_command(replace(spec, subcommands=spec.subcommands + subcommands), handlers)
 
     def add_action(self, prefix: str, handler: ActionHandler) -> None:
         """Handle actions whose id is ``prefix`` or starts with ``prefix + ':'``."""

@@ -373,11 +373,27 @@ class Absence(Base):
 
 class BlockerStatus(enum.StrEnum):
     OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+    CANCELLED = "cancelled"
+
+
+class BlockerSeverity(enum.StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    CRITICAL = "critical"
 
 
 class Blocker(Base):
-    """Something in the way of a member, from a standup answer or ``/blocker`` (later)."""
+    """Something in the way of a member (``member_id``: the reporter), from a standup answer,
+    ``/blocker add`` or a message reported as a blocker; see ``bot.features.blockers``.
+
+    Escalation (``bot.features.blockers.escalation``) is driven by ``next_escalation_at``
+    (indexed: the sweep finds due blockers without a scan); ``escalation_level`` is how many
+    levels of the ladder have fired in ``escalation_round``, and ``escalation_generation`` is
+    bumped whenever the ladder restarts (an acknowledgement, a reassignment, a severity
+    change), so an occurrence key booked for an older ladder never matches a newer one."""
 
     __tablename__ = "blockers"
 
@@ -393,8 +409,61 @@ class Blocker(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # "standup", "command" or "message" (a message reported as a blocker; ``source_link``).
+    source: Mapped[str] = mapped_column(String(16), default="standup", server_default="standup")
+    source_link: Mapped[str | None] = mapped_column(Text)
+    area_id: Mapped[int | None] = mapped_column(
+        ForeignKey("raci_areas.id", ondelete="SET NULL"), index=True
+    )
+    # What it waits on: a member, or another area (a cross-team dependency), or neither.
+    waiting_on_member_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="SET NULL"), index=True
+    )
+    waiting_on_area_id: Mapped[int | None] = mapped_column(
+        ForeignKey("raci_areas.id", ondelete="SET NULL"), index=True
+    )
+    severity: Mapped[BlockerSeverity] = mapped_column(
+        _enum(BlockerSeverity, "blocker_severity"),
+        default=BlockerSeverity.NORMAL,
+        server_default=BlockerSeverity.NORMAL.value,
+    )
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last time its reporter named it again (a later standup): the age still counts from
+    # ``created_at``.
+    last_reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="SET NULL")
+    )
+    resolved_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="SET NULL")
+    )
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The card in the area's channel: the outbox row that posted it (updates depend on it).
+    card_outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"))
+    card_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_escalation_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    escalation_level: Mapped[int] = mapped_column(default=0, server_default="0")
+    escalation_round: Mapped[int] = mapped_column(default=0, server_default="0")
+    escalation_generation: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
+class BlockerEvent(Base):
+    """A blocker's timeline: who did what when (opened, acknowledged, escalated, noted...)."""
+
+    __tablename__ = "blocker_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    blocker_id: Mapped[int] = mapped_column(
+        ForeignKey("blockers.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 # Tables that live in their own modules but on this metadata (migrations see every table).
 import storage.polls  # noqa: E402
+import storage.raci  # noqa: E402
 import storage.slack_installs  # noqa: E402, F401

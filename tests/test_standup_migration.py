@@ -30,7 +30,7 @@ async def test_undoing_0009_drops_runs_by_hand_and_keeps_scheduled_ones(database
         kinds = sorted(r.occasion != "" for r in await session.scalars(select(StandupRun)))
     assert kinds == [False, True]
 
-    await migrate.downgrade(database.engine, "-1")
+    await migrate.downgrade(database.engine, "0009")  # undo 0010 (runs by hand)
     async with database.engine.connect() as conn:
         runs = (await conn.execute(text("SELECT run_date FROM standup_runs"))).all()
         prompts = await conn.scalar(text("SELECT count(*) FROM standup_prompts"))
