@@ -46,6 +46,7 @@ from bot.events import (
     DirectMessageReceived,
     FormSubmission,
     InboundEvent,
+    ShortcutInvocation,
     nul_fields,
 )
 from bot.port import DEFAULT_MAX_SELECT_OPTIONS, Method, PlatformDirectory, Target
@@ -119,6 +120,18 @@ CommandHandler = Callable[[Context, dict[str, Any]], Awaitable[Response]]
 ActionHandler = Callable[[Context, ActionInvocation], Awaitable[Response]]
 FormHandler = Callable[[Context, FormSubmission], Awaitable[Response]]
 MessageHandler = Callable[[Context, DirectMessageReceived], Awaitable[Response]]
+ShortcutHandler = Callable[[Context, ShortcutInvocation], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Shortcut:
+    """A message or user shortcut: ``label`` is its name in the platform's menu (Discord
+    context-menu commands: at most 32 characters), ``on`` what it is run on."""
+
+    shortcut_id: str
+    label: str
+    on: str  # "message" or "user"
+    description: str = ""
 
 
 class Core:
@@ -131,6 +144,8 @@ class Core:
         self._forms: dict[str, FormHandler] = {}
         self._batchers: dict[str, FormBatcher] = {}
         self._dm_handlers: list[MessageHandler] = []
+        self.shortcuts: dict[str, Shortcut] = {}
+        self._shortcut_handlers: dict[str, ShortcutHandler] = {}
         self.on_outbox: list[Callable[[], None]] = []
         self.on_schedules_changed: list[Callable[[], Awaitable[None]]] = []
         self._background: set[asyncio.Task[Any]] = set()
@@ -209,6 +224,14 @@ class Core:
     def batcher(self, form_id: str) -> FormBatcher | None:
         """The group-commit queue of a form registered with a batch handler."""
         return self._batchers.get(form_id)
+
+    def add_shortcut(self, shortcut: Shortcut, handler: ShortcutHandler) -> None:
+        """Adapters list :attr:`shortcuts` to declare them (Slack's manifest, Discord's
+        context-menu commands) and hand their invocations to :meth:`handle`."""
+        if shortcut.on not in ("message", "user"):
+            raise ValueError(f"shortcut {shortcut.shortcut_id}: on must be message or user")
+        self.shortcuts[shortcut.shortcut_id] = shortcut
+        self._shortcut_handlers[shortcut.shortcut_id] = handler
 
     def add_dm_handler(self, handler: MessageHandler) -> None:
         """DM handlers are asked in order; the first that returns a response wins."""
@@ -304,6 +327,11 @@ class Core:
             if form_handler is None:
                 raise UserError("That form has expired; run the command again.")
             return await form_handler(ctx, event)
+        if isinstance(event, ShortcutInvocation):
+            shortcut_handler = self._shortcut_handlers.get(event.shortcut_id)
+            if shortcut_handler is None:
+                raise UserError("That shortcut no longer does anything here.")
+            return await shortcut_handler(ctx, event)
         for dm_handler in self._dm_handlers:
             response = await dm_handler(ctx, event)
             if response is not None:
@@ -354,6 +382,7 @@ def _refuse_nul(event: InboundEvent) -> Response:
         ActionInvocation: "choice",
         DirectMessageReceived: "answer",
         FormSubmission: "form",
+        ShortcutInvocation: "message",
     }[type(event)]
     return reply(marked(NUL_MESSAGE.format(what=what)))
 
@@ -367,10 +396,12 @@ def _describe(event: InboundEvent) -> str:
         what = f"action {event.action_id}"
     elif isinstance(event, FormSubmission):
         what = f"form {event.form_id}"
+    elif isinstance(event, ShortcutInvocation):
+        what = f"shortcut {event.shortcut_id}"
     return (
         f"{what} by {event.actor.user_id} in {origin.platform}:{origin.workspace_id} "
         f"(event {origin.event_id})"
     )
 
 
-__all__ = ["Context", "Core", "Reply"]
+__all__ = ["Context", "Core", "Reply", "Shortcut"]

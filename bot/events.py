@@ -72,7 +72,29 @@ class DirectMessageReceived:
     dm_channel_id: str | None = None
 
 
-InboundEvent = CommandInvocation | ActionInvocation | FormSubmission | DirectMessageReceived
+@dataclass(frozen=True)
+class ShortcutInvocation:
+    """A shortcut run on a message or a person: Slack's message shortcuts, Discord's message
+    and user context-menu commands ("Report as blocker", "Give kudos"). ``shortcut_id`` is
+    what a feature registered with :meth:`bot.core.Core.add_shortcut`; for a message the
+    adapter gives its text and a link to it, for a person their platform user id."""
+
+    origin: Origin
+    actor: Actor
+    shortcut_id: str
+    message_text: str = ""
+    message_link: str = ""
+    message_author_id: str | None = None
+    target_user_id: str | None = None
+
+
+InboundEvent = (
+    CommandInvocation
+    | ActionInvocation
+    | FormSubmission
+    | DirectMessageReceived
+    | ShortcutInvocation
+)
 
 NUL = "\x00"
 NUL_MESSAGE = "Remove the NUL character (\\0) from your {what}: syncup can't store it."
@@ -100,4 +122,6 @@ def nul_fields(event: InboundEvent) -> list[str]:
         return ["text"] if _has_nul(event.text) or _has_nul(event.options) else []
     if isinstance(event, ActionInvocation):
         return ["text"] if _has_nul(event.value) or _has_nul(event.values) else []
+    if isinstance(event, ShortcutInvocation):
+        return ["text"] if _has_nul(event.message_text) else []
     return ["text"] if _has_nul(event.text) else []
