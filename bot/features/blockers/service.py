@@ -217,19 +217,29 @@ async def cancel(actor: Actor, blocker: Blocker) -> None:
 
 
 async def _close(actor: Actor, blocker: Blocker, status: BlockerStatus, kind: str) -> None:
+    await close(actor.session, blocker, status, kind, actor.member.id, actor.now)
+
+
+async def close(
+    session: AsyncSession,
+    blocker: Blocker,
+    status: BlockerStatus,
+    kind: str,
+    by_id: int,
+    now: datetime,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Resolved or cancelled by ``by_id``: the ladder stops."""
     blocker.status = status
-    blocker.resolved_at = actor.now
-    blocker.resolved_by_id = actor.member.id
+    blocker.resolved_at = now
+    blocker.resolved_by_id = by_id
     blocker.snoozed_until = None
     blocker.next_escalation_at = None
-    await timeline.record(actor.session, blocker, kind, actor.now, actor_id=actor.member.id)
-    await _ladder_changed(actor.session, blocker, actor.now)
+    await timeline.record(session, blocker, kind, now, actor_id=by_id, detail=detail)
+    await _ladder_changed(session, blocker, now)
 
 
-async def reopen(actor: Actor, blocker: Blocker) -> None:
-    await require_target(actor, blocker, "reopen")
-    if blocker.status in ACTIVE:
-        raise UserError(f"Blocker #{blocker.id} is still {blocker.status.value}.")
+async def reopened(session: AsyncSession, blocker: Blocker, now: datetime, by_id: int) -> None:
     blocker.status = BlockerStatus.OPEN
     blocker.resolved_at = None
     blocker.resolved_by_id = None
@@ -238,8 +248,15 @@ async def reopen(actor: Actor, blocker: Blocker) -> None:
     blocker.escalation_level = 0
     blocker.escalation_round = 0
     blocker.escalation_generation += 1
-    await timeline.record(actor.session, blocker, Kind.REOPENED, actor.now, actor_id=actor.member.id)
-    await _ladder_changed(actor.session, blocker, actor.now)
+    await timeline.record(session, blocker, Kind.REOPENED, now, actor_id=by_id)
+    await _ladder_changed(session, blocker, now)
+
+
+async def reopen(actor: Actor, blocker: Blocker) -> None:
+    await require_target(actor, blocker, "reopen")
+    if blocker.status in ACTIVE:
+        raise UserError(f"Blocker #{blocker.id} is still {blocker.status.value}.")
+    await reopened(actor.session, blocker, actor.now, actor.member.id)
 
 
 async def snooze(actor: Actor, blocker: Blocker, until: datetime) -> None:
