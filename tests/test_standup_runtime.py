@@ -849,7 +849,7 @@ async def test_inline_layout_keeps_answers_in_the_parent(world: World) -> None:
         "Heard from 2 of 2.\n" + "─" * 40 + "\n"
         "alice\nWhat did you do?\na1\nWhat will you do?\na2\nAnything blocking you?\nno\n"
         "bob\nWhat did you do?\nb1\nWhat will you do?\nb2\nAnything blocking you?\n"
-        "stuck on review"
+        "stuck on review (blocker #1)"  # a tracked blocker, numbered as on its card
     )
 
 

@@ -201,9 +201,11 @@ async def render(
     suggested = area is not None and await area_suggested(session, blocker)
     area_text = "none yet" if area is None else area.name + (" (suggested)" if suggested else "")
     opened: list[Inline | str] = [local(blocker.created_at, zone)]
-    if full or blocker.status in (BlockerStatus.OPEN, BlockerStatus.ACKNOWLEDGED):
-        end = blocker.resolved_at or now
-        opened.append(f" ({span(end - blocker.created_at)} {'old' if blocker.resolved_at is None else 'open'})")
+    if full:  # a card is redrawn on changes only: an age there would go stale
+        if blocker.resolved_at is None:
+            opened.append(f" ({span(now - blocker.created_at)} old)")
+        else:
+            opened.append(f" (open for {span(blocker.resolved_at - blocker.created_at)})")
     if blocker.last_reported_at is not None:
         opened.append(f", reported again {local(blocker.last_reported_at, zone)}")
     blocks.append(
