@@ -67,7 +67,7 @@ def calendar(area: RaciArea | None, zone: str) -> BusinessCalendar:
     ``zone``."""
     if area is not None:
         return BusinessCalendar.for_area(area)
-    return BusinessCalendar(ZoneInfo(zone), (1, 2, 3, 4, 5), 540, 1020, None, None, ())
+    return BusinessCalendar(zone)
 
 
 def _start_minute(area: RaciArea | None) -> int:
