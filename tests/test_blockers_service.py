@@ -93,7 +93,11 @@ async def test_confirming_the_area_and_acknowledging_update_the_card_in_place(wo
     assert blocker.escalation_generation == 1
     rows = await world.outbox()
     keys = [r.idempotency_key for r in rows if r.idempotency_key.startswith("blocker:1:")]
-    assert keys == ["blocker:1:card:cC-data", "blocker:1:card:cC-data:v1", "blocker:1:card:cC-data:v2"]
+    assert keys == [
+        "blocker:1:card:cC-data",
+        "blocker:1:card:cC-data:v1",
+        "blocker:1:card:cC-data:v2",
+    ]
     update = rows[-1]
     assert update.method == Method.UPDATE.value and update.depends_on_id == blocker.card_outbox_id
     shown = str(update.payload)
@@ -131,7 +135,9 @@ async def test_resolve_reopen_cancel_snooze_reassign_note(world: World) -> None:
         "Blocker #1 was already resolved by @frank on Mon 9 Mar 12:00; "
         "/blocker reopen 1 first if it is back."
     )
-    assert await world.run("/blocker reopen 1") == "Reopened blocker #1; its escalation starts again."
+    assert (
+        await world.run("/blocker reopen 1") == "Reopened blocker #1; its escalation starts again."
+    )
     assert await world.run("/blocker cancel 1", DANA) == (
         "Only its reporter and admins can cancel blocker #1."
     )
@@ -211,11 +217,20 @@ async def test_the_form_and_the_shortcut(world: World) -> None:
 
 BAD_ADDS = [
     ("/blocker add   --area labeling", "Say what blocks you: the text is empty."),
-    ("/blocker add X --severity urgent", 'Unknown severity "urgent"; use one of low, normal, high, critical.'),
+    (
+        "/blocker add X --severity urgent",
+        'Unknown severity "urgent"; use one of low, normal, high, critical.',
+    ),
     ("/blocker add X --area nowhere", 'Unknown area "nowhere"; areas: data pipeline, labeling'),
     ("/blocker add X --waiting-on @nobody", "No member named @nobody in this workspace."),
-    ("/blocker add X --waiting-on <@U404>", "<@U404> is not a member of this workspace that syncup knows."),
-    ("/blocker add X --priority high", "Unknown option --priority; use --area, --waiting-on or --severity."),
+    (
+        "/blocker add X --waiting-on <@U404>",
+        "<@U404> is not a member of this workspace that syncup knows.",
+    ),
+    (
+        "/blocker add X --priority high",
+        "Unknown option --priority; use --area, --waiting-on or --severity.",
+    ),
 ]
 
 
@@ -273,7 +288,9 @@ async def test_admin_and_reporter_may_resolve_and_escalation_targets_too(world: 
                 detail={"level": 1, "round": 1, "targets": [world.members["bob"]]},
             )
         )
-    assert await world.run("/blocker ack 3", BOB) == "Acknowledged blocker #3; its escalation pauses."
+    assert (
+        await world.run("/blocker ack 3", BOB) == "Acknowledged blocker #3; its escalation pauses."
+    )
 
 
 async def test_two_people_pressing_resolve_at_once_one_wins(world: World) -> None:

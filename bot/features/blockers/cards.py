@@ -77,7 +77,9 @@ def buttons(blocker: Blocker) -> Actions:
     return Actions(tuple(elements))
 
 
-def describe_entry(entry: BlockerEvent, people: dict[int, Member], areas: dict[int, RaciArea], zone: str) -> str:
+def describe_entry(
+    entry: BlockerEvent, people: dict[int, Member], areas: dict[int, RaciArea], zone: str
+) -> str:
     """One timeline line: ``Mon 9 Mar 14:05 alice acknowledged``."""
     who = name_of(people.get(entry.actor_id or 0)) if entry.actor_id else "syncup"
     detail = entry.detail or {}
@@ -113,7 +115,10 @@ def describe_entry(entry: BlockerEvent, people: dict[int, Member], areas: dict[i
 
 
 def _waiting_label(
-    member_id: int | None, area_id: int | None, people: dict[int, Member], areas: dict[int, RaciArea]
+    member_id: int | None,
+    area_id: int | None,
+    people: dict[int, Member],
+    areas: dict[int, RaciArea],
 ) -> str:
     if member_id is not None:
         return f"@{name_of(people.get(member_id))}"
@@ -123,9 +128,9 @@ def _waiting_label(
     return "nobody yet"
 
 
-async def _context(session: AsyncSession, blocker: Blocker, limit: int | None) -> tuple[
-    list[BlockerEvent], dict[int, Member], dict[int, RaciArea]
-]:
+async def _context(
+    session: AsyncSession, blocker: Blocker, limit: int | None
+) -> tuple[list[BlockerEvent], dict[int, Member], dict[int, RaciArea]]:
     query = select(BlockerEvent).where(BlockerEvent.blocker_id == blocker.id)
     if limit is not None:
         query = query.order_by(BlockerEvent.id.desc()).limit(limit)
@@ -160,13 +165,18 @@ async def area_suggested(session: AsyncSession, blocker: Blocker) -> bool:
     entries = list(
         await session.scalars(
             select(BlockerEvent)
-            .where(BlockerEvent.blocker_id == blocker.id, BlockerEvent.kind.in_((Kind.OPENED, Kind.AREA)))
+            .where(
+                BlockerEvent.blocker_id == blocker.id,
+                BlockerEvent.kind.in_((Kind.OPENED, Kind.AREA)),
+            )
             .order_by(BlockerEvent.id.desc())
             .limit(1)
         )
     )
-    return bool(entries) and entries[0].kind == Kind.OPENED and bool(
-        (entries[0].detail or {}).get("area_suggested")
+    return (
+        bool(entries)
+        and entries[0].kind == Kind.OPENED
+        and bool((entries[0].detail or {}).get("area_suggested"))
     )
 
 
@@ -183,12 +193,18 @@ async def render(
     zone = card_zone(blocker, areas, people)
     reporter = people.get(blocker.member_id)
     severity = "" if blocker.severity.value == "normal" else f" · {blocker.severity.value}"
-    blocks: list[Any] = [Header(f"Blocker #{blocker.id}{severity}"), Section(text(Plain(blocker.text)))]
+    blocks: list[Any] = [
+        Header(f"Blocker #{blocker.id}{severity}"),
+        Section(text(Plain(blocker.text))),
+    ]
     status = STATUS_LABEL[blocker.status]
     if blocker.status == BlockerStatus.ACKNOWLEDGED:
         status += f" by @{name_of(people.get(blocker.acknowledged_by_id or 0))}"
-    elif blocker.status in (BlockerStatus.RESOLVED, BlockerStatus.CANCELLED) and blocker.resolved_at:
-        status += f" by @{name_of(people.get(blocker.resolved_by_id or 0))} on {local(blocker.resolved_at, zone)}"
+    elif (
+        blocker.status in (BlockerStatus.RESOLVED, BlockerStatus.CANCELLED) and blocker.resolved_at
+    ):
+        closer = name_of(people.get(blocker.resolved_by_id or 0))
+        status += f" by @{closer} on {local(blocker.resolved_at, zone)}"
     elif blocker.snoozed_until is not None and blocker.snoozed_until > now:
         status += f", snoozed until {local(blocker.snoozed_until, zone)}"
     waiting: Text
@@ -227,8 +243,10 @@ async def render(
         blocks.append(Context(text(Bold(title), f" ({zone})\n", Plain(lines))))
     actions = buttons(blocker)
     if suggested and area is not None:
-        confirm = Button(f"Confirm area: {area.name}"[:75], action_id("area", blocker), str(area.id))
-        actions = Actions(actions.elements + (confirm,))
+        confirm = Button(
+            f"Confirm area: {area.name}"[:75], action_id("area", blocker), str(area.id)
+        )
+        actions = Actions((*actions.elements, confirm))
     blocks.append(actions)
     summary = f"Blocker #{blocker.id} ({status.split(' ')[0].lower()}): {blocker.text}"[:150]
     return message(*blocks, summary=summary)

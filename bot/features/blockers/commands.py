@@ -30,7 +30,7 @@ from bot.features.blockers.inputs import UNTIL_HELP, parse_add, parse_until
 from bot.features.blockers.lookup import local, name_of, span, zone_of
 from bot.features.blockers.service import MAX_TEXT_CHARS, SEVERITIES, Actor
 from bot.features.blockers.spec import ADD_EXAMPLE, BLOCKER
-from storage.models import Blocker, Channel, BlockerSeverity, BlockerStatus, Member
+from storage.models import Blocker, BlockerSeverity, BlockerStatus, Channel, Member
 from storage.raci import RaciArea, RaciAssignment, RaciRole
 
 ADD_FORM = "blocker-add"
@@ -50,9 +50,7 @@ def register(core: Core) -> None:
     async def show_help(ctx: Context, args: dict[str, Any]) -> Response:
         blocks = list(helptext.topic(core.specs.values(), "blocker").blocks)
         blocks.append(Section(text("Example: ", Code(ADD_EXAMPLE))))
-        blocks.append(
-            Section(marked("Snooze until: " + UNTIL_HELP + " (your time zone)."))
-        )
+        blocks.append(Section(marked("Snooze until: " + UNTIL_HELP + " (your time zone).")))
         return reply(*blocks)
 
     core.add_command(
@@ -200,7 +198,13 @@ async def add(ctx: Context, args: dict[str, Any]) -> Response:
         return OpenForm(add_form(ctx, state=json.dumps({"source": "command"})))
     parsed = parse_add(line)
     blocker = await create(
-        ctx, parsed.text, parsed.area, parsed.waiting_on, parsed.severity, source="command", link=None
+        ctx,
+        parsed.text,
+        parsed.area,
+        parsed.waiting_on,
+        parsed.severity,
+        source="command",
+        link=None,
     )
     return await _opened(ctx, blocker)
 
@@ -232,7 +236,7 @@ async def save_add_form(ctx: Context, event: FormSubmission) -> Response:
 
 
 async def on_shortcut(ctx: Context, event: ShortcutInvocation) -> Response:
-    """"Report as blocker" on a message: the add form, filled in with its text and link."""
+    """ "Report as blocker" on a message: the add form, filled in with its text and link."""
     state = json.dumps({"source": "message", "link": event.message_link})
     return OpenForm(add_form(ctx, initial=event.message_text.strip(), state=state))
 

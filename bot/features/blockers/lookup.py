@@ -77,7 +77,9 @@ async def waiting_on(
     if not raw:
         raise UserError("Say what the blocker waits on: @someone or an area's name.")
     if is_member_ref(raw):
-        return await directory.resolve_member(session, workspace, member_ref(raw), platform, now=now), None
+        return await directory.resolve_member(
+            session, workspace, member_ref(raw), platform, now=now
+        ), None
     try:
         return None, await people.find_area(session, workspace.id, raw)
     except UserError as unknown_area:

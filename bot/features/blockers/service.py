@@ -199,7 +199,9 @@ async def acknowledge(actor: Actor, blocker: Blocker) -> None:
     blocker.acknowledged_at = actor.now
     blocker.acknowledged_by_id = actor.member.id
     blocker.escalation_generation += 1
-    await timeline.record(actor.session, blocker, Kind.ACKNOWLEDGED, actor.now, actor_id=actor.member.id)
+    await timeline.record(
+        actor.session, blocker, Kind.ACKNOWLEDGED, actor.now, actor_id=actor.member.id
+    )
     await _ladder_changed(actor.session, blocker, actor.now)
 
 

@@ -88,7 +88,9 @@ async def track(
                 await service.reported_again(session, existing, now, value, answer.answer_id)
                 changed += 1
             continue
-        candidates = [b for b in open_of.get(answer.member.id, []) if b.standup_answer_id != answer.answer_id]
+        candidates = [
+            b for b in open_of.get(answer.member.id, []) if b.standup_answer_id != answer.answer_id
+        ]
         same = dedupe.best_match(value, candidates)
         if same is not None:
             same.standup_answer_id = answer.answer_id
