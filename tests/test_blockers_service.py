@@ -318,3 +318,31 @@ async def test_buttons_of_a_closed_blocker_offer_reopen(world: World) -> None:
     assert [b.label for b in cards.buttons(blocker).elements] == ["Reopen"]
     answer = said(await world.core.handle(press("blocker:reopen:1", ALICE)))
     assert answer == "Reopened blocker #1; its escalation starts again."
+
+
+async def test_stats_in_business_hours_per_area_and_dependency_pair(world: World) -> None:
+    # Monday 11:00 in Berlin; data pipeline works 09:00-17:00 Berlin time.
+    await world.run("/blocker add ETL job broken --area data pipeline")
+    await world.run("/blocker add Need the schema --area labeling --waiting-on data pipeline")
+    world.clock.advance(timedelta(hours=2))
+    await world.run("/blocker ack 1", DANA)
+    world.clock.advance(timedelta(hours=22))  # Tuesday 11:00 in Berlin
+    await world.run("/blocker resolve 1", DANA)
+    stats = await world.run("/blocker stats --weeks 2")
+    assert stats.splitlines()[0] == "Blockers, last 2 weeks"
+    # 2 business hours to acknowledge; Monday 11-17 and Tuesday 9-11 to resolve: 8 hours
+    assert (
+        "opened 2, resolved 1, open now 1; to acknowledge median 2.0h p90 2.0h; "
+        "to resolve median 8.0h p90 8.0h (business hours)"
+    ) in stats
+    assert "#2 1d old, by @alice: Need the schema" in stats
+    assert "data pipeline: opened 1, resolved 1, open now 0" in stats
+    assert "labeling waiting on data pipeline: opened 1, resolved 0, open now 1" in stats
+    of_area = await world.run("/blocker stats labeling")
+    assert of_area.startswith("Blockers of labeling, last 4 weeks\nopened 1, resolved 0")
+    assert await world.run("/blocker stats --weeks 0") == (
+        '--weeks must be a whole number of weeks from 1 to 520, not "0".'
+    )
+    assert await world.run("/blocker stats nowhere") == (
+        'Unknown area "nowhere"; areas: data pipeline, labeling'
+    )
