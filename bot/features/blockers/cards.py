@@ -87,7 +87,7 @@ def describe_entry(
     what = {
         Kind.OPENED: "opened it",
         Kind.REPORTED_AGAIN: "reported it again in a standup",
-        Kind.ACKNOWLEDGED: "acknowledged",
+        Kind.ACKNOWLEDGED: "acknowledged it",
         Kind.RESOLVED: "resolved it",
         Kind.REOPENED: "reopened it",
         Kind.CANCELLED: "cancelled it",
@@ -125,7 +125,7 @@ def _waiting_label(
     if area_id is not None:
         area = areas.get(area_id)
         return f"area {area.name}" if area else "an area"
-    return "nobody yet"
+    return "nobody named"
 
 
 async def _context(

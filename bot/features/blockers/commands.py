@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 
 from bot.chat import (
     ChannelMention,
@@ -265,9 +265,19 @@ async def list_blockers(ctx: Context, args: dict[str, Any]) -> Response:
         query = query.where(Blocker.member_id == ctx.member.id)
         title = "Your open blockers"
     elif key in ("waiting-on-me", "waiting on me"):
+        # Named as what it waits on, or R/A of the area it waits on; R/A of its own area
+        # when it waits on nobody in particular.
         mine = await _my_areas(ctx)
         query = query.where(
-            or_(Blocker.waiting_on_member_id == ctx.member.id, Blocker.waiting_on_area_id.in_(mine))
+            or_(
+                Blocker.waiting_on_member_id == ctx.member.id,
+                Blocker.waiting_on_area_id.in_(mine),
+                and_(
+                    Blocker.area_id.in_(mine),
+                    Blocker.waiting_on_member_id.is_(None),
+                    Blocker.waiting_on_area_id.is_(None),
+                ),
+            )
         )
         title = "Open blockers waiting on you"
     elif key == "all":
