@@ -242,7 +242,11 @@ async def render(
         title = "Timeline" if full else "Latest"
         blocks.append(Context(text(Bold(title), f" ({zone})\n", Plain(lines))))
     actions = buttons(blocker)
-    if suggested and area is not None:
+    if (
+        suggested
+        and area is not None
+        and blocker.status in (BlockerStatus.OPEN, BlockerStatus.ACKNOWLEDGED)
+    ):
         confirm = Button(
             f"Confirm area: {area.name}"[:75], action_id("area", blocker), str(area.id)
         )
