@@ -77,7 +77,7 @@ log = logging.getLogger(__name__)
 
 SWEEP_KEY = "blockers:escalation"
 SWEEP_HANDLER = "blocker-escalation"
-BATCH_SIZE = 100
+BATCH_SIZE = 200
 # The sweep's occurrence is booked at or after now; a short grace keeps the scheduler's memory
 # of settled occurrences small (a new sweep is booked after each one anyway).
 SWEEP_GRACE = timedelta(hours=1)
@@ -249,9 +249,10 @@ class EscalationSchedules:
         if first is None:
             return []
         blocker_id, due_at = first
-        # Overdue (downtime, a batch left over): just after now, so that the scheduler books it
-        # as a job of its own and fires it at once, one batch per firing.
-        at = max(due_at, now + timedelta(microseconds=1))
+        # Overdue (downtime, a batch left over): due now. Each batch sets ``schedules_changed``,
+        # so the scheduler reads this again and runs the next batch in the same reconcile
+        # pass (up to its MAX_RELOADS; the rest at the next reconcile).
+        at = max(due_at, now)
         trigger = DateTrigger(run_date=at, timezone=UTC)
         return [
             SweepSchedule(
@@ -529,12 +530,12 @@ async def raci_line(session: AsyncSession, area: RaciArea) -> str:
 
 
 def register(core: Core, scheduler: Scheduler, *, batch_size: int = BATCH_SIZE) -> Escalations:
-    """Book the sweep, handle its occurrences, and add ``/raci policy``."""
+    """Book the sweep, handle its occurrences, and add ``/raci policy`` (``/raci`` must be
+    registered first: ``bot.features.raci.register``)."""
     from bot.features.blockers import policy_commands
 
     escalations = Escalations(core, scheduler.instance, batch_size)
     scheduler.add_source(EscalationSchedules())
     scheduler.add_handler(SWEEP_HANDLER, escalations.sweep)
-    if "raci" in core.specs:
-        policy_commands.register(core)
+    policy_commands.register(core)
     return escalations
