@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.chat import Reply
 from bot.core import Core
 from bot.features import blockers, raci
 from bot.features.blockers import escalation
