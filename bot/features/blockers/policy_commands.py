@@ -3,9 +3,10 @@ form (team leads and admins).
 
 The form has one line per level (``TARGET AFTER``: ``responsible 4h``, ``accountable 1d``,
 ``channel 2d``, ``member:12 30m``, ``channel:C0123 1d``, ``webhook:3 2d``), the number of
-repeats and the pause after an acknowledgement. Leaving the levels empty goes back to the
-workspace default (for an area) or to the built-in default (for the workspace). A saved policy
-re-times the open blockers that use it, in the same transaction.
+repeats and the pause after an acknowledgement. Writing ``default`` as the levels goes back
+to the workspace default (for an area) or to the built-in default (for the workspace); no levels
+at all is refused. A saved policy re-times the open blockers that use it, in the same
+transaction.
 
 ``default`` always means the workspace default; an area literally named "default" is edited
 with ``/raci edit`` and shown with ``/raci show``.
@@ -138,8 +139,8 @@ async def _stored_default(ctx: Context) -> dict[str, Any] | None:
 
 
 def policy_form(state: str, policy: Policy | None, area: RaciArea | None) -> Form:
-    """``policy`` None: the subject has no policy of its own (the levels field starts empty
-    and shows the default as its placeholder)."""
+    """``policy`` None: the subject has no policy of its own (the levels field says
+    ``default``)."""
     shown = policy or DEFAULT_POLICY
     fallback = "the workspace default" if area is not None else "the built-in default"
     return Form(
@@ -149,10 +150,9 @@ def policy_form(state: str, policy: Policy | None, area: RaciArea | None) -> For
             TextField(
                 "levels",
                 "Levels: one TARGET AFTER per line",
-                required=False,
                 multiline=True,
-                initial=policy.to_lines() if policy else "",
-                placeholder=f"Empty: {fallback}. e.g. {DEFAULT_POLICY.to_lines()}"[:150],
+                initial=policy.to_lines() if policy else DEFAULT,
+                placeholder=f'e.g. responsible 4h, one per line; "default": {fallback}'[:150],
                 max_length=1000,
             ),
             TextField(
@@ -179,7 +179,11 @@ async def save(ctx: Context, event: FormSubmission) -> Response:
     values = {k: v if isinstance(v, str) else " ".join(v) for k, v in event.values.items()}
     levels = values.get("levels", "").strip()
     data: dict[str, Any] | None = None
-    if levels:
+    if not levels:
+        return FormErrors(
+            {"levels": 'A policy needs at least one level, e.g. responsible 4h (or "default")'}
+        )
+    if levels.lower() != DEFAULT:
         day = _calendar(area).day_length if area is not None else STANDARD_DAY
         try:
             policy = parse_lines(
