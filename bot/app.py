@@ -22,6 +22,7 @@ from bot.config import Settings, adapter_module
 from bot.core import Core
 from bot.delivery.worker import DeliveryWorker
 from bot.features import account, blockers, polls, pulse, raci, standups
+from bot.features.blockers import escalation as blocker_escalation
 from bot.features.polls import ballots
 from bot.features.standups import unreachable
 from bot.port import DEFAULT_MAX_SELECT_OPTIONS, PlatformDirectory, PlatformPort
@@ -114,6 +115,7 @@ class App:
         pulse.register(self.core, self.scheduler)
         raci.register(self.core)  # before the features that extend /raci (blockers)
         blockers.register(self.core)
+        blocker_escalation.register(self.core, self.scheduler)  # after raci: /raci policy
         unreachable.register(self.core, self.worker)
         Housekeeping(settings.housekeeping.retention_days).register(self.scheduler)
         self.workspace_removal = WorkspaceRemoval(
