@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.chat import Actions, Chart, FormErrors, OpenForm
-from bot.features.raci.people import area_key, find_area, role_members, suggest_area
 from bot.errors import UserError
+from bot.features.raci.people import area_key, find_area, role_members, suggest_area
 from storage.db import Database
 from storage.models import Blocker, BlockerStatus, Member, Workspace
 from storage.raci import RaciArea, RaciAssignment, RaciRole
@@ -158,7 +158,7 @@ async def test_the_matrix_as_a_table_and_as_charts(world: RaciWorld) -> None:
 async def test_delete_asks_then_deletes(world: RaciWorld) -> None:
     await world.text(PIPELINE)
     asked = await world.command("/raci delete data pipeline")
-    buttons = [b for b in asked.message.blocks if isinstance(b, Actions)][0].elements
+    buttons = next(b for b in asked.message.blocks if isinstance(b, Actions)).elements
     assert [b.label for b in buttons] == ["Delete", "Keep it"]
     assert await counts(world) == (1, 5)
     assert said(await world.press(buttons[1].action_id)) == "Kept the area Data pipeline."
