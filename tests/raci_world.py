@@ -23,6 +23,12 @@ from tests.fakes.clock import FakeClock
 START = datetime(2026, 3, 9, 9, tzinfo=UTC)
 WORKSPACE = "W1"
 CHANNEL = "C-team"
+PIPELINE = (
+    '/raci setup "Data pipeline" --responsible @bob @data-eng --accountable @alice '
+    "--consulted @ml --informed #data --channel #data --timezone Europe/Berlin "
+    "--days mon-fri --hours 08:30-17:00 --holidays DE BE --dates 2026-12-24, 2026-12-31 "
+    "--keywords etl, airflow, data pipeline"
+)
 
 
 @dataclass

@@ -16,14 +16,7 @@ from bot.features.raci.people import area_key, find_area, role_members, suggest_
 from storage.db import Database
 from storage.models import Blocker, BlockerStatus, Member, Workspace
 from storage.raci import RaciArea, RaciAssignment, RaciRole
-from tests.raci_world import RaciWorld, raci_world, said
-
-PIPELINE = (
-    '/raci setup "Data pipeline" --responsible @bob @data-eng --accountable @alice '
-    "--consulted @ml --informed #data --channel #data --timezone Europe/Berlin "
-    "--days mon-fri --hours 08:30-17:00 --holidays DE BE --dates 2026-12-24, 2026-12-31 "
-    "--keywords etl, airflow, data pipeline"
-)
+from tests.raci_world import PIPELINE, RaciWorld, raci_world, said
 
 
 @pytest.fixture

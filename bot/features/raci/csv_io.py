@@ -137,6 +137,7 @@ async def import_matrix(
     resolver = Resolver(session, workspace, None, now)
     errors: list[str] = []
     areas: dict[str, _Area] = {}
+    bad_areas: set[str] = set()
     rows = list(rows)
     if not rows or [c.strip().lower() for c in rows[0][1]] != list(HEADER):
         found = ",".join(rows[0][1]) if rows else "an empty file"
@@ -149,7 +150,11 @@ async def import_matrix(
         problem = await _row(resolver, areas, line, row)
         if problem:
             errors.append(f"line {line}: {problem}")
-    for area in areas.values():
+            if len(row) == len(HEADER) and row[0].strip():
+                bad_areas.add(area_key(row[0]))
+    for key, area in areas.items():
+        if key in bad_areas:
+            continue  # its bad row is told; "no Accountable" after it would say it twice
         for role, problem in check_roles(area.cells).items():
             where = area.lines[role] or sorted({n for ns in area.lines.values() for n in ns})[:1]
             lines = ", ".join(str(n) for n in where)
