@@ -10,11 +10,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot.chat import Actions, Chart, FormErrors, OpenForm
+from bot.chat import MESSAGE_ADAPTER, Actions, Chart, FormErrors, OpenForm
+from bot.port import Method
 from bot.errors import UserError
 from bot.features.raci.people import area_key, find_area, role_members, suggest_area
 from storage.db import Database
-from storage.models import Blocker, BlockerStatus, Member, Workspace
+from storage.models import Blocker, BlockerStatus, Member, OutboxMessage, Workspace
 from storage.raci import RaciArea, RaciAssignment, RaciRole
 from tests.raci_world import PIPELINE, RaciWorld, raci_world, said
 
@@ -138,8 +139,18 @@ async def test_the_matrix_as_a_table_and_as_charts(world: RaciWorld) -> None:
     for n in range(12):
         world.directory.members[f"person-with-a-long-name-{n}"] = f"person-with-a-long-name-{n}"
         await world.text(f"/raci setup Area{n} -r @person-with-a-long-name-{n} -a @alice")
-    shown = await world.command("/raci show")
-    charts = [b for b in shown.message.blocks if isinstance(b, Chart)]
+    told = await world.text("/raci show")
+    assert told == (
+        "The RACI matrix (14 areas by 18 people): too wide for a message, so I sent it to you "
+        "as a picture in a direct message."
+    )
+    async with world.database.transaction() as session:
+        row = (
+            await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc()))
+        ).first()
+        assert row is not None and row.method == Method.DM
+        sent = MESSAGE_ADAPTER.validate_python(row.payload)
+    charts = [b for b in sent.blocks if isinstance(b, Chart)]
     assert len(charts) == 1 and charts[0].style == "grid"
     assert charts[0].rows[0] == "Area0" and "person-with-a-long-name-0" in charts[0].labels
     assert "Serving: alice I, bob A, carol R" in charts[0].alt
