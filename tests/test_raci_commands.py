@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.chat import MESSAGE_ADAPTER, Actions, Chart, FormErrors, OpenForm
-from bot.port import Method
 from bot.errors import UserError
 from bot.features.raci.people import area_key, find_area, role_members, suggest_area
+from bot.port import Method
 from storage.db import Database
 from storage.models import Blocker, BlockerStatus, Member, OutboxMessage, Workspace
 from storage.raci import RaciArea, RaciAssignment, RaciRole
