@@ -49,9 +49,10 @@ def feature_specs() -> dict[str, CommandSpec]:
     from bot.features.account import SYNCUP
     from bot.features.polls.spec import POLL
     from bot.features.pulse.spec import PULSE
+    from bot.features.raci.spec import RACI
     from bot.features.standups.spec import STANDUP
 
-    return {spec.name: spec for spec in (STANDUP, POLL, PULSE, SYNCUP)}
+    return {spec.name: spec for spec in (STANDUP, POLL, PULSE, RACI, SYNCUP)}
 
 
 def manifest(
