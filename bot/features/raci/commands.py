@@ -10,6 +10,7 @@ from sqlalchemy import select
 from bot.chat import (
     Actions,
     Button,
+    Chart,
     OpenForm,
     Response,
     Section,
@@ -204,7 +205,18 @@ async def show(ctx: Context, args: dict[str, Any]) -> Response:
         (area, await current_cells(ctx.session, area))
         for area in await areas_of(ctx.session, ctx.workspace.id)
     ]
-    return reply(*render.matrix_message(rows, ctx.workspace.name).blocks)
+    shown = render.matrix_message(rows, ctx.workspace.name)
+    if not any(isinstance(block, Chart) for block in shown.blocks):
+        return reply(*shown.blocks)
+    # A picture cannot go in a private reply (Slack's ephemeral messages and Discord's take no
+    # files): it goes to the member's DM, through the outbox like any message.
+    await ctx.dm(ctx.member, shown, key=f"raci-show:{ctx.event.origin.event_id}")
+    return reply(
+        text(
+            f"{shown.summary}: too wide for a message, so I sent it to you as a picture in a "
+            "direct message."
+        )
+    )
 
 
 async def who(ctx: Context, args: dict[str, Any]) -> Response:
