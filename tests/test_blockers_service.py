@@ -164,7 +164,10 @@ async def test_list_filters(world: World) -> None:
     )
     assert "#2" not in await world.run("/blocker list mine")
     assert "#1" in await world.run("/blocker list waiting-on-me", DANA)
-    assert "none" in await world.run("/blocker list waiting-on-me", FRANK)
+    # frank is labeling's Accountable: #2 is of labeling and waits on nobody in particular
+    frank = await world.run("/blocker list waiting-on-me", FRANK)
+    assert "#2 Need annotation budget" in frank and "#1" not in frank
+    assert "none" in await world.run("/blocker list waiting-on-me", BOB)
     listed = await world.run("/blocker list labeling")
     assert "#2" in listed and "#1" not in listed
     assert "Open blockers (2)" in await world.run("/blocker list")

@@ -83,8 +83,10 @@ def actor(ctx: Context) -> Actor:
 
 
 def _changed(ctx: Context) -> None:
-    """The card and webhooks were queued by the timeline's listeners: wake the worker."""
+    """The card and webhooks were queued by the timeline's listeners: wake the worker; the
+    ladder's next due time may have moved: have the scheduler read it again."""
     ctx.sent_something = True
+    ctx.schedules_changed = True
 
 
 # -- adding ------------------------------------------------------------------------------------

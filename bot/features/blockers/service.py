@@ -71,12 +71,13 @@ def check_severity(raw: str | None) -> BlockerSeverity:
     return BlockerSeverity(value)
 
 
-async def _ladder_changed(session: AsyncSession, blocker: Blocker, now: datetime) -> None:
+async def _ladder_changed(session: AsyncSession, blocker: Blocker, now: datetime) -> bool:
     """The one place that tells escalation a blocker's ladder starts, restarts or stops
-    (contract 7: ``escalation.schedule_after_change``)."""
-    from bot.features.blockers import escalation
+    (contract 7: ``escalation.schedule_after_change``). Returns whether a step is booked; the
+    callers have the scheduler read the earliest due time again after commit."""
+    from bot.features.blockers import escalation  # it draws cards: imported when first needed
 
-    await escalation.schedule_after_change(session, blocker, now)
+    return await escalation.schedule_after_change(session, blocker, now)
 
 
 async def open_blocker(
