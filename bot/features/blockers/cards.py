@@ -129,16 +129,22 @@ def _waiting_label(
 
 
 async def _context(
-    session: AsyncSession, blocker: Blocker, limit: int | None
+    session: AsyncSession,
+    blocker: Blocker,
+    limit: int | None,
+    entries: list[BlockerEvent] | None = None,
 ) -> tuple[list[BlockerEvent], dict[int, Member], dict[int, RaciArea]]:
-    query = select(BlockerEvent).where(BlockerEvent.blocker_id == blocker.id)
-    if limit is not None:
-        query = query.order_by(BlockerEvent.id.desc()).limit(limit)
-    else:
-        query = query.order_by(BlockerEvent.id)
-    entries = list(await session.scalars(query))
-    if limit is not None:
-        entries.reverse()
+    """The timeline (the last ``limit`` entries; ``entries`` when the caller has them: a
+    blocker that just opened has one), and the people and areas it names."""
+    if entries is None:
+        query = select(BlockerEvent).where(BlockerEvent.blocker_id == blocker.id)
+        if limit is not None:
+            query = query.order_by(BlockerEvent.id.desc()).limit(limit)
+        else:
+            query = query.order_by(BlockerEvent.id)
+        entries = list(await session.scalars(query))
+        if limit is not None:
+            entries.reverse()
     ids: set[int | None] = {
         blocker.member_id,
         blocker.waiting_on_member_id,
@@ -151,12 +157,11 @@ async def _context(
         ids.add((entry.detail or {}).get("member_id"))
         area_ids.add((entry.detail or {}).get("area_id"))
     people = await members(session, ids)
-    wanted = {a for a in area_ids if a is not None}
-    areas = (
-        {a.id: a for a in await session.scalars(select(RaciArea).where(RaciArea.id.in_(wanted)))}
-        if wanted
-        else {}
-    )
+    areas: dict[int, RaciArea] = {}
+    for area_id in {a for a in area_ids if a is not None}:
+        area = await session.get(RaciArea, area_id)  # loaded already, most of the time
+        if area is not None:
+            areas[area_id] = area
     return entries, people, areas
 
 
@@ -180,16 +185,32 @@ async def area_suggested(session: AsyncSession, blocker: Blocker) -> bool:
     )
 
 
+def _suggested_in(entries: list[BlockerEvent]) -> bool:
+    """:func:`area_suggested`, from the whole timeline already loaded."""
+    last = [e for e in entries if e.kind in (Kind.OPENED, Kind.AREA)][-1:]
+    return (
+        bool(last)
+        and last[0].kind == Kind.OPENED
+        and bool((last[0].detail or {}).get("area_suggested"))
+    )
+
+
 def card_zone(blocker: Blocker, areas: dict[int, RaciArea], people: dict[int, Member]) -> str:
     area = areas.get(blocker.area_id or 0)
     return area.timezone if area is not None else zone_of(people.get(blocker.member_id))
 
 
 async def render(
-    session: AsyncSession, blocker: Blocker, now: Any, *, full: bool = False
+    session: AsyncSession,
+    blocker: Blocker,
+    now: Any,
+    *,
+    full: bool = False,
+    entries: list[BlockerEvent] | None = None,
 ) -> Message:
     """The card (``full``: the whole timeline and the age, for ``/blocker show``)."""
-    entries, people, areas = await _context(session, blocker, None if full else CARD_ENTRIES)
+    limit = None if full else CARD_ENTRIES
+    entries, people, areas = await _context(session, blocker, limit, entries)
     zone = card_zone(blocker, areas, people)
     reporter = people.get(blocker.member_id)
     severity = "" if blocker.severity.value == "normal" else f" · {blocker.severity.value}"
@@ -214,7 +235,11 @@ async def render(
     else:
         waiting = text(_waiting_label(None, blocker.waiting_on_area_id, people, areas))
     area = areas.get(blocker.area_id or 0)
-    suggested = area is not None and await area_suggested(session, blocker)
+    suggested = area is not None and (
+        _suggested_in(entries)
+        if entries and entries[0].kind == Kind.OPENED  # every entry is loaded
+        else await area_suggested(session, blocker)
+    )
     area_text = "none yet" if area is None else area.name + (" (suggested)" if suggested else "")
     opened: list[Inline | str] = [local(blocker.created_at, zone)]
     if full:  # a card is redrawn on changes only: an age there would go stale
@@ -269,11 +294,16 @@ async def _place(session: AsyncSession, blocker: Blocker) -> tuple[str, Method, 
     )
 
 
-async def redraw(session: AsyncSession, blocker: Blocker, now: Any) -> None:
+async def redraw(
+    session: AsyncSession,
+    blocker: Blocker,
+    now: Any,
+    entries: list[BlockerEvent] | None = None,
+) -> None:
     """Post the card, or update it in place when what it shows changed."""
     place, method, target = await _place(session, blocker)
     base = f"blocker:{blocker.id}:card:{place}"
-    msg = await render(session, blocker, now)
+    msg = await render(session, blocker, now, entries=entries)
     original = blocker.card_outbox_id
     if original is not None:
         key = await session.scalar(
@@ -282,7 +312,9 @@ async def redraw(session: AsyncSession, blocker: Blocker, now: Any) -> None:
         if key != base:  # the card moves (its area got a channel): a new one there
             original = None
             blocker.card_version = 0
-    if original is None and method is Method.DM:
+    if original is None:
+        # A first post (of a moved card too): its key is unique, so a retried event finds the
+        # row it queued before instead of posting twice.
         blocker.card_outbox_id = await enqueue(
             session,
             workspace_id=blocker.workspace_id,
@@ -295,14 +327,14 @@ async def redraw(session: AsyncSession, blocker: Blocker, now: Any) -> None:
         blocker.card_version = 0
         return
     out = Publisher(session, blocker.workspace_id, target.channel_id or "", now)
-    version = blocker.card_version if original is not None else None
     blocker.card_outbox_id, blocker.card_version = await out.publish(
-        base, msg, original=original, version=version
+        base, msg, original=original, version=blocker.card_version
     )
 
 
 async def on_change(change: Change) -> None:
-    await redraw(change.session, change.blocker, change.now)
+    opening = change.entry.kind == Kind.OPENED and change.blocker.card_outbox_id is None
+    await redraw(change.session, change.blocker, change.now, [change.entry] if opening else None)
 
 
 def install() -> None:

@@ -95,14 +95,17 @@ async def open_blocker(
     source: str = "command",
     source_link: str | None = None,
     standup_answer_id: int | None = None,
+    areas: list[RaciArea] | None = None,
 ) -> Blocker:
     """A new open blocker with its "opened" entry (the card is drawn by its listener) and its
-    ladder started. ``area`` None: suggested from the areas' keywords."""
+    ladder started. ``area`` None: suggested from the areas' keywords (the workspace's
+    ``areas``, when the caller has them loaded already: a batch of standup answers)."""
     if area is None:
-        candidates = list(
-            await session.scalars(select(RaciArea).where(RaciArea.workspace_id == workspace_id))
-        )
-        area = people.suggest_area(candidates, text) if candidates else None
+        if areas is None:
+            areas = list(
+                await session.scalars(select(RaciArea).where(RaciArea.workspace_id == workspace_id))
+            )
+        area = people.suggest_area(areas, text) if areas else None
         area_suggested = area is not None
     blocker = Blocker(
         workspace_id=workspace_id,

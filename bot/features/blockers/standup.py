@@ -19,9 +19,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.features.blockers import dedupe, service
+from bot.features.blockers import dedupe, lookup, service
 from bot.features.blockers.timeline import Kind
 from storage.models import Blocker, BlockerStatus, Member
+from storage.raci import RaciArea
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ async def track(
             .order_by(Blocker.created_at.desc(), Blocker.id.desc())
         ):
             open_of.setdefault(blocker.member_id, []).append(blocker)
+    areas: list[RaciArea] | None = None  # loaded once, for the first new blocker
     changed = 0
     for answer in answers:
         existing = linked.get(answer.answer_id)
@@ -96,6 +98,8 @@ async def track(
             same.standup_answer_id = answer.answer_id
             await service.reported_again(session, same, now, value, answer.answer_id)
         else:
+            if areas is None:
+                areas = await lookup.areas(session, workspace_id)
             blocker = await service.open_blocker(
                 session,
                 workspace_id=workspace_id,
@@ -104,6 +108,7 @@ async def track(
                 now=now,
                 source="standup",
                 standup_answer_id=answer.answer_id,
+                areas=areas,
             )
             open_of.setdefault(answer.member.id, []).insert(0, blocker)
         changed += 1
