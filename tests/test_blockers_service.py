@@ -212,6 +212,15 @@ async def test_the_form_and_the_shortcut(world: World) -> None:
     assert isinstance(reassign, OpenForm) and reassign.form.form_id == REASSIGN_FORM
     done = await world.core.handle(submit(REASSIGN_FORM, FRANK, {"to": "@dana"}, "1"))
     assert said(done) == "Blocker #1 now waits on @dana; its escalation restarts."
+    done = await world.core.handle(
+        submit(REASSIGN_FORM, DANA, {"area": "data pipeline", "severity": "low"}, "1")
+    )
+    assert said(done) == "Blocker #1 now has area data pipeline and severity low."
+    assert (await world.blocker(1)).severity == BlockerSeverity.LOW
+    unchanged = await world.core.handle(submit(REASSIGN_FORM, DANA, {"severity": "low"}, "1"))
+    assert said(unchanged).startswith("Change something")
+    wrong = await world.core.handle(submit(REASSIGN_FORM, DANA, {"to": "<@U404>"}, "1"))
+    assert isinstance(wrong, FormErrors) and "to" in wrong.errors
     note = await world.core.handle(press("blocker:note:1", BOB))
     assert isinstance(note, OpenForm) and note.form.form_id == NOTE_FORM
     done = await world.core.handle(submit(NOTE_FORM, BOB, {"text": "Vendor ticket 42"}, "1"))

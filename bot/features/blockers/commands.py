@@ -406,8 +406,14 @@ def reassign_form(blocker: Blocker) -> Form:
         REASSIGN_FORM,
         f"Reassign blocker #{blocker.id}",
         (
-            TextField("to", "Waiting on (@someone or an area)", max_length=120),
+            TextField("to", "Waiting on (@someone or an area)", required=False, max_length=120),
             TextField("area", "Move to area (optional)", required=False, max_length=80),
+            SelectField(
+                "severity",
+                "Severity",
+                tuple(Choice(v.capitalize(), v) for v in SEVERITIES),
+                initial=(blocker.severity.value,),
+            ),
         ),
         submit_label="Reassign",
         state=str(blocker.id),
@@ -457,8 +463,12 @@ async def _form_blocker(ctx: Context, event: FormSubmission) -> Blocker:
 
 
 async def save_reassign_form(ctx: Context, event: FormSubmission) -> Response:
+    """What it waits on, its area, its severity: each changed one is a timeline entry; all of
+    them or none are saved."""
     blocker = await _form_blocker(ctx, event)
-    area_name = _one(event.values, "area")
+    to, area_name = _one(event.values, "to"), _one(event.values, "area")
+    severity = service.check_severity(_one(event.values, "severity") or blocker.severity.value)
+    said: list[str] = []
     if area_name:
         try:
             area = await lookup.area(ctx.session, ctx.workspace.id, area_name)
@@ -466,7 +476,16 @@ async def save_reassign_form(ctx: Context, event: FormSubmission) -> Response:
             raise UserError(exc.message, field="area") from None
         if area.id != blocker.area_id:
             await service.set_area(actor(ctx), blocker, area, confirm=False)
-    return await _reassign(ctx, blocker, _one(event.values, "to"))
+            said.append(f"area {area.name}")
+    if severity != blocker.severity:
+        await service.set_severity(actor(ctx), blocker, severity)
+        said.append(f"severity {severity.value}")
+    if to:
+        return await _reassign(ctx, blocker, to)
+    if not said:
+        raise UserError("Change something: who or what it waits on, its area or its severity.")
+    _changed(ctx)
+    return reply(text(f"Blocker #{blocker.id} now has {' and '.join(said)}."))
 
 
 async def save_note_form(ctx: Context, event: FormSubmission) -> Response:
