@@ -184,19 +184,23 @@ async def test_two_schedulers_on_one_database_fire_each_step_once(
         assert set(claimed) == {2}
 
 
-async def test_a_batch_larger_than_the_sweep_is_done_in_several_sweeps(
+async def test_more_due_than_one_pass_of_batches_carries_on_at_once(
     database: Database, world: World
 ) -> None:
+    """Batches of 1 and 12 due blockers: more than the scheduler's reloads of one reconcile
+    pass (10); a full batch starts a fresh pass rather than waiting for the next reconcile."""
     numbers = [
-        await open_blocker(world, f"ETL shard {i} fails --area data pipeline") for i in range(7)
+        await open_blocker(world, f"ETL shard {i} fails --area data pipeline") for i in range(12)
     ]
     core = Core(database, world.clock)
     raci.register(core)
     scheduler = Scheduler(database, world.clock, instance="small", reconcile_interval=3600)
-    escalation.register(core, scheduler, batch_size=3)
+    escalation.register(core, scheduler, batch_size=1)
     world.clock.set(datetime(2026, 3, 9, 14, 1, tzinfo=UTC))
     await scheduler.reconcile()
-    assert len(await steps_sent(world)) == len(numbers)
+    await core.idle()
+    sent = await steps_sent(world)
+    assert len(sent) == len({row.idempotency_key for row in sent}) == len(numbers)
 
 
 async def test_critical_starts_at_the_accountable_at_once_at_any_hour(
