@@ -187,10 +187,10 @@ async def test_two_schedulers_on_one_database_fire_each_step_once(
 async def test_more_due_than_one_pass_of_batches_carries_on_at_once(
     database: Database, world: World
 ) -> None:
-    """Batches of 1 and 12 due blockers: more than the scheduler's reloads of one reconcile
-    pass (10); a full batch starts a fresh pass rather than waiting for the next reconcile."""
+    """Batches of 1 and 25 due blockers: more than the scheduler's reloads of two reconcile
+    passes (10 each); full batches start fresh passes rather than wait for the next reconcile."""
     numbers = [
-        await open_blocker(world, f"ETL shard {i} fails --area data pipeline") for i in range(12)
+        await open_blocker(world, f"ETL shard {i} fails --area data pipeline") for i in range(25)
     ]
     core = Core(database, world.clock)
     raci.register(core)

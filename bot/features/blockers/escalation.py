@@ -302,19 +302,23 @@ class Escalations:
         self.instance = scheduler.instance
         self.batch_size = batch_size
         self._more: asyncio.Task[None] | None = None
+        self._again = False
 
     def _continue(self) -> None:
         """A full batch: more may be due. The scheduler runs the next batches in the same
-        reconcile pass, up to its reload limit; a fresh pass (once, whatever the number of
-        full batches) takes over from there instead of waiting for the periodic reconcile."""
+        reconcile pass, up to its reload limit; fresh passes (one at a time, as long as batches
+        come back full) take over from there instead of waiting for the periodic reconcile."""
+        self._again = True
         if self._more is None or self._more.done():
-            self._more = self.core.spawn(self._reconcile(), name="escalation-sweep")
+            self._more = self.core.spawn(self._carry_on(), name="escalation-sweep")
 
-    async def _reconcile(self) -> None:
-        try:
-            await self.scheduler.reconcile()
-        except DatabaseUnavailable:
-            pass  # the database's return reconciles
+    async def _carry_on(self) -> None:
+        while self._again:
+            self._again = False
+            try:
+                await self.scheduler.reconcile()
+            except DatabaseUnavailable:
+                return  # the database's return reconciles
 
     async def sweep(self, occurrence: Occurrence) -> None:
         """Fire the due steps of one batch of blockers and set their next due times, in the
