@@ -362,9 +362,9 @@ class Escalations:
             blocker = step.blocker
             blocker.escalation_level = step.firing.step.level
             blocker.escalation_round = step.firing.step.round
+            _set_next(blocker, step.plan, now)  # before the entry: its card shows what is next
             if step.key in claimed:
                 await timeline.record(session, blocker, Kind.ESCALATED, now, detail=_detail(step))
-            _set_next(blocker, step.plan, now)
         if outgoing:
             occurrence.sent_something = True
 
