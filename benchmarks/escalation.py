@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import logging
 import os
 import random
@@ -64,6 +65,7 @@ from bot.core import Core  # noqa: E402
 from bot.delivery.worker import DeliveryWorker  # noqa: E402
 from bot.features import blockers, raci  # noqa: E402
 from bot.features.blockers import escalation  # noqa: E402
+from bot.features.blockers.business_time import BusinessCalendar  # noqa: E402
 from bot.features.blockers.timeline import Kind  # noqa: E402
 from bot.port import Method, RateLimit  # noqa: E402
 from bot.scheduling.scheduler import Scheduler  # noqa: E402
@@ -248,12 +250,36 @@ async def time_queries(db: Database, at: datetime, queries: int) -> dict[str, li
     return timings
 
 
+def _sql(db: Database, query: object) -> str:
+    return str(query.compile(db.engine, compile_kwargs={"literal_binds": True}))  # type: ignore[attr-defined]
+
+
 async def explain(db: Database, at: datetime) -> list[str]:
-    query = escalation.due_query(at)
-    compiled = query.compile(db.engine, compile_kwargs={"literal_binds": True})
     async with db.engine.connect() as conn:
-        rows = await conn.execute(text(f"EXPLAIN {compiled}"))
+        rows = await conn.execute(text(f"EXPLAIN {_sql(db, escalation.due_query(at))}"))
         return [row[0] for row in rows]
+
+
+async def server_times(db: Database, at: datetime, queries: int) -> dict[str, list[float]]:
+    """The same two queries timed by the server itself (``EXPLAIN ANALYZE``): what the
+    database spends, without the client's share of a busy machine's CPU."""
+    earliest = (
+        select(Blocker.id, Blocker.next_escalation_at)
+        .where(Blocker.next_escalation_at.is_not(None))
+        .order_by(Blocker.next_escalation_at)
+        .limit(1)
+    )
+    sql = {"source": _sql(db, earliest), "batch": _sql(db, escalation.due_query(at))}
+    times: dict[str, list[float]] = {"source": [], "batch": []}
+    async with db.engine.connect() as conn:
+        for _ in range(queries):
+            for name, statement in sql.items():
+                result = await conn.execute(text(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}"))
+                plan = result.scalar_one()
+                plan = json.loads(plan) if isinstance(plan, str) else plan
+                times[name].append(float(plan[0]["Execution Time"]) / 1000)
+            await conn.rollback()
+    return times
 
 
 # --- replicas -----------------------------------------------------------------------------------
@@ -373,6 +399,8 @@ async def burst(
 
 async def traced_sweep(db: Database, ids: list[int]) -> tuple[float, float, int]:
     r = replica(db, "traced", None)
+    for country in sorted(set(COUNTRIES.values())):  # load the holiday tables (imports) first
+        BusinessCalendar(country=country).is_working_day(datetime.now(UTC).date())
     due_at = datetime.now(UTC) - timedelta(seconds=1)
     await make_due(db, ids, due_at)
     gc.collect()
@@ -418,12 +446,17 @@ async def run(args: argparse.Namespace) -> int:
         # (a) with the first DUE blockers due in the probed minute.
         probe = now + timedelta(minutes=1)
         await make_due(db, first, probe - timedelta(seconds=30))
+        async with db.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("ANALYZE blockers"))  # as autovacuum would after the burst
         timings = await time_queries(db, probe, args.queries)
+        server = await server_times(db, probe, args.queries)
         for name, label in (("source", "earliest due"), ("batch", "due batch")):
             p99 = _percentile(timings[name], 99)
             print(
                 f"(a) {label:<16} p50 {_ms(_percentile(timings[name], 50))}, p99 {_ms(p99)} "
-                f"over {args.queries} runs (goal p99 < 20 ms)"
+                f"over {args.queries} runs (goal p99 < 20 ms); in the server p50 "
+                f"{_ms(_percentile(server[name], 50))}, p99 {_ms(_percentile(server[name], 99))}"
             )
             ok = ok and p99 < 0.020
         plan = await explain(db, probe)
