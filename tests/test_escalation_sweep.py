@@ -16,11 +16,11 @@ from sqlalchemy import select
 
 from bot.core import Core
 from bot.features import blockers, raci
-from bot.features.blockers import escalation
+from bot.features.blockers import escalation, timeline
 from bot.features.blockers.timeline import Kind
 from bot.scheduling.scheduler import Scheduler
 from storage.db import Database
-from storage.models import Blocker, BlockerEvent, OutboxMessage
+from storage.models import Blocker, BlockerEvent, OccurrenceClaim, OutboxMessage
 from tests.blocker_world import BOB, DANA, World, make_world
 
 MONDAY_10 = datetime(2026, 3, 9, 10, tzinfo=UTC)
@@ -184,19 +184,23 @@ async def test_two_schedulers_on_one_database_fire_each_step_once(
         assert set(claimed) == {2}
 
 
-async def test_a_batch_larger_than_the_sweep_is_done_in_several_sweeps(
+async def test_more_due_than_one_pass_of_batches_carries_on_at_once(
     database: Database, world: World
 ) -> None:
+    """Batches of 1 and 25 due blockers: more than the scheduler's reloads of two reconcile
+    passes (10 each); full batches start fresh passes rather than wait for the next reconcile."""
     numbers = [
-        await open_blocker(world, f"ETL shard {i} fails --area data pipeline") for i in range(7)
+        await open_blocker(world, f"ETL shard {i} fails --area data pipeline") for i in range(25)
     ]
     core = Core(database, world.clock)
     raci.register(core)
     scheduler = Scheduler(database, world.clock, instance="small", reconcile_interval=3600)
-    escalation.register(core, scheduler, batch_size=3)
+    escalation.register(core, scheduler, batch_size=1)
     world.clock.set(datetime(2026, 3, 9, 14, 1, tzinfo=UTC))
     await scheduler.reconcile()
-    assert len(await steps_sent(world)) == len(numbers)
+    await core.idle()
+    sent = await steps_sent(world)
+    assert len(sent) == len({row.idempotency_key for row in sent}) == len(numbers)
 
 
 async def test_critical_starts_at_the_accountable_at_once_at_any_hour(
@@ -300,3 +304,41 @@ async def test_the_sweep_books_one_schedule_at_the_earliest_due_time(
         late = datetime(2026, 3, 9, 15, tzinfo=UTC)
         [overdue] = await source.schedules(session, late)
         assert overdue.trigger.run_date == late
+
+
+async def test_a_sweep_that_fails_half_way_sends_nothing_and_runs_again_whole(
+    database: Database, world: World
+) -> None:
+    """A crash in the middle of a batch (here: a timeline listener failing on the second
+    step) rolls back every claim, message and due time of the batch; the next pass sends each
+    step once."""
+    numbers = [
+        await open_blocker(world, f"ETL part {i} fails --area data pipeline") for i in range(3)
+    ]
+    seen: list[int] = []
+
+    async def flaky(change: timeline.Change) -> None:
+        if change.entry.kind == Kind.ESCALATED:
+            seen.append(change.blocker.id)
+            if len(seen) == 2:
+                raise RuntimeError("the process died here")
+
+    timeline.listen(flaky)
+    try:
+        r = replica(database, world, "r")
+        world.clock.set(datetime(2026, 3, 9, 14, 1, tzinfo=UTC))
+        await r.scheduler.reconcile()
+        assert await steps_sent(world) == [] and await escalations(world) == []
+        async with database.transaction() as session:
+            claims = await session.scalars(
+                select(OccurrenceClaim.key).where(OccurrenceClaim.key.like("blocker:%"))
+            )
+            assert list(claims) == []
+        await r.scheduler.reconcile()
+    finally:
+        timeline._listeners.remove(flaky)
+    sent = await steps_sent(world)
+    assert sorted(row.idempotency_key.split(":")[1] for row in sent) == sorted(
+        str(n) for n in numbers
+    )
+    assert len(await escalations(world)) == 3

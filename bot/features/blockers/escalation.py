@@ -39,6 +39,7 @@ The Informed are never pinged: they read about blockers in the weekly digest.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -46,19 +47,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.triggers.date import DateTrigger
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.chat import Context, Fields, Header, Message, Section, Text, text
 from bot.core import Core
-from bot.delivery.outbox import enqueue
-from bot.features.blockers import cards, ladder, timeline
+from bot.delivery.outbox import Outgoing, enqueue_many
+from bot.features.blockers import ladder, timeline
 from bot.features.blockers.business_time import BusinessCalendar, CalendarError
+from bot.features.blockers.escalation_people import People, message
 from bot.features.blockers.ladder import LadderState
-from bot.features.blockers.lookup import local, name_of, span
+from bot.features.blockers.lookup import name_of
 from bot.features.blockers.policy import DEFAULT_POLICY, Level, Policy, PolicyError, parse
 from bot.features.blockers.timeline import Kind
-from bot.features.raci import people
 from bot.port import Method, Target
 from bot.scheduling.scheduler import Occurrence, Schedule, Scheduler
 from storage.models import (
@@ -70,14 +70,15 @@ from storage.models import (
     OutboxMessage,
     OutboxStatus,
 )
-from storage.raci import BlockerSettings, RaciArea, RaciAssignment, RaciRole
-from storage.upsert import insert_unless_exists
+from storage.outages import DatabaseUnavailable
+from storage.raci import BlockerSettings, RaciArea, RaciRole
+from storage.upsert import dialect_insert
 
 log = logging.getLogger(__name__)
 
 SWEEP_KEY = "blockers:escalation"
 SWEEP_HANDLER = "blocker-escalation"
-BATCH_SIZE = 200
+BATCH_SIZE = 50
 # The sweep's occurrence is booked at or after now; a short grace keeps the scheduler's memory
 # of settled occurrences small (a new sweep is booked after each one anyway).
 SWEEP_GRACE = timedelta(hours=1)
@@ -281,252 +282,213 @@ async def earliest_due(session: AsyncSession) -> datetime | None:
 
 
 @dataclass
-class Sent:
-    """What one step queued, for its timeline entry."""
+class Step:
+    """One step being fired in a batch: what it queued, for its timeline entry."""
 
+    blocker: Blocker
+    plan: Plan
+    firing: ladder.Firing
+    key: str
     targets: list[int] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     held: dict[str, str] = field(default_factory=dict)  # member id -> held until (ISO)
-    messages: int = 0
+    messages: list[Outgoing] = field(default_factory=list)
 
 
 class Escalations:
-    def __init__(self, core: Core, instance: str, batch_size: int = BATCH_SIZE) -> None:
+    def __init__(self, core: Core, scheduler: Scheduler, batch_size: int = BATCH_SIZE) -> None:
         self.core = core
-        self.instance = instance
+        self.scheduler = scheduler
+        self.instance = scheduler.instance
         self.batch_size = batch_size
+        self._more: asyncio.Task[None] | None = None
+        self._again = False
+
+    def _continue(self) -> None:
+        """A full batch: more may be due. The scheduler runs the next batches in the same
+        reconcile pass, up to its reload limit; fresh passes (one at a time, as long as batches
+        come back full) take over from there instead of waiting for the periodic reconcile."""
+        self._again = True
+        if self._more is None or self._more.done():
+            self._more = self.core.spawn(self._carry_on(), name="escalation-sweep")
+
+    async def _carry_on(self) -> None:
+        while self._again:
+            self._again = False
+            try:
+                await self.scheduler.reconcile()
+            except DatabaseUnavailable:
+                return  # the database's return reconciles
 
     async def sweep(self, occurrence: Occurrence) -> None:
-        """Fire the due steps of one batch of blockers; book the next sweep."""
+        """Fire the due steps of one batch of blockers and set their next due times, in the
+        occurrence's transaction: the claims first (one statement), then the messages (one
+        statement), the timeline entries and the next due times."""
         session, now = occurrence.session, occurrence.now
         blockers = list(await session.scalars(due_query(now, self.batch_size)))
         if not blockers:
             return
+        occurrence.schedules_changed = True  # the earliest due time moves on
+        if len(blockers) == self.batch_size:
+            occurrence.after_commit(self._continue)
         plans = Plans(session)
         await plans.load(i for b in blockers if (i := ladder_area_id(b)) is not None)
-        sent = 0
+        due: list[Step] = []
         for blocker in blockers:
-            sent += await self.advance(session, plans, blocker, now)
-        occurrence.schedules_changed = True  # the earliest due time moved on
-        if sent:
+            plan = await plans.plan(blocker) if blocker.status in ACTIVE else None
+            if plan is None or blocker.escalation_anchor_at is None:
+                # Closed, without an area, or never scheduled by this version: start afresh.
+                await schedule_after_change(session, blocker, now)
+                continue
+            firing = ladder.due(plan.policy, plan.calendar, state_of(blocker), now)
+            if firing is not None:
+                key = step_key(blocker, firing.step.round, firing.step.level)
+                due.append(Step(blocker, plan, firing, key))
+            else:
+                _set_next(blocker, plan, now)
+        if not due:
+            return
+        claimed = await self.claim(session, due, now)
+        fired = [step for step in due if step.key in claimed]
+        found = await People.load(
+            session, [s.blocker for s in fired], {s.plan.area.id for s in fired}
+        )
+        for step in fired:
+            await self.compose(session, found, step, now)
+        outgoing = [m for step in fired for m in step.messages]
+        ids, _new = await enqueue_many(session, outgoing, now)
+        await self.hold(session, fired, ids)
+        for step in due:
+            blocker = step.blocker
+            blocker.escalation_level = step.firing.step.level
+            blocker.escalation_round = step.firing.step.round
+            _set_next(blocker, step.plan, now)  # before the entry: its card shows what is next
+            if step.key in claimed:
+                await timeline.record(session, blocker, Kind.ESCALATED, now, detail=_detail(step))
+        if outgoing:
             occurrence.sent_something = True
 
-    async def advance(
-        self, session: AsyncSession, plans: Plans, blocker: Blocker, now: datetime
-    ) -> int:
-        """Fire the blocker's due step (if any) and set its next due time; returns the number
-        of messages queued."""
-        plan = await plans.plan(blocker) if blocker.status in ACTIVE else None
-        if plan is None or blocker.escalation_anchor_at is None:
-            # Closed, without an area, or never scheduled by this version: start afresh.
-            await schedule_after_change(session, blocker, now)
-            return 0
-        firing = ladder.due(plan.policy, plan.calendar, state_of(blocker), now)
-        queued = 0
-        if firing is not None:
-            step = firing.step
-            key = step_key(blocker, step.round, step.level)
-            claimed = await insert_unless_exists(
-                session,
-                OccurrenceClaim,
-                {
-                    "key": key,
-                    "handler": SWEEP_HANDLER,
-                    "scheduled_for": step.due,
-                    "claimed_at": now,
-                    "claimed_by": self.instance,
-                },
-                OccurrenceClaim.key,
-            )
-            if claimed is not None:
-                queued = await self.fire(session, plan, blocker, firing, key, now)
-            blocker.escalation_level, blocker.escalation_round = step.level, step.round
-        following = ladder.next_step(plan.policy, plan.calendar, state_of(blocker))
-        next_at = following.due if following is not None else None
-        if next_at is not None and next_at <= now:
-            next_at = now + timedelta(minutes=1)  # never spin on one blocker
-        blocker.next_escalation_at = next_at
-        return queued
-
-    async def fire(
-        self,
-        session: AsyncSession,
-        plan: Plan,
-        blocker: Blocker,
-        firing: ladder.Firing,
-        key: str,
-        now: datetime,
-    ) -> int:
-        step = firing.step
-        recipients = await self.recipients(session, plan, blocker, step.target)
-        sent = Sent()
-        msg: Message | None = None
-        for member in recipients:
-            msg = msg or await self.message(session, plan, blocker, firing, now)
-            await self.dm(session, plan, blocker, member, msg, f"{key}:dm:{member.id}", now, sent)
-        channel = self.channel_of(plan, step.target)
-        if channel is not None:
-            msg = msg or await self.message(session, plan, blocker, firing, now)
-            await enqueue(
-                session,
-                workspace_id=blocker.workspace_id,
-                method=Method.POST,
-                target=Target(channel_id=channel),
-                message=msg,
-                key=f"{key}:post",
-                now=now,
-            )
-            sent.labels.append(f"#{channel}")
-            sent.messages += 1
-        if step.target.kind == "webhook":
-            sent.labels.append(f"webhook #{step.target.ref}")
-        detail: dict[str, Any] = {
-            "level": step.level,
-            "round": step.round,
-            "targets": sent.targets,
-            "target": step.target.target,
-            "label": ", ".join(sent.labels) or step.target.describe(),
-            "delayed": firing.delayed,
-        }
-        if firing.skipped:
-            detail["skipped"] = firing.skipped
-        if sent.held:
-            detail["held"] = sent.held
-        await timeline.record(session, blocker, Kind.ESCALATED, now, detail=detail)
-        return sent.messages
-
-    async def dm(
-        self,
-        session: AsyncSession,
-        plan: Plan,
-        blocker: Blocker,
-        member: Member,
-        msg: Message,
-        key: str,
-        now: datetime,
-        sent: Sent,
-    ) -> None:
-        outbox_id = await enqueue(
-            session,
-            workspace_id=blocker.workspace_id,
-            method=Method.DM,
-            target=Target(user_id=member.platform_user_id, dm_channel_id=member.dm_channel_id),
-            message=msg,
-            key=key,
-            now=now,
+    async def claim(self, session: AsyncSession, steps: list[Step], now: datetime) -> set[str]:
+        """Insert every step's key into ``occurrence_claims``; the keys this call inserted
+        (a key already there was fired by another replica or an earlier run)."""
+        stmt = (
+            dialect_insert(session)(OccurrenceClaim)
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(OccurrenceClaim.key)
         )
-        sent.targets.append(member.id)
-        sent.labels.append(f"@{name_of(member)}")
-        sent.messages += 1
-        if blocker.severity == BlockerSeverity.CRITICAL:
+        rows = [
+            {
+                "key": step.key,
+                "handler": SWEEP_HANDLER,
+                "scheduled_for": step.firing.step.due,
+                "claimed_at": now,
+                "claimed_by": self.instance,
+            }
+            for step in steps
+        ]
+        return set((await session.scalars(stmt, rows)).all())
+
+    async def compose(
+        self, session: AsyncSession, found: People, step: Step, now: datetime
+    ) -> None:
+        """The step's messages: a DM to each target member, a post for a channel target."""
+        blocker, plan, level = step.blocker, step.plan, step.firing.step.target
+        recipients = await self.recipients(session, found, plan, blocker, level)
+        channel = channel_of(plan, level)
+        if level.kind == "webhook":
+            step.labels.append(f"webhook #{level.ref}")  # sent by the webhooks' listener
+        if not recipients and channel is None:
             return
-        hours = plan.calendar.in_zone(member.timezone or plan.calendar.zone)
-        if hours.is_open(now):
-            return
-        until = hours.next_open(now)
-        row = await session.get(OutboxMessage, outbox_id)
-        if row is not None and row.status == OutboxStatus.PENDING and row.attempts == 0:
-            row.next_attempt_at = until
-            sent.held[str(member.id)] = until.isoformat()
+        msg = message(found, plan, blocker, step.firing, now)
+        for member in recipients:
+            target = Target(user_id=member.platform_user_id, dm_channel_id=member.dm_channel_id)
+            key = f"{step.key}:dm:{member.id}"
+            step.messages.append(Outgoing(blocker.workspace_id, Method.DM, target, msg, key))
+            step.targets.append(member.id)
+            step.labels.append(f"@{name_of(member)}")
+            hours = plan.calendar.in_zone(member.timezone or plan.calendar.zone)
+            if blocker.severity != BlockerSeverity.CRITICAL and not hours.is_open(now):
+                step.held[str(member.id)] = hours.next_open(now).isoformat()
+        if channel is not None:
+            post = Outgoing(
+                blocker.workspace_id,
+                Method.POST,
+                Target(channel_id=channel),
+                msg,
+                f"{step.key}:post",
+            )
+            step.messages.append(post)
+            step.labels.append(f"#{channel}")
+
+    @staticmethod
+    async def hold(session: AsyncSession, steps: list[Step], ids: dict[str, int]) -> None:
+        """DMs to members outside their working hours wait in the outbox until then."""
+        until: dict[str, list[int]] = {}
+        for step in steps:
+            for member_id, when in step.held.items():
+                until.setdefault(when, []).append(ids[f"{step.key}:dm:{member_id}"])
+        for when, rows in until.items():
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(rows), OutboxMessage.attempts == 0)
+                .values(next_attempt_at=datetime.fromisoformat(when))
+                .execution_options(synchronize_session=False)
+            )
 
     async def recipients(
-        self, session: AsyncSession, plan: Plan, blocker: Blocker, target: Level
+        self, session: AsyncSession, found: People, plan: Plan, blocker: Blocker, target: Level
     ) -> list[Member]:
         """The members a level DMs. The Responsible of a blocker that waits on a member is that
         member; otherwise the area's Responsible (groups expanded by the platform)."""
         kind = target.kind
         if kind == "responsible" and blocker.waiting_on_member_id is not None:
-            member = await session.get(Member, blocker.waiting_on_member_id)
-            return [member] if member is not None else []
+            waiting = found.members.get(blocker.waiting_on_member_id)
+            return [waiting] if waiting is not None else []
         if kind in ("responsible", "accountable"):
             role = RaciRole.RESPONSIBLE if kind == "responsible" else RaciRole.ACCOUNTABLE
-            return await people.role_members(session, self.core, plan.area, role)
+            return await found.role(session, self.core, plan.area, role)
         if kind == "member":
-            member = await session.get(Member, int(target.ref))
+            await found.add(session, {int(target.ref)})
+            member = found.members.get(int(target.ref))
             if member is None or member.workspace_id != blocker.workspace_id:
                 log.warning("blocker %s: policy names unknown member %s", blocker.id, target.ref)
                 return []
             return [member]
         return []
 
-    @staticmethod
-    def channel_of(plan: Plan, target: Level) -> str | None:
-        if target.kind == "channel":
-            return plan.area.channel_id
-        if target.kind == "channel_id":
-            return target.ref
-        return None
 
-    async def message(
-        self,
-        session: AsyncSession,
-        plan: Plan,
-        blocker: Blocker,
-        firing: ladder.Firing,
-        now: datetime,
-    ) -> Message:
-        """The step's message: the blocker, who is blocked and since when, the area's RACI, the
-        buttons. Names are plain text (no mention pings anyone in a channel post)."""
-        step = firing.step
-        reporter = await session.get(Member, blocker.member_id)
-        zone = plan.calendar.zone
-        age = plan.calendar.between(blocker.created_at, now)
-        fields: list[tuple[str, Text]] = [
-            ("Blocked", text(f"@{name_of(reporter)} since {local(blocker.created_at, zone)}")),
-            ("Age", text(f"{span(now - blocker.created_at)} ({span(age)} in business hours)")),
-            ("Area", text(plan.area.name)),
-            ("Severity", text(BlockerSeverity(blocker.severity).value)),
-        ]
-        if blocker.waiting_on_member_id is not None:
-            waiting = await session.get(Member, blocker.waiting_on_member_id)
-            fields.append(("Waiting on", text(f"@{name_of(waiting)}")))
-        blocks: list[Any] = [
-            Header(f"Blocker #{blocker.id} escalated (level {step.level})"),
-            Section(text(blocker.text)),
-            Fields(tuple(fields)),
-            Context(text(await raci_line(session, plan.area))),
-        ]
-        if firing.delayed:
-            late = "syncup was not running" if firing.skipped else "escalation ran late"
-            blocks.append(
-                Context(
-                    text(
-                        f"Escalation was delayed ({late}); this is the step due at "
-                        f"{local(step.due, zone)}."
-                    )
-                )
-            )
-        if blocker.status == BlockerStatus.ACKNOWLEDGED:
-            blocks.append(Context(text("It was acknowledged, but is still not resolved.")))
-        blocks.append(cards.buttons(blocker))
-        return Message(
-            tuple(blocks), summary=f"Blocker #{blocker.id} escalated to you: {blocker.text[:80]}"
-        )
+def _set_next(blocker: Blocker, plan: Plan, now: datetime) -> None:
+    following = ladder.next_step(plan.policy, plan.calendar, state_of(blocker))
+    next_at = following.due if following is not None else None
+    if next_at is not None and next_at <= now:
+        next_at = now + timedelta(minutes=1)  # never spin on one blocker
+    blocker.next_escalation_at = next_at
 
 
-async def raci_line(session: AsyncSession, area: RaciArea) -> str:
-    """``R: @dana · A: @erin · C: @sam`` (the Informed get the weekly digest, not this)."""
-    cells = list(
-        await session.scalars(
-            select(RaciAssignment)
-            .where(RaciAssignment.area_id == area.id)
-            .order_by(RaciAssignment.id)
-        )
-    )
-    ids = {c.member_id for c in cells if c.member_id is not None}
-    names: dict[int, Member] = {}
-    if ids:
-        names = {m.id: m for m in await session.scalars(select(Member).where(Member.id.in_(ids)))}
-    parts = []
-    for role in ("R", "A", "C"):
-        who = [
-            f"@{name_of(names.get(c.member_id))}" if c.member_id is not None else c.label or c.who
-            for c in cells
-            if c.role == role
-        ]
-        if who:
-            parts.append(f"{role}: {', '.join(who)}")
-    return f"{area.name}: " + (" · ".join(parts) if parts else "no RACI set yet")
+def _detail(step: Step) -> dict[str, Any]:
+    """The ``escalated`` entry (contract 5)."""
+    level = step.firing.step
+    detail: dict[str, Any] = {
+        "level": level.level,
+        "round": level.round,
+        "targets": step.targets,
+        "target": level.target.target,
+        "label": ", ".join(step.labels) or level.target.describe(),
+        "delayed": step.firing.delayed,
+    }
+    if step.firing.skipped:
+        detail["skipped"] = step.firing.skipped
+    if step.held:
+        detail["held"] = step.held
+    return detail
+
+
+def channel_of(plan: Plan, target: Level) -> str | None:
+    if target.kind == "channel":
+        return plan.area.channel_id
+    if target.kind == "channel_id":
+        return target.ref
+    return None
 
 
 def register(core: Core, scheduler: Scheduler, *, batch_size: int = BATCH_SIZE) -> Escalations:
@@ -534,7 +496,7 @@ def register(core: Core, scheduler: Scheduler, *, batch_size: int = BATCH_SIZE) 
     registered first: ``bot.features.raci.register``)."""
     from bot.features.blockers import policy_commands
 
-    escalations = Escalations(core, scheduler.instance, batch_size)
+    escalations = Escalations(core, scheduler, batch_size)
     scheduler.add_source(EscalationSchedules())
     scheduler.add_handler(SWEEP_HANDLER, escalations.sweep)
     policy_commands.register(core)
