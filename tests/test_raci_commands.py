@@ -331,3 +331,21 @@ async def test_help_explains_the_one_line_options(world: RaciWorld) -> None:
     assert "/raci setup [LINE...]" in shown and "--responsible" in shown
     assert "Accountable is exactly one person." in shown
     world.clock.advance(timedelta(minutes=1))
+
+
+async def test_a_name_taken_at_the_same_moment_is_refused_by_the_database(
+    world: RaciWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two people saving the same new name at once both pass the check; the unique key on the
+    folded name stops the second, and it is told like the first check would tell it."""
+    from bot.features.raci import store
+
+    await world.text("/raci setup Serving -r @bob -a @alice")
+
+    async def passes(*args: object) -> None:
+        return None
+
+    monkeypatch.setattr(store, "check_name", passes)
+    shown = await world.text("/raci setup SERVING -r @carol -a @bob")
+    assert shown == 'There is already an area "SERVING" (names ignore case); choose another name.'
+    assert await counts(world) == (1, 2)
