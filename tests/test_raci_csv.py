@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from storage.errors import OperatorError
 from storage.models import Workspace
 from storage.raci import RaciArea, RaciAssignment
 from tests.raci_world import PIPELINE, RaciWorld, raci_world
+from tests.test_cli import runner  # noqa: F401 - the ``runner`` fixture
 
 GOOD = """area,role,who
 Data pipeline,R,@bob
@@ -158,14 +158,7 @@ async def test_a_file_without_the_header_is_refused(world: RaciWorld, tmp_path: 
 # --- the command line (SQLite) ---------------------------------------------------------------
 
 
-@pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    for name in list(os.environ):
-        if name.startswith("SYNCUP_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SYNCUP_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
-    return CliRunner()
+# ``runner`` (tests.test_cli): no SYNCUP_* settings but a SQLite database in tmp_path/cli.db.
 
 
 def seed(url: str, *, second_workspace: bool = False) -> None:
@@ -190,7 +183,10 @@ def seed(url: str, *, second_workspace: bool = False) -> None:
     asyncio.run(go())
 
 
-def test_the_command_line_round_trip(runner: CliRunner, tmp_path: Path) -> None:
+def test_the_command_line_round_trip(
+    runner: CliRunner,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
     assert runner.invoke(cli, ["db", "upgrade"]).exit_code == 0
     seed(f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
     exported = runner.invoke(cli, ["raci", "export"])
@@ -215,7 +211,10 @@ def test_the_command_line_round_trip(runner: CliRunner, tmp_path: Path) -> None:
     assert "Traceback" not in refused.output
 
 
-def test_the_command_line_picks_the_workspace(runner: CliRunner, tmp_path: Path) -> None:
+def test_the_command_line_picks_the_workspace(
+    runner: CliRunner,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
     assert runner.invoke(cli, ["db", "upgrade"]).exit_code == 0
     seed(f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", second_workspace=True)
     ambiguous = runner.invoke(cli, ["raci", "export"])
