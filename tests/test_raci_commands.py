@@ -349,3 +349,35 @@ async def test_a_name_taken_at_the_same_moment_is_refused_by_the_database(
     shown = await world.text("/raci setup SERVING -r @carol -a @bob")
     assert shown == 'There is already an area "SERVING" (names ignore case); choose another name.'
     assert await counts(world) == (1, 2)
+
+
+async def test_a_team_lead_manages_the_matrix(world: RaciWorld) -> None:
+    from storage.models import RoleAssignment, RoleName
+
+    async with world.database.transaction() as session:
+        bob = await session.scalar(select(Member).where(Member.platform_user_id == "bob"))
+        assert bob is not None
+        session.add(
+            RoleAssignment(
+                workspace_id=bob.workspace_id, member_id=bob.id, role=RoleName.TEAM_LEAD,
+                granted_at=world.clock.now(),
+            )
+        )  # fmt: skip
+    assert (await world.text("/raci setup Ops -r @carol -a @bob", by="bob")).startswith(
+        "Created the area Ops."
+    )
+    assert "Accountable (A): @dan" in await world.text("/raci edit ops -a @dan", by="bob")
+    assert await world.text("/raci setup Other -r @carol -a @bob", by="carol") == (
+        "Only team leads and admins can do that."
+    )
+
+
+async def test_edit_takes_a_name_with_spaces_without_quotes(world: RaciWorld) -> None:
+    await world.text(PIPELINE)
+    shown = await world.text("/raci edit Data pipeline --hours 10:00-16:00")
+    assert "mon-fri 10:00-16:00 Europe/Berlin" in shown
+    opened = await world.command("/raci edit data pipeline")
+    assert isinstance(opened, OpenForm) and opened.form.title == "Edit area"
+    assert await world.text("/raci edit Data plumbing --hours 9-17") == (
+        'Unknown area "Data" (or "Data plumbing"); areas: Data pipeline'
+    )

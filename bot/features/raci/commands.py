@@ -121,13 +121,35 @@ async def setup(ctx: Context, args: dict[str, Any]) -> Response:
 
 
 async def edit(ctx: Context, args: dict[str, Any]) -> Response:
-    area = await find_area(ctx.session, ctx.workspace.id, args["area"])
-    line: str | None = args.get("line")
+    area, line = await _area_and_line(ctx, args["area"], args.get("line"))
     if not line:
         return OpenForm(area_form(await form_values(ctx, area), state=str(area.id)))
     data = parse_values(parse_line(line, with_name=False), partial=True)
     area = await save_area(resolver(ctx), data, area, ctx.now)
     return await _saved(ctx, area, "Saved")
+
+
+async def _area_and_line(ctx: Context, name: str, line: str | None) -> tuple[RaciArea, str | None]:
+    """The area to edit and the options: ``/raci edit Data pipeline --hours 9-17`` without
+    quotes names "Data pipeline" too, when no area is called "Data"."""
+    try:
+        return await find_area(ctx.session, ctx.workspace.id, name), line
+    except UserError:
+        head, sep, rest = (line or "").partition("--")
+        if not head.strip() or head.lstrip().startswith("-"):
+            raise
+        try:
+            found = await find_area(ctx.session, ctx.workspace.id, f"{name} {head}")
+        except UserError:
+            raise UserError(
+                f'Unknown area "{name}" (or "{name} {head.strip()}"); {await _areas_hint(ctx)}'
+            ) from None
+        return found, f"{sep}{rest}" if sep else None
+
+
+async def _areas_hint(ctx: Context) -> str:
+    names = [area.name for area in await areas_of(ctx.session, ctx.workspace.id)]
+    return f"areas: {', '.join(names)}" if names else "there are no areas yet."
 
 
 async def save_form(ctx: Context, event: FormSubmission) -> Response:
