@@ -234,3 +234,29 @@ def test_the_command_line_picks_the_workspace(
     missing = runner.invoke(cli, ["raci", "import", "nothing.csv", "--workspace", "W1"])
     assert missing.exit_code == 1
     assert missing.stderr == "syncup: Cannot read nothing.csv: no such file.\n"
+
+
+async def test_groups_and_channels_by_platform_id_on_slack(
+    database: Database, tmp_path: Path
+) -> None:
+    """Without a platform to ask, a group or channel new to the matrix is named by its id."""
+    async with raci_world(database, platform="slack") as world:
+        content = (
+            "area,role,who\n"
+            "Infra,R,@S0123ABCD\n"
+            "Infra,A,alice\n"
+            "Infra,I,#C0123ABCD\n"
+            "Infra,C,@not-a-group\n"
+        )
+        with pytest.raises(OperatorError) as caught:
+            await run_import(world, content, tmp_path)
+        assert (
+            str(caught.value)
+            .splitlines()[1]
+            .startswith("line 5: No member or user group named @not-a-group in this workspace.")
+        )
+        await run_import(world, content.rsplit("Infra,C", 1)[0], tmp_path)
+        cells = {(role, who, label) for _, role, who, label in await matrix(world)}
+        assert ("R", "group:S0123ABCD", "S0123ABCD") in cells
+        assert ("I", "channel:C0123ABCD", "C0123ABCD") in cells
+        assert "Infra,R,@S0123ABCD\n" in await export_text(world)
