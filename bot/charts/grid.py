@@ -80,7 +80,7 @@ def grid_chart(page: Page, chart: Chart) -> None:
     for r, lines in enumerate(row_lines):
         y = top + r * row_height
         if r % 2:
-            _box(page, PAD, y, grid_right - PAD, row_height, "#f5f6f8")
+            page.box(PAD, y, grid_right - PAD, row_height, "#f5f6f8")
         page.text(
             PAD, y + row_height / 2, "\n".join(lines), TEXT_SIZE, color=INK, va="center",
             linespacing=1.1,
@@ -94,8 +94,8 @@ def grid_chart(page: Page, chart: Chart) -> None:
                           ha="center", va="center")  # fmt: skip
                 continue
             inset = min(3.0, width / 8)
-            _box(
-                page, x + inset, y + inset, width - 2 * inset, row_height - 2 * inset,
+            page.box(
+                x + inset, y + inset, width - 2 * inset, row_height - 2 * inset,
                 CELL_COLORS.get(value[0].upper(), OTHER),
             )  # fmt: skip
             fitted = _fit(page, value, size, width - 2 * inset - 2)
@@ -106,21 +106,6 @@ def grid_chart(page: Page, chart: Chart) -> None:
         _line(page, x, top, x, top + row_height * len(rows))
     if not rows:
         page.text(WIDTH / 2, top + row_height / 2, "No rows", TEXT_SIZE, color=MUTED, ha="center")
-
-
-def _box(page: Page, x: float, y: float, w: float, h: float, color: str) -> None:
-    from matplotlib.patches import Rectangle
-
-    page.figure.patches.append(
-        Rectangle(
-            (x / WIDTH, 1 - (y + h) / page.height),
-            w / WIDTH,
-            h / page.height,
-            transform=page.figure.transFigure,
-            facecolor=color,
-            edgecolor="none",
-        )
-    )
 
 
 def _line(page: Page, x1: float, y1: float, x2: float, y2: float) -> None:
