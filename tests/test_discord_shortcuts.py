@@ -240,3 +240,41 @@ def test_a_label_longer_than_discord_takes_is_refused_with_its_length() -> None:
     long = Shortcut("long", "Report this message as a blocker now", on="message")
     with pytest.raises(ValueError, match=r"1 to 32 characters.*has 36"):
         shortcut_payload(long)
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    monkeypatch.setenv("SYNCUP_DISCORD_TOKEN", "a-token")
+    monkeypatch.setenv("SYNCUP_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/syncup.db")
+    monkeypatch.delenv("SYNCUP_CONFIG", raising=False)
+
+
+def test_sync_commands_prints_the_shortcuts_with_the_slash_commands(
+    cli_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    shortcuts.in_features(monkeypatch)
+    printed = CliRunner().invoke(cli, ["discord", "sync-commands", "--print"])
+    assert printed.exit_code == 0, printed.output
+    assert '"name": "Save as note"' in printed.output and '"type": 3' in printed.output
+    assert '"name": "Say thanks"' in printed.output and '"type": 2' in printed.output
+
+
+def test_a_shortcut_discord_cannot_name_stops_the_sync_with_a_clear_line(
+    cli_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    long = Shortcut("long", "Report this message as a blocker now", on="message")
+    shortcuts.in_features(monkeypatch, long)
+    printed = CliRunner().invoke(cli, ["discord", "sync-commands", "--print"])
+    assert printed.exit_code == 1
+    assert "syncup: shortcut long: Discord names a context-menu command in 1 to 32" in (
+        printed.output
+    )
+    assert "Traceback" not in printed.output

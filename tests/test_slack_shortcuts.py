@@ -5,14 +5,18 @@ a message too long for a form field cut with a note, a NUL refused privately, th
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from adapters.slack.manifest import manifest
 from adapters.slack.shortcuts import PICK_PREFIX, readable
+from bot.cli import cli
 from bot.config import SlackSection
 from storage.db import Database
 from storage.models import ProcessedEvent
@@ -203,7 +207,7 @@ def test_the_manifest_declares_message_and_user_shortcuts() -> None:
     assert entries["save_note"]["type"] == "message"
     assert entries["save_note"]["name"] == "Save as note"
     assert entries["say_thanks"]["type"] == "global"
-    assert all(0 < len(s["description"]) <= 100 for s in entries.values())
+    assert all(0 < len(s["description"]) <= 150 for s in entries.values())
     assert "commands" in declared["oauth_config"]["scopes"]["bot"]
     assert declared["settings"]["interactivity"]["is_enabled"]
     # Without shortcuts from any feature, the manifest has no shortcuts section.
@@ -215,3 +219,19 @@ def test_slack_markup_becomes_readable_text() -> None:
         "a <b> &amp; <@U1> <!here> https://x.y"
     )
     assert readable("<#C1|team> <mailto:a@b.c|mail>") == "#team mail (mailto:a@b.c)"
+
+
+def test_syncup_slack_manifest_prints_the_features_shortcuts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SYNCUP_CONFIG", raising=False)
+    shortcuts.in_features(monkeypatch)
+    printed = CliRunner().invoke(cli, ["slack", "manifest"])
+    assert printed.exit_code == 0, printed.output
+    declared = json.loads(printed.output)["features"]["shortcuts"]
+    assert {(s["callback_id"], s["type"]) for s in declared} == {
+        ("save_note", "message"),
+        ("say_thanks", "global"),
+        ("thank_with_note", "global"),
+    }

@@ -124,12 +124,14 @@ def sync_commands(ctx: click.Context, guild: str | None, print_only: bool) -> No
         from bot.app import App
 
         app = App(settings, DiscordAdapter(settings.discord))
-        click.echo(
-            json.dumps(
-                commands_payload(app.core.specs.values(), app.core.shortcuts.values()), indent=2
-            )
-        )
-        asyncio.run(app.db.dispose())
+        try:
+            payload = commands_payload(app.core.specs.values(), app.core.shortcuts.values())
+        except ValueError as exc:  # a shortcut Discord cannot name
+            click.echo(f"syncup: {exc}", err=True)
+            ctx.exit(1)
+        finally:
+            asyncio.run(app.db.dispose())
+        click.echo(json.dumps(payload, indent=2))
         return
     from adapters.discord.rest import DiscordHTTPError
 
@@ -138,6 +140,9 @@ def sync_commands(ctx: click.Context, guild: str | None, print_only: bool) -> No
         registered = asyncio.run(sync(settings, target))
     except DiscordHTTPError as exc:
         click.echo(f"syncup: Discord refused the commands: {exc}", err=True)
+        ctx.exit(1)
+    except ValueError as exc:  # a shortcut Discord cannot name: nothing was registered
+        click.echo(f"syncup: {exc}", err=True)
         ctx.exit(1)
     except OSError as exc:
         click.echo(f"syncup: cannot reach {settings.discord.api_base_url}: {exc}", err=True)

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 PICK_PREFIX = "syncup-pick:"
 WHO, WHERE = "who", "where"
-MAX_DESCRIPTION = 100
+MAX_DESCRIPTION = 150  # the manifest schema's limit
 _LABELLED = re.compile(r"<([#@!]?)([^<>|]+)\|([^<>]*)>")
 _BARE_CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)>")
 _BARE_URL = re.compile(r"<((?:https?|mailto):[^<>|]+)>")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
+
 from bot.chat import Form, OpenForm, Reply, TextField, UserMention, reply, text
 from bot.core import Context, Core, Shortcut
 from bot.events import FormSubmission, ShortcutInvocation
@@ -72,3 +74,23 @@ def register(core: Core) -> Recorded:
     core.add_form(NOTE_FORM, note_saved)
     core.add_form(THANKS_FORM, thanks_sent)
     return recorded
+
+
+def in_features(monkeypatch: pytest.MonkeyPatch, *extra: Shortcut) -> None:
+    """Make the bot's features register these shortcuts (as blockers and kudos will), for the
+    commands that build the bot themselves (``syncup slack manifest``, ``syncup discord
+    sync-commands``); ``extra`` ones answer nothing."""
+    from bot.features import account
+
+    original = account.register
+
+    async def nothing(ctx: Context, event: ShortcutInvocation) -> None:
+        return None
+
+    def register_too(core: Core) -> None:
+        original(core)
+        register(core)
+        for shortcut in extra:
+            core.add_shortcut(shortcut, nothing)
+
+    monkeypatch.setattr(account, "register", register_too)
