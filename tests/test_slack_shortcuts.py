@@ -6,8 +6,6 @@ a message too long for a form field cut with a note, a NUL refused privately, th
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,28 +16,16 @@ from adapters.slack.manifest import manifest
 from adapters.slack.shortcuts import PICK_PREFIX, readable
 from bot.cli import cli
 from bot.config import SlackSection
-from storage.db import Database
 from storage.models import ProcessedEvent
+from tests import test_slack_inbound as inbound
 from tests.fakes import shortcuts
 from tests.fakes.slack import payloads
-from tests.fakes.slack.harness import SlackWorld, slack_world, team_slack, text_of
-from tests.fakes.slack.server import FakeSlack
+from tests.fakes.slack.harness import SlackWorld, text_of
 
-START = datetime(2026, 3, 9, 7, tzinfo=UTC)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    async with team_slack() as slack:
-        yield slack
-
-
-@pytest.fixture(params=["socket", "http"])
-async def world(
-    request: pytest.FixtureRequest, fake: FakeSlack, database: Database
-) -> AsyncIterator[SlackWorld]:
-    async with slack_world(fake, database.url, request.param, START) as w:
-        yield w
+# The inbound tests' fixtures: a fake Slack with alice and bob in #team, and the app in Socket
+# Mode and in HTTP mode on each database.
+fake = inbound.fake
+world = inbound.world
 
 
 @pytest.fixture
