@@ -5,8 +5,10 @@ a message too long for a form field cut with a note, a NUL refused privately, th
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -221,3 +223,44 @@ def test_syncup_slack_manifest_prints_the_features_shortcuts(
         ("say_thanks", "global"),
         ("thank_with_note", "global"),
     }
+
+
+async def test_a_slow_shortcut_holds_the_trigger_with_a_modal_then_fills_it(
+    world: SlackWorld, recorded: shortcuts.Recorded
+) -> None:
+    """The trigger id lives 3 s: a core slower than the ack deadline gets a waiting modal
+    opened in time, and the form replaces it by views.update."""
+    fake = world.fake
+    world.adapter.ack_seconds = 0.05
+    release = asyncio.Event()
+    handlers = world.app.core._shortcut_handlers
+    fast = handlers["save_note"]
+
+    async def slow(ctx: Any, event: Any) -> Any:
+        await release.wait()
+        return await fast(ctx, event)
+
+    handlers["save_note"] = slow
+    message = fake.member_message("CTEAM", "UBOB", "the export is stuck")
+    payload = payloads.message_action(
+        "save_note",
+        message,
+        user="UALICE",
+        channel="CTEAM",
+        channel_name="team",
+        response_url=fake.response_url(),
+    )
+    opened = asyncio.Event()
+    fake.on_call.append(lambda call: opened.set() if call.method == "views.open" else None)
+    await world.send("interactive", payload)
+    await asyncio.wait_for(opened.wait(), 10)
+    waiting = fake.views[-1]
+    assert "One moment" in text_of(waiting["blocks"]) and "submit" not in waiting
+    release.set()
+    await world.settle()
+    [update] = fake.calls_of("views.update")
+    assert update.status == 200 and update.args["view_id"] == waiting["id"]
+    form = fake.views[-1]
+    assert form["callback_id"] == shortcuts.NOTE_FORM
+    assert field_of(form, "text")["element"]["initial_value"] == "the export is stuck"
+    assert len(recorded.of("save_note")) == 1

@@ -22,6 +22,7 @@ redelivery carries the same payload, so the same id), and the core drops a repea
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import TYPE_CHECKING, Any
@@ -29,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack import render
+from adapters.slack import forms, render
 from adapters.slack.events import PLATFORM, team_of
-from bot.chat import Response
+from bot.chat import Reply, Response, message
 from bot.core import Shortcut
 from bot.events import InboundEvent, Origin, ShortcutInvocation
 
@@ -118,16 +119,52 @@ class SlackShortcuts:
     # -- message shortcuts ---------------------------------------------------------------------
 
     async def _message(self, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """The trigger id expires 3 s after the click. When the core answers well before (as it
+        nearly always does), its form opens with it; when it takes longer than the adapter's
+        ``ack_seconds`` (2 s), a "One moment…" modal takes the trigger and views.update puts
+        the outcome in it (the form, the reply, or the errors)."""
+        task = asyncio.ensure_future(self._message_work(body, client))
+        await asyncio.wait({task}, timeout=self.adapter.ack_seconds)
+        if task.done():
+            event, response = task.result()
+            await self.adapter._render(event, response, client, body)
+            return
+        shortcut = self.adapter.app.core.shortcuts.get(str(body.get("callback_id", "")))
+        try:
+            opened = await client.views_open(
+                trigger_id=body.get("trigger_id"), view=waiting_view(shortcut)
+            )
+        except SlackApiError as exc:
+            log.warning("slack: views.open for a slow shortcut failed: %s", exc)
+            event, response = await task
+            await self.adapter._render(event, response, client, body)  # a reply still goes
+            return
+        view = dict(opened.get("view") or {})
+        event, response = await task
+        try:
+            follow = forms.outcome_view(view, response, event.origin.channel_id)
+        except render.RenderError as exc:
+            follow = forms.result_view(view, message(f"Slack cannot show that: {exc}."))
+        try:
+            await client.views_update(view_id=view.get("id"), view=follow)
+        except SlackApiError as exc:  # closed meanwhile: a reply still reaches them
+            log.info("slack: views.update after a shortcut failed: %s", exc)
+            if isinstance(response, Reply):
+                await self.adapter._private(event, response.message, client, body)
+
+    async def _message_work(
+        self, body: dict[str, Any], client: AsyncWebClient
+    ) -> tuple[ShortcutInvocation, Response]:
         team, domain = team_of(body)
         user = body.get("user") or {}
         who = await self.adapter._actor(team, str(user.get("id")), str(user.get("username", "")))
         channel = body.get("channel") or {}
         channel_id = str(channel.get("id") or "")
-        message = body.get("message") or {}
+        said = body.get("message") or {}
         link = (
-            permalink(domain, channel_id, message)
+            permalink(domain, channel_id, said)
             if domain
-            else await self._permalink(client, channel_id, message)
+            else await self._permalink(client, channel_id, said)
         )
         origin = Origin(
             PLATFORM,
@@ -141,12 +178,11 @@ class SlackShortcuts:
             origin,
             who,
             str(body.get("callback_id", "")),
-            message_text=readable(str(message.get("text") or "")),
+            message_text=readable(str(said.get("text") or "")),
             message_link=link,
-            message_author_id=str(message.get("user") or "") or None,
+            message_author_id=str(said.get("user") or "") or None,
         )
-        response = await self.adapter._handle(event)
-        await self.adapter._render(event, response, client, body)
+        return event, await self.adapter._handle(event)
 
     async def _permalink(
         self, client: AsyncWebClient, channel: str, message: dict[str, Any]
@@ -200,6 +236,23 @@ class SlackShortcuts:
             origin, who, shortcut_id, target_user_id=str(target) if target else None
         )
         return event, await self.adapter._handle(event)
+
+
+def waiting_view(shortcut: Shortcut | None) -> dict[str, Any]:
+    """What a slow shortcut's modal shows until the core has answered (no submit button)."""
+    title = shortcut.label if shortcut is not None else "syncup"
+    return {
+        "type": "modal",
+        "callback_id": forms.CHECKING,
+        "title": {"type": "plain_text", "text": render.shorten(title, render.MAX_TITLE)},
+        "close": {"type": "plain_text", "text": "Close"},
+        "blocks": [
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": ":hourglass_flowing_sand: One moment\u2026"},
+            }
+        ],
+    }
 
 
 def pick_view(shortcut: Shortcut) -> dict[str, Any]:
