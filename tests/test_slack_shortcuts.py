@@ -83,6 +83,28 @@ async def test_a_thread_reply_links_to_its_thread(
     assert event.message_link.endswith(f"?thread_ts={parent['ts']}&cid=CTEAM")
 
 
+async def test_without_the_team_domain_the_link_comes_from_chat_getpermalink(
+    world: SlackWorld, recorded: shortcuts.Recorded
+) -> None:
+    fake = world.fake
+    message = fake.member_message("CTEAM", "UBOB", "no domain here")
+    payload = payloads.message_action(
+        "save_note",
+        message,
+        user="UALICE",
+        channel="CTEAM",
+        channel_name="team",
+        response_url=fake.response_url(),
+    )
+    payload["team"] = {"id": "T1", "domain": ""}  # an Enterprise Grid payload may say none
+    await world.send("interactive", payload)
+    await world.settle()
+    [asked] = fake.calls_of("chat.getPermalink")
+    assert asked.status == 200 and asked.args["message_ts"] == message["ts"]
+    [event] = recorded.of("save_note")
+    assert event.message_link == asked.response["permalink"]
+
+
 async def test_a_repeated_delivery_is_handled_once(
     world: SlackWorld, recorded: shortcuts.Recorded
 ) -> None:
