@@ -188,6 +188,18 @@ async def test_a_message_with_a_nul_is_refused_privately(
     assert recorded.invocations == []
 
 
+async def test_a_menu_entry_no_feature_handles_is_answered_privately(
+    world: World, bot: tuple[RunningBot, shortcuts.Recorded]
+) -> None:
+    message = world.fake.member_message(world.guild, "team", world.bob, "hello")
+    asked = await world.fake.context_menu(
+        "Old shortcut", user_id=world.alice, guild=world.guild, message=message
+    )
+    answer = await world.fake.answered(asked)
+    assert answer["type"] == 4 and answer["data"]["flags"] == 64
+    assert "no longer does anything" in answer["data"]["content"]
+
+
 async def test_a_slow_shortcut_is_deferred_and_its_form_offered_by_a_button(
     world: World, database: Database
 ) -> None:

@@ -172,6 +172,13 @@ async def test_a_shortcut_no_feature_handles_is_answered_privately(world: SlackW
     assert "no longer does anything" in text_of(answer["blocks"], answer.get("text", ""))
 
 
+async def test_a_global_shortcut_no_feature_handles_says_so_in_a_modal(world: SlackWorld) -> None:
+    await world.global_shortcut("UALICE", "gone_feature")
+    shown = world.fake.views[-1]
+    assert "no longer does anything" in text_of(shown["blocks"])
+    assert "submit" not in shown
+
+
 async def test_a_user_shortcut_asks_who_then_answers_privately_naming_them(
     world: SlackWorld, recorded: shortcuts.Recorded
 ) -> None:

@@ -197,14 +197,17 @@ class SlackShortcuts:
     # -- user shortcuts ---------------------------------------------------------------------------
 
     async def _ask_who(self, body: dict[str, Any], client: AsyncWebClient) -> None:
-        shortcut = self.adapter.app.core.shortcuts.get(str(body.get("callback_id", "")))
-        if shortcut is None:
-            log.info("slack: shortcut %s is not syncup's (any more)", body.get("callback_id"))
-            return
+        callback = str(body.get("callback_id", ""))
+        shortcut = self.adapter.app.core.shortcuts.get(callback)
+        if shortcut is not None:
+            view = pick_view(shortcut)
+        else:  # declared by an older manifest, its feature gone since
+            gone = message("That shortcut no longer does anything here.")
+            view = forms.result_view({}, gone)
         try:
-            await client.views_open(trigger_id=body.get("trigger_id"), view=pick_view(shortcut))
+            await client.views_open(trigger_id=body.get("trigger_id"), view=view)
         except SlackApiError as exc:
-            log.warning("slack: views.open for shortcut %s failed: %s", shortcut.shortcut_id, exc)
+            log.warning("slack: views.open for shortcut %s failed: %s", callback, exc)
 
     async def _on_pick(self, ack: Ack, body: dict[str, Any], client: AsyncWebClient) -> None:
         """The person was chosen: run the shortcut on them within the view's 3 s."""
