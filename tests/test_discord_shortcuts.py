@@ -25,6 +25,7 @@ from bot.core import Shortcut
 from storage.db import Database
 from storage.models import Member, ProcessedEvent
 from tests.fakes import shortcuts
+from tests.fakes.discord import menus
 from tests.fakes.discord.harness import RunningBot, running
 from tests.fakes.discord.server import FakeDiscord, FakeGuild
 
@@ -68,9 +69,9 @@ async def test_a_message_command_opens_a_modal_filled_from_the_message(
     running_bot, recorded = bot
     fake = world.fake
     said = "the labeling export is stuck, waiting on <@&42> since Monday"
-    message = fake.member_message(world.guild, "team", world.bob, said)
-    asked = await fake.context_menu(
-        "Save as note", user_id=world.alice, guild=world.guild, message=message
+    message = menus.member_message(fake, world.guild, "team", world.bob, said)
+    asked = await menus.context_menu(
+        fake, "Save as note", user_id=world.alice, guild=world.guild, message=message
     )
     answer = await fake.answered(asked)
     assert answer["type"] == 9, answer  # a modal, as the initial response
@@ -96,8 +97,8 @@ async def test_a_user_command_answers_privately_naming_the_member(
     world: World, bot: tuple[RunningBot, shortcuts.Recorded]
 ) -> None:
     running_bot, recorded = bot
-    asked = await world.fake.context_menu(
-        "Say thanks", user_id=world.alice, guild=world.guild, target_user=world.bob
+    asked = await menus.context_menu(
+        world.fake, "Say thanks", user_id=world.alice, guild=world.guild, target_user=world.bob
     )
     answer = await world.fake.answered(asked)
     assert answer["type"] == 4 and answer["data"]["flags"] == 64
@@ -119,8 +120,12 @@ async def test_a_user_command_answers_privately_naming_the_member(
 async def test_a_user_command_that_opens_a_form_answers_with_a_modal(
     world: World, bot: tuple[RunningBot, shortcuts.Recorded]
 ) -> None:
-    asked = await world.fake.context_menu(
-        "Thank with a note", user_id=world.alice, guild=world.guild, target_user=world.bob
+    asked = await menus.context_menu(
+        world.fake,
+        "Thank with a note",
+        user_id=world.alice,
+        guild=world.guild,
+        target_user=world.bob,
     )
     answer = await world.fake.answered(asked)
     assert answer["type"] == 9 and answer["data"]["title"] == "Thank with a note"
@@ -131,9 +136,10 @@ async def test_a_repeated_interaction_is_handled_once(
 ) -> None:
     running_bot, recorded = bot
     fake = world.fake
-    message = fake.member_message(world.guild, "team", world.bob, "deploy blocked")
+    message = menus.member_message(fake, world.guild, "team", world.bob, "deploy blocked")
     for _ in range(2):
-        await fake.context_menu(
+        await menus.context_menu(
+            fake,
             "Save as note",
             user_id=world.alice,
             guild=world.guild,
@@ -155,10 +161,10 @@ async def test_a_message_longer_than_a_text_input_is_cut_with_a_note(
     fake = world.fake
     # Discord's own messages stop at 2,000 (4,000 with Nitro); a bot's embeds say more.
     long = "step " * 1000
-    message = fake.member_message(world.guild, "team", world.bob, "")
+    message = menus.member_message(fake, world.guild, "team", world.bob, "")
     message["embeds"] = [{"title": "Incident log", "description": long.strip()}]
-    asked = await fake.context_menu(
-        "Save as note", user_id=world.alice, guild=world.guild, message=message
+    asked = await menus.context_menu(
+        fake, "Save as note", user_id=world.alice, guild=world.guild, message=message
     )
     answer = await fake.answered(asked)
     assert answer["type"] == 9, answer  # the fake refuses a value over max_length (4,000)
@@ -177,9 +183,9 @@ async def test_a_message_with_a_nul_is_refused_privately(
     world: World, bot: tuple[RunningBot, shortcuts.Recorded]
 ) -> None:
     running_bot, recorded = bot
-    message = world.fake.member_message(world.guild, "team", world.bob, "bad\x00byte")
-    asked = await world.fake.context_menu(
-        "Save as note", user_id=world.alice, guild=world.guild, message=message
+    message = menus.member_message(world.fake, world.guild, "team", world.bob, "bad\x00byte")
+    asked = await menus.context_menu(
+        world.fake, "Save as note", user_id=world.alice, guild=world.guild, message=message
     )
     answer = await world.fake.answered(asked)
     assert answer["type"] == 4 and answer["data"]["flags"] == 64
@@ -191,9 +197,9 @@ async def test_a_message_with_a_nul_is_refused_privately(
 async def test_a_menu_entry_no_feature_handles_is_answered_privately(
     world: World, bot: tuple[RunningBot, shortcuts.Recorded]
 ) -> None:
-    message = world.fake.member_message(world.guild, "team", world.bob, "hello")
-    asked = await world.fake.context_menu(
-        "Old shortcut", user_id=world.alice, guild=world.guild, message=message
+    message = menus.member_message(world.fake, world.guild, "team", world.bob, "hello")
+    asked = await menus.context_menu(
+        world.fake, "Old shortcut", user_id=world.alice, guild=world.guild, message=message
     )
     answer = await world.fake.answered(asked)
     assert answer["type"] == 4 and answer["data"]["flags"] == 64
@@ -214,9 +220,9 @@ async def test_a_slow_shortcut_is_deferred_and_its_form_offered_by_a_button(
             return None
 
         running_bot.app.core.add_shortcut(Shortcut("slow", "Slow one", on="message"), slow)
-        message = fake.member_message(world.guild, "team", world.bob, "hello")
-        asked = await fake.context_menu(
-            "Slow one", user_id=world.alice, guild=world.guild, message=message
+        message = menus.member_message(fake, world.guild, "team", world.bob, "hello")
+        asked = await menus.context_menu(
+            fake, "Slow one", user_id=world.alice, guild=world.guild, message=message
         )
         first = await fake.answered(asked)
         assert first["type"] == 5 and first["data"]["flags"] == 64  # deferred, privately

@@ -643,52 +643,6 @@ class FakeDiscord:
             interaction_id=interaction_id,
         )
 
-    def member_message(self, guild: FakeGuild, channel: str, user_id: str, content: str) -> dict:
-        """A member's message in a guild channel (what a message context-menu command is run
-        on), as Discord shows it in ``data.resolved.messages``."""
-        return self._message(self.channel_id(guild, channel), content, author=self.users[user_id])
-
-    async def context_menu(
-        self,
-        name: str,
-        *,
-        user_id: str,
-        guild: FakeGuild,
-        message: dict[str, Any] | None = None,
-        target_user: str | None = None,
-        channel: str = "team",
-        interaction_id: str | None = None,
-    ) -> Interaction:
-        """A context-menu command: on ``message`` (type 3) or on the member ``target_user``
-        (type 2), with the target in ``data.resolved`` as Discord sends it."""
-        data: dict[str, Any] = {"id": snowflake(), "name": name, "guild_id": guild.id}
-        if message is not None:
-            data.update(
-                type=3, target_id=message["id"], resolved={"messages": {message["id"]: message}}
-            )
-            channel_id = message["channel_id"]
-        else:
-            assert target_user is not None
-            member = member_payload(self.users[target_user])
-            member.pop("user", None)
-            data.update(
-                type=2,
-                target_id=target_user,
-                resolved={
-                    "users": {target_user: self.users[target_user]},
-                    "members": {target_user: member},
-                },
-            )
-            channel_id = self.channel_id(guild, channel)
-        return await self._interact(
-            2,
-            data,
-            user_id=user_id,
-            guild=guild,
-            channel_id=channel_id,
-            interaction_id=interaction_id,
-        )
-
     async def autocomplete(
         self,
         command: str,
