@@ -21,7 +21,6 @@ from bot.config import SlackSection
 from storage.models import ProcessedEvent
 from tests import test_slack_inbound as inbound
 from tests.fakes import shortcuts
-from tests.fakes.slack import payloads
 from tests.fakes.slack.harness import SlackWorld, text_of
 
 # The inbound tests' fixtures: a fake Slack with alice and bob in #team, and the app in Socket
@@ -88,14 +87,7 @@ async def test_without_the_team_domain_the_link_comes_from_chat_getpermalink(
 ) -> None:
     fake = world.fake
     message = fake.member_message("CTEAM", "UBOB", "no domain here")
-    payload = payloads.message_action(
-        "save_note",
-        message,
-        user="UALICE",
-        channel="CTEAM",
-        channel_name="team",
-        response_url=fake.response_url(),
-    )
+    payload = world.shortcut_payload("UALICE", "save_note", message)
     payload["team"] = {"id": "T1", "domain": ""}  # an Enterprise Grid payload may say none
     await world.send("interactive", payload)
     await world.settle()
@@ -110,14 +102,7 @@ async def test_a_repeated_delivery_is_handled_once(
 ) -> None:
     fake = world.fake
     message = fake.member_message("CTEAM", "UBOB", "deploy blocked")
-    payload = payloads.message_action(
-        "save_note",
-        message,
-        user="UALICE",
-        channel="CTEAM",
-        channel_name="team",
-        response_url=fake.response_url(),
-    )
+    payload = world.shortcut_payload("UALICE", "save_note", message)
     await world.send("interactive", payload)
     await world.settle()
     again = await world.send("interactive", payload, retry=1)
@@ -271,14 +256,7 @@ async def test_a_slow_shortcut_holds_the_trigger_with_a_modal_then_fills_it(
 
     handlers["save_note"] = slow
     message = fake.member_message("CTEAM", "UBOB", "the export is stuck")
-    payload = payloads.message_action(
-        "save_note",
-        message,
-        user="UALICE",
-        channel="CTEAM",
-        channel_name="team",
-        response_url=fake.response_url(),
-    )
+    payload = world.shortcut_payload("UALICE", "save_note", message)
     opened = asyncio.Event()
     fake.on_call.append(lambda call: opened.set() if call.method == "views.open" else None)
     await world.send("interactive", payload)

@@ -167,12 +167,13 @@ class SlackWorld:
         await self.settle()
         return ack
 
-    async def shortcut(
+    def shortcut_payload(
         self, user: str, callback_id: str, message: dict[str, Any], *, channel: str = "CTEAM"
-    ) -> Ack:
-        """A message shortcut run by ``user`` on ``message`` (see FakeSlack.member_message)."""
+    ) -> dict[str, Any]:
+        """What Slack sends when ``user`` runs a message shortcut on ``message`` (see
+        FakeSlack.member_message)."""
         name = self.fake.channels[channel].name if channel in self.fake.channels else channel
-        payload = payloads.message_action(
+        return payloads.message_action(
             callback_id,
             message,
             user=user,
@@ -181,6 +182,11 @@ class SlackWorld:
             response_url=self.fake.response_url(),
             team=self.fake.team_id,
         )
+
+    async def shortcut(
+        self, user: str, callback_id: str, message: dict[str, Any], *, channel: str = "CTEAM"
+    ) -> Ack:
+        payload = self.shortcut_payload(user, callback_id, message, channel=channel)
         ack = await self.send("interactive", payload)
         await self.settle()
         return ack
