@@ -85,6 +85,7 @@ class RaciWorld:
     clock: FakeClock
     directory: FakeDirectory
     admins: set[str] = field(default_factory=lambda: {"alice"})
+    platform: str = "test"
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def actor(self, name: str) -> Actor:
@@ -92,7 +93,12 @@ class RaciWorld:
 
     def origin(self, channel: str | None = CHANNEL) -> Origin:
         return Origin(
-            "test", WORKSPACE, f"e{next(self._ids)}", "Acme", channel, "team" if channel else ""
+            self.platform,
+            WORKSPACE,
+            f"e{next(self._ids)}",
+            "Acme",
+            channel,
+            "team" if channel else "",
         )
 
     async def command(self, line: str, by: str = "alice", channel: str | None = CHANNEL) -> Any:
@@ -133,7 +139,7 @@ def plain(msg: Message) -> str:
 
 
 @asynccontextmanager
-async def raci_world(database: Database) -> AsyncIterator[RaciWorld]:
+async def raci_world(database: Database, platform: str = "test") -> AsyncIterator[RaciWorld]:
     clock = FakeClock(START)
     core = Core(database, clock)
     directory = FakeDirectory(
@@ -143,7 +149,7 @@ async def raci_world(database: Database) -> AsyncIterator[RaciWorld]:
     )
     core.directory = directory
     raci.register(core)
-    world = RaciWorld(core, database, clock, directory)
+    world = RaciWorld(core, database, clock, directory, platform=platform)
     # Everyone has been seen once (ensure_member on their first event): a harmless /raci help.
     for name in directory.members:
         await world.command("/raci help", by=name)

@@ -14,6 +14,7 @@ PAGES = {
     "console-tour.md": "tour.txt",
     "standup-day.md": "standup-day.txt",
     "blockers.md": "blockers.txt",
+    "raci.md": "raci.txt",
 }
 
 

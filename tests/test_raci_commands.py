@@ -331,3 +331,53 @@ async def test_help_explains_the_one_line_options(world: RaciWorld) -> None:
     assert "/raci setup [LINE...]" in shown and "--responsible" in shown
     assert "Accountable is exactly one person." in shown
     world.clock.advance(timedelta(minutes=1))
+
+
+async def test_a_name_taken_at_the_same_moment_is_refused_by_the_database(
+    world: RaciWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two people saving the same new name at once both pass the check; the unique key on the
+    folded name stops the second, and it is told like the first check would tell it."""
+    from bot.features.raci import store
+
+    await world.text("/raci setup Serving -r @bob -a @alice")
+
+    async def passes(*args: object) -> None:
+        return None
+
+    monkeypatch.setattr(store, "check_name", passes)
+    shown = await world.text("/raci setup SERVING -r @carol -a @bob")
+    assert shown == 'There is already an area "SERVING" (names ignore case); choose another name.'
+    assert await counts(world) == (1, 2)
+
+
+async def test_a_team_lead_manages_the_matrix(world: RaciWorld) -> None:
+    from storage.models import RoleAssignment, RoleName
+
+    async with world.database.transaction() as session:
+        bob = await session.scalar(select(Member).where(Member.platform_user_id == "bob"))
+        assert bob is not None
+        session.add(
+            RoleAssignment(
+                workspace_id=bob.workspace_id, member_id=bob.id, role=RoleName.TEAM_LEAD,
+                granted_at=world.clock.now(),
+            )
+        )  # fmt: skip
+    assert (await world.text("/raci setup Ops -r @carol -a @bob", by="bob")).startswith(
+        "Created the area Ops."
+    )
+    assert "Accountable (A): @dan" in await world.text("/raci edit ops -a @dan", by="bob")
+    assert await world.text("/raci setup Other -r @carol -a @bob", by="carol") == (
+        "Only team leads and admins can do that."
+    )
+
+
+async def test_edit_takes_a_name_with_spaces_without_quotes(world: RaciWorld) -> None:
+    await world.text(PIPELINE)
+    shown = await world.text("/raci edit Data pipeline --hours 10:00-16:00")
+    assert "mon-fri 10:00-16:00 Europe/Berlin" in shown
+    opened = await world.command("/raci edit data pipeline")
+    assert isinstance(opened, OpenForm) and opened.form.title == "Edit area"
+    assert await world.text("/raci edit Data plumbing --hours 9-17") == (
+        'Unknown area "Data" (or "Data plumbing"); areas: Data pipeline'
+    )

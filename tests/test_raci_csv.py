@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from storage.errors import OperatorError
 from storage.models import Workspace
 from storage.raci import RaciArea, RaciAssignment
 from tests.raci_world import PIPELINE, RaciWorld, raci_world
+from tests.test_cli import runner  # noqa: F401 - the ``runner`` fixture
 
 GOOD = """area,role,who
 Data pipeline,R,@bob
@@ -158,14 +158,7 @@ async def test_a_file_without_the_header_is_refused(world: RaciWorld, tmp_path: 
 # --- the command line (SQLite) ---------------------------------------------------------------
 
 
-@pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    for name in list(os.environ):
-        if name.startswith("SYNCUP_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SYNCUP_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
-    return CliRunner()
+# ``runner`` (tests.test_cli): no SYNCUP_* settings but a SQLite database in tmp_path/cli.db.
 
 
 def seed(url: str, *, second_workspace: bool = False) -> None:
@@ -190,7 +183,10 @@ def seed(url: str, *, second_workspace: bool = False) -> None:
     asyncio.run(go())
 
 
-def test_the_command_line_round_trip(runner: CliRunner, tmp_path: Path) -> None:
+def test_the_command_line_round_trip(
+    runner: CliRunner,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
     assert runner.invoke(cli, ["db", "upgrade"]).exit_code == 0
     seed(f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
     exported = runner.invoke(cli, ["raci", "export"])
@@ -215,7 +211,10 @@ def test_the_command_line_round_trip(runner: CliRunner, tmp_path: Path) -> None:
     assert "Traceback" not in refused.output
 
 
-def test_the_command_line_picks_the_workspace(runner: CliRunner, tmp_path: Path) -> None:
+def test_the_command_line_picks_the_workspace(
+    runner: CliRunner,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
     assert runner.invoke(cli, ["db", "upgrade"]).exit_code == 0
     seed(f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", second_workspace=True)
     ambiguous = runner.invoke(cli, ["raci", "export"])
@@ -235,3 +234,29 @@ def test_the_command_line_picks_the_workspace(runner: CliRunner, tmp_path: Path)
     missing = runner.invoke(cli, ["raci", "import", "nothing.csv", "--workspace", "W1"])
     assert missing.exit_code == 1
     assert missing.stderr == "syncup: Cannot read nothing.csv: no such file.\n"
+
+
+async def test_groups_and_channels_by_platform_id_on_slack(
+    database: Database, tmp_path: Path
+) -> None:
+    """Without a platform to ask, a group or channel new to the matrix is named by its id."""
+    async with raci_world(database, platform="slack") as world:
+        content = (
+            "area,role,who\n"
+            "Infra,R,@S0123ABCD\n"
+            "Infra,A,alice\n"
+            "Infra,I,#C0123ABCD\n"
+            "Infra,C,@not-a-group\n"
+        )
+        with pytest.raises(OperatorError) as caught:
+            await run_import(world, content, tmp_path)
+        assert (
+            str(caught.value)
+            .splitlines()[1]
+            .startswith("line 5: No member or user group named @not-a-group in this workspace.")
+        )
+        await run_import(world, content.rsplit("Infra,C", 1)[0], tmp_path)
+        cells = {(role, who, label) for _, role, who, label in await matrix(world)}
+        assert ("R", "group:S0123ABCD", "S0123ABCD") in cells
+        assert ("I", "channel:C0123ABCD", "C0123ABCD") in cells
+        assert "Infra,R,@S0123ABCD\n" in await export_text(world)

@@ -6,39 +6,32 @@ Accountable must be one person; ``/raci show`` answers privately with the table.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
-
-import pytest
 
 from adapters.console.clock import DemoClock
 from storage.db import Database
 from tests.fakes.discord.harness import running
 from tests.fakes.discord.server import FakeDiscord, Interaction
+from tests.test_polls_discord import fake  # noqa: F401 - the ``fake`` fixture (a FakeDiscord)
 
 START = datetime(2026, 3, 9, 9, tzinfo=UTC)
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    discord = await FakeDiscord().start()
-    try:
-        yield discord
-    finally:
-        await discord.stop()
-
-
-async def press(fake: FakeDiscord, message: dict[str, Any], label: str, user: str) -> Interaction:
+async def press(
+    discord: FakeDiscord, message: dict[str, Any], label: str, user: str
+) -> Interaction:
     for row in message.get("components") or []:
         for item in row["components"]:
             if item.get("label", "").startswith(label):
-                return await fake.click(message, item["custom_id"], user_id=user)
+                return await discord.click(message, item["custom_id"], user_id=user)
     raise AssertionError(f"no button {label!r} in {message.get('components')}")
 
 
 async def test_setup_through_the_modal_steps_and_show(
-    fake: FakeDiscord, database: Database, db_url: str
+    fake: FakeDiscord,  # noqa: F811 - the fixture imported above
+    database: Database,
+    db_url: str,
 ) -> None:
     alice, bob, carol = (fake.add_user(n) for n in ("alice", "bob", "carol"))
     guild = fake.add_guild("Acme", ["team", "data"], [alice, bob, carol])
@@ -126,7 +119,9 @@ async def test_setup_through_the_modal_steps_and_show(
 
 
 async def test_roles_need_the_members_intent(
-    fake: FakeDiscord, database: Database, db_url: str
+    fake: FakeDiscord,  # noqa: F811 - the fixture imported above
+    database: Database,
+    db_url: str,
 ) -> None:
     alice, bob = (fake.add_user(n) for n in ("alice", "bob"))
     guild = fake.add_guild("Acme", ["team"], [alice, bob])

@@ -922,6 +922,8 @@ class FakeDiscord:
             problems.add("commands", "Must be 100 or fewer in length.")
         for i, command in enumerate(body or []):
             problems.errors.update(limits.check_command(command, f"{i}.").errors)
+        if isinstance(body, list):
+            problems.errors.update(limits.check_unique_names(body).errors)
             if len(json.dumps(command)) > 8000:
                 problems.add(f"{i}", "Command exceeds 8000 characters")
         if problems.errors:
