@@ -62,3 +62,28 @@ async def test_a_standup_blocker_named_again_is_one_blocker(tmp_path: Path) -> N
     blockers = await db_rows(run.url, Blocker)
     assert [b.text for b in blockers] == ["Waiting for staging access", "Waiting for prod access"]
     assert blockers[0].last_reported_at is not None
+
+
+async def test_report_as_blocker_on_a_teammates_message(tmp_path: Path) -> None:
+    run = await run_console(
+        tmp_path,
+        [
+            "/as bob",
+            "/say the labeling export is stuck again",
+            "/as alice",
+            "/shortcut report_blocker #1",
+            "",  # the text as it is
+            "",  # no area
+            "@bob",
+            "high",
+        ],
+    )
+    assert run.code == 0
+    form = run.after("alice> /shortcut report_blocker #1")
+    assert "Form: Report a blocker" in form
+    assert "  What blocks you? [the labeling export is stuck again]:" in form
+    assert "  Blocker #1 is open. No area matched its text, so its card comes to you by DM" in form
+    assert "→ DM to @alice:\n  Blocker #1 · high\n  the labeling export is stuck again\n" in form
+    assert "  From this message (console://team/1)\n" in form
+    (blocker,) = await db_rows(run.url, Blocker)
+    assert (blocker.source, blocker.source_link) == ("message", "console://team/1")

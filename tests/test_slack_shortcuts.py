@@ -233,6 +233,7 @@ def test_syncup_slack_manifest_prints_the_features_shortcuts(
     assert printed.exit_code == 0, printed.output
     declared = json.loads(printed.output)["features"]["shortcuts"]
     assert {(s["callback_id"], s["type"]) for s in declared} == {
+        ("report_blocker", "message"),  # the blockers feature's
         ("save_note", "message"),
         ("say_thanks", "global"),
         ("thank_with_note", "global"),
