@@ -14,6 +14,7 @@ only when what the card shows changed.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -93,8 +94,6 @@ def describe_entry(
         Kind.CANCELLED: "cancelled it",
     }.get(kind, kind)
     if kind == Kind.SNOOZED and detail.get("until"):
-        from datetime import datetime
-
         what = f"snoozed it until {local(datetime.fromisoformat(detail['until']), zone)}"
     elif kind == Kind.REASSIGNED:
         target = _waiting_label(detail.get("member_id"), detail.get("area_id"), people, areas)

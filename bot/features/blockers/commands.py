@@ -442,7 +442,7 @@ async def on_button(ctx: Context, event: ActionInvocation) -> Response:
         return await _snooze(ctx, blocker, "next business day")
     if verb == "reassign":
         await service.require_target(actor(ctx), blocker, "reassign")
-        await service.require_active(actor(ctx), blocker, "reassign")
+        await service.require_active(actor(ctx), blocker)
         return OpenForm(reassign_form(blocker))
     if verb == "note":
         return OpenForm(note_form(blocker))

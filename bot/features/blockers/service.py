@@ -176,7 +176,8 @@ async def _closed_by(actor: Actor, blocker: Blocker) -> str:
     return f"{state} by @{name_of(who)} on {local(when, zone_of(actor.member))}"
 
 
-async def require_active(actor: Actor, blocker: Blocker, verb: str) -> None:
+async def require_active(actor: Actor, blocker: Blocker) -> None:
+    """Open or acknowledged; a closed one says who closed it when."""
     if blocker.status not in ACTIVE:
         raise UserError(
             f"Blocker #{blocker.id} was already {await _closed_by(actor, blocker)}; "
@@ -189,7 +190,7 @@ async def require_active(actor: Actor, blocker: Blocker, verb: str) -> None:
 
 async def acknowledge(actor: Actor, blocker: Blocker) -> None:
     await require_target(actor, blocker, "acknowledge")
-    await require_active(actor, blocker, "acknowledge")
+    await require_active(actor, blocker)
     if blocker.status == BlockerStatus.ACKNOWLEDGED:
         who = (await members(actor.session, {blocker.acknowledged_by_id})).get(
             blocker.acknowledged_by_id or 0
@@ -211,14 +212,14 @@ async def acknowledge(actor: Actor, blocker: Blocker) -> None:
 
 async def resolve(actor: Actor, blocker: Blocker) -> None:
     await require_target(actor, blocker, "resolve")
-    await require_active(actor, blocker, "resolve")
+    await require_active(actor, blocker)
     await _close(actor, blocker, BlockerStatus.RESOLVED, Kind.RESOLVED)
 
 
 async def cancel(actor: Actor, blocker: Blocker) -> None:
     if actor.permission < Permission.ADMIN and actor.member.id != blocker.member_id:
         raise PermissionDenied(f"Only its reporter and admins can cancel blocker #{blocker.id}.")
-    await require_active(actor, blocker, "cancel")
+    await require_active(actor, blocker)
     await _close(actor, blocker, BlockerStatus.CANCELLED, Kind.CANCELLED)
 
 
@@ -267,7 +268,7 @@ async def reopen(actor: Actor, blocker: Blocker) -> None:
 
 async def snooze(actor: Actor, blocker: Blocker, until: datetime) -> None:
     await require_target(actor, blocker, "snooze")
-    await require_active(actor, blocker, "snooze")
+    await require_active(actor, blocker)
     if until <= actor.now:
         raise UserError(
             f"{local(until, zone_of(actor.member))} is in the past; snooze until a later time."
@@ -289,7 +290,7 @@ async def reassign(
 ) -> None:
     """What it waits on becomes ``member`` or ``area``; the ladder restarts."""
     await require_target(actor, blocker, "reassign")
-    await require_active(actor, blocker, "reassign")
+    await require_active(actor, blocker)
     if member is not None and member.workspace_id != blocker.workspace_id:
         raise UserError("That member is not in this workspace.")
     new = (member.id if member else None, area.id if area else None)
@@ -314,7 +315,7 @@ async def set_area(actor: Actor, blocker: Blocker, area: RaciArea, *, confirm: b
     """Confirm the suggested area (``confirm``), or move the blocker to another one."""
     if actor.permission < Permission.ADMIN and actor.member.id != blocker.member_id:
         await require_target(actor, blocker, "change the area of")
-    await require_active(actor, blocker, "change")
+    await require_active(actor, blocker)
     moved = blocker.area_id != area.id
     blocker.area_id = area.id
     await timeline.record(
@@ -331,7 +332,7 @@ async def set_area(actor: Actor, blocker: Blocker, area: RaciArea, *, confirm: b
 
 async def set_severity(actor: Actor, blocker: Blocker, severity: BlockerSeverity) -> None:
     await require_target(actor, blocker, "change the severity of")
-    await require_active(actor, blocker, "change")
+    await require_active(actor, blocker)
     if blocker.severity == severity:
         return
     old = blocker.severity
