@@ -18,6 +18,9 @@ measures the three things issue 3 asks for:
     (goal p99 < 100 ms). Then ALONE edits of given answers are timed one at a time: the work of
     one answer with nothing queued in front of it.
 
+``--blockers PCT`` makes that share of the answers name a blocker (each then a tracked blocker
+with a timeline entry, a card in the outbox and its escalation booked, in the answer's batch).
+
 ``--report-mode each`` (the default) keeps the channel report up to date as answers arrive;
 ``cutoff`` posts it once at the window's end. In both modes an answer only marks the report out of
 date; the refresh runs after the answer's transaction, in the background (one per batch of
@@ -306,13 +309,16 @@ async def answer_all(
     concurrency: int,
     limit: int | None,
     sample: int,
+    blockers_pct: int = 0,
 ) -> AnswerFigures:
+    from bot.features import blockers
     from bot.features.standups import refresher, runtime
 
     clock = SystemClock()
     core = Core(db, clock)
     scheduler = Scheduler(db, clock, instance="bench")
     runtime.register(core, scheduler)
+    blockers.register(core)  # blocker answers become tracked blockers, with cards, as in the app
     settle_heap()  # as App.start does
 
     async with db.transaction() as session:
@@ -343,7 +349,7 @@ async def answer_all(
             values={
                 "q0": f"worked on ticket {index}",
                 "q1": f"ticket {index + 1}",
-                "q2": "none",
+                "q2": f"waiting on ticket {index}" if index % 100 < blockers_pct else "none",
             },
             state=str(prompt_id),
         )
@@ -510,7 +516,7 @@ async def run(args: argparse.Namespace) -> int:
             # (c) every participant answers, CONCURRENCY at a time.
             if "c" in parts:
                 answers = await answer_all(
-                    db, bench, run_date, args.concurrency, args.answers, args.alone
+                    db, bench, run_date, args.concurrency, args.answers, args.alone, args.blockers
                 )
                 p50 = _percentile(answers.latencies, 50)
                 p99 = _percentile(answers.latencies, 99)
@@ -579,6 +585,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--answers", type=int, default=None, help="submit only the first N answers (default: all)"
+    )
+    parser.add_argument(
+        "--blockers",
+        type=int,
+        default=0,
+        help="percent of answers that name a blocker (each a tracked blocker with a card)",
     )
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     parser.add_argument("--keep", action="store_true", help="keep the scratch PostgreSQL database")

@@ -382,12 +382,13 @@ def _refuse_nul(event: InboundEvent) -> Response:
         return None
     if isinstance(event, FormSubmission) and fields != ["text"]:
         return FormErrors({name: NUL_MESSAGE.format(what="answer") for name in fields})
+    if isinstance(event, ShortcutInvocation):  # someone else's message: nothing to remove
+        return reply(marked("That message has a NUL character (\\0) in it: syncup can't store it."))
     what = {
         CommandInvocation: "command",
         ActionInvocation: "choice",
         DirectMessageReceived: "answer",
         FormSubmission: "form",
-        ShortcutInvocation: "message",
     }[type(event)]
     return reply(marked(NUL_MESSAGE.format(what=what)))
 

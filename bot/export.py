@@ -30,8 +30,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, TextIO
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import aliased
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from storage.models import (
     Blocker,

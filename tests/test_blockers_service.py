@@ -93,7 +93,11 @@ async def test_confirming_the_area_and_acknowledging_update_the_card_in_place(wo
     assert blocker.escalation_generation == 1
     rows = await world.outbox()
     keys = [r.idempotency_key for r in rows if r.idempotency_key.startswith("blocker:1:")]
-    assert keys == ["blocker:1:card:cC-data", "blocker:1:card:cC-data:v1", "blocker:1:card:cC-data:v2"]
+    assert keys == [
+        "blocker:1:card:cC-data",
+        "blocker:1:card:cC-data:v1",
+        "blocker:1:card:cC-data:v2",
+    ]
     update = rows[-1]
     assert update.method == Method.UPDATE.value and update.depends_on_id == blocker.card_outbox_id
     shown = str(update.payload)
@@ -131,7 +135,9 @@ async def test_resolve_reopen_cancel_snooze_reassign_note(world: World) -> None:
         "Blocker #1 was already resolved by @frank on Mon 9 Mar 12:00; "
         "/blocker reopen 1 first if it is back."
     )
-    assert await world.run("/blocker reopen 1") == "Reopened blocker #1; its escalation starts again."
+    assert (
+        await world.run("/blocker reopen 1") == "Reopened blocker #1; its escalation starts again."
+    )
     assert await world.run("/blocker cancel 1", DANA) == (
         "Only its reporter and admins can cancel blocker #1."
     )
@@ -158,7 +164,10 @@ async def test_list_filters(world: World) -> None:
     )
     assert "#2" not in await world.run("/blocker list mine")
     assert "#1" in await world.run("/blocker list waiting-on-me", DANA)
-    assert "none" in await world.run("/blocker list waiting-on-me", FRANK)
+    # frank is labeling's Accountable: #2 is of labeling and waits on nobody in particular
+    frank = await world.run("/blocker list waiting-on-me", FRANK)
+    assert "#2 Need annotation budget" in frank and "#1" not in frank
+    assert "none" in await world.run("/blocker list waiting-on-me", BOB)
     listed = await world.run("/blocker list labeling")
     assert "#2" in listed and "#1" not in listed
     assert "Open blockers (2)" in await world.run("/blocker list")
@@ -203,6 +212,15 @@ async def test_the_form_and_the_shortcut(world: World) -> None:
     assert isinstance(reassign, OpenForm) and reassign.form.form_id == REASSIGN_FORM
     done = await world.core.handle(submit(REASSIGN_FORM, FRANK, {"to": "@dana"}, "1"))
     assert said(done) == "Blocker #1 now waits on @dana; its escalation restarts."
+    done = await world.core.handle(
+        submit(REASSIGN_FORM, DANA, {"area": "data pipeline", "severity": "low"}, "1")
+    )
+    assert said(done) == "Blocker #1 now has area data pipeline and severity low."
+    assert (await world.blocker(1)).severity == BlockerSeverity.LOW
+    unchanged = await world.core.handle(submit(REASSIGN_FORM, DANA, {"severity": "low"}, "1"))
+    assert said(unchanged).startswith("Change something")
+    wrong = await world.core.handle(submit(REASSIGN_FORM, DANA, {"to": "<@U404>"}, "1"))
+    assert isinstance(wrong, FormErrors) and "to" in wrong.errors
     note = await world.core.handle(press("blocker:note:1", BOB))
     assert isinstance(note, OpenForm) and note.form.form_id == NOTE_FORM
     done = await world.core.handle(submit(NOTE_FORM, BOB, {"text": "Vendor ticket 42"}, "1"))
@@ -211,11 +229,20 @@ async def test_the_form_and_the_shortcut(world: World) -> None:
 
 BAD_ADDS = [
     ("/blocker add   --area labeling", "Say what blocks you: the text is empty."),
-    ("/blocker add X --severity urgent", 'Unknown severity "urgent"; use one of low, normal, high, critical.'),
+    (
+        "/blocker add X --severity urgent",
+        'Unknown severity "urgent"; use one of low, normal, high, critical.',
+    ),
     ("/blocker add X --area nowhere", 'Unknown area "nowhere"; areas: data pipeline, labeling'),
     ("/blocker add X --waiting-on @nobody", "No member named @nobody in this workspace."),
-    ("/blocker add X --waiting-on <@U404>", "<@U404> is not a member of this workspace that syncup knows."),
-    ("/blocker add X --priority high", "Unknown option --priority; use --area, --waiting-on or --severity."),
+    (
+        "/blocker add X --waiting-on <@U404>",
+        "<@U404> is not a member of this workspace that syncup knows.",
+    ),
+    (
+        "/blocker add X --priority high",
+        "Unknown option --priority; use --area, --waiting-on or --severity.",
+    ),
 ]
 
 
@@ -273,7 +300,9 @@ async def test_admin_and_reporter_may_resolve_and_escalation_targets_too(world: 
                 detail={"level": 1, "round": 1, "targets": [world.members["bob"]]},
             )
         )
-    assert await world.run("/blocker ack 3", BOB) == "Acknowledged blocker #3; its escalation pauses."
+    assert (
+        await world.run("/blocker ack 3", BOB) == "Acknowledged blocker #3; its escalation pauses."
+    )
 
 
 async def test_two_people_pressing_resolve_at_once_one_wins(world: World) -> None:
@@ -301,3 +330,31 @@ async def test_buttons_of_a_closed_blocker_offer_reopen(world: World) -> None:
     assert [b.label for b in cards.buttons(blocker).elements] == ["Reopen"]
     answer = said(await world.core.handle(press("blocker:reopen:1", ALICE)))
     assert answer == "Reopened blocker #1; its escalation starts again."
+
+
+async def test_stats_in_business_hours_per_area_and_dependency_pair(world: World) -> None:
+    # Monday 11:00 in Berlin; data pipeline works 09:00-17:00 Berlin time.
+    await world.run("/blocker add ETL job broken --area data pipeline")
+    await world.run("/blocker add Need the schema --area labeling --waiting-on data pipeline")
+    world.clock.advance(timedelta(hours=2))
+    await world.run("/blocker ack 1", DANA)
+    world.clock.advance(timedelta(hours=22))  # Tuesday 11:00 in Berlin
+    await world.run("/blocker resolve 1", DANA)
+    stats = await world.run("/blocker stats --weeks 2")
+    assert stats.splitlines()[0] == "Blockers, last 2 weeks"
+    # 2 business hours to acknowledge; Monday 11-17 and Tuesday 9-11 to resolve: 8 hours
+    assert (
+        "opened 2, resolved 1, open now 1; to acknowledge median 2.0h p90 2.0h; "
+        "to resolve median 8.0h p90 8.0h (business hours)"
+    ) in stats
+    assert "#2 1d old, by @alice: Need the schema" in stats
+    assert "data pipeline: opened 1, resolved 1, open now 0" in stats
+    assert "labeling waiting on data pipeline: opened 1, resolved 0, open now 1" in stats
+    of_area = await world.run("/blocker stats labeling")
+    assert of_area.startswith("Blockers of labeling, last 4 weeks\nopened 1, resolved 0")
+    assert await world.run("/blocker stats --weeks 0") == (
+        '--weeks must be a whole number of weeks from 1 to 520, not "0".'
+    )
+    assert await world.run("/blocker stats nowhere") == (
+        'Unknown area "nowhere"; areas: data pipeline, labeling'
+    )

@@ -3,8 +3,9 @@
 You act as one member of the demo workspace (``/as NAME``); ``/word ...`` lines are that member's
 slash commands in #team, other lines are DMs to the bot (a number too: it answers a question),
 a label such as ``b2`` presses a button (several labels choose several options of a
-multi-select). Everything the bot sends goes through the same core, scheduler, outbox and
-delivery worker as on Slack and Discord, and :class:`ConsolePort` prints it with its recipient.
+multi-select), ``/shortcut NAME #5`` runs a shortcut on a message (:mod:`.shortcuts`).
+Everything the bot sends goes through the same core, scheduler, outbox and delivery worker as
+on Slack and Discord, and :class:`ConsolePort` prints it with its recipient.
 
 When stdin is not a terminal the console runs as a script: no banner and no prompt, each input
 line echoed after ``alice> `` so the output reads as a transcript, and after every line it waits
@@ -56,6 +57,7 @@ from adapters.console.input_lines import LineReader
 from adapters.console.port import ConsolePort
 from adapters.console.render import PRIVATE_HEADING, heading
 from adapters.console.screen import Pressable, Screen
+from adapters.console.shortcuts import ConsoleShortcuts
 from adapters.console.terminal import Terminal
 from adapters.console.upcoming import in_words
 from bot import directory
@@ -69,6 +71,7 @@ from bot.events import (
     FormSubmission,
     InboundEvent,
     Origin,
+    ShortcutInvocation,
 )
 from bot.port import PlatformPort
 from storage.models import Member, Workspace
@@ -91,6 +94,10 @@ Console commands:
                   (each message's buttons have its letter: a1, a2, then b1...)
   b3 b5           choose options b3 and b5 of a multi-select together
   /cancel         close a form while filling it in (other commands wait until it is done)
+  /say TEXT       post TEXT in #team as yourself (a message to run a shortcut on)
+  /shortcut       list the shortcuts (what Slack's message menu and Discord's Apps menu
+                  offer); /shortcut NAME #5 runs one on message #5 on screen,
+                  /shortcut NAME @bob on a member
   /quit           leave
 Any other /command goes to the bot: /syncup help lists them.
 A line that is not a command is a DM from you to the bot; so is a number (3 answers a
@@ -100,7 +107,9 @@ line before them and after them."""
 
 
 # The console's own commands (the bot's are in the core's specs).
-CONSOLE_COMMANDS = frozenset({"as", "members", "clock", "press", "help", "quit", "exit"})
+CONSOLE_COMMANDS = frozenset(
+    {"as", "members", "clock", "press", "say", "shortcut", "help", "quit", "exit"}
+)
 
 
 class ConsoleAdapter:
@@ -134,6 +143,7 @@ class ConsoleAdapter:
         self._events = itertools.count(1)
         self._app: App | None = None
         self._commands: frozenset[str] = CONSOLE_COMMANDS
+        self.shortcuts = ConsoleShortcuts(self)
 
     def clock(self) -> DemoClock:
         return self._clock
@@ -249,6 +259,10 @@ class ConsoleAdapter:
             await self._move_clock(rest)
         elif word == "press":
             await self._press(rest)
+        elif word == "say":
+            self.shortcuts.say(rest)
+        elif word == "shortcut":
+            await self.shortcuts.run(rest)
         elif word == "cancel":
             self.terminal.say("No form is open; nothing to cancel.")
         else:
@@ -267,6 +281,11 @@ class ConsoleAdapter:
     async def _dm(self, line: str) -> None:
         channel = dm_channel(self.acting.user_id)
         event = DirectMessageReceived(self._origin(channel), self._actor(), line, channel)
+        await self._handle(event)
+
+    async def shortcut(self, shortcut_id: str, channel_id: str, **about: str | None) -> None:
+        """Run a shortcut as the acting member (``about``: the message or the member)."""
+        event = ShortcutInvocation(self._origin(channel_id), self._actor(), shortcut_id, **about)
         await self._handle(event)
 
     async def _press(self, arg: str) -> None:

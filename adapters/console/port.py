@@ -19,6 +19,7 @@ from adapters.console.demo import (
 )
 from adapters.console.render import heading, message_number
 from adapters.console.screen import Screen
+from adapters.console.shortcuts import Shown, shown_text
 from bot.chat import Message
 from bot.port import (
     ChannelInfo,
@@ -71,6 +72,8 @@ class ConsolePort:
         self._channel_of: dict[str, str] = {}
         self._waiting: list[_Delivered] = []
         self._numbers: dict[str, int] = {}
+        # Numbered messages by number, for shortcuts (``/shortcut NAME #5``).
+        self.shown: dict[int, Shown] = {}
 
     def rate_limits(self) -> Mapping[Method, RateLimit]:
         return {method: UNLIMITED for method in Method}
@@ -205,7 +208,7 @@ class ConsolePort:
             self._numbers[delivered.message_id or ""] = number
             note = f" (thread of #{self._number(target.thread_of)})" if target.thread_of else ""
             title = heading(where, number=str(number), note=note)
-        self.screen.show(
+        lines = self.screen.show(
             title,
             delivered.message,
             channel_id=delivered.channel_id,
@@ -213,3 +216,14 @@ class ConsolePort:
             visible_to=visible_to,
             replaces=replaces,
         )
+        numbered = self._numbers.get(delivered.message_id or "")
+        if numbered is not None:
+            text = shown_text(lines)
+            self.shown[numbered] = Shown(numbered, delivered.channel_id, text, None, visible_to)
+
+    def number_member_post(self, channel_id: str, user_id: str, text: str) -> int:
+        """A member's own message (``/say``): the next number, kept for shortcuts."""
+        number = len(self._numbers) + 1
+        self._numbers[f"say:{number}"] = number
+        self.shown[number] = Shown(number, channel_id, text, user_id, None)
+        return number

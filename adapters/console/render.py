@@ -110,7 +110,12 @@ class ChartFiles:
 
 def chart_file_name(chart: Chart) -> str:
     """``pace-this-week-1a2b3c4d.png``: the title, and a hash of what the picture shows."""
-    drawn = {k: v for k, v in asdict(chart).items() if k != "alt"}
+    # ``rows`` and ``cells`` (grid charts) only when set: other charts keep the names they had.
+    drawn = {
+        k: v
+        for k, v in asdict(chart).items()
+        if k != "alt" and not (k in ("rows", "cells") and not v)
+    }
     digest = hashlib.sha256(json.dumps(drawn, sort_keys=True).encode()).hexdigest()[:10]
     slug = re.sub(r"[^a-z0-9]+", "-", chart.title.lower()).strip("-")[:40].rstrip("-")
     return f"{slug or 'chart'}-{digest}.png"

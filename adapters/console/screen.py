@@ -65,13 +65,15 @@ class Screen:
         message_id: str | None,
         visible_to: str | None,
         replaces: str | None = None,
-    ) -> None:
+    ) -> list[str]:
+        """Print it; returns its lines as printed (without the title)."""
         if replaces is not None:
             self.controls = {k: p for k, p in self.controls.items() if p.message_id != replaces}
         rendered = self.renderer.message(msg, self._letter(msg, message_id))
         for control in rendered.controls:
             self.controls[control.key] = Pressable(control, channel_id, message_id, visible_to)
         self.terminal.show([title, *rendered.lines])
+        return rendered.lines
 
     def _letter(self, msg: Message, message_id: str | None) -> str:
         """The message's letter: the one it had (an update), else the next unused one; none

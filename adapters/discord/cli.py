@@ -84,7 +84,7 @@ async def sync(settings: Settings, guild_id: str | None) -> list[dict[str, Any]]
 
     app = App(settings, DiscordAdapter(settings.discord))
     try:
-        payload = commands_payload(app.core.specs.values())
+        payload = commands_payload(app.core.specs.values(), app.core.shortcuts.values())
     finally:
         await app.db.dispose()
     application_id = await _application_id(settings)
@@ -115,7 +115,8 @@ def group() -> None:
 @click.option("--print", "print_only", is_flag=True, help="Print the commands; register nothing.")
 @click.pass_context
 def sync_commands(ctx: click.Context, guild: str | None, print_only: bool) -> None:
-    """Register syncup's slash commands with Discord (run after an upgrade, not on every start)."""
+    """Register syncup's slash and context-menu commands with Discord (run after an upgrade,
+    not on every start)."""
     settings = _settings(ctx)
     if print_only:
         from adapters.discord.adapter import DiscordAdapter
@@ -123,8 +124,14 @@ def sync_commands(ctx: click.Context, guild: str | None, print_only: bool) -> No
         from bot.app import App
 
         app = App(settings, DiscordAdapter(settings.discord))
-        click.echo(json.dumps(commands_payload(app.core.specs.values()), indent=2))
-        asyncio.run(app.db.dispose())
+        try:
+            payload = commands_payload(app.core.specs.values(), app.core.shortcuts.values())
+        except ValueError as exc:  # a shortcut Discord cannot name
+            click.echo(f"syncup: {exc}", err=True)
+            ctx.exit(1)
+        finally:
+            asyncio.run(app.db.dispose())
+        click.echo(json.dumps(payload, indent=2))
         return
     from adapters.discord.rest import DiscordHTTPError
 
@@ -134,12 +141,24 @@ def sync_commands(ctx: click.Context, guild: str | None, print_only: bool) -> No
     except DiscordHTTPError as exc:
         click.echo(f"syncup: Discord refused the commands: {exc}", err=True)
         ctx.exit(1)
+    except ValueError as exc:  # a shortcut Discord cannot name: nothing was registered
+        click.echo(f"syncup: {exc}", err=True)
+        ctx.exit(1)
     except OSError as exc:
         click.echo(f"syncup: cannot reach {settings.discord.api_base_url}: {exc}", err=True)
         ctx.exit(1)
     where = f"in guild {target}" if target else "globally"
-    names = ", ".join(f"/{c['name']}" for c in registered)
+    names = ", ".join(_shown(c) for c in registered)
     click.echo(f"Registered {len(registered)} commands {where}: {names}.")
+
+
+def _shown(command: dict[str, Any]) -> str:
+    """``/standup``; a context-menu command by its menu entry: ``"Report as blocker" (on
+    messages)``."""
+    kind = command.get("type", 1)
+    if kind == 1:
+        return f"/{command['name']}"
+    return f'"{command["name"]}" (on {"messages" if kind == 3 else "members"})'
 
 
 @group.command("invite-url")

@@ -2,6 +2,8 @@
 of an invocation turned back into what the core expects.
 
 Each :class:`CommandSpec` is one CHAT_INPUT command whose subcommands are Discord subcommands;
+each core :class:`~bot.core.Shortcut` is a context-menu command (Apps menu of a message: type 3
+MESSAGE; of a member: type 2 USER) named by its label, registered together with them;
 option types map to Discord's (member -> USER, channel -> CHANNEL, integer -> INTEGER), a
 ``choice`` option lists its choices, and a ``timezone`` option is a string with autocomplete
 (IANA names). Registration is explicit (``syncup discord sync-commands``), never on connect: a
@@ -16,10 +18,12 @@ from typing import Any
 from zoneinfo import available_timezones
 
 from bot.commands.spec import CommandSpec, OptionSpec, OptionType
+from bot.core import Shortcut
 from bot.timezones import COMMON_ZONES, suggest
 
 SUB_COMMAND, STRING, INTEGER, USER, CHANNEL = 1, 3, 4, 6, 7
-CHAT_INPUT = 1
+CHAT_INPUT, USER_COMMAND, MESSAGE_COMMAND = 1, 2, 3
+CONTEXT_MENU_NAME = 32
 GUILD_TEXT = 0
 AUTOCOMPLETE_LIMIT = 25
 
@@ -81,8 +85,54 @@ def command_payload(spec: CommandSpec) -> dict[str, Any]:
     }
 
 
-def commands_payload(specs: Iterable[CommandSpec]) -> list[dict[str, Any]]:
-    return [command_payload(spec) for spec in sorted(specs, key=lambda s: s.name)]
+def shortcut_payload(shortcut: Shortcut) -> dict[str, Any]:
+    """A context-menu command: no description, no options; its name is what the menu shows."""
+    label = shortcut.label.strip()
+    if not 1 <= len(label) <= CONTEXT_MENU_NAME:
+        raise ValueError(
+            f"shortcut {shortcut.shortcut_id}: Discord names a context-menu command in 1 to "
+            f"{CONTEXT_MENU_NAME} characters; {label!r} has {len(label)}"
+        )
+    return {
+        "type": MESSAGE_COMMAND if shortcut.on == "message" else USER_COMMAND,
+        "name": label,
+        "contexts": [0],  # in guilds: a shortcut acts on a server's message or member
+        "integration_types": [0],
+    }
+
+
+def commands_payload(
+    specs: Iterable[CommandSpec], shortcuts: Iterable[Shortcut] = ()
+) -> list[dict[str, Any]]:
+    commands = [command_payload(spec) for spec in sorted(specs, key=lambda s: s.name)]
+    ordered = sorted(shortcuts, key=lambda s: (s.on, s.label))
+    return commands + [shortcut_payload(shortcut) for shortcut in ordered]
+
+
+def shortcut_named(shortcuts: Iterable[Shortcut], data: dict[str, Any]) -> str:
+    """The shortcut id of a context-menu invocation (its name and type), or the name itself when
+    no shortcut has it (the core then says it no longer does anything)."""
+    name = str(data.get("name", ""))
+    on = "message" if data.get("type") == MESSAGE_COMMAND else "user"
+    found = next((s for s in shortcuts if s.label.strip() == name and s.on == on), None)
+    return found.shortcut_id if found is not None else name
+
+
+def jump_link(guild_id: str | None, channel_id: str, message_id: str) -> str:
+    """The link Discord's "Copy Message Link" makes."""
+    return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """What a message says: its content, else its embeds' titles and descriptions (a bot's
+    message), then its attachments by name and link."""
+    parts = [str(message.get("content") or "")]
+    if not parts[0]:
+        for embed in message.get("embeds") or []:
+            parts.extend(str(embed.get(k) or "") for k in ("title", "description"))
+    for attachment in message.get("attachments") or []:
+        parts.append(f"{attachment.get('filename', 'file')} ({attachment.get('url', '')})")
+    return "\n".join(p for p in parts if p)
 
 
 def invocation_options(

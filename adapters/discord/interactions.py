@@ -1,5 +1,5 @@
-"""Interactions (slash commands, buttons and selects, modal submits, autocomplete) and DMs, turned
-into core events, and the core's response turned into Discord's.
+"""Interactions (slash commands, context-menu shortcuts, buttons and selects, modal submits,
+autocomplete) and DMs, turned into core events, and the core's response turned into Discord's.
 
 Acknowledging within 3 s (invariant 4): the core's ``handle`` is raced against ``ack_seconds``
 (2 s). Almost always it answers first, and its response becomes the initial response itself:
@@ -54,6 +54,7 @@ from bot.events import (
     FormSubmission,
     InboundEvent,
     Origin,
+    ShortcutInvocation,
 )
 from bot.port import MemberInfo
 from storage.db import Database
@@ -205,6 +206,10 @@ class Interactions:
         return Actor(incoming.user_id, incoming.display_name, None, incoming.is_admin)
 
     async def _command(self, incoming: Incoming) -> None:
+        if incoming.data.get("type") in (commands.USER_COMMAND, commands.MESSAGE_COMMAND):
+            await self._context_menu(incoming)
+            return
+
         async def build() -> InboundEvent | None:
             origin = await self._origin(incoming)
             if origin is None:
@@ -219,6 +224,43 @@ class Interactions:
                 )
             return CommandInvocation(
                 origin, self._actor(incoming), name, subcommand=subcommand, options=options
+            )
+
+        await self._through_core(incoming, build)
+
+    async def _context_menu(self, incoming: Incoming) -> None:
+        """A shortcut from a message's or a member's Apps menu. The message comes whole in
+        ``data.resolved`` (content included without the message content intent), the member
+        too (learnt, so the core can name them)."""
+        data = incoming.data
+        shortcut_id = commands.shortcut_named(self.core.shortcuts.values(), data)
+        target = str(data.get("target_id") or "")
+        resolved = data.get("resolved") or {}
+
+        async def build() -> InboundEvent | None:
+            origin = await self._origin(incoming)
+            if origin is None:
+                return None
+            actor = self._actor(incoming)
+            if data.get("type") == commands.USER_COMMAND:
+                if resolved and incoming.guild_id:
+                    await record_resolved(
+                        self.db,
+                        incoming.guild_id,
+                        origin.workspace_name,
+                        resolved,
+                        self.clock.now(),
+                    )
+                return ShortcutInvocation(origin, actor, shortcut_id, target_user_id=target or None)
+            found = (resolved.get("messages") or {}).get(target) or {}
+            channel = str(found.get("channel_id") or incoming.channel_id or "")
+            return ShortcutInvocation(
+                origin,
+                actor,
+                shortcut_id,
+                message_text=commands.message_text(found),
+                message_link=commands.jump_link(incoming.guild_id, channel, target),
+                message_author_id=str((found.get("author") or {}).get("id") or "") or None,
             )
 
         await self._through_core(incoming, build)

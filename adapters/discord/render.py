@@ -29,6 +29,7 @@ from typing import Any
 
 from discord.utils import escape_markdown
 
+from adapters.prefill import fit
 from bot.charts import render_png
 from bot.chat import (
     Actions,
@@ -472,8 +473,11 @@ def _labelled(form_field: FormField, typed: Any) -> dict[str, Any]:
             "required": form_field.required,
             "max_length": min(form_field.max_length, TEXT_INPUT_MAX),
         }
+        initial, cut = fit(initial, item["max_length"])
         if initial:
-            item["value"] = initial[:TEXT_INPUT_MAX]
+            item["value"] = initial
+        if cut:
+            out["description"] = _cut(cut, LABEL_DESCRIPTION)
         if form_field.placeholder:
             item["placeholder"] = _cut(form_field.placeholder, PLACEHOLDER)
     else:

@@ -24,11 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
-from slack_bolt.oauth.async_callback_options import (
-    AsyncCallbackOptions,
-    AsyncFailureArgs,
-    AsyncSuccessArgs,
-)
+from slack_bolt.oauth.async_callback_options import AsyncCallbackOptions, AsyncSuccessArgs
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
@@ -42,12 +38,16 @@ from adapters.slack.oauth import (
     ROTATE_MINUTES_BEFORE_EXPIRY,
     STATE_SECONDS,
     InstalledTokens,
+    LateTokens,
     LaxStateCookie,
     SqlInstallationStore,
     SqlStateStore,
     TokenCipher,
+    install_failed_page,
+    installed_page,
 )
 from adapters.slack.port import PLATFORM, SlackPort, StaticTokens, TokenSource
+from adapters.slack.shortcuts import SlackShortcuts
 from bot import workspace_removal
 from bot.chat import FormErrors, Message, OpenForm, Reply, Response, message
 from bot.clock import Clock
@@ -94,7 +94,7 @@ class SlackAdapter:
                     "browsers to /slack/oauth_redirect."
                 )
             self.cipher = TokenCipher(_secret(self.config.token_encryption_key) or "")
-            self.tokens: TokenSource = _LateTokens()
+            self.tokens: TokenSource = LateTokens()
         else:
             token = _secret(self.config.bot_token)
             if not token:
@@ -120,6 +120,7 @@ class SlackAdapter:
         self.port = self.slack_port
         self.commands = slack_events.command_names(self.config.commands)
         self.debouncer = slack_events.ClickDebouncer()
+        self.shortcuts = SlackShortcuts(self)
         self.ack_seconds = forms.ACK_SECONDS
         self._app: App | None = None
         self.bolt: AsyncApp | None = None
@@ -244,7 +245,7 @@ class SlackAdapter:
         if self.oauth:
             store = SqlInstallationStore(db, self.cipher, self.config.client_id or "")
             self.installation_store = store
-            assert isinstance(self.tokens, _LateTokens)
+            assert isinstance(self.tokens, LateTokens)
             self.tokens.inner = InstalledTokens(
                 store,
                 client_id=self.config.client_id or "",
@@ -261,7 +262,7 @@ class SlackAdapter:
                 install_path=self.config.install_path,
                 redirect_uri_path=self.config.redirect_path,
                 callback_options=AsyncCallbackOptions(
-                    success=self._installed, failure=self._install_failed
+                    success=self._installed, failure=install_failed_page
                 ),
             )
             oauth.state_utils = self.state_cookie = LaxStateCookie(
@@ -286,6 +287,7 @@ class SlackAdapter:
         pattern = re.compile(".*")
         bolt.command(pattern)(self._on_command)
         bolt.action(pattern)(self._on_action)
+        self.shortcuts.register(bolt)  # its view listener goes before the catch-all one
         bolt.view_submission(pattern)(self._on_view)
         bolt.view_closed(pattern)(self._on_view_closed)
         bolt.event("message")(self._on_message)
@@ -325,8 +327,7 @@ class SlackAdapter:
         return slack_events.actor(user_id, profile, fallback_name)
 
     async def _handle(self, event: InboundEvent) -> Response:
-        response = await self.app.core.handle(event)
-        return response
+        return await self.app.core.handle(event)
 
     # -- slash commands ------------------------------------------------------------------
 
@@ -381,9 +382,18 @@ class SlackAdapter:
     # -- modals ------------------------------------------------------------------------------
 
     async def _on_view(self, ack: Ack, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await self._answer_view(ack, body, client, self._view_work(body))
+
+    async def _answer_view(
+        self,
+        ack: Ack,
+        body: dict[str, Any],
+        client: AsyncWebClient,
+        work: Awaitable[tuple[InboundEvent, Response]],
+    ) -> None:
         """Acknowledge within Slack's 3 s: with the core's outcome when it is quick, else with
         a "Checking…" view first and the outcome by views.update (:mod:`adapters.slack.forms`)."""
-        task, done = await forms.race(self._view_work(body), self.ack_seconds)
+        task, done = await forms.race(work, self.ack_seconds)
         view = body.get("view") or {}
         if not done:
             await ack(response_action="update", view=forms.checking_view(view))
@@ -498,29 +508,7 @@ class SlackAdapter:
     # -- OAuth ---------------------------------------------------------------------------------
 
     async def _installed(self, args: AsyncSuccessArgs) -> BoltResponse:
-        installation = args.installation
-        if installation.team_id:
-            await workspace_removal.mark_installed(self.app.db, PLATFORM, installation.team_id)
-        page = (
-            "<html><body><h1>syncup is installed</h1><p>Type <code>/syncup help</code> in "
-            "Slack to start.</p></body></html>"
-        )
-        # The state is spent: the browser forgets its cookie.
-        headers = {
-            "Content-Type": "text/html",
-            "Set-Cookie": self.state_cookie.build_set_cookie_for_deletion(),
-        }
-        return BoltResponse(status=200, body=page, headers=headers)
-
-    async def _install_failed(self, args: AsyncFailureArgs) -> BoltResponse:
-        log.warning("slack: install failed: %s", args.reason)
-        page = (
-            "<html><body><h1>syncup was not installed</h1><p>"
-            f"{render.escape(args.reason)}. Try again from the install page.</p></body></html>"
-        )
-        return BoltResponse(
-            status=args.suggested_status_code, body=page, headers={"Content-Type": "text/html"}
-        )
+        return await installed_page(self.app.db, self.state_cookie, args)
 
     # -- responses ---------------------------------------------------------------------------
 
@@ -592,17 +580,6 @@ class SlackAdapter:
             await client.chat_postMessage(
                 channel=channel, text=part.text, blocks=part.blocks, unfurl_links=False
             )
-
-
-class _LateTokens:
-    """OAuth tokens come from the installation store, built once the database is known."""
-
-    inner: InstalledTokens | None = None
-
-    async def bot_token(self, team_id: str) -> str:
-        if self.inner is None:
-            raise RuntimeError("the Slack adapter has not started")
-        return await self.inner.bot_token(team_id)
 
 
 def slack_error(exc: SlackApiError) -> str:

@@ -2,8 +2,10 @@
 
 It lists the configured slash commands whose feature exists (a name in ``[slack] commands``
 without a feature, such as one kept from an older config, is left out until its feature lands),
-the bot scopes syncup uses, the events it subscribes to and interactivity. Socket Mode when no
-URL is given; with ``--http-url`` every request URL points at ``<url>/slack/events`` and the
+the shortcuts the features register (message shortcuts, and user shortcuts as global ones:
+:mod:`adapters.slack.shortcuts`), the bot scopes syncup uses, the events it subscribes to and
+interactivity (which shortcuts arrive through, with ``commands`` as their scope). Socket Mode
+when no URL is given; with ``--http-url`` every request URL points at ``<url>/slack/events`` and the
 OAuth redirect at ``<url>/slack/oauth_redirect``.
 """
 
@@ -13,8 +15,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from adapters.slack.shortcuts import manifest_entries
 from bot.commands.spec import CommandSpec
 from bot.config import SlackSection
+from bot.core import Shortcut
 
 # chat:write (post), chat:write.public (report channels the bot was not invited to), im:write
 # (conversations.open), im:history (read DM answers), commands, users:read (names, time zones),
@@ -47,22 +51,47 @@ def feature_specs() -> dict[str, CommandSpec]:
     """The command specs of the features syncup has, by core name (what the core registers;
     a test keeps the two the same)."""
     from bot.features.account import SYNCUP
+    from bot.features.blockers.spec import BLOCKER
     from bot.features.polls.spec import POLL
     from bot.features.pulse.spec import PULSE
+    from bot.features.raci.spec import RACI
     from bot.features.standups.spec import STANDUP
 
-    return {spec.name: spec for spec in (STANDUP, POLL, PULSE, SYNCUP)}
+    return {spec.name: spec for spec in (STANDUP, POLL, PULSE, RACI, BLOCKER, SYNCUP)}
+
+
+def feature_shortcuts() -> list[Shortcut]:
+    """The shortcuts the features register, read from a core built as the bot builds it (it
+    connects to nothing: the manifest is made before Slack has given syncup a token)."""
+    from adapters.slack.port import SlackPort, StaticTokens
+    from bot.app import App
+    from bot.config import DatabaseSection, Settings
+
+    class Declarations:
+        port = SlackPort(StaticTokens(""))
+
+        def clock(self) -> None:
+            return None
+
+        async def run(self, app: App) -> int:  # pragma: no cover - never run
+            return 0
+
+    settings = Settings.model_construct(database=DatabaseSection(url="sqlite+aiosqlite://"))
+    app = App(settings, Declarations())
+    return list(app.core.shortcuts.values())
 
 
 def manifest(
     config: SlackSection,
     specs: Mapping[str, CommandSpec] | None = None,
     *,
+    shortcuts: list[Shortcut] | None = None,
     http_url: str | None = None,
     name: str = "syncup",
 ) -> dict[str, Any]:
     base = (http_url or "").rstrip("/")
     specs = feature_specs() if specs is None else specs
+    shortcuts = feature_shortcuts() if shortcuts is None else shortcuts
     commands: list[dict[str, Any]] = []
     for core_name, slash in config.commands.items():
         spec = specs.get(core_name)
@@ -104,6 +133,7 @@ def manifest(
             },
             "bot_user": {"display_name": name, "always_online": True},
             "slash_commands": commands,
+            **({"shortcuts": manifest_entries(shortcuts)} if shortcuts else {}),
         },
         "oauth_config": oauth,
         "settings": settings,

@@ -11,6 +11,7 @@ once) when it expires within two hours, as bolt does for inbound requests.
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,8 @@ from logging import Logger
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
+from slack_bolt.oauth.async_callback_options import AsyncFailureArgs, AsyncSuccessArgs
+from slack_bolt.response import BoltResponse
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.installation_store.models.bot import Bot
 from slack_sdk.oauth.installation_store.models.installation import Installation
@@ -27,6 +30,7 @@ from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import delete, select
 
+from bot import workspace_removal
 from bot.clock import Clock
 from bot.config import ConfigError
 from bot.port import PermanentDeliveryError
@@ -363,3 +367,47 @@ class InstalledTokens:
                     log.info("slack: rotated the bot token of %s", team_id)
                     bot = rotated
             return bot.bot_token
+
+
+# -- the pages a browser sees at the end of an install -----------------------------------------
+
+
+async def installed_page(
+    db: Database, cookie: OAuthStateUtils, args: AsyncSuccessArgs
+) -> BoltResponse:
+    installation = args.installation
+    if installation.team_id:
+        await workspace_removal.mark_installed(db, "slack", installation.team_id)
+    page = (
+        "<html><body><h1>syncup is installed</h1><p>Type <code>/syncup help</code> in "
+        "Slack to start.</p></body></html>"
+    )
+    # The state is spent: the browser forgets its cookie.
+    headers = {
+        "Content-Type": "text/html",
+        "Set-Cookie": cookie.build_set_cookie_for_deletion(),
+    }
+    return BoltResponse(status=200, body=page, headers=headers)
+
+
+async def install_failed_page(args: AsyncFailureArgs) -> BoltResponse:
+    log.warning("slack: install failed: %s", args.reason)
+    reason = html.escape(args.reason)
+    page = (
+        "<html><body><h1>syncup was not installed</h1><p>"
+        f"{reason}. Try again from the install page.</p></body></html>"
+    )
+    return BoltResponse(
+        status=args.suggested_status_code, body=page, headers={"Content-Type": "text/html"}
+    )
+
+
+class LateTokens:
+    """OAuth tokens come from the installation store, built once the database is known."""
+
+    inner: InstalledTokens | None = None
+
+    async def bot_token(self, team_id: str) -> str:
+        if self.inner is None:
+            raise RuntimeError("the Slack adapter has not started")
+        return await self.inner.bot_token(team_id)

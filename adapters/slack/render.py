@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.prefill import fit
 from bot.chat import (
     Actions,
     Bold,
@@ -444,6 +445,7 @@ def decode_metadata(raw: str) -> tuple[str, str | None]:
 
 def _input(field: TextField | SelectField) -> dict[str, Any]:
     element: dict[str, Any]
+    cut = ""
     if isinstance(field, TextField):
         element = {
             "type": "plain_text_input",
@@ -451,8 +453,9 @@ def _input(field: TextField | SelectField) -> dict[str, Any]:
             "multiline": field.multiline,
             "max_length": min(field.max_length, MAX_INPUT_CHARS),
         }
-        if field.initial:
-            element["initial_value"] = field.initial
+        initial, cut = fit(field.initial, element["max_length"])
+        if initial:
+            element["initial_value"] = initial
         if field.placeholder:
             element["placeholder"] = _plain(field.placeholder, MAX_PLACEHOLDER)
     else:
@@ -470,13 +473,16 @@ def _input(field: TextField | SelectField) -> dict[str, Any]:
             element["initial_options"] = chosen
         elif chosen:
             element["initial_option"] = chosen[0]
-    return {
+    block = {
         "type": "input",
         "block_id": field.name,
         "optional": not field.required,
         "label": _plain(field.label, MAX_LABEL),
         "element": element,
     }
+    if cut:
+        block["hint"] = _plain(cut, MAX_LABEL)
+    return block
 
 
 def modal(form: Form, channel_id: str | None = None) -> dict[str, Any]:

@@ -27,6 +27,7 @@ MIN_ROW_HEIGHT = 14
 ANGLE = 55  # degrees: column labels slanted, so that narrow columns can carry long names
 MAX_COLUMN_LABEL = 240  # px along the slant; longer labels end with an ellipsis
 ROW_COLUMN = 0.34  # of the width, at most, for row labels
+MAX_COLUMN = 56  # px: a few columns stay compact instead of stretching over the width
 # The colour of a cell by the first letter of its text (R, A, C, I); others: grey.
 CELL_COLORS = {
     "A": hex_color(PALETTE[5]),
@@ -57,7 +58,8 @@ def grid_chart(page: Page, chart: Chart) -> None:
     labels = [_fit(page, c, size, MAX_COLUMN_LABEL) for c in columns] or [""]
     longest = max(page.width_of(label, size) for label in labels)
     right = WIDTH - PAD - min(longest * slant, WIDTH * 0.25)
-    width = max(1.0, (right - left) / max(1, len(columns)))
+    width = min(MAX_COLUMN, max(1.0, (right - left) / max(1, len(columns))))
+    grid_right = left + width * max(1, len(columns))
     header = draw_header(page, chart, [])
     label_height = longest * math.sin(math.radians(ANGLE)) + 10
     tall = max(len(lines) for lines in row_lines) if row_lines else 1
@@ -78,7 +80,7 @@ def grid_chart(page: Page, chart: Chart) -> None:
     for r, lines in enumerate(row_lines):
         y = top + r * row_height
         if r % 2:
-            _box(page, PAD, y, WIDTH - 2 * PAD, row_height, "#f5f6f8")
+            page.box(PAD, y, grid_right - PAD, row_height, "#f5f6f8")
         page.text(
             PAD, y + row_height / 2, "\n".join(lines), TEXT_SIZE, color=INK, va="center",
             linespacing=1.1,
@@ -92,8 +94,8 @@ def grid_chart(page: Page, chart: Chart) -> None:
                           ha="center", va="center")  # fmt: skip
                 continue
             inset = min(3.0, width / 8)
-            _box(
-                page, x + inset, y + inset, width - 2 * inset, row_height - 2 * inset,
+            page.box(
+                x + inset, y + inset, width - 2 * inset, row_height - 2 * inset,
                 CELL_COLORS.get(value[0].upper(), OTHER),
             )  # fmt: skip
             fitted = _fit(page, value, size, width - 2 * inset - 2)
@@ -104,21 +106,6 @@ def grid_chart(page: Page, chart: Chart) -> None:
         _line(page, x, top, x, top + row_height * len(rows))
     if not rows:
         page.text(WIDTH / 2, top + row_height / 2, "No rows", TEXT_SIZE, color=MUTED, ha="center")
-
-
-def _box(page: Page, x: float, y: float, w: float, h: float, color: str) -> None:
-    from matplotlib.patches import Rectangle
-
-    page.figure.patches.append(
-        Rectangle(
-            (x / WIDTH, 1 - (y + h) / page.height),
-            w / WIDTH,
-            h / page.height,
-            transform=page.figure.transFigure,
-            facecolor=color,
-            edgecolor="none",
-        )
-    )
 
 
 def _line(page: Page, x1: float, y1: float, x2: float, y2: float) -> None:

@@ -84,6 +84,21 @@ class Page:
             **kw,
         )
 
+    def box(self, x: float, y: float, width: float, height: float, color: str) -> None:
+        """A filled rectangle with its top left at ``x``, ``y`` px from the top left."""
+        from matplotlib.patches import Rectangle
+
+        self.figure.patches.append(
+            Rectangle(
+                (x / WIDTH, 1 - (y + height) / self.height),
+                width / WIDTH,
+                height / self.height,
+                transform=self.figure.transFigure,
+                facecolor=color,
+                edgecolor="none",
+            )
+        )
+
     def axes(self, left: float, top: float, right: float, bottom: float) -> Axes:
         """Axes whose plot spans ``left``..``right`` and ``top``..``bottom`` px."""
         return self.figure.add_axes(
@@ -151,17 +166,7 @@ def draw_header(page: Page, chart: Chart, series: Sequence[Series]) -> float:
 
 
 def _swatch(page: Page, x: float, y: float, size: float, color: str) -> None:
-    from matplotlib.patches import Rectangle
-
-    box = Rectangle(
-        (x / WIDTH, 1 - (y + size) / page.height),
-        size / WIDTH,
-        size / page.height,
-        transform=page.figure.transFigure,
-        facecolor=color,
-        edgecolor="none",
-    )
-    page.figure.patches.append(box)
+    page.box(x, y, size, size, color)
 
 
 def draw_empty(page: Page, chart: Chart) -> None:

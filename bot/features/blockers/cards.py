@@ -77,7 +77,9 @@ def buttons(blocker: Blocker) -> Actions:
     return Actions(tuple(elements))
 
 
-def describe_entry(entry: BlockerEvent, people: dict[int, Member], areas: dict[int, RaciArea], zone: str) -> str:
+def describe_entry(
+    entry: BlockerEvent, people: dict[int, Member], areas: dict[int, RaciArea], zone: str
+) -> str:
     """One timeline line: ``Mon 9 Mar 14:05 alice acknowledged``."""
     who = name_of(people.get(entry.actor_id or 0)) if entry.actor_id else "syncup"
     detail = entry.detail or {}
@@ -85,7 +87,7 @@ def describe_entry(entry: BlockerEvent, people: dict[int, Member], areas: dict[i
     what = {
         Kind.OPENED: "opened it",
         Kind.REPORTED_AGAIN: "reported it again in a standup",
-        Kind.ACKNOWLEDGED: "acknowledged",
+        Kind.ACKNOWLEDGED: "acknowledged it",
         Kind.RESOLVED: "resolved it",
         Kind.REOPENED: "reopened it",
         Kind.CANCELLED: "cancelled it",
@@ -113,27 +115,36 @@ def describe_entry(entry: BlockerEvent, people: dict[int, Member], areas: dict[i
 
 
 def _waiting_label(
-    member_id: int | None, area_id: int | None, people: dict[int, Member], areas: dict[int, RaciArea]
+    member_id: int | None,
+    area_id: int | None,
+    people: dict[int, Member],
+    areas: dict[int, RaciArea],
 ) -> str:
     if member_id is not None:
         return f"@{name_of(people.get(member_id))}"
     if area_id is not None:
         area = areas.get(area_id)
         return f"area {area.name}" if area else "an area"
-    return "nobody yet"
+    return "nobody named"
 
 
-async def _context(session: AsyncSession, blocker: Blocker, limit: int | None) -> tuple[
-    list[BlockerEvent], dict[int, Member], dict[int, RaciArea]
-]:
-    query = select(BlockerEvent).where(BlockerEvent.blocker_id == blocker.id)
-    if limit is not None:
-        query = query.order_by(BlockerEvent.id.desc()).limit(limit)
-    else:
-        query = query.order_by(BlockerEvent.id)
-    entries = list(await session.scalars(query))
-    if limit is not None:
-        entries.reverse()
+async def _context(
+    session: AsyncSession,
+    blocker: Blocker,
+    limit: int | None,
+    entries: list[BlockerEvent] | None = None,
+) -> tuple[list[BlockerEvent], dict[int, Member], dict[int, RaciArea]]:
+    """The timeline (the last ``limit`` entries; ``entries`` when the caller has them: a
+    blocker that just opened has one), and the people and areas it names."""
+    if entries is None:
+        query = select(BlockerEvent).where(BlockerEvent.blocker_id == blocker.id)
+        if limit is not None:
+            query = query.order_by(BlockerEvent.id.desc()).limit(limit)
+        else:
+            query = query.order_by(BlockerEvent.id)
+        entries = list(await session.scalars(query))
+        if limit is not None:
+            entries.reverse()
     ids: set[int | None] = {
         blocker.member_id,
         blocker.waiting_on_member_id,
@@ -146,12 +157,11 @@ async def _context(session: AsyncSession, blocker: Blocker, limit: int | None) -
         ids.add((entry.detail or {}).get("member_id"))
         area_ids.add((entry.detail or {}).get("area_id"))
     people = await members(session, ids)
-    wanted = {a for a in area_ids if a is not None}
-    areas = (
-        {a.id: a for a in await session.scalars(select(RaciArea).where(RaciArea.id.in_(wanted)))}
-        if wanted
-        else {}
-    )
+    areas: dict[int, RaciArea] = {}
+    for area_id in {a for a in area_ids if a is not None}:
+        area = await session.get(RaciArea, area_id)  # loaded already, most of the time
+        if area is not None:
+            areas[area_id] = area
     return entries, people, areas
 
 
@@ -160,13 +170,28 @@ async def area_suggested(session: AsyncSession, blocker: Blocker) -> bool:
     entries = list(
         await session.scalars(
             select(BlockerEvent)
-            .where(BlockerEvent.blocker_id == blocker.id, BlockerEvent.kind.in_((Kind.OPENED, Kind.AREA)))
+            .where(
+                BlockerEvent.blocker_id == blocker.id,
+                BlockerEvent.kind.in_((Kind.OPENED, Kind.AREA)),
+            )
             .order_by(BlockerEvent.id.desc())
             .limit(1)
         )
     )
-    return bool(entries) and entries[0].kind == Kind.OPENED and bool(
-        (entries[0].detail or {}).get("area_suggested")
+    return (
+        bool(entries)
+        and entries[0].kind == Kind.OPENED
+        and bool((entries[0].detail or {}).get("area_suggested"))
+    )
+
+
+def _suggested_in(entries: list[BlockerEvent]) -> bool:
+    """:func:`area_suggested`, from the whole timeline already loaded."""
+    last = [e for e in entries if e.kind in (Kind.OPENED, Kind.AREA)][-1:]
+    return (
+        bool(last)
+        and last[0].kind == Kind.OPENED
+        and bool((last[0].detail or {}).get("area_suggested"))
     )
 
 
@@ -176,19 +201,31 @@ def card_zone(blocker: Blocker, areas: dict[int, RaciArea], people: dict[int, Me
 
 
 async def render(
-    session: AsyncSession, blocker: Blocker, now: Any, *, full: bool = False
+    session: AsyncSession,
+    blocker: Blocker,
+    now: Any,
+    *,
+    full: bool = False,
+    entries: list[BlockerEvent] | None = None,
 ) -> Message:
     """The card (``full``: the whole timeline and the age, for ``/blocker show``)."""
-    entries, people, areas = await _context(session, blocker, None if full else CARD_ENTRIES)
+    limit = None if full else CARD_ENTRIES
+    entries, people, areas = await _context(session, blocker, limit, entries)
     zone = card_zone(blocker, areas, people)
     reporter = people.get(blocker.member_id)
     severity = "" if blocker.severity.value == "normal" else f" · {blocker.severity.value}"
-    blocks: list[Any] = [Header(f"Blocker #{blocker.id}{severity}"), Section(text(Plain(blocker.text)))]
+    blocks: list[Any] = [
+        Header(f"Blocker #{blocker.id}{severity}"),
+        Section(text(Plain(blocker.text))),
+    ]
     status = STATUS_LABEL[blocker.status]
     if blocker.status == BlockerStatus.ACKNOWLEDGED:
         status += f" by @{name_of(people.get(blocker.acknowledged_by_id or 0))}"
-    elif blocker.status in (BlockerStatus.RESOLVED, BlockerStatus.CANCELLED) and blocker.resolved_at:
-        status += f" by @{name_of(people.get(blocker.resolved_by_id or 0))} on {local(blocker.resolved_at, zone)}"
+    elif (
+        blocker.status in (BlockerStatus.RESOLVED, BlockerStatus.CANCELLED) and blocker.resolved_at
+    ):
+        closer = name_of(people.get(blocker.resolved_by_id or 0))
+        status += f" by @{closer} on {local(blocker.resolved_at, zone)}"
     elif blocker.snoozed_until is not None and blocker.snoozed_until > now:
         status += f", snoozed until {local(blocker.snoozed_until, zone)}"
     waiting: Text
@@ -198,12 +235,18 @@ async def render(
     else:
         waiting = text(_waiting_label(None, blocker.waiting_on_area_id, people, areas))
     area = areas.get(blocker.area_id or 0)
-    suggested = area is not None and await area_suggested(session, blocker)
+    suggested = area is not None and (
+        _suggested_in(entries)
+        if entries and entries[0].kind == Kind.OPENED  # every entry is loaded
+        else await area_suggested(session, blocker)
+    )
     area_text = "none yet" if area is None else area.name + (" (suggested)" if suggested else "")
     opened: list[Inline | str] = [local(blocker.created_at, zone)]
-    if full or blocker.status in (BlockerStatus.OPEN, BlockerStatus.ACKNOWLEDGED):
-        end = blocker.resolved_at or now
-        opened.append(f" ({span(end - blocker.created_at)} {'old' if blocker.resolved_at is None else 'open'})")
+    if full:  # a card is redrawn on changes only: an age there would go stale
+        if blocker.resolved_at is None:
+            opened.append(f" ({span(now - blocker.created_at)} old)")
+        else:
+            opened.append(f" (open for {span(blocker.resolved_at - blocker.created_at)})")
     if blocker.last_reported_at is not None:
         opened.append(f", reported again {local(blocker.last_reported_at, zone)}")
     blocks.append(
@@ -224,9 +267,15 @@ async def render(
         title = "Timeline" if full else "Latest"
         blocks.append(Context(text(Bold(title), f" ({zone})\n", Plain(lines))))
     actions = buttons(blocker)
-    if suggested and area is not None:
-        confirm = Button(f"Confirm area: {area.name}"[:75], action_id("area", blocker), str(area.id))
-        actions = Actions(actions.elements + (confirm,))
+    if (
+        suggested
+        and area is not None
+        and blocker.status in (BlockerStatus.OPEN, BlockerStatus.ACKNOWLEDGED)
+    ):
+        confirm = Button(
+            f"Confirm area: {area.name}"[:75], action_id("area", blocker), str(area.id)
+        )
+        actions = Actions((*actions.elements, confirm))
     blocks.append(actions)
     summary = f"Blocker #{blocker.id} ({status.split(' ')[0].lower()}): {blocker.text}"[:150]
     return message(*blocks, summary=summary)
@@ -245,11 +294,16 @@ async def _place(session: AsyncSession, blocker: Blocker) -> tuple[str, Method, 
     )
 
 
-async def redraw(session: AsyncSession, blocker: Blocker, now: Any) -> None:
+async def redraw(
+    session: AsyncSession,
+    blocker: Blocker,
+    now: Any,
+    entries: list[BlockerEvent] | None = None,
+) -> None:
     """Post the card, or update it in place when what it shows changed."""
     place, method, target = await _place(session, blocker)
     base = f"blocker:{blocker.id}:card:{place}"
-    msg = await render(session, blocker, now)
+    msg = await render(session, blocker, now, entries=entries)
     original = blocker.card_outbox_id
     if original is not None:
         key = await session.scalar(
@@ -258,7 +312,9 @@ async def redraw(session: AsyncSession, blocker: Blocker, now: Any) -> None:
         if key != base:  # the card moves (its area got a channel): a new one there
             original = None
             blocker.card_version = 0
-    if original is None and method is Method.DM:
+    if original is None:
+        # A first post (of a moved card too): its key is unique, so a retried event finds the
+        # row it queued before instead of posting twice.
         blocker.card_outbox_id = await enqueue(
             session,
             workspace_id=blocker.workspace_id,
@@ -271,14 +327,14 @@ async def redraw(session: AsyncSession, blocker: Blocker, now: Any) -> None:
         blocker.card_version = 0
         return
     out = Publisher(session, blocker.workspace_id, target.channel_id or "", now)
-    version = blocker.card_version if original is not None else None
     blocker.card_outbox_id, blocker.card_version = await out.publish(
-        base, msg, original=original, version=version
+        base, msg, original=original, version=blocker.card_version
     )
 
 
 async def on_change(change: Change) -> None:
-    await redraw(change.session, change.blocker, change.now)
+    opening = change.entry.kind == Kind.OPENED and change.blocker.card_outbox_id is None
+    await redraw(change.session, change.blocker, change.now, [change.entry] if opening else None)
 
 
 def install() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 
 from bot.chat import (
     ChannelMention,
@@ -30,7 +30,7 @@ from bot.features.blockers.inputs import UNTIL_HELP, parse_add, parse_until
 from bot.features.blockers.lookup import local, name_of, span, zone_of
 from bot.features.blockers.service import MAX_TEXT_CHARS, SEVERITIES, Actor
 from bot.features.blockers.spec import ADD_EXAMPLE, BLOCKER
-from storage.models import Blocker, Channel, BlockerSeverity, BlockerStatus, Member
+from storage.models import Blocker, BlockerSeverity, BlockerStatus, Channel, Member
 from storage.raci import RaciArea, RaciAssignment, RaciRole
 
 ADD_FORM = "blocker-add"
@@ -50,9 +50,7 @@ def register(core: Core) -> None:
     async def show_help(ctx: Context, args: dict[str, Any]) -> Response:
         blocks = list(helptext.topic(core.specs.values(), "blocker").blocks)
         blocks.append(Section(text("Example: ", Code(ADD_EXAMPLE))))
-        blocks.append(
-            Section(marked("Snooze until: " + UNTIL_HELP + " (your time zone)."))
-        )
+        blocks.append(Section(marked("Snooze until: " + UNTIL_HELP + " (your time zone).")))
         return reply(*blocks)
 
     core.add_command(
@@ -85,8 +83,10 @@ def actor(ctx: Context) -> Actor:
 
 
 def _changed(ctx: Context) -> None:
-    """The card and webhooks were queued by the timeline's listeners: wake the worker."""
+    """The card and webhooks were queued by the timeline's listeners: wake the worker; the
+    ladder's next due time may have moved: have the scheduler read it again."""
     ctx.sent_something = True
+    ctx.schedules_changed = True
 
 
 # -- adding ------------------------------------------------------------------------------------
@@ -200,7 +200,13 @@ async def add(ctx: Context, args: dict[str, Any]) -> Response:
         return OpenForm(add_form(ctx, state=json.dumps({"source": "command"})))
     parsed = parse_add(line)
     blocker = await create(
-        ctx, parsed.text, parsed.area, parsed.waiting_on, parsed.severity, source="command", link=None
+        ctx,
+        parsed.text,
+        parsed.area,
+        parsed.waiting_on,
+        parsed.severity,
+        source="command",
+        link=None,
     )
     return await _opened(ctx, blocker)
 
@@ -232,7 +238,7 @@ async def save_add_form(ctx: Context, event: FormSubmission) -> Response:
 
 
 async def on_shortcut(ctx: Context, event: ShortcutInvocation) -> Response:
-    """"Report as blocker" on a message: the add form, filled in with its text and link."""
+    """ "Report as blocker" on a message: the add form, filled in with its text and link."""
     state = json.dumps({"source": "message", "link": event.message_link})
     return OpenForm(add_form(ctx, initial=event.message_text.strip(), state=state))
 
@@ -261,9 +267,19 @@ async def list_blockers(ctx: Context, args: dict[str, Any]) -> Response:
         query = query.where(Blocker.member_id == ctx.member.id)
         title = "Your open blockers"
     elif key in ("waiting-on-me", "waiting on me"):
+        # Named as what it waits on, or R/A of the area it waits on; R/A of its own area
+        # when it waits on nobody in particular.
         mine = await _my_areas(ctx)
         query = query.where(
-            or_(Blocker.waiting_on_member_id == ctx.member.id, Blocker.waiting_on_area_id.in_(mine))
+            or_(
+                Blocker.waiting_on_member_id == ctx.member.id,
+                Blocker.waiting_on_area_id.in_(mine),
+                and_(
+                    Blocker.area_id.in_(mine),
+                    Blocker.waiting_on_member_id.is_(None),
+                    Blocker.waiting_on_area_id.is_(None),
+                ),
+            )
         )
         title = "Open blockers waiting on you"
     elif key == "all":
@@ -390,8 +406,14 @@ def reassign_form(blocker: Blocker) -> Form:
         REASSIGN_FORM,
         f"Reassign blocker #{blocker.id}",
         (
-            TextField("to", "Waiting on (@someone or an area)", max_length=120),
+            TextField("to", "Waiting on (@someone or an area)", required=False, max_length=120),
             TextField("area", "Move to area (optional)", required=False, max_length=80),
+            SelectField(
+                "severity",
+                "Severity",
+                tuple(Choice(v.capitalize(), v) for v in SEVERITIES),
+                initial=(blocker.severity.value,),
+            ),
         ),
         submit_label="Reassign",
         state=str(blocker.id),
@@ -441,8 +463,12 @@ async def _form_blocker(ctx: Context, event: FormSubmission) -> Blocker:
 
 
 async def save_reassign_form(ctx: Context, event: FormSubmission) -> Response:
+    """What it waits on, its area, its severity: each changed one is a timeline entry; all of
+    them or none are saved."""
     blocker = await _form_blocker(ctx, event)
-    area_name = _one(event.values, "area")
+    to, area_name = _one(event.values, "to"), _one(event.values, "area")
+    severity = service.check_severity(_one(event.values, "severity") or blocker.severity.value)
+    said: list[str] = []
     if area_name:
         try:
             area = await lookup.area(ctx.session, ctx.workspace.id, area_name)
@@ -450,7 +476,16 @@ async def save_reassign_form(ctx: Context, event: FormSubmission) -> Response:
             raise UserError(exc.message, field="area") from None
         if area.id != blocker.area_id:
             await service.set_area(actor(ctx), blocker, area, confirm=False)
-    return await _reassign(ctx, blocker, _one(event.values, "to"))
+            said.append(f"area {area.name}")
+    if severity != blocker.severity:
+        await service.set_severity(actor(ctx), blocker, severity)
+        said.append(f"severity {severity.value}")
+    if to:
+        return await _reassign(ctx, blocker, to)
+    if not said:
+        raise UserError("Change something: who or what it waits on, its area or its severity.")
+    _changed(ctx)
+    return reply(text(f"Blocker #{blocker.id} now has {' and '.join(said)}."))
 
 
 async def save_note_form(ctx: Context, event: FormSubmission) -> Response:

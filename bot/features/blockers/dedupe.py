@@ -10,8 +10,10 @@ filler words dropped ("still", "again", "the", "for"...) and each word lightly s
   (``difflib``'s ratio: catches typos such as "staging acess").
 
 A different word in a short text ("staging access" / "prod access") is a different blocker:
-the word sets overlap by only a half and the characters by less than 0.9. Only the member's
-blockers still open or acknowledged are compared; a resolved blocker named again is a new one.
+the word sets overlap by only a half and the characters by less than 0.9. Numbers are names
+(a PR, a ticket): two texts that both have numbers are the same only with the same numbers.
+Only the member's blockers still open or acknowledged are compared; a resolved blocker named
+again is a new one.
 """
 
 from __future__ import annotations
@@ -52,27 +54,31 @@ def tokens(text: str) -> frozenset[str]:
 
 
 def similarity(a: str, b: str) -> float:
-    """The larger of the word-set overlap and the character ratio, from 0 to 1."""
+    """The larger of the word-set overlap and the character ratio, from 0 to 1 (to rank the
+    candidates :func:`is_same` accepts)."""
     ta, tb = tokens(a), tokens(b)
     jaccard = len(ta & tb) / len(ta | tb) if ta | tb else 0.0
-    na = " ".join(sorted(ta)) if ta else normalise(a)
-    nb = " ".join(sorted(tb)) if tb else normalise(b)
-    ratio = difflib.SequenceMatcher(None, na, nb).ratio()
-    return max(jaccard, ratio if ratio >= RATIO_THRESHOLD else 0.0)
+    return max(jaccard, difflib.SequenceMatcher(None, normalise(a), normalise(b)).ratio())
 
 
 def is_same(a: str, b: str) -> bool:
     ta, tb = tokens(a), tokens(b)
+    numbers_a = {t for t in ta if any(c.isdigit() for c in t)}
+    numbers_b = {t for t in tb if any(c.isdigit() for c in t)}
+    if numbers_a and numbers_b and numbers_a != numbers_b:
+        return False  # "PR 42" and "PR 57", "ticket 7" and "ticket 8" are different blockers
     if ta | tb and len(ta & tb) / len(ta | tb) >= TOKEN_THRESHOLD:
         return True
     return difflib.SequenceMatcher(None, normalise(a), normalise(b)).ratio() >= RATIO_THRESHOLD
 
 
-def best_match(text: str, candidates: Iterable[T], text_of: Sequence[str] | None = None) -> T | None:
+def best_match(
+    text: str, candidates: Iterable[T], text_of: Sequence[str] | None = None
+) -> T | None:
     """The candidate whose text is most like ``text`` among those that are the same blocker;
     ``text_of`` gives each candidate's text (defaults to ``candidate.text``)."""
     items = list(candidates)
-    texts = list(text_of) if text_of is not None else [getattr(c, "text") for c in items]
+    texts = list(text_of) if text_of is not None else [c.text for c in items]
     best: tuple[float, T] | None = None
     for candidate, other in zip(items, texts, strict=True):
         if not is_same(text, other):

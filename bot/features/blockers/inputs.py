@@ -67,7 +67,7 @@ def calendar(area: RaciArea | None, zone: str) -> BusinessCalendar:
     ``zone``."""
     if area is not None:
         return BusinessCalendar.for_area(area)
-    return BusinessCalendar(ZoneInfo(zone), (1, 2, 3, 4, 5), 540, 1020, None, None, ())
+    return BusinessCalendar(zone)
 
 
 def _start_minute(area: RaciArea | None) -> int:
@@ -98,7 +98,9 @@ def parse_until(raw: str, now: datetime, zone: str, area: RaciArea | None) -> da
         day = today
     elif day_word == "tomorrow":
         day = today + timedelta(days=1)
-    elif day_word in _WEEKDAYS or any(w.startswith(day_word) and len(day_word) >= 3 for w in _WEEKDAYS):
+    elif day_word in _WEEKDAYS or any(
+        w.startswith(day_word) and len(day_word) >= 3 for w in _WEEKDAYS
+    ):
         wanted = next(i for i, w in enumerate(_WEEKDAYS) if w.startswith(day_word))
         ahead = (wanted - today.weekday()) % 7 or 7
         day = today + timedelta(days=ahead)
@@ -108,7 +110,9 @@ def parse_until(raw: str, now: datetime, zone: str, area: RaciArea | None) -> da
         try:
             day = date.fromisoformat(day_word)
         except ValueError:
-            raise UserError(f'I can\'t read "{raw.strip()}" as a time; use {UNTIL_HELP} (your time, {zone}).') from None
+            raise UserError(
+                f'I can\'t read "{raw.strip()}" as a time; use {UNTIL_HELP} (your time, {zone}).'
+            ) from None
     if at is None:
         minute = _start_minute(area)
         at = time(minute // 60, minute % 60)
@@ -126,7 +130,8 @@ def _future(when: datetime, now: datetime, zone: str) -> datetime:
     when = when.replace(microsecond=0)
     if when <= now:
         raise UserError(
-            f"{local(when, zone)} ({zone}) is in the past; snooze until a later time ({UNTIL_HELP})."
+            f"{local(when, zone)} ({zone}) is in the past; snooze until a later time "
+            f"({UNTIL_HELP})."
         )
     if when - now > timedelta(days=366):
         raise UserError("Snooze for a year at most.")

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.util import identity_key
 
 from bot import directory
 from bot.commands.parse import member_ref
@@ -77,7 +78,9 @@ async def waiting_on(
     if not raw:
         raise UserError("Say what the blocker waits on: @someone or an area's name.")
     if is_member_ref(raw):
-        return await directory.resolve_member(session, workspace, member_ref(raw), platform, now=now), None
+        return await directory.resolve_member(
+            session, workspace, member_ref(raw), platform, now=now
+        ), None
     try:
         return None, await people.find_area(session, workspace.id, raw)
     except UserError as unknown_area:
@@ -116,8 +119,16 @@ def span(delta: timedelta) -> str:
 
 
 async def members(session: AsyncSession, ids: set[int | None]) -> dict[int, Member]:
+    """The members by id: those the session holds already without a query (a card drawn as
+    a blocker opens knows its reporter), the rest in one."""
     wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    rows = await session.scalars(select(Member).where(Member.id.in_(wanted)))
-    return {m.id: m for m in rows}
+    found: dict[int, Member] = {}
+    for member_id in wanted:
+        held = session.identity_map.get(identity_key(Member, member_id))
+        if held is not None:
+            found[member_id] = held
+    missing = wanted - set(found)
+    if missing:
+        rows = await session.scalars(select(Member).where(Member.id.in_(missing)))
+        found.update({m.id: m for m in rows})
+    return found

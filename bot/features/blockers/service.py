@@ -71,12 +71,13 @@ def check_severity(raw: str | None) -> BlockerSeverity:
     return BlockerSeverity(value)
 
 
-async def _ladder_changed(session: AsyncSession, blocker: Blocker, now: datetime) -> None:
+async def _ladder_changed(session: AsyncSession, blocker: Blocker, now: datetime) -> bool:
     """The one place that tells escalation a blocker's ladder starts, restarts or stops
-    (contract 7: ``escalation.schedule_after_change``)."""
-    from bot.features.blockers import escalation
+    (contract 7: ``escalation.schedule_after_change``). Returns whether a step is booked; the
+    callers have the scheduler read the earliest due time again after commit."""
+    from bot.features.blockers import escalation  # it draws cards: imported when first needed
 
-    await escalation.schedule_after_change(session, blocker, now)
+    return await escalation.schedule_after_change(session, blocker, now)
 
 
 async def open_blocker(
@@ -94,14 +95,17 @@ async def open_blocker(
     source: str = "command",
     source_link: str | None = None,
     standup_answer_id: int | None = None,
+    areas: list[RaciArea] | None = None,
 ) -> Blocker:
     """A new open blocker with its "opened" entry (the card is drawn by its listener) and its
-    ladder started. ``area`` None: suggested from the areas' keywords."""
+    ladder started. ``area`` None: suggested from the areas' keywords (the workspace's
+    ``areas``, when the caller has them loaded already: a batch of standup answers)."""
     if area is None:
-        candidates = list(
-            await session.scalars(select(RaciArea).where(RaciArea.workspace_id == workspace_id))
-        )
-        area = people.suggest_area(candidates, text) if candidates else None
+        if areas is None:
+            areas = list(
+                await session.scalars(select(RaciArea).where(RaciArea.workspace_id == workspace_id))
+            )
+        area = people.suggest_area(areas, text) if areas else None
         area_suggested = area is not None
     blocker = Blocker(
         workspace_id=workspace_id,
@@ -199,7 +203,9 @@ async def acknowledge(actor: Actor, blocker: Blocker) -> None:
     blocker.acknowledged_at = actor.now
     blocker.acknowledged_by_id = actor.member.id
     blocker.escalation_generation += 1
-    await timeline.record(actor.session, blocker, Kind.ACKNOWLEDGED, actor.now, actor_id=actor.member.id)
+    await timeline.record(
+        actor.session, blocker, Kind.ACKNOWLEDGED, actor.now, actor_id=actor.member.id
+    )
     await _ladder_changed(actor.session, blocker, actor.now)
 
 

@@ -45,7 +45,10 @@ BLOCKER = CommandSpec(
             example="/blocker list waiting-on-me",
         ),
         SubcommandSpec(
-            "show", "Show a blocker with its timeline and age.", (BLOCKER_ID,), example="/blocker show 7"
+            "show",
+            "Show a blocker with its timeline and age.",
+            (BLOCKER_ID,),
+            example="/blocker show 7",
         ),
         SubcommandSpec(
             "ack",
@@ -60,7 +63,10 @@ BLOCKER = CommandSpec(
             example="/blocker resolve 7",
         ),
         SubcommandSpec(
-            "reopen", "Reopen a resolved or cancelled blocker.", (BLOCKER_ID,), example="/blocker reopen 7"
+            "reopen",
+            "Reopen a resolved or cancelled blocker.",
+            (BLOCKER_ID,),
+            example="/blocker reopen 7",
         ),
         SubcommandSpec(
             "snooze",

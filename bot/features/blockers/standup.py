@@ -19,9 +19,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.features.blockers import dedupe, service
+from bot.features.blockers import dedupe, lookup, service
 from bot.features.blockers.timeline import Kind
 from storage.models import Blocker, BlockerStatus, Member
+from storage.raci import RaciArea
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ async def track(
             .order_by(Blocker.created_at.desc(), Blocker.id.desc())
         ):
             open_of.setdefault(blocker.member_id, []).append(blocker)
+    areas: list[RaciArea] | None = None  # loaded once, for the first new blocker
     changed = 0
     for answer in answers:
         existing = linked.get(answer.answer_id)
@@ -88,12 +90,16 @@ async def track(
                 await service.reported_again(session, existing, now, value, answer.answer_id)
                 changed += 1
             continue
-        candidates = [b for b in open_of.get(answer.member.id, []) if b.standup_answer_id != answer.answer_id]
+        candidates = [
+            b for b in open_of.get(answer.member.id, []) if b.standup_answer_id != answer.answer_id
+        ]
         same = dedupe.best_match(value, candidates)
         if same is not None:
             same.standup_answer_id = answer.answer_id
             await service.reported_again(session, same, now, value, answer.answer_id)
         else:
+            if areas is None:
+                areas = await lookup.areas(session, workspace_id)
             blocker = await service.open_blocker(
                 session,
                 workspace_id=workspace_id,
@@ -102,6 +108,7 @@ async def track(
                 now=now,
                 source="standup",
                 standup_answer_id=answer.answer_id,
+                areas=areas,
             )
             open_of.setdefault(answer.member.id, []).insert(0, blocker)
         changed += 1

@@ -131,9 +131,7 @@ def _count(tally: Tally, blocker: Blocker, cal: BusinessCalendar, since: datetim
 
 async def command(ctx: Context, args: dict[str, Any]) -> Response:
     parsed = parse_stats(args.get("line"))
-    area = (
-        await lookup.area(ctx.session, ctx.workspace.id, parsed.area) if parsed.area else None
-    )
+    area = await lookup.area(ctx.session, ctx.workspace.id, parsed.area) if parsed.area else None
     since = ctx.now - timedelta(weeks=parsed.weeks)
     report = await gather(ctx.session, ctx.workspace.id, since, ctx.now, area)
     scope = f" of {area.name}" if area is not None else ""
@@ -155,7 +153,8 @@ async def command(ctx: Context, args: dict[str, Any]) -> Response:
         blocks.append(Section(text(Bold("Per area"), "\n" + "\n".join(lines))))
     if report.by_pair:
         lines = [
-            f"{a} waiting on {b}: {tally.line()}" for (a, b), tally in sorted(report.by_pair.items())
+            f"{a} waiting on {b}: {tally.line()}"
+            for (a, b), tally in sorted(report.by_pair.items())
         ]
         blocks.append(Section(text(Bold("Cross-team dependencies"), "\n" + "\n".join(lines))))
     return reply(*blocks)

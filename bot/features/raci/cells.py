@@ -136,9 +136,13 @@ class Resolver:
         except UserError as exc:
             if ref.user_id is not None:
                 raise
-            raise UserError(
-                exc.message.replace("No member named", "No member or user group named")
-            ) from None
+            message = exc.message.replace("No member named", "No member or user group named")
+            if self.platform is None:
+                message += (
+                    " A user group syncup has not seen yet is named by its platform id "
+                    "(@S0123ABCD on Slack, the role's id on Discord)."
+                )
+            raise UserError(message) from None
 
     # -- groups -------------------------------------------------------------------------------
 

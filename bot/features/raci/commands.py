@@ -10,6 +10,7 @@ from sqlalchemy import select
 from bot.chat import (
     Actions,
     Button,
+    Chart,
     OpenForm,
     Response,
     Section,
@@ -18,6 +19,7 @@ from bot.chat import (
     text,
 )
 from bot.commands import help as helptext
+from bot.commands.parse import channel_ref
 from bot.commands.spec import Permission
 from bot.core import Context, Core
 from bot.errors import UserError
@@ -85,14 +87,18 @@ def resolver(ctx: Context) -> Resolver:
     return Resolver(ctx.session, ctx.workspace, ctx.core.directory, ctx.now)
 
 
-def _channel_here(ctx: Context) -> str | None:
-    """The channel the command was typed in, as a reference (None in a DM)."""
+def _channel_here(ctx: Context, *, by_id: bool = False) -> str | None:
+    """The channel the command was typed in, as a reference: by name for a form to show, by
+    id (``by_id``, when it is a platform id) for the platform to find at once. None in a DM."""
     origin = ctx.event.origin
     if not origin.channel_id or origin.channel_id == ctx.member.dm_channel_id:
         return None
-    if origin.channel_id.startswith("dm-") or origin.channel_id.startswith("D"):
+    if origin.channel_id.startswith(("dm-", "D")):  # the console's and Slack's DMs
         return None
-    return f"#{origin.channel_name}" if origin.channel_name else f"<#{origin.channel_id}>"
+    mention = f"<#{origin.channel_id}>"
+    if (by_id or not origin.channel_name) and channel_ref(mention).channel_id:
+        return mention
+    return f"#{origin.channel_name or origin.channel_id}"
 
 
 # -- setup and edit -------------------------------------------------------------------------------
@@ -107,7 +113,7 @@ async def setup(ctx: Context, args: dict[str, Any]) -> Response:
         values = parse_line(line, with_name=True)
     except UserError as exc:
         raise UserError(f"{exc.message} Example: `{SETUP_EXAMPLE}`") from None
-    if "channel" not in values and (here := _channel_here(ctx)):
+    if "channel" not in values and (here := _channel_here(ctx, by_id=True)):
         values["channel"] = here
     data = parse_values(values, partial=True)
     area = await save_area(resolver(ctx), data, None, ctx.now)
@@ -115,13 +121,35 @@ async def setup(ctx: Context, args: dict[str, Any]) -> Response:
 
 
 async def edit(ctx: Context, args: dict[str, Any]) -> Response:
-    area = await find_area(ctx.session, ctx.workspace.id, args["area"])
-    line: str | None = args.get("line")
+    area, line = await _area_and_line(ctx, args["area"], args.get("line"))
     if not line:
         return OpenForm(area_form(await form_values(ctx, area), state=str(area.id)))
     data = parse_values(parse_line(line, with_name=False), partial=True)
     area = await save_area(resolver(ctx), data, area, ctx.now)
     return await _saved(ctx, area, "Saved")
+
+
+async def _area_and_line(ctx: Context, name: str, line: str | None) -> tuple[RaciArea, str | None]:
+    """The area to edit and the options: ``/raci edit Data pipeline --hours 9-17`` without
+    quotes names "Data pipeline" too, when no area is called "Data"."""
+    try:
+        return await find_area(ctx.session, ctx.workspace.id, name), line
+    except UserError:
+        head, sep, rest = (line or "").partition("--")
+        if not head.strip() or head.lstrip().startswith("-"):
+            raise
+        try:
+            found = await find_area(ctx.session, ctx.workspace.id, f"{name} {head}")
+        except UserError:
+            raise UserError(
+                f'Unknown area "{name}" (or "{name} {head.strip()}"); {await _areas_hint(ctx)}'
+            ) from None
+        return found, f"{sep}{rest}" if sep else None
+
+
+async def _areas_hint(ctx: Context) -> str:
+    names = [area.name for area in await areas_of(ctx.session, ctx.workspace.id)]
+    return f"areas: {', '.join(names)}" if names else "there are no areas yet."
 
 
 async def save_form(ctx: Context, event: FormSubmission) -> Response:
@@ -204,7 +232,18 @@ async def show(ctx: Context, args: dict[str, Any]) -> Response:
         (area, await current_cells(ctx.session, area))
         for area in await areas_of(ctx.session, ctx.workspace.id)
     ]
-    return reply(*render.matrix_message(rows, ctx.workspace.name).blocks)
+    shown = render.matrix_message(rows, ctx.workspace.name)
+    if not any(isinstance(block, Chart) for block in shown.blocks):
+        return reply(*shown.blocks)
+    # A picture cannot go in a private reply (Slack's ephemeral messages and Discord's take no
+    # files): it goes to the member's DM, through the outbox like any message.
+    await ctx.dm(ctx.member, shown, key=f"raci-show:{ctx.event.origin.event_id}")
+    return reply(
+        text(
+            f"{shown.summary}: too wide for a message, so I sent it to you as a picture in a "
+            "direct message."
+        )
+    )
 
 
 async def who(ctx: Context, args: dict[str, Any]) -> Response:

@@ -23,18 +23,23 @@ MAX_NAME = 80
 MAX_KEYWORDS = 30
 MAX_KEYWORD = 40
 ROLE_FIELDS = ("responsible", "accountable", "consulted", "informed")
-# Every field of the form, in order, with what the one-line option is called.
-FIELDS = (
-    "name",
-    *ROLE_FIELDS,
-    "channel",
-    "timezone",
-    "days",
-    "hours",
-    "holidays",
-    "dates",
-    "keywords",
+# Each field of the form: name, label, whether it is required, default, placeholder.
+_FORM: tuple[tuple[str, str, bool, str, str], ...] = (
+    ("name", "Area name", True, "", "Data pipeline"),
+    ("responsible", "Responsible: @people and/or @user-groups", True, "", "@ana @data-eng"),
+    ("accountable", "Accountable: exactly one @person", True, "", "@bob"),
+    ("consulted", "Consulted: @people, @groups or #channels", False, "", ""),
+    ("informed", "Informed: @people, @groups or #channels", False, "", ""),
+    ("channel", "Area channel (its blocker cards)", False, "", "#data-blockers"),
+    ("timezone", "Time zone", True, "UTC", ""),
+    ("days", "Working days", True, "mon-fri", ""),
+    ("hours", "Working hours", True, "09:00-17:00", ""),
+    ("holidays", "Public holidays: country [subdivision]", False, "", "DE BY"),
+    ("dates", "Other days off (YYYY-MM-DD, comma separated)", False, "", "2026-12-24, 2026-12-31"),
+    ("keywords", "Keywords that suggest this area for a blocker", False, "", "etl, airflow"),
 )
+# The one-line options are the fields' names (--name, --responsible, ...).
+FIELDS = tuple(name for name, *_ in _FORM)
 _HOURS = re.compile(r"^\s*(\d{1,2}(?::\d{2})?)\s*(?:-|–|to)\s*(\d{1,2}(?::\d{2})?)\s*$")
 
 
@@ -293,67 +298,19 @@ def parse_line(line: str, *, with_name: bool) -> dict[str, str]:
 def area_form(initial: dict[str, str] | None = None, state: str = "") -> Form:
     """The form for ``/raci setup`` (defaults) or ``/raci edit`` (the area's values; ``state``
     carries the area's id)."""
-    v = initial or {}
+    values = initial or {}
     return Form(
         FORM_ID,
         "Edit area" if state else "New RACI area",
-        (
-            TextField("name", "Area name", initial=v.get("name", ""), placeholder="Data pipeline"),
+        tuple(
             TextField(
-                "responsible",
-                "Responsible: @people and/or @user-groups",
-                initial=v.get("responsible", ""),
-                placeholder="@ana @data-eng",
-            ),
-            TextField(
-                "accountable",
-                "Accountable: exactly one @person",
-                initial=v.get("accountable", ""),
-                placeholder="@bob",
-            ),
-            TextField(
-                "consulted",
-                "Consulted: @people, @groups or #channels",
-                required=False,
-                initial=v.get("consulted", ""),
-            ),
-            TextField(
-                "informed",
-                "Informed: @people, @groups or #channels",
-                required=False,
-                initial=v.get("informed", ""),
-            ),
-            TextField(
-                "channel",
-                "Area channel (its blocker cards)",
-                required=False,
-                initial=v.get("channel", ""),
-                placeholder="#data-blockers",
-            ),
-            TextField("timezone", "Time zone", initial=v.get("timezone", "UTC")),
-            TextField("days", "Working days", initial=v.get("days", "mon-fri")),
-            TextField("hours", "Working hours", initial=v.get("hours", "09:00-17:00")),
-            TextField(
-                "holidays",
-                "Public holidays: country [subdivision]",
-                required=False,
-                initial=v.get("holidays", ""),
-                placeholder="DE BY",
-            ),
-            TextField(
-                "dates",
-                "Other days off (YYYY-MM-DD, comma separated)",
-                required=False,
-                initial=v.get("dates", ""),
-                placeholder="2026-12-24, 2026-12-31",
-            ),
-            TextField(
-                "keywords",
-                "Keywords that suggest this area for a blocker",
-                required=False,
-                initial=v.get("keywords", ""),
-                placeholder="etl, airflow, data pipeline",
-            ),
+                name,
+                label,
+                required=required,
+                initial=values.get(name, default),
+                placeholder=placeholder,
+            )
+            for name, label, required, default, placeholder in _FORM
         ),
         submit_label="Save",
         state=state,

@@ -170,7 +170,7 @@ def matrix_message(rows: list[tuple[RaciArea, dict[RaciRole, list[Cell]]]], team
         Header(f"RACI matrix ({count})"),
         *pictures,
         legend,
-        summary=f"RACI matrix, {count} by {len(matrix.people)} people (as a picture)",
+        summary=f"The RACI matrix ({count} by {len(matrix.people)} people)",
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import UserError
@@ -90,7 +91,13 @@ async def save_area(
     area.channel_id = channel_id
     _apply(area, data)
     area.updated_at = now
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:  # the same name saved by someone else a moment ago
+        raise UserError(
+            f'There is already an area "{area.name}" (names ignore case); choose another name.',
+            field="name",
+        ) from None
     await replace_cells(session, area, cells)
     return area
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select, update
 
@@ -168,5 +167,9 @@ async def _store(batch: Batch, accepted: list[_Accepted]) -> None:
 
 
 def _wake_outbox(batch: Batch) -> None:
+    """The blockers' cards are queued and their ladders booked: wake the delivery worker and
+    have the scheduler read the earliest escalation again."""
     for wake in batch.core.on_outbox:
         wake()
+    for changed in batch.core.on_schedules_changed:
+        batch.core.spawn(changed(), name="schedules after standup blockers")

@@ -156,6 +156,7 @@ async def complete(
     if await sync_blockers(session, standup, prompt, now, ctx.member if ctx else None):
         if ctx is not None:
             ctx.sent_something = True  # the blockers' cards
+            ctx.schedules_changed = True  # and their escalation
     await report_changed(session, run.id, now, ctx)
 
 

@@ -36,6 +36,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")
 
 ACTION_ROW, BUTTON, STRING_SELECT, TEXT_INPUT = 1, 2, 3, 4
+USER_COMMAND, MESSAGE_COMMAND = 2, 3
+CONTEXT_MENU_COMMANDS = 15  # of each of the two types, per application (and per guild)
 LABEL = 18
 
 
@@ -166,7 +168,7 @@ def check_item(p: Problems, item: dict[str, Any], path: str, seen: set[str]) -> 
     elif kind == TEXT_INPUT:
         if "label" in item:  # the deprecated action-row form carries its label here
             p.length(f"{path}.label", item.get("label"), 45, 1)
-        p.length(f"{path}.value", item.get("value"), 4000)
+        p.length(f"{path}.value", item.get("value"), min(4000, int(item.get("max_length", 4000))))
         p.length(f"{path}.placeholder", item.get("placeholder"), 100)
         if int(item.get("max_length", 4000)) > 4000:
             p.add(f"{path}.max_length", "Must be less than or equal to 4000.")
@@ -270,6 +272,9 @@ def check_command(command: dict[str, Any], path: str = "") -> Problems:
 
 
 def _check_command(p: Problems, command: dict[str, Any], path: str) -> None:
+    if command.get("type") in (USER_COMMAND, MESSAGE_COMMAND):
+        _check_context_menu(p, command, path)
+        return
     name = command.get("name")
     if not isinstance(name, str) or not _COMMAND_NAME.match(name) or name != name.lower():
         p.add(f"{path}name", "Command name is invalid")
@@ -289,6 +294,32 @@ def _check_command(p: Problems, command: dict[str, Any], path: str) -> None:
         else:
             required_done = True
         _check_option(p, option, where)
+
+
+def _check_context_menu(p: Problems, command: dict[str, Any], path: str) -> None:
+    """USER (2) and MESSAGE (3) commands: a name of 1-32 characters (any case, spaces), an
+    empty description, no options."""
+    p.length(f"{path}name", command.get("name"), 32, 1)
+    if command.get("description"):
+        p.add(f"{path}description", "Context menu commands cannot have description")
+    if command.get("options"):
+        p.add(f"{path}options", "Context menu commands cannot have options")
+
+
+def check_unique_names(commands: list[dict[str, Any]]) -> Problems:
+    """Names are unique per command type (a slash command and a menu entry may share one)."""
+    p = Problems()
+    seen: set[tuple[Any, str]] = set()
+    for i, command in enumerate(commands):
+        key = (command.get("type", 1), str(command.get("name")))
+        if key in seen:
+            p.add(f"{i}.name", "Application command names must be unique")
+        seen.add(key)
+    per_type = {kind: sum(1 for c in commands if c.get("type", 1) == kind) for kind in (2, 3)}
+    for kind, count in per_type.items():
+        if count > CONTEXT_MENU_COMMANDS:
+            p.add("commands", f"More than {CONTEXT_MENU_COMMANDS} commands of type {kind}")
+    return p
 
 
 def _check_option(p: Problems, option: dict[str, Any], where: str) -> None:

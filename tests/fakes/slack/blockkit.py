@@ -49,6 +49,7 @@ ACCESSORIES = frozenset({"button", "static_select", "multi_static_select"})
 
 SPECIAL_MENTION = re.compile(r"<!(channel|here|everyone)\b[^>]*>")
 USER_MENTION = re.compile(r"<@([UWB][A-Z0-9]+)(?:\|[^>]*)?>")
+USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
 BARE_SPECIAL = re.compile(r"(?<![\w&])@(channel|here|everyone)\b")
 
 
@@ -119,6 +120,14 @@ def _element(el: dict[str, Any], where: str, problems: list[str]) -> None:
             problems.append(f"{where}.initial_value: longer than max_length")
         if "placeholder" in el:
             _text(el["placeholder"], f"{where}.placeholder", PLACEHOLDER, problems, "plain_text")
+    elif kind == "users_select":
+        initial = el.get("initial_user")
+        if initial is not None and not USER_ID.match(str(initial)):
+            problems.append(f"{where}.initial_user: not a user id")
+    elif kind == "conversations_select":
+        for key in ("default_to_current_conversation", "response_url_enabled"):
+            if key in el and not isinstance(el[key], bool):
+                problems.append(f"{where}.{key}: must be a boolean")
     else:
         problems.append(f"{where}: unsupported element {kind}")
 
@@ -179,6 +188,8 @@ def check_blocks(blocks: list[dict[str, Any]], limit: int, problems: list[str]) 
         elif kind == "input":
             _text(block.get("label"), f"{where}.label", INPUT_LABEL, problems, "plain_text")
             _element(block.get("element", {}), f"{where}.element", problems)
+            if "hint" in block:
+                _text(block["hint"], f"{where}.hint", INPUT_LABEL, problems, "plain_text")
         elif kind == "image":
             if not block.get("image_url") or not block.get("alt_text"):
                 problems.append(f"{where}: image needs image_url and alt_text")

@@ -160,7 +160,39 @@ class SlackWorld:
         self, user: str, values: dict[str, Any], view: dict[str, Any] | None = None
     ) -> Ack:
         view = view or self.fake.views[-1]
-        payload = payloads.view_submission(view, values, user=user, team=self.fake.team_id)
+        payload = payloads.view_submission(
+            view, values, user=user, team=self.fake.team_id, response_url=self.fake.response_url
+        )
+        ack = await self.send("interactive", payload)
+        await self.settle()
+        return ack
+
+    def shortcut_payload(
+        self, user: str, callback_id: str, message: dict[str, Any], *, channel: str = "CTEAM"
+    ) -> dict[str, Any]:
+        """What Slack sends when ``user`` runs a message shortcut on ``message`` (see
+        FakeSlack.member_message)."""
+        name = self.fake.channels[channel].name if channel in self.fake.channels else channel
+        return payloads.message_action(
+            callback_id,
+            message,
+            user=user,
+            channel=channel,
+            channel_name=name,
+            response_url=self.fake.response_url(),
+            team=self.fake.team_id,
+        )
+
+    async def shortcut(
+        self, user: str, callback_id: str, message: dict[str, Any], *, channel: str = "CTEAM"
+    ) -> Ack:
+        payload = self.shortcut_payload(user, callback_id, message, channel=channel)
+        ack = await self.send("interactive", payload)
+        await self.settle()
+        return ack
+
+    async def global_shortcut(self, user: str, callback_id: str) -> Ack:
+        payload = payloads.global_shortcut(callback_id, user=user, team=self.fake.team_id)
         ack = await self.send("interactive", payload)
         await self.settle()
         return ack

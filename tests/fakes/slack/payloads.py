@@ -8,6 +8,7 @@ import hmac
 import itertools
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -78,6 +79,50 @@ def block_action(
     }
 
 
+def message_action(
+    callback_id: str,
+    message: dict[str, Any],
+    *,
+    user: str,
+    channel: str,
+    channel_name: str,
+    response_url: str,
+    team: str = "T1",
+    trigger: str | None = None,
+) -> dict[str, Any]:
+    """A message shortcut run on ``message`` (as conversations.history shows it)."""
+    return {
+        "type": "message_action",
+        "token": "verification-token",
+        "action_ts": f"{time.time():.6f}",
+        "team": {"id": team, "domain": "acme"},
+        "user": {"id": user, "username": user.lower(), "team_id": team, "name": user.lower()},
+        "channel": {"id": channel, "name": channel_name},
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "callback_id": callback_id,
+        "trigger_id": trigger or trigger_id(),
+        "response_url": response_url,
+        "message_ts": message["ts"],
+        "message": message,
+    }
+
+
+def global_shortcut(callback_id: str, *, user: str, team: str = "T1") -> dict[str, Any]:
+    """A global shortcut from the shortcuts menu (no channel, no message, no response_url)."""
+    return {
+        "type": "shortcut",
+        "token": "verification-token",
+        "action_ts": f"{time.time():.6f}",
+        "team": {"id": team, "domain": "acme"},
+        "user": {"id": user, "username": user.lower(), "team_id": team},
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "callback_id": callback_id,
+        "trigger_id": trigger_id(),
+    }
+
+
 def fill(view: dict[str, Any], values: dict[str, str | list[str]]) -> dict[str, Any]:
     """The view as submitted with ``values`` typed or chosen; the rest keeps initial values."""
     state: dict[str, dict[str, Any]] = {}
@@ -91,6 +136,11 @@ def fill(view: dict[str, Any], values: dict[str, str | list[str]]) -> dict[str, 
         if kind == "plain_text_input":
             value = given if given is not None else element.get("initial_value")
             state[block["block_id"]] = {name: {"type": kind, "value": value}}
+        elif kind == "users_select":
+            chosen_user = given if given is not None else element.get("initial_user")
+            state[block["block_id"]] = {name: {"type": kind, "selected_user": chosen_user}}
+        elif kind == "conversations_select":
+            state[block["block_id"]] = {name: {"type": kind, "selected_conversation": given}}
         else:
             options = {o["value"]: o for o in element["options"]}
             if kind == "multi_static_select":
@@ -114,9 +164,16 @@ def fill(view: dict[str, Any], values: dict[str, str | list[str]]) -> dict[str, 
 
 
 def view_submission(
-    view: dict[str, Any], values: dict[str, str | list[str]], *, user: str, team: str = "T1"
+    view: dict[str, Any],
+    values: dict[str, str | list[str]],
+    *,
+    user: str,
+    team: str = "T1",
+    response_url: Callable[[], str] | None = None,
 ) -> dict[str, Any]:
-    return {
+    """``response_url`` makes the URL Slack adds for each ``conversations_select`` with
+    ``response_url_enabled`` (the ``response_urls`` of the submission)."""
+    body: dict[str, Any] = {
         "type": "view_submission",
         "team": {"id": team, "domain": "acme"},
         "user": {"id": user, "username": user.lower(), "team_id": team},
@@ -124,6 +181,23 @@ def view_submission(
         "trigger_id": trigger_id(),
         "view": fill(view, values),
     }
+    urls = []
+    for block in view.get("blocks", []):
+        element = block.get("element") or {}
+        if block.get("type") == "input" and element.get("response_url_enabled"):
+            channel = values.get(element["action_id"])
+            if channel and response_url is not None:
+                urls.append(
+                    {
+                        "block_id": block["block_id"],
+                        "action_id": element["action_id"],
+                        "channel_id": channel,
+                        "response_url": response_url(),
+                    }
+                )
+    if urls:
+        body["response_urls"] = urls
+    return body
 
 
 def event_callback(event: dict[str, Any], *, event_id: str, team: str = "T1") -> dict[str, Any]:

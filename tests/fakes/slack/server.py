@@ -440,6 +440,20 @@ class FakeSlack:
         self.messages.append(posted)
         return {"ok": True, "channel": channel.id, "ts": posted.ts, "message": {"ts": posted.ts}}
 
+    def member_message(self, channel: str, user: str, text: str, **extra: Any) -> dict[str, Any]:
+        """A member's message in ``channel``, as conversations.history and a message shortcut
+        show it (Slack's ``&``, ``<`` and ``>`` escaped in ``text``)."""
+        posted = Posted(channel, self._ts_now(), text, None, extra.get("thread_ts"), self.team_id)
+        self.messages.append(posted)
+        return {"type": "message", "user": user, "text": text, "ts": posted.ts, **extra}
+
+    def _m_chat_getPermalink(self, args: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        channel, ts = str(args.get("channel", "")), str(args.get("message_ts", ""))
+        if not any(m.channel == channel and m.ts == ts for m in self.messages):
+            return {"ok": False, "error": "message_not_found"}
+        link = f"https://acme.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        return {"ok": True, "channel": channel, "permalink": link}
+
     def _m_chat_update(self, args: dict[str, Any], **kw: Any) -> dict[str, Any]:
         channel_id, ts = str(args.get("channel", "")), str(args.get("ts", ""))
         if channel_id.startswith("U"):
