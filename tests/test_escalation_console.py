@@ -25,14 +25,10 @@ SESSION = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-
-
 async def test_a_weekend_then_business_hours_then_the_accountables_morning(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # the console writes its files where it runs
     run = await run_console(tmp_path, SESSION, start="2026-03-13 15:00")  # Friday, Berlin
     assert run.code == 0
     # Nothing over the weekend, nor on Monday before 11:00 (2 hours on Friday, 2 on Monday).
