@@ -106,6 +106,7 @@ async def test_show_the_default_then_edit_in_the_form(world: World) -> None:
         ("responsible 4h", "9", "1d", "repeat", "out of range"),
         ("responsible 4h", "0", "0m", "reack", "above zero"),
         ("member:999 1h", "0", "1d", "levels", "Unknown member(s) member:999"),
+        ("@nobody 1h", "0", "1d", "levels", "Line 1: No member"),
     ],
 )
 async def test_bad_policies_save_nothing(
@@ -125,7 +126,7 @@ async def test_the_workspace_default(world: World) -> None:
     assert "Escalation policy: workspace default" in text
     assert "Areas without a policy of their own use it (the built-in default)." in text
     saved = await world.core.handle(
-        policy_form(world, f"responsible 2h\nmember:{world.members['frank']} 1d", state="default")
+        policy_form(world, "responsible 2h\n@frank 1d", state="default")
     )
     assert said(saved).startswith("Saved the workspace's default escalation policy. 1 open")
     async with world.db.transaction() as session:
@@ -137,6 +138,10 @@ async def test_the_workspace_default(world: World) -> None:
         }
     assert (await world.blocker(1)).next_escalation_at == datetime(2026, 3, 9, 12, tzinfo=UTC)
     text = said(await world.core.handle(command("/raci policy data pipeline", ADMIN)))
-    assert "Uses the workspace default" in text and "member #" in text
+    assert "Uses the workspace default" in text
+    assert "2. after 1 business day: @frank" in text
+    form = await world.core.handle(press("raci-policy:edit:default", ADMIN))
+    assert isinstance(form, OpenForm)
+    assert form.form.fields[0].initial == "responsible 2h\n@frank 1d"
     unknown = said(await world.core.handle(command("/raci policy nowhere", ADMIN)))
     assert 'Unknown area "nowhere"' in unknown

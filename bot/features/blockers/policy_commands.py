@@ -2,11 +2,11 @@
 form (team leads and admins).
 
 The form has one line per level (``TARGET AFTER``: ``responsible 4h``, ``accountable 1d``,
-``channel 2d``, ``member:12 30m``, ``channel:C0123 1d``, ``webhook:3 2d``), the number of
-repeats and the pause after an acknowledgement. Writing ``default`` as the levels goes back
-to the workspace default (for an area) or to the built-in default (for the workspace); no levels
-at all is refused. A saved policy re-times the open blockers that use it, in the same
-transaction.
+``channel 2d``, ``@sam 30m`` (stored as ``member:<id>``), ``channel:C0123 1d``,
+``webhook:3 2d``), the number of repeats and the pause after an acknowledgement. Writing
+``default`` as the levels goes back to the workspace default (for an area) or to the built-in
+default (for the workspace); no levels at all is refused. A saved policy re-times the open
+blockers that use it, in the same transaction.
 
 ``default`` always means the workspace default; an area literally named "default" is edited
 with ``/raci edit`` and shown with ``/raci show``.
@@ -14,10 +14,13 @@ with ``/raci edit`` and shown with ``/raci show``.
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import and_, or_, select
 
+from bot import directory
 from bot.chat import (
     Actions,
     Button,
@@ -35,6 +38,7 @@ from bot.chat import (
 from bot.chat import (
     Context as Small,
 )
+from bot.commands.parse import member_ref
 from bot.commands.spec import OptionSpec, OptionType, Permission, SubcommandSpec
 from bot.core import Context, Core
 from bot.errors import UserError
@@ -105,7 +109,9 @@ async def show(ctx: Context, args: dict[str, Any]) -> Response:
     )
     policy, source = await _current(ctx, area)
     title = f"Escalation policy: {area.name}" if area else "Escalation policy: workspace default"
-    blocks: list[Any] = [Header(title), Section(text("\n".join(policy.describe())))]
+    names = await _names(ctx, policy)
+    described = _with_names("\n".join(policy.describe()), names, form=False)
+    blocks: list[Any] = [Header(title), Section(text(described))]
     if area is not None:
         blocks.append(Small(text(f"Uses {source}. Business time: {_calendar(area).describe()}.")))
     else:
@@ -130,7 +136,13 @@ async def on_action(ctx: Context, event: ActionInvocation) -> Response:
     area = await _subject(ctx, state)
     policy, _source = await _current(ctx, area)
     own = area.policy if area is not None else (await _stored_default(ctx))
-    return OpenForm(policy_form(state, policy if own else None, area))
+    form = policy_form(state, policy if own else None, area)
+    names = await _names(ctx, policy)
+    if own and names:
+        levels = form.fields[0]
+        named = replace(levels, initial=_with_names(levels.initial, names, form=True))
+        form = replace(form, fields=(named, *form.fields[1:]))
+    return OpenForm(form)
 
 
 async def _stored_default(ctx: Context) -> dict[str, Any] | None:
@@ -186,6 +198,7 @@ async def save(ctx: Context, event: FormSubmission) -> Response:
     if levels.lower() != DEFAULT:
         day = _calendar(area).day_length if area is not None else STANDARD_DAY
         try:
+            levels = await _named_members(ctx, levels)
             policy = parse_lines(
                 levels, values.get("repeat", "0"), values.get("reack", "1d"), day_length=day
             )
@@ -215,6 +228,45 @@ async def save(ctx: Context, event: FormSubmission) -> Response:
     shown = await show(ctx, {"area": area.name if area else DEFAULT})
     assert shown is not None and hasattr(shown, "message")
     return reply(Section(marked(done)), *shown.message.blocks)
+
+
+async def _named_members(ctx: Context, lines: str) -> str:
+    """The form speaks in names: a line starting with ``@name`` (or a platform mention) names
+    a member, stored as ``member:<id>``."""
+    out = []
+    for n, line in enumerate(lines.splitlines(), 1):
+        head, _, rest = line.strip().partition(" ")
+        if head.startswith(("@", "<@")):
+            try:
+                member = await directory.resolve_member(
+                    ctx.session, ctx.workspace, member_ref(head), ctx.core.directory, now=ctx.now
+                )
+            except UserError as exc:
+                raise PolicyError(f"Line {n}: {exc.message}") from None
+            head = f"member:{member.id}"
+        out.append(f"{head} {rest}".strip())
+    return "\n".join(out)
+
+
+async def _names(ctx: Context, policy: Policy) -> dict[int, str]:
+    """``@name`` of the members a policy names (by id), where the name is one word."""
+    ids = {int(lv.ref) for lv in policy.levels if lv.kind == "member"}
+    if not ids:
+        return {}
+    rows = await ctx.session.scalars(
+        select(Member).where(Member.id.in_(ids), Member.workspace_id == ctx.workspace.id)
+    )
+    return {
+        m.id: f"@{m.display_name}" for m in rows if m.display_name and " " not in m.display_name
+    }
+
+
+def _with_names(text_: str, names: dict[int, str], form: bool) -> str:
+    """``member:12`` (the form) or ``member #12`` (the description) as ``@name``."""
+    for member_id, name in names.items():
+        pattern = rf"member:{member_id}\b" if form else rf"member #{member_id}\b"
+        text_ = re.sub(pattern, name, text_)
+    return text_
 
 
 def _field_of(message: str) -> str:
