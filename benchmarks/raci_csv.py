@@ -98,17 +98,20 @@ async def run(args: argparse.Namespace) -> None:
                 found = await matrix_of(session, workspace.id)
             print(f"the matrix read for /raci show: {time.perf_counter() - start:.2f} s")
             parts = charts(build_matrix(found), "Acme")
+            render_png(charts(build_matrix(found[:1]), "Acme")[0])  # fonts found once
             tracemalloc.start()
-            start = time.perf_counter()
-            sizes = [len(render_png(chart)) for chart in parts[: args.charts]]
-            took = time.perf_counter() - start
+            times, sizes = [], []
+            for chart in parts[: args.charts]:
+                start = time.perf_counter()
+                sizes.append(len(render_png(chart)))
+                times.append(time.perf_counter() - start)
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
             print(
-                f"charts: the matrix is {len(parts)} charts; {len(sizes)} drawn in {took:.2f} s "
-                f"({took / len(sizes) * 1000:.0f} ms each, "
-                f"{sum(sizes) / len(sizes) / 1024:.0f} KiB each), "
-                f"peak Python memory {peak / 1024 / 1024:.1f} MiB"
+                f"charts: the matrix is {len(parts)} charts (so /raci show lists it in words); "
+                f"{len(sizes)} full charts (40 areas x 24 people) drawn in "
+                f"{', '.join(f'{t:.2f}' for t in times)} s, {sum(sizes) / len(sizes) / 1024:.0f} "
+                f"KiB each; peak Python memory {peak / 1024 / 1024:.1f} MiB"
             )
         finally:
             await db.dispose()
@@ -118,7 +121,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--areas", type=int, default=1000)
     parser.add_argument("--members", type=int, default=300)
-    parser.add_argument("--charts", type=int, default=5, help="how many charts to draw")
+    parser.add_argument("--charts", type=int, default=3, help="how many charts to draw")
     parser.add_argument("--database-url", help="an empty database (default: SQLite in /tmp)")
     asyncio.run(run(parser.parse_args()))
 

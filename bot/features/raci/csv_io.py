@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import UserError
@@ -168,21 +168,20 @@ async def import_matrix(
             )
         )
     existing = {area.key: area for area in await areas_of(session, workspace.id)}
-    created = 0
-    for key, found in areas.items():
-        area = existing.get(key)
-        if area is None:
-            area = RaciArea(
-                workspace_id=workspace.id, name=found.name, key=key, timezone="UTC",
-                work_days=[1, 2, 3, 4, 5], day_start_minute=540, day_end_minute=1020,
-                custom_holidays=[], keywords=[], created_at=now, updated_at=now,
-            )  # fmt: skip
-            session.add(area)
-            existing[key] = area
-            created += 1
-        else:
+    for area in existing.values():
+        if area.key in areas:
             area.updated_at = now
-    await session.flush()  # the new areas' ids, in one go
+    fresh = [
+        {"workspace_id": workspace.id, "name": found.name, "key": key, "timezone": "UTC",
+         "work_days": [1, 2, 3, 4, 5], "day_start_minute": 540, "day_end_minute": 1020,
+         "custom_holidays": [], "keywords": [], "created_at": now, "updated_at": now}
+        for key, found in areas.items()
+        if key not in existing
+    ]  # fmt: skip
+    if fresh:  # one statement for the new areas, their ids returned
+        for area in await session.scalars(insert(RaciArea).returning(RaciArea), fresh):
+            existing[area.key] = area
+    created = len(fresh)
     await replace_many(session, [(existing[key], found.cells) for key, found in areas.items()])
     count = sum(len(cells) for found in areas.values() for cells in found.cells.values())
     return ImportResult(len(areas), created, count)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -165,25 +165,28 @@ async def replace_many(
         for row in rows:
             existing[(row.area_id, row.role, row.who)] = row
     keep: set[tuple[int, str, str]] = set()
+    new: list[dict[str, object]] = []
     for area, cells in wanted:
         for role, found in cells.items():
             for cell in found:
                 key = (area.id, role.value, cell.who)
+                if key in keep:
+                    continue
                 keep.add(key)
                 row = existing.get(key)
                 if row is None:
-                    session.add(
-                        RaciAssignment(
-                            area_id=area.id, role=role.value, who=cell.who,
-                            member_id=cell.member_id, label=cell.label,
-                        )
+                    new.append(
+                        {"area_id": area.id, "role": role.value, "who": cell.who,
+                         "member_id": cell.member_id, "label": cell.label}
                     )  # fmt: skip
                 elif row.label != cell.label:
                     row.label = cell.label
     for key, row in existing.items():
         if key not in keep:
             await session.delete(row)
-    await session.flush()
+    await session.flush()  # deletions first: a cell may move between roles' rows
+    if new:
+        await session.execute(insert(RaciAssignment), new)  # one executemany
 
 
 OPEN = (BlockerStatus.OPEN, BlockerStatus.ACKNOWLEDGED)
