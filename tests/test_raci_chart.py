@@ -78,3 +78,31 @@ def test_the_text_table_keeps_its_columns_aligned() -> None:
         "Data pipeline  A      R    .",
         "Training       .      A    RA",
     ]
+
+
+def test_a_matrix_too_large_even_for_pictures_is_listed_in_words() -> None:
+    from bot.features.raci.cells import Cell
+    from bot.features.raci.render import MAX_CHARTS, MAX_LISTED, matrix_message
+    from storage.raci import RaciArea, RaciRole
+    from tests.raci_world import plain
+
+    rows = []
+    for n in range(CHART_ROWS * MAX_CHARTS + 1):  # one area more than six charts hold
+        cells = {role: [] for role in RaciRole}
+        cells[RaciRole.RESPONSIBLE] = [Cell(f"member:{n % 9 + 1}", f"person {n % 9 + 1}", n)]
+        cells[RaciRole.ACCOUNTABLE] = [Cell("member:0", "alice", 0)]
+        cells[RaciRole.INFORMED] = [Cell("channel:C1", "data")]
+        rows.append((RaciArea(name=f"Area {n:03d}"), cells))
+    shown = matrix_message(rows, "Acme")
+    assert not [b for b in shown.blocks if isinstance(b, Chart)]
+    lines = plain(shown).splitlines()
+    assert lines[0] == f"RACI matrix ({len(rows)} areas)"
+    assert lines[1] == "Area 000: R person 1 · A alice · I #data"
+    assert len(lines) == 1 + MAX_LISTED + 1
+    assert lines[-1] == (
+        f"{len(rows) - MAX_LISTED} more areas are not listed. As pictures this matrix would be "
+        "7 charts. One area: /raci show AREA; all of it as CSV: syncup raci export (on the "
+        "server)."
+    )
+    # Six charts' worth is still pictures.
+    assert any(isinstance(b, Chart) for b in matrix_message(rows[:-1], "Acme").blocks)

@@ -260,3 +260,15 @@ async def test_groups_and_channels_by_platform_id_on_slack(
         assert ("R", "group:S0123ABCD", "S0123ABCD") in cells
         assert ("I", "channel:C0123ABCD", "C0123ABCD") in cells
         assert "Infra,R,@S0123ABCD\n" in await export_text(world)
+
+
+@pytest.mark.parametrize("args", [["raci"], ["raci", "import"], ["raci", "export"]])
+def test_help(
+    runner: CliRunner,  # noqa: F811 - the fixture imported above
+    args: list[str],
+) -> None:
+    shown = runner.invoke(cli, [*args, "--help"])
+    assert shown.exit_code == 0, shown.output
+    assert "Usage: syncup raci" in shown.output
+    if args != ["raci"]:
+        assert "--workspace" in shown.output

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
 from PIL import Image
 
 from adapters.slack.manifest import BOT_SCOPES
-from storage.db import Database
-from tests.fakes.slack.harness import SlackWorld, slack_world, team_slack, text_of
+from tests.fakes.slack.harness import SlackWorld, team_slack, text_of
 from tests.fakes.slack.server import FakeSlack
-
-START = datetime(2026, 3, 9, 9, tzinfo=UTC)
+from tests.test_polls_slack import replies, world  # noqa: F401 - the ``world`` fixture
 
 
 @pytest.fixture
@@ -30,14 +27,7 @@ async def fake() -> AsyncIterator[FakeSlack]:
         yield slack
 
 
-@pytest.fixture
-async def world(fake: FakeSlack, database: Database) -> AsyncIterator[SlackWorld]:
-    async with slack_world(fake, database.url, "http", START) as built:
-        yield built
-
-
-def replies(fake: FakeSlack) -> list[str]:
-    return [text_of(r.get("blocks"), r.get("text", "")) for r in fake.responses]
+# ``world`` (HTTP mode, on this module's ``fake``) and ``replies`` come from the poll tests.
 
 
 def form(**values: str) -> dict[str, str]:
@@ -57,7 +47,9 @@ def form(**values: str) -> dict[str, str]:
     } | values
 
 
-async def test_setup_by_the_form_and_show_on_slack(world: SlackWorld) -> None:
+async def test_setup_by_the_form_and_show_on_slack(
+    world: SlackWorld,  # noqa: F811 - the fixture imported above
+) -> None:
     fake = world.fake
     await world.command("UALICE", "/raci setup", channel="CDATA")
     view = fake.views[-1]
@@ -94,7 +86,9 @@ async def test_setup_by_the_form_and_show_on_slack(world: SlackWorld) -> None:
     assert replies(fake)[-1] == "Only team leads and admins can do that."
 
 
-async def test_a_wide_matrix_arrives_as_a_png_in_the_dm(world: SlackWorld) -> None:
+async def test_a_wide_matrix_arrives_as_a_png_in_the_dm(
+    world: SlackWorld,  # noqa: F811 - the fixture imported above
+) -> None:
     fake = world.fake
     for n in range(10):
         fake.add_user(f"UP{n}", f"person-with-a-long-name-{n}")
@@ -108,7 +102,9 @@ async def test_a_wide_matrix_arrives_as_a_png_in_the_dm(world: SlackWorld) -> No
     assert "Area0: alice A, person-with-a-long-name-0 R;" in (picture.alt_txt or "")
 
 
-async def test_a_group_without_the_scope_is_explained(world: SlackWorld) -> None:
+async def test_a_group_without_the_scope_is_explained(
+    world: SlackWorld,  # noqa: F811 - the fixture imported above
+) -> None:
     world.fake.lacking_scopes.add("usergroups:read")
     await world.command("UALICE", "/raci setup Serving -r @data-eng -a <@UBOB>")
     assert replies(world.fake)[-1].startswith("syncup lacks the Slack scope usergroups:read")

@@ -7,6 +7,7 @@ import math
 
 from bot.charts.page import Page, draw_header
 from bot.charts.style import (
+    AXIS,
     ELLIPSIS,
     GRID,
     INK,
@@ -77,6 +78,7 @@ def grid_chart(page: Page, chart: Chart) -> None:
             x, top - 6, label, size, color=INK, rotation=ANGLE, rotation_mode="anchor",
             ha="left", va="baseline",
         )  # fmt: skip
+    empty: list[tuple[float, float]] = []  # cells with nothing: one small dot each
     for r, lines in enumerate(row_lines):
         y = top + r * row_height
         if r % 2:
@@ -90,8 +92,7 @@ def grid_chart(page: Page, chart: Chart) -> None:
             value = one_line(cells[c]) if c < len(cells) else ""
             x = left + c * width
             if not value:
-                page.text(x + width / 2, y + row_height / 2, "·", size, color=GRID,
-                          ha="center", va="center")  # fmt: skip
+                empty.append((x + width / 2, y + row_height / 2))
                 continue
             inset = min(3.0, width / 8)
             page.box(
@@ -101,6 +102,7 @@ def grid_chart(page: Page, chart: Chart) -> None:
             fitted = _fit(page, value, size, width - 2 * inset - 2)
             page.text(x + width / 2, y + row_height / 2, fitted, size, color="white",
                       weight="bold", ha="center", va="center")  # fmt: skip
+    _dots(page, empty)  # one artist for all of them: a text per dot would be slow
     for c in range(len(columns) + 1):
         x = left + c * width
         _line(page, x, top, x, top + row_height * len(rows))
@@ -118,5 +120,23 @@ def _line(page: Page, x1: float, y1: float, x2: float, y2: float) -> None:
             transform=page.figure.transFigure,
             color=GRID,
             linewidth=0.8,
+        )
+    )
+
+
+def _dots(page: Page, points: list[tuple[float, float]]) -> None:
+    if not points:
+        return
+    from matplotlib.lines import Line2D
+
+    page.figure.lines.append(
+        Line2D(
+            [x / WIDTH for x, _ in points],
+            [1 - y / page.height for _, y in points],
+            transform=page.figure.transFigure,
+            linestyle="none",
+            marker="o",
+            markersize=2,
+            color=AXIS,
         )
     )

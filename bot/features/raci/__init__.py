@@ -2,10 +2,10 @@
 Informed in each, with the business hours and keywords blockers and escalation use.
 
 Modules: ``spec`` (the command), ``people`` (role holders, area lookup and suggestion: used by
-blockers and escalation), ``fields`` (parsing and checking an area's settings, shared by the
-form, the one-line options and CSV import), ``store`` (saving an area and its cells),
-``render`` (the table, the chart, one area), ``commands`` (the handlers), ``csv_io`` (``syncup
-raci import|export``).
+blockers and escalation), ``fields`` (an area's settings as typed, checked: the form and the
+one-line options), ``cells`` (names of people, groups and channels resolved, the RACI rules),
+``store`` (saving an area and its cells, deleting), ``render`` (the table, the charts, one
+area), ``commands`` (the handlers), ``csv_io`` (``syncup raci import|export``).
 """
 
 from __future__ import annotations

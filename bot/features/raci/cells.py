@@ -75,7 +75,7 @@ class Resolver:
         self.workspace = workspace
         self.platform = platform
         self.now = now
-        self._members: list[Member] | None = None
+        self._members: dict[str, Member] | None = None
 
     async def cell(self, raw: str, role: RaciRole) -> Cell:
         word = ROLE_WORDS[role]
@@ -107,21 +107,25 @@ class Resolver:
 
     # -- members ------------------------------------------------------------------------------
 
-    async def _known_members(self) -> list[Member]:
+    async def _known_members(self) -> dict[str, Member]:
+        """The workspace's members by folded display name, then by platform id (read once:
+        an import resolves thousands of names)."""
         if self._members is None:
-            self._members = list(
+            members = list(
                 await self.session.scalars(
                     select(Member).where(Member.workspace_id == self.workspace.id)
                 )
             )
+            index: dict[str, Member] = {}
+            for member in members:
+                index.setdefault(member.display_name.casefold(), member)
+            for member in members:
+                index.setdefault(member.platform_user_id.casefold(), member)
+            self._members = index
         return self._members
 
     async def _local_member(self, name: str) -> Member | None:
-        wanted = name.casefold()
-        for member in await self._known_members():
-            if wanted in (member.display_name.casefold(), member.platform_user_id.casefold()):
-                return member
-        return None
+        return (await self._known_members()).get(name.casefold())
 
     async def _member(self, raw: str) -> Member:
         ref = member_ref(raw)
@@ -249,37 +253,38 @@ def check_roles(cells: dict[RaciRole, list[Cell]]) -> dict[RaciRole, str]:
     return problems
 
 
-def references(
-    cells: list[Cell],
-    members: dict[int, Member],
-    group_labels: dict[str, str],
-    platform: str,
-) -> list[str]:
-    """Cells written back as references that resolve to the same cells: ``@name`` when the
-    name names only that member (or group), else the platform id; ``#name`` for a channel.
-    ``members``: the workspace's members by id; ``group_labels``: every group's id -> label.
-    Used for an edit form's values and for ``syncup raci export``."""
-    names: dict[str, int] = {}
-    for member in members.values():
-        key = member.display_name.casefold()
-        names[key] = names.get(key, 0) + 1
-    group_names: dict[str, int] = {}
-    for label in group_labels.values():
-        group_names[label.casefold()] = group_names.get(label.casefold(), 0) + 1
-    out: list[str] = []
-    for cell in cells:
-        if cell.who.startswith(CHANNEL):
-            out.append(f"#{cell.label}" if cell.label else f"#{cell.who.removeprefix(CHANNEL)}")
-        elif cell.who.startswith(GROUP):
-            group_id = cell.who.removeprefix(GROUP)
-            label = cell.label.casefold()
-            unique = group_names.get(label, 0) == 1 and label not in names
-            out.append(f"@{cell.label}" if unique else f"@{group_id}")
-        else:
-            member = members[cell.member_id or 0]
-            unique = names[member.display_name.casefold()] == 1
-            out.append(f"@{member.display_name}" if unique else member.platform_user_id)
-    return out
+class Names:
+    """Writes cells back as references that resolve to the same cells: ``@name`` when the name
+    names only that member (or group), else the platform id; ``#name`` for a channel. Used for
+    an edit form's values and for ``syncup raci export``; built once for a whole matrix.
+
+    ``members``: the workspace's members by id; ``group_labels``: every group's id -> label."""
+
+    def __init__(self, members: dict[int, Member], group_labels: dict[str, str]) -> None:
+        self.members = members
+        self.names: dict[str, int] = {}
+        for member in members.values():
+            key = member.display_name.casefold()
+            self.names[key] = self.names.get(key, 0) + 1
+        self.group_names: dict[str, int] = {}
+        for label in group_labels.values():
+            key = label.casefold()
+            self.group_names[key] = self.group_names.get(key, 0) + 1
+
+    def references(self, cells: list[Cell]) -> list[str]:
+        out: list[str] = []
+        for cell in cells:
+            if cell.who.startswith(CHANNEL):
+                out.append(f"#{cell.label or cell.who.removeprefix(CHANNEL)}")
+            elif cell.who.startswith(GROUP):
+                label = cell.label.casefold()
+                unique = self.group_names.get(label, 0) == 1 and label not in self.names
+                out.append(f"@{cell.label}" if unique else f"@{cell.who.removeprefix(GROUP)}")
+            else:
+                member = self.members[cell.member_id or 0]
+                unique = self.names[member.display_name.casefold()] == 1
+                out.append(f"@{member.display_name}" if unique else member.platform_user_id)
+        return out
 
 
 def join_references(found: list[str]) -> str:

@@ -25,7 +25,7 @@ from bot.core import Context, Core
 from bot.errors import UserError
 from bot.events import ActionInvocation, FormSubmission
 from bot.features.raci import render
-from bot.features.raci.cells import Cell, Resolver, join_references, references
+from bot.features.raci.cells import Cell, Names, Resolver, join_references
 from bot.features.raci.fields import (
     FORM_ID,
     ROLE_FIELDS,
@@ -41,6 +41,7 @@ from bot.features.raci.store import (
     FIELD_OF_ROLE,
     current_cells,
     delete_area,
+    matrix_of,
     refuse_if_open,
     save_area,
 )
@@ -176,10 +177,9 @@ async def _saved(ctx: Context, area: RaciArea, done: str) -> Response:
 async def form_values(ctx: Context, area: RaciArea) -> dict[str, str]:
     """The area as the form shows it (what the user would type to get it again)."""
     cells = await current_cells(ctx.session, area)
-    members, groups = await _names(ctx, area.workspace_id)
-    platform = ctx.workspace.platform
+    names = Names(*await _names(ctx, area.workspace_id))
     values = {
-        FIELD_OF_ROLE[role]: join_references(references(found, members, groups, platform))
+        FIELD_OF_ROLE[role]: join_references(names.references(found))
         for role, found in cells.items()
     }
     channel = ""
@@ -228,10 +228,7 @@ async def show(ctx: Context, args: dict[str, Any]) -> Response:
     if name:
         area = await find_area(ctx.session, ctx.workspace.id, name)
         return reply(*(await _area_message(ctx, area, settings=True)).blocks)
-    rows = [
-        (area, await current_cells(ctx.session, area))
-        for area in await areas_of(ctx.session, ctx.workspace.id)
-    ]
+    rows = await matrix_of(ctx.session, ctx.workspace.id)
     shown = render.matrix_message(rows, ctx.workspace.name)
     if not any(isinstance(block, Chart) for block in shown.blocks):
         return reply(*shown.blocks)

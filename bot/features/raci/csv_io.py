@@ -23,14 +23,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import UserError
-from bot.features.raci.cells import ROLE_WORDS, Cell, Resolver, check_roles, references
+from bot.features.raci.cells import ROLE_WORDS, Cell, Names, Resolver, check_roles
 from bot.features.raci.fields import parse_name
 from bot.features.raci.people import GROUP, area_key, areas_of
-from bot.features.raci.store import current_cells, replace_cells
+from bot.features.raci.store import matrix_of, replace_many
 from storage.errors import OperatorError
 from storage.models import Member, Workspace
 from storage.raci import RaciArea, RaciAssignment, RaciRole
@@ -78,14 +78,13 @@ async def export_matrix(session: AsyncSession, workspace: Workspace, out: TextIO
         .join(RaciArea, RaciArea.id == RaciAssignment.area_id)
         .where(RaciArea.workspace_id == workspace.id, RaciAssignment.who.startswith(GROUP))
     )
-    groups = {who.removeprefix(GROUP): label for who, label in rows}
+    names = Names(members, {who.removeprefix(GROUP): label for who, label in rows})
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(HEADER)
     count = 0
-    for area in await areas_of(session, workspace.id):
-        cells = await current_cells(session, area)
+    for area, cells in await matrix_of(session, workspace.id):
         for role in ORDER:
-            for ref in references(cells[role], members, groups, workspace.platform):
+            for ref in names.references(cells[role]):
                 writer.writerow((area.name, role.value, ref))
                 count += 1
     return count
@@ -169,31 +168,22 @@ async def import_matrix(
             )
         )
     existing = {area.key: area for area in await areas_of(session, workspace.id)}
-    created = 0
-    count = 0
-    for key, found in areas.items():
-        area = existing.get(key)
-        if area is None:
-            area = RaciArea(
-                workspace_id=workspace.id,
-                name=found.name,
-                key=key,
-                timezone="UTC",
-                work_days=[1, 2, 3, 4, 5],
-                day_start_minute=540,
-                day_end_minute=1020,
-                custom_holidays=[],
-                keywords=[],
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(area)
-            await session.flush()
-            created += 1
-        else:
+    for area in existing.values():
+        if area.key in areas:
             area.updated_at = now
-        await replace_cells(session, area, found.cells)
-        count += sum(len(cells) for cells in found.cells.values())
+    fresh = [
+        {"workspace_id": workspace.id, "name": found.name, "key": key, "timezone": "UTC",
+         "work_days": [1, 2, 3, 4, 5], "day_start_minute": 540, "day_end_minute": 1020,
+         "custom_holidays": [], "keywords": [], "created_at": now, "updated_at": now}
+        for key, found in areas.items()
+        if key not in existing
+    ]  # fmt: skip
+    if fresh:  # one statement for the new areas, their ids returned
+        for area in await session.scalars(insert(RaciArea).returning(RaciArea), fresh):
+            existing[area.key] = area
+    created = len(fresh)
+    await replace_many(session, [(existing[key], found.cells) for key, found in areas.items()])
+    count = sum(len(cells) for found in areas.values() for cells in found.cells.values())
     return ImportResult(len(areas), created, count)
 
 

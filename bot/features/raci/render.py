@@ -35,6 +35,10 @@ MAX_TABLE_CHARS = 1800
 # several charts, each saying which part it shows.
 CHART_COLUMNS = 24
 CHART_ROWS = 40
+# A matrix that would take more charts than this is listed in words instead, one line an area,
+# at most MAX_LISTED areas (the reply says how many more there are and how to see them).
+MAX_CHARTS = 6
+MAX_LISTED = 50
 ORDER = (RaciRole.RESPONSIBLE, RaciRole.ACCOUNTABLE, RaciRole.CONSULTED, RaciRole.INFORMED)
 
 
@@ -166,6 +170,8 @@ def matrix_message(rows: list[tuple[RaciArea, dict[RaciRole, list[Cell]]]], team
         blocks: list[Block] = [Header(f"RACI matrix ({count})"), Section(Text(tuple(parts)))]
         return message(*blocks, legend, summary=f"RACI matrix, {count}")
     pictures = charts(matrix, team)
+    if len(pictures) > MAX_CHARTS:
+        return listed(rows, len(pictures))
     return message(
         Header(f"RACI matrix ({count})"),
         *pictures,
@@ -236,3 +242,31 @@ def area_message(
     if settings:
         blocks.append(Context(settings_text(area)))
     return message(*blocks, summary=f"RACI of {area.name}")
+
+
+def area_line(area: RaciArea, cells: dict[RaciRole, list[Cell]]) -> Text:
+    """``Data pipeline: R bob, @data-eng · A alice · C @ml · I #data``."""
+    parts = []
+    for role in ORDER:
+        found = cells.get(role, [])
+        if found:
+            parts.append(f"{role.value} {', '.join(column_label(c) for c in found)}")
+    return text(Bold(area.name), ": ", " · ".join(parts) or "nobody")
+
+
+def listed(rows: list[tuple[RaciArea, dict[RaciRole, list[Cell]]]], pictures: int) -> Message:
+    """A matrix too large even for pictures, in words: one line an area, the first
+    MAX_LISTED of them, and what to do for the rest."""
+    blocks: list[Block] = [Header(f"RACI matrix ({len(rows)} areas)")]
+    blocks += [Section(area_line(area, cells)) for area, cells in rows[:MAX_LISTED]]
+    more = len(rows) - MAX_LISTED
+    tail = f"{more} more areas are not listed. " if more > 0 else ""
+    blocks.append(
+        Context(
+            text(
+                f"{tail}As pictures this matrix would be {pictures} charts. One area: "
+                "/raci show AREA; all of it as CSV: syncup raci export (on the server)."
+            )
+        )
+    )
+    return message(*blocks, summary=f"The RACI matrix ({len(rows)} areas)")
