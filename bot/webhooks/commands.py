@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.chat import Response, marked, reply
+from bot.chat import Bold, Code, Response, Text, marked, reply, text
 from bot.commands.parse import split_tokens
 from bot.commands.spec import OptionSpec, OptionType, Permission, SubcommandSpec
 from bot.config import WebhooksSection
@@ -84,12 +84,12 @@ def _events(endpoint: WebhookEndpoint) -> str:
     return ", ".join(e.split(".", 1)[1] if e.startswith("blocker.") else e for e in endpoint.events)
 
 
-def describe(endpoint: WebhookEndpoint) -> str:
+def describe(endpoint: WebhookEndpoint) -> Text:
     where = "PagerDuty" if endpoint.format == WebhookFormat.PAGERDUTY else endpoint.url
     state = " (disabled)" if endpoint.disabled else ""
-    return (
-        f"*{endpoint.name}* (id {endpoint.id}, {endpoint.format}){state}: {where}; "
-        f"events: {_events(endpoint)}"
+    return text(
+        Bold(endpoint.name),
+        f" (id {endpoint.id}, {endpoint.format}){state}: {where}; events: {_events(endpoint)}",
     )
 
 
@@ -113,11 +113,16 @@ def handlers(
             )
             ctx.sent_something = True
             return reply(
-                f"A test event is on its way to *{endpoint.name}* (reference {reference}). "
-                "If it fails, `syncup outbox --status dead` says why."
+                text(
+                    "A test event is on its way to ",
+                    Bold(endpoint.name),
+                    f" (reference {reference}). If it fails, ",
+                    Code("syncup outbox list --status dead"),
+                    " says why.",
+                )
             )
         endpoint = await service.remove(ctx.session, ctx.workspace.id, args.get("name"))
-        return reply(f"Webhook *{endpoint.name}* removed; it gets nothing more.")
+        return reply(text("Webhook ", Bold(endpoint.name), " removed; it gets nothing more."))
 
     async def _add(
         ctx: Context, name: str | None, target: str | None, flags: dict[str, str]
@@ -138,17 +143,30 @@ def handlers(
         )
         endpoint = added.endpoint
         lines = [
-            f"Webhook *{endpoint.name}* added (id {endpoint.id}, {endpoint.format}); events: "
-            f"{_events(endpoint)}. An escalation level can name it as `webhook:{endpoint.id}`."
+            text(
+                "Webhook ",
+                Bold(endpoint.name),
+                f" added (id {endpoint.id}, {endpoint.format}); events: {_events(endpoint)}. "
+                "An escalation level can name it as ",
+                Code(f"webhook:{endpoint.id}"),
+                ".",
+            )
         ]
         if added.secret is not None:
             lines.append(
-                f"Its signing secret, shown only this once: `{added.secret}` "
-                "Keep it in the receiver to verify `webhook-signature` (docs/webhooks.md)."
+                text(
+                    "Its signing secret, shown only this once: ",
+                    Code(added.secret),
+                    " Keep it in the receiver to check ",
+                    Code("webhook-signature"),
+                    " (docs/webhooks.md).",
+                )
             )
         else:
-            lines.append("The routing key is stored encrypted. Try it: `/raci webhook test`.")
-        return reply(*(marked(line) for line in lines))
+            lines.append(
+                marked("The routing key is stored encrypted. Try it: `/raci webhook test`.")
+            )
+        return reply(*lines)
 
     async def _list(ctx: Context) -> Response:
         found = await service.endpoints(ctx.session, ctx.workspace.id)
