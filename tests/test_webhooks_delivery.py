@@ -104,11 +104,8 @@ async def test_dead_letter_after_max_attempts_shows_in_syncup_outbox(
     await add_standard(world, hooks)
     hooks.default_status = 502
     await world.blocker()
-    async with world.worker(max_attempts=3) as worker:
-        await hooks.wait_for(3)
-        async with asyncio.timeout(30):
-            while not await worker.idle() or not (await list_messages(world.db, "dead")):
-                await asyncio.sleep(0.05)
+    async with world.worker(max_attempts=3):
+        await world.wait_dead(1)
     (dead,) = await list_messages(world.db, "dead")
     assert dead.method == "webhook" and dead.attempts == 3
     assert dead.last_error == "DeliveryError: webhook 'ops': HTTP 502"
@@ -130,12 +127,8 @@ async def test_a_4xx_is_dead_at_once_and_redirects_are_not_followed(
     hooks.script = [(410, {}), (302, {"Location": "http://169.254.169.254/"})]
     await world.blocker()
     await world.blocker()
-    async with world.worker(max_attempts=5) as worker:
-        await hooks.wait_for(2)
-        async with asyncio.timeout(30):
-            while len(await list_messages(world.db, "dead")) < 2:
-                await asyncio.sleep(0.05)
-        assert await worker.idle()
+    async with world.worker(max_attempts=5):
+        await world.wait_dead(2)
     errors = sorted(m.last_error or "" for m in await list_messages(world.db, "dead"))
     assert errors[0].startswith("PermanentDeliveryError: webhook 'ops': HTTP 302, a redirect")
     assert errors[1] == "PermanentDeliveryError: webhook 'ops': HTTP 410, refused"
@@ -193,9 +186,7 @@ async def test_test_command_and_removed_endpoint(
     await world.blocker()
     assert "removed" in said(await world.command("webhook remove ops"))
     async with world.worker():
-        async with asyncio.timeout(30):
-            while not await list_messages(world.db, "dead"):
-                await asyncio.sleep(0.05)
+        await world.wait_dead(1)
     (dead,) = await list_messages(world.db, "dead")
     assert "was removed" in (dead.last_error or "")
     assert len(hooks.received) == 1

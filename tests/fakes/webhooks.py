@@ -39,7 +39,7 @@ from bot.config import (
     WebhooksSection,
 )
 from bot.core import Context, Core
-from bot.delivery.worker import DeliveryWorker
+from bot.delivery.worker import DeadLetter, DeliveryWorker
 from bot.events import Actor, CommandInvocation, Origin
 from bot.features.blockers import timeline
 from bot.port import Delivery, Method, RateLimit, Receipt
@@ -177,6 +177,8 @@ class WebhookWorld:
     members: dict[str, int]
     resolver: Resolver
     _events: Iterable[int] = field(default_factory=lambda: itertools.count(1))
+    dead: list[DeadLetter] = field(default_factory=list)
+    _dead_changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     async def command(self, line: str, by: str = "admin") -> Response:
         actor = Actor(by, by, is_platform_admin=by == "admin")
@@ -234,6 +236,17 @@ class WebhookWorld:
             )
             return list(rows)
 
+    async def wait_dead(self, count: int) -> list[DeadLetter]:
+        """Wait until ``count`` rows ended dead (the worker's dead-letter callbacks)."""
+        async with asyncio.timeout(SAFETY), self._dead_changed:
+            await self._dead_changed.wait_for(lambda: len(self.dead) >= count)
+        return list(self.dead)
+
+    async def _dead_letter(self, dead: DeadLetter) -> None:
+        async with self._dead_changed:
+            self.dead.append(dead)
+            self._dead_changed.notify_all()
+
     @asynccontextmanager
     async def worker(self, **overrides: Any) -> AsyncIterator[DeliveryWorker]:
         sender = WebhookSender(self.db, self.settings.webhooks, self.keys, resolver=self.resolver)
@@ -244,6 +257,7 @@ class WebhookWorld:
             clock=SystemClock(),
             instance="w1",
         )
+        worker.on_dead_letter.append(self._dead_letter)
         await worker.start()
         try:
             yield worker
