@@ -44,20 +44,22 @@ def encode(value: dict[str, Any]) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
+    """``v1,<base64 HMAC-SHA256 of "id.timestamp.body">`` with the ``whsec_`` secret."""
+    return Webhook(secret).sign(webhook_id, datetime.fromtimestamp(timestamp, UTC), body.decode())
+
+
 def standard_request(
     event: dict[str, Any], webhook_id: str, secret: str, timestamp: int
 ) -> tuple[dict[str, str], bytes]:
     """Headers and body of one attempt; the signature is over this attempt's timestamp."""
     body = encode(event)
-    signature = Webhook(secret).sign(
-        webhook_id, datetime.fromtimestamp(timestamp, UTC), body.decode()
-    )
     headers = {
         "content-type": "application/json",
         "user-agent": USER_AGENT,
         "webhook-id": webhook_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature,
+        "webhook-signature": sign(secret, webhook_id, timestamp, body),
     }
     return headers, body
 

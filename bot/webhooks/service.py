@@ -132,9 +132,10 @@ async def add(
                 "That is not a PagerDuty routing key: give the 32-character Integration Key of "
                 "an Events API v2 integration (PagerDuty: Service, Integrations)."
             )
-        await _checked(
-            settings.pagerduty_events_url, settings, resolver, "[webhooks] pagerduty_events_url: "
-        )
+        try:  # the operator's setting: its form now, its address at every send
+            parse_url(settings.pagerduty_events_url, allow_private=settings.allow_private_targets)
+        except TargetRefused as exc:
+            raise UserError(f"[webhooks] pagerduty_events_url: {exc.message}") from None
         url, stored, secret = "", target, None
     else:
         url = await _checked(target, settings, resolver, "")

@@ -82,6 +82,8 @@ def describe_address(ip: IPAddress) -> str | None:
     """Why ``ip`` is not a public address, or None when it is."""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return describe_address(ip.ipv4_mapped)
+    if ip.is_unspecified:
+        return "not a public address"
     if ip.is_loopback:
         return "a loopback address"
     if ip.is_link_local:
@@ -136,9 +138,9 @@ async def check_target(
         for ip in addresses:
             why = describe_address(ip)
             if why is not None:
-                named = f"{host} resolves to {ip}" if literal is None else f"{ip} is"
+                named = f"{host} resolves to {ip}," if literal is None else f"{ip} is"
                 raise TargetRefused(
-                    f"{named}, {why}: syncup does not send webhooks into its own network "
+                    f"{named} {why}: syncup does not send webhooks into its own network "
                     f"({ALLOW_HINT})."
                 )
     return Checked(url, addresses[0])
