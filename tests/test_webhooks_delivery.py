@@ -239,3 +239,23 @@ async def _endpoints(world: WebhookWorld) -> list:  # type: ignore[type-arg]
 
     async with world.db.transaction() as session:
         return list(await session.scalars(select(WebhookEndpoint)))
+
+
+async def test_a_disabled_endpoint_gets_nothing_until_enabled(
+    world: WebhookWorld, hooks: WebhookReceiver
+) -> None:
+    await add_standard(world, hooks)
+    await world.blocker("queued before")
+    assert "disabled" in said(await world.command("webhook disable ops"))
+    assert "already disabled" in said(await world.command("webhook disable ops"))
+    assert "(disabled)" in said(await world.command("webhook list"))
+    await world.blocker("while disabled")  # not queued at all
+    async with world.worker():
+        (dead,) = await world.wait_dead(1)
+    assert dead.error == "PermanentDeliveryError: webhook 'ops' is disabled"
+    assert "enabled" in said(await world.command("webhook enable ops"))
+    await world.blocker("after")
+    async with world.worker():
+        (got,) = await hooks.wait_for(1)
+    assert got.verified and got.json["data"]["blocker"]["text"] == "after"
+    assert len(await world.outbox()) == 2

@@ -208,7 +208,7 @@ async def count(world: WebhookWorld, model: type) -> int:  # type: ignore[type-a
         ("webhook test nope", 'No webhook named "nope"; webhooks: none yet'),
         ("webhook remove nope", 'No webhook named "nope"'),
         ("webhook list ops", "takes no NAME"),
-        ("webhook frobnicate", "ACTION must be one of add, list, test, remove"),
+        ("webhook frobnicate", "ACTION must be one of add, list, test, remove, disable, enable"),
     ],
 )
 async def test_bad_input_is_refused_with_nothing_saved(

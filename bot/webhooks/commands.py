@@ -21,15 +21,15 @@ from bot.webhooks.keys import Keys
 from bot.webhooks.targets import Resolver
 from storage.webhooks import WebhookEndpoint, WebhookFormat
 
-ACTIONS = ("add", "list", "test", "remove")
+ACTIONS = ("add", "list", "test", "remove", "disable", "enable")
 FLAGS = ("format", "events")
 
 WEBHOOK = SubcommandSpec(
     "webhook",
     "Outbound webhooks (admins): add NAME URL [--format standard|pagerduty] "
-    "[--events opened,...], list, test NAME, remove NAME",
+    "[--events opened,...], list, test NAME, remove NAME, disable NAME, enable NAME",
     (
-        OptionSpec("action", OptionType.CHOICE, "add, list, test or remove", choices=ACTIONS),
+        OptionSpec("action", OptionType.CHOICE, "what to do", choices=ACTIONS),
         OptionSpec("name", OptionType.STRING, "the webhook's name", required=False),
         OptionSpec(
             "url", OptionType.STRING, "https URL (PagerDuty: the routing key)", required=False
@@ -121,6 +121,22 @@ def handlers(
                     " says why.",
                 )
             )
+        if action in ("disable", "enable"):
+            endpoint = await service.set_disabled(
+                ctx.session, ctx.workspace.id, args.get("name"), disabled=action == "disable"
+            )
+            if endpoint.disabled:
+                return reply(
+                    text(
+                        "Webhook ",
+                        Bold(endpoint.name),
+                        " disabled: it gets no new events, and those still queued for it are "
+                        "dead-lettered. ",
+                        Code(f"/raci webhook enable {endpoint.name}"),
+                        " turns it back on.",
+                    )
+                )
+            return reply(text("Webhook ", Bold(endpoint.name), " enabled."))
         endpoint = await service.remove(ctx.session, ctx.workspace.id, args.get("name"))
         return reply(text("Webhook ", Bold(endpoint.name), " removed; it gets nothing more."))
 

@@ -171,6 +171,18 @@ async def remove(session: AsyncSession, workspace_id: int, name: str | None) -> 
     return endpoint
 
 
+async def set_disabled(
+    session: AsyncSession, workspace_id: int, name: str | None, *, disabled: bool
+) -> WebhookEndpoint:
+    """Pause an endpoint (it keeps its secret) or turn it back on."""
+    endpoint = await find(session, workspace_id, name)
+    if endpoint.disabled == disabled:
+        state = "disabled" if disabled else "enabled"
+        raise UserError(f'Webhook "{endpoint.name}" is already {state}.')
+    endpoint.disabled = disabled
+    return endpoint
+
+
 async def send_test(
     session: AsyncSession, workspace: Workspace, member: Member, name: str | None, now: datetime
 ) -> tuple[WebhookEndpoint, str]:
