@@ -22,7 +22,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings, adapter_module
 from bot.core import Core
 from bot.delivery.worker import DeliveryWorker
-from bot.features import account, polls, pulse, standups
+from bot.features import account, polls, pulse, raci, standups
 from bot.features.polls import ballots
 from bot.features.standups import unreachable
 from bot.port import DEFAULT_MAX_SELECT_OPTIONS, PlatformDirectory, PlatformPort
@@ -120,6 +120,7 @@ class App:
         standups.register(self.core, self.scheduler)
         polls.register(self.core, self.scheduler)
         pulse.register(self.core, self.scheduler)
+        raci.register(self.core)  # before the features that extend /raci (blockers)
         unreachable.register(self.core, self.worker)
         webhooks.register(self.core, settings, keys=keys)  # after /raci (it adds /raci webhook)
         Housekeeping(settings.housekeeping.retention_days).register(self.scheduler)

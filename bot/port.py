@@ -175,3 +175,27 @@ class PlatformDirectory(Protocol):
         """Everyone in the channel (bots left out). Raise :class:`DirectoryUnavailable` when the
         platform needs a permission syncup lacks (Discord's members intent)."""
         ...
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    """A platform user group: a Slack user group (``name`` is its handle, as in @data-eng) or a
+    Discord role."""
+
+    group_id: str
+    name: str
+
+
+@runtime_checkable
+class PlatformGroups(Protocol):
+    """Optional, next to :class:`PlatformDirectory`: ports that know user groups implement it,
+    so that a RACI role held by a group reaches the people in it. Answers None for "no such
+    group"; raise :class:`DirectoryUnavailable` when a scope or intent is missing."""
+
+    async def group_info(
+        self, workspace_id: str, *, group_id: str | None = None, name: str | None = None
+    ) -> GroupInfo | None: ...
+
+    async def group_members(self, workspace_id: str, group_id: str) -> list[MemberInfo]:
+        """Everyone in the group (bots left out)."""
+        ...
