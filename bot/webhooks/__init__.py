@@ -10,7 +10,6 @@ with), ``sender`` and ``port`` (sending rows), ``service`` and ``commands`` (``/
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from bot.webhooks.targets import Resolver, system_resolver
@@ -19,8 +18,6 @@ if TYPE_CHECKING:
     from bot.config import Settings
     from bot.core import Core
     from bot.webhooks.keys import Keys
-
-log = logging.getLogger(__name__)
 
 
 def register(
@@ -38,9 +35,5 @@ def register(
     from bot.webhooks.keys import Keys
 
     timeline.listen(on_blocker_change)
-    if "raci" not in core.specs:
-        # Until the RACI feature is registered before this one: no command to add to.
-        log.warning("/raci is not registered: /raci webhook is not available")
-        return
     handlers = commands.handlers(settings.webhooks, keys or Keys(settings), resolver)
     core.extend_command("raci", (commands.WEBHOOK,), handlers)

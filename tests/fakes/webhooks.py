@@ -5,8 +5,8 @@ request with the ``standardwebhooks`` package (the documented algorithm: HMAC-SH
 ``id.timestamp.body`` with the secret's base64-decoded bytes) and records it, and answers what the
 test scripted (a 500, a 429 with Retry-After...) before answering 200 or 202.
 
-:class:`WebhookWorld` is the core (a minimal ``/raci`` registered by the test, since the RACI
-feature owns the real one), the webhook feature, a workspace with an admin and a member, a
+:class:`WebhookWorld` is the core (the RACI feature's ``/raci``, then the webhook feature's
+subcommand), a workspace with an admin and a member, a
 blocker factory that records timeline entries, and a delivery worker whose port routes webhook
 rows to the real sender.
 """
@@ -30,7 +30,6 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from bot import webhooks
 from bot.chat import MESSAGE_ADAPTER, Reply, Response
 from bot.clock import SystemClock
-from bot.commands.spec import CommandSpec, SubcommandSpec
 from bot.config import (
     DatabaseSection,
     DeliverySection,
@@ -38,9 +37,10 @@ from bot.config import (
     Settings,
     WebhooksSection,
 )
-from bot.core import Context, Core
+from bot.core import Core
 from bot.delivery.worker import DeadLetter, DeliveryWorker
 from bot.events import Actor, CommandInvocation, Origin
+from bot.features import raci
 from bot.features.blockers import timeline
 from bot.port import Delivery, Method, RateLimit, Receipt
 from bot.webhooks.keys import Keys
@@ -266,17 +266,6 @@ class WebhookWorld:
             await sender.aclose()
 
 
-async def _noop(ctx: Context, args: dict[str, Any]) -> Response:
-    return None
-
-
-RACI = CommandSpec(
-    "raci",
-    "The RACI matrix (a stand-in for the RACI feature's spec)",
-    (SubcommandSpec("help", "Help"),),
-)
-
-
 @asynccontextmanager
 async def webhook_world(
     db: Database,
@@ -289,7 +278,7 @@ async def webhook_world(
 ) -> AsyncIterator[WebhookWorld]:
     settings = settings_for(url, allow_private=allow_private, key=key)
     core = Core(db, SystemClock())
-    core.add_command(RACI, {"help": _noop})
+    raci.register(core)
     keys = Keys(settings)
     webhooks.register(core, settings, keys=keys, resolver=resolver)
     now = datetime.now(UTC)
