@@ -26,8 +26,7 @@ FLAGS = ("format", "events")
 
 WEBHOOK = SubcommandSpec(
     "webhook",
-    "Outbound webhooks (admins): add NAME URL [--format standard|pagerduty] "
-    "[--events opened,...], list, test NAME, remove NAME, disable NAME, enable NAME",
+    "Outbound webhooks: add NAME URL [--format] [--events], list, test, remove, disable, enable",
     (
         OptionSpec("action", OptionType.CHOICE, "what to do", choices=ACTIONS),
         OptionSpec("name", OptionType.STRING, "the webhook's name", required=False),
