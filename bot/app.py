@@ -17,6 +17,7 @@ import sys
 from datetime import timedelta
 from typing import Protocol
 
+from bot import webhooks
 from bot.clock import Clock, SystemClock
 from bot.config import Settings, adapter_module
 from bot.core import Core
@@ -28,6 +29,9 @@ from bot.features.standups import unreachable
 from bot.port import DEFAULT_MAX_SELECT_OPTIONS, PlatformDirectory, PlatformPort
 from bot.scheduling.housekeeping import Housekeeping
 from bot.scheduling.scheduler import Scheduler
+from bot.webhooks.keys import Keys
+from bot.webhooks.port import RoutingPort
+from bot.webhooks.sender import WebhookSender
 from bot.workspace_removal import WorkspaceRemoval
 from storage import migrate
 from storage.db import Database
@@ -100,8 +104,12 @@ class App:
             instance=self.instance,
             reconcile_interval=settings.scheduler.reconcile_interval_seconds,
         )
+        keys = Keys(settings)
+        # Webhook rows go out over HTTP, the rest through the platform (bot.webhooks.port).
+        self.webhook_sender = WebhookSender(self.db, settings.webhooks, keys)
+        port = RoutingPort(adapter.port, self.webhook_sender)
         self.worker = DeliveryWorker(
-            self.db, adapter.port, settings.delivery, clock=self.clock, instance=self.instance
+            self.db, port, settings.delivery, clock=self.clock, instance=self.instance
         )
         self.core.on_outbox.append(self.worker.wake)
         # Back from an outage: what fell due meanwhile runs now, not at the next reconcile.
@@ -117,6 +125,7 @@ class App:
         blockers.register(self.core)
         blocker_escalation.register(self.core, self.scheduler)  # after raci: /raci policy
         unreachable.register(self.core, self.worker)
+        webhooks.register(self.core, settings, keys=keys)  # after /raci (it adds /raci webhook)
         Housekeeping(settings.housekeeping.retention_days).register(self.scheduler)
         self.workspace_removal = WorkspaceRemoval(
             timedelta(days=settings.slack.uninstall_grace_days)
@@ -140,6 +149,7 @@ class App:
         await self.scheduler.stop()
         await self.core.idle()  # report refreshes under way finish (they are short)
         await self.worker.stop()
+        await self.webhook_sender.aclose()
         await self.db.dispose()
 
     async def settled(self) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from bot.chat import Message
 
@@ -28,6 +28,9 @@ class Method(StrEnum):
     DM = "dm"  # a message in a member's direct-message channel
     UPDATE = "update"  # replace an earlier message
     EPHEMERAL = "ephemeral"  # visible to one member in a channel
+    # An outbound webhook (bot.webhooks): sent over HTTP by the webhook sender, never by the
+    # platform; the row carries the event and the endpoint (``Delivery.data``).
+    WEBHOOK = "webhook"
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,9 @@ class Delivery:
     # The previous attempt started and its outcome was never recorded (a crash): the platform
     # may already have the message. Adapters that can check (Discord's nonce) must not post twice.
     maybe_sent: bool = False
+    # A WEBHOOK row's stored payload (its endpoint and event) instead of a chat message; None
+    # for every other method. ``message`` is then empty.
+    data: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
