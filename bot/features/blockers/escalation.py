@@ -184,9 +184,13 @@ async def schedule_after_change(session: AsyncSession, blocker: Blocker, now: da
     area) keep the ladder's start and recompute the next step. Returns whether a step is booked
     (the caller may then ask the scheduler to reconcile: ``Context.schedules_changed``)."""
     plan = await Plans(session).plan(blocker) if blocker.status in ACTIVE else None
+    # Only a step that fired can have left a DM held; a new blocker (most changes: a standup
+    # answer) skips the outbox search.
+    fired = blocker.escalation_level > 0 or blocker.escalation_round > 0
     if plan is None:
         blocker.next_escalation_at = None
-        await _withdraw_held(session, blocker, now, keep_generation=None)
+        if fired:
+            await _withdraw_held(session, blocker, now, keep_generation=None)
         return False
     stale = blocker.escalation_anchor_generation != blocker.escalation_generation
     if blocker.escalation_anchor_at is None or stale:
@@ -198,7 +202,10 @@ async def schedule_after_change(session: AsyncSession, blocker: Blocker, now: da
         blocker.escalation_anchor_generation = blocker.escalation_generation
         blocker.escalation_level = 0
         blocker.escalation_round = 0
-        await _withdraw_held(session, blocker, now, keep_generation=blocker.escalation_generation)
+        if fired:
+            await _withdraw_held(
+                session, blocker, now, keep_generation=blocker.escalation_generation
+            )
     step = ladder.next_step(plan.policy, plan.calendar, state_of(blocker))
     blocker.next_escalation_at = step.due if step is not None else None
     return step is not None
