@@ -21,7 +21,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings, adapter_module
 from bot.core import Core
 from bot.delivery.worker import DeliveryWorker
-from bot.features import account, polls, pulse, standups
+from bot.features import account, kudos, polls, pulse, standups
 from bot.features.polls import ballots
 from bot.features.standups import unreachable
 from bot.port import DEFAULT_MAX_SELECT_OPTIONS, PlatformDirectory, PlatformPort
@@ -112,6 +112,7 @@ class App:
         standups.register(self.core, self.scheduler)
         polls.register(self.core, self.scheduler)
         pulse.register(self.core, self.scheduler)
+        kudos.register(self.core)
         unreachable.register(self.core, self.worker)
         Housekeeping(settings.housekeeping.retention_days).register(self.scheduler)
         self.workspace_removal = WorkspaceRemoval(

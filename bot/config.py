@@ -125,13 +125,14 @@ class HousekeepingSection(_Section):
     retention_days: int = Field(30, ge=1)
 
 
-# One per feature that exists: /blocker, /kudos, /milestone and /raci come with their features.
+# One per feature that exists: /blocker, /milestone and /raci come with their features.
 # A name without a feature in [slack] commands is harmless: left out of the manifest, and
 # answered "syncup does not handle /x yet".
 DEFAULT_SLACK_COMMANDS = {
     "standup": "/standup",
     "poll": "/poll",
     "pulse": "/pulse",
+    "kudos": "/kudos",
     "syncup": "/syncup",
 }
 
