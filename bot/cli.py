@@ -320,7 +320,7 @@ def _format_and_output(command: Callable[..., None]) -> Callable[..., None]:
 
 @cli.group()
 def export() -> None:
-    """Export data for the operator: standup answers and polls (CSV or JSON)."""
+    """Export data for the operator: standup answers, polls and kudos (CSV or JSON)."""
 
 
 @export.command("standups")
@@ -378,6 +378,30 @@ def export_polls(
             param_hint="'--until'",
         )
     from bot.export import export_polls as run_export
+
+    _export(ctx, output, lambda session, out: run_export(session, out, since, until, fmt))  # type: ignore[arg-type]
+
+
+@export.command("kudos")
+@click.option("--since", type=_DateParam(), help="First day to include (YYYY-MM-DD, UTC).")
+@click.option("--until", type=_DateParam(), help="Last day to include (default: all).")
+@_format_and_output
+@click.pass_context
+def export_kudos(
+    ctx: click.Context, since: date | None, until: date | None, fmt: str, output: str
+) -> None:
+    """Kudos, one row per kudos and receiver.
+
+    Columns: workspace, kudos_id, given_at (UTC), giver, giver_platform_id, receiver,
+    receiver_platform_id, value, private, channel_id, reason. Private kudos are included and
+    marked in the private column.
+    """
+    if since is not None and until is not None and until < since:
+        raise click.BadParameter(
+            f"{until.isoformat()} is before --since {since.isoformat()}.",
+            param_hint="'--until'",
+        )
+    from bot.features.kudos.export import export_kudos as run_export
 
     _export(ctx, output, lambda session, out: run_export(session, out, since, until, fmt))  # type: ignore[arg-type]
 

@@ -118,7 +118,7 @@ def manifest(
     return {
         "display_information": {
             "name": name,
-            "description": "Async standups, polls and pulse checks.",
+            "description": "Async standups, polls, pulse checks and kudos.",
             "background_color": "#2c2d30",
         },
         "features": {
