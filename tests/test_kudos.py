@@ -426,3 +426,57 @@ async def test_the_export_has_a_row_per_kudos_and_receiver(world: KudosWorld) ->
         assert await export_kudos(session, out, since=since, fmt="json") == 1
     [row] = json.loads(out.getvalue())
     assert row["receiver"] == "dana" and row["private"] is True and row["channel_id"] == ""
+
+
+# -- boards ----------------------------------------------------------------------------------
+
+
+async def test_the_board_ranks_received_and_given_and_leaves_out_who_opted_out(
+    world: KudosWorld,
+) -> None:
+    await world.say("@bob @carol Launch #craft", by="alice")
+    await world.say("@bob Review #helpfulness", by="dana")
+    await world.say("@carol Docs #craft", by="erin")
+    await world.say("@dana Pairing", by="bob")
+    world.clock.set(datetime(2026, 3, 2, 12, tzinfo=UTC))  # last week: only on the month board
+    await world.say("@erin Old news #craft", by="frank")
+    world.clock.set(START + timedelta(hours=1))
+    board = await world.say("board", by="frank")
+    assert board.splitlines()[:4] == [
+        "Kudos board: this week",
+        "Since Mon 9 Mar 2026 (Europe/Berlin).",
+        "Received",
+        "1. bob: 2 (#craft 1, #helpfulness 1)",
+    ]
+    assert "1. carol: 2 (#craft 2)\n3. dana: 1\nGiven\n1. alice: 2 (#craft 2)\n" in board
+    assert "2. bob: 1\n2. dana: 1 (#helpfulness 1)\n2. erin: 1 (#craft 1)\n" in board
+    assert "frank" not in board
+    month = await world.say("board #craft month", by="frank")
+    assert month.startswith("Kudos board: this month, #craft\nSince Sun 1 Mar 2026")
+    received, given = month.split("Given\n")
+    assert received.endswith("Received\n1. carol: 2\n2. bob: 1\n2. erin: 1\n")
+    assert given.startswith("1. alice: 2\n2. erin: 1\n2. frank: 1\n")
+    # bob opts out: he appears nowhere ranked, received or given; others keep their counts.
+    assert "You are off the kudos boards" in await world.say("optout", by="bob")
+    board = await world.say("board", by="frank")
+    assert "bob" not in board and "1. carol: 2 (#craft 2)\n2. dana: 1\n" in board
+    assert "1. alice: 2" in board
+    assert "Launch" in await world.say("history", by="bob")  # still his history
+    await world.say("optin", by="bob")
+    assert "1. bob: 2" in await world.say("board", by="frank")
+    for line, problem in {
+        "board year": '"year" is neither a period (week, month or quarter) nor a #value',
+        "board #speed": "#speed is not one of this workspace's values",
+    }.items():
+        assert problem in await world.say(line), line
+
+
+async def test_the_quarter_board_starts_with_the_quarter_in_the_viewers_zone(
+    world: KudosWorld,
+) -> None:
+    world.clock.set(datetime(2026, 3, 31, 23, 30, tzinfo=UTC))  # 1 April in Berlin and Kolkata
+    await world.say("@carol Q2 already #ownership", by="alice")
+    assert "Since Wed 1 Apr 2026 (Europe/Berlin)" in await world.say("board quarter", by="bob")
+    # In New York it is still 31 March: the first quarter, which has the kudos too.
+    carol = await world.say("board quarter", by="carol")
+    assert "Since Thu 1 Jan 2026 (America/New_York)" in carol and "1. carol: 1" in carol
