@@ -20,7 +20,14 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+def without_features_shortcuts(app: App, seen: list[Any]) -> None:
+    """Only the test's shortcuts are listed: the features' own ("Give kudos") have their
+    tests (tests/test_kudos_console.py)."""
+    app.core.shortcuts.clear()
+
+
 def with_shortcuts(app: App, seen: list[Any]) -> None:
+    without_features_shortcuts(app, seen)
     seen.append(shortcuts.register(app.core))
 
 
@@ -138,7 +145,7 @@ async def test_a_dm_of_someone_else_is_not_theirs_to_run_a_shortcut_on(tmp_path:
 
 
 async def test_no_shortcut_yet_and_the_help_names_them(tmp_path: Path) -> None:
-    run = await run_console(tmp_path, ["/shortcut", "/help"])
+    run = await run_console(tmp_path, ["/shortcut", "/help"], setup=without_features_shortcuts)
     assert "alice> /shortcut\nNo feature offers a shortcut yet.\n" in run.output
     assert "/shortcut NAME #5 runs one on message #5 on screen" in CONSOLE_HELP
     assert "/say TEXT" in CONSOLE_HELP and CONSOLE_HELP in run.output
