@@ -10,6 +10,7 @@ directory that knows a bot, and the outbox read directly (no delivery worker run
 
 from __future__ import annotations
 
+import asyncio
 import io
 import itertools
 import json
@@ -480,3 +481,11 @@ async def test_the_quarter_board_starts_with_the_quarter_in_the_viewers_zone(
     # In New York it is still 31 March: the first quarter, which has the kudos too.
     carol = await world.say("board quarter", by="carol")
     assert "Since Thu 1 Jan 2026 (America/New_York)" in carol and "1. carol: 1" in carol
+
+
+async def test_two_kudos_at_once_cannot_both_take_the_last_one(world: KudosWorld) -> None:
+    await world.say("settings quota 1", by="frank")
+    answers = await asyncio.gather(world.say("@bob One"), world.say("@carol Two"))
+    assert sum("posted in" in a for a in answers) == 1, answers
+    assert sum("You have given all 1 of today's kudos" in a for a in answers) == 1, answers
+    assert await world.stored() == (1, 1)
