@@ -44,7 +44,7 @@ def register(core: Core) -> None:
         blocks = list(helptext.topic(core.specs.values(), "kudos").blocks)
         blocks.append(Section(text("One line: ", Code(f"/kudos {LINE_USAGE}"))))
         blocks.append(Section(text("Example: ", Code(GIVE_EXAMPLE))))
-        blocks.append(Section(text(settings.describe(rules))))
+        blocks.append(Section(settings.describe(rules)))
         return reply(*blocks)
 
     core.add_command(

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from bot import directory
-from bot.chat import Response, marked, reply
+from bot.chat import ChannelMention, Inline, Response, Text, marked, reply, text
 from bot.commands.parse import channel_ref
 from bot.core import Context
 from bot.errors import UserError
@@ -21,16 +21,18 @@ _VALUE_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,31}$")
 OFF = ("none", "off", "-")
 
 
-def describe(rules: Rules) -> str:
-    where = "where each one is given"
+def describe(rules: Rules) -> Text:
+    where: list[Inline | str] = ["where each one is given"]
     if rules.channel_id and not rules.post_where_given:
-        where = f"in <#{rules.channel_id}>"
+        where = ["in ", ChannelMention(rules.channel_id)]
     elif rules.channel_id:
-        where = f"where each one is given (in <#{rules.channel_id}> when given in a DM)"
-    return (
+        where = ["where each one is given (in ", ChannelMention(rules.channel_id), " from a DM)"]
+    return text(
         f"Rules: {rules.daily_quota} kudos a day per giver (reset at each giver's midnight), "
         f"at most {rules.weekly_per_receiver} a week from one person to the same person; "
-        f"values {rules.values_text()}; kudos are posted {where}."
+        f"values {rules.values_text()}; kudos are posted ",
+        *where,
+        ".",
     )
 
 
@@ -40,7 +42,7 @@ async def change(ctx: Context, args: dict[str, Any]) -> Response:
     if setting is None:
         rules = await rules_of(ctx.session, ctx.workspace.id)
         return reply(
-            marked(describe(rules).replace("<#", "#").replace(">", "")),
+            describe(rules),
             marked(
                 "Change one with `/kudos settings quota 5`, `weekly 3`, "
                 "`values #ownership #craft`, `channel #kudos` (or `none`), "
