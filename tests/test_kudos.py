@@ -35,6 +35,7 @@ from bot.events import (
 from bot.features import kudos
 from bot.features.kudos.commands import GIVE_FORM
 from bot.features.kudos.export import export_kudos
+from bot.features.kudos.give import parse_line
 from bot.port import ChannelInfo, MemberInfo
 from storage.db import Database
 from storage.kudos import Kudos, KudosReceiver
@@ -489,3 +490,28 @@ async def test_two_kudos_at_once_cannot_both_take_the_last_one(world: KudosWorld
     assert sum("posted in" in a for a in answers) == 1, answers
     assert sum("You have given all 1 of today's kudos" in a for a in answers) == 1, answers
     assert await world.stored() == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("line", "receivers", "reason", "value", "private"),
+    [
+        ("@bob @carol Shipped it #craft", ("bob", "carol"), "Shipped it", "craft", False),
+        ("<@U1|bob>, <@U2> Shipped it", ("<@U1|bob>", "<@U2>"), "Shipped it", None, False),
+        ("@bob @carol's help #1 team --private", ("bob",), "@carol's help #1 team", None, True),
+        (
+            "@bob Fixed #123 and #456 #ownership",
+            ("bob",),
+            "Fixed #123 and #456",
+            "ownership",
+            False,
+        ),
+        ("@bob Thanks <#C9|craft>", ("bob",), "Thanks", "craft", False),
+        ("@bob @bob Thanks --channel #wins", ("bob",), "Thanks", None, False),
+    ],
+)
+def test_the_one_line_syntax(
+    line: str, receivers: tuple[str, ...], reason: str, value: str | None, private: bool
+) -> None:
+    parsed = parse_line(line)
+    assert tuple(r.name if r.user_id is None else r.raw for r in parsed.receivers) == receivers
+    assert (parsed.reason, parsed.value, parsed.private) == (reason, value, private)

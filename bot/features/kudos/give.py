@@ -31,7 +31,7 @@ from storage.kudos import Kudos, KudosReceiver
 from storage.models import Member, RoleAssignment, RoleName, TeamMember
 
 MAX_REASON = 1000
-_RECEIVER = re.compile(r"\s*(<@!?[A-Za-z0-9]+(?:\|[^>]*)?>|@[\w.\-]+)[\s,]*")
+_RECEIVER = re.compile(r"\s*(<@!?[A-Za-z0-9]+(?:\|[^>]*)?>|@[\w.\-]+)(?=[\s,]|$)[\s,]*")
 _FLAG = re.compile(r"(?<!\S)--([A-Za-z][\w-]*)(?!\S)")
 _CHANNEL_FLAG = re.compile(r"(?<!\S)--channel(?:\s+|=)(\S+)")
 _VALUE = re.compile(r"(?:^|\s)(#[\w\-]+|<#[A-Za-z0-9]+(?:\|[^>]*)?>)\s*$")
