@@ -5,10 +5,18 @@ longer session, checked by tests/test_docs.py."""
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
+import json
+import os
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from bot.cli import cli
+from bot.features.kudos.export import KUDOS_FIELDS
 from tests.test_console import run_console
 
 
@@ -90,3 +98,34 @@ async def test_the_give_kudos_shortcut_on_the_console(tmp_path: Path) -> None:
     assert "(only you can see this)\n  Kudos to @dana sent privately" in out
     assert "→ DM to @dana:\n  alice gave you kudos:\n  Thanks for the demo\n" in out
     assert "→ #team" not in out  # private: posted nowhere
+
+
+def test_syncup_export_kudos_from_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kudos given on the console, then exported by the operator's CLI (CSV to a file, JSON
+    to stdout), and bad dates refused."""
+    for name in list(os.environ):
+        if name.startswith("SYNCUP_"):
+            monkeypatch.delenv(name)
+    lines = ["/kudos @bob @eve Thanks for the release #craft", "/kudos @dana psst --private"]
+    run = asyncio.run(run_console(tmp_path, lines, start="2026-03-09 08:00"))
+    monkeypatch.setenv("SYNCUP_DATABASE_URL", run.url)
+    runner = CliRunner()
+    out = tmp_path / "kudos.csv"
+    result = runner.invoke(cli, ["export", "kudos", "--since", "2026-03-09", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Exported 3 row(s)." in result.stderr
+    table = list(csv.reader(io.StringIO(out.read_text())))
+    assert tuple(table[0]) == KUDOS_FIELDS
+    assert [(r[3], r[5], r[7], r[8], r[10]) for r in table[1:]] == [
+        ("alice", "bob", "craft", "False", "Thanks for the release"),
+        ("alice", "eve", "craft", "False", "Thanks for the release"),
+        ("alice", "dana", "", "True", "psst"),
+    ]
+    result = runner.invoke(cli, ["export", "kudos", "--format", "json", "--until", "2026-03-08"])
+    assert result.exit_code == 0 and json.loads(result.stdout) == []
+    result = runner.invoke(
+        cli, ["export", "kudos", "--since", "2026-03-10", "--until", "2026-03-01"]
+    )
+    assert result.exit_code == 2 and "is before --since" in result.output
