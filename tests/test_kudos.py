@@ -33,6 +33,7 @@ from bot.events import (
     ShortcutInvocation,
 )
 from bot.features import kudos
+from bot.features.kudos import give as give_module
 from bot.features.kudos.commands import GIVE_FORM
 from bot.features.kudos.export import export_kudos
 from bot.features.kudos.give import parse_line
@@ -484,11 +485,23 @@ async def test_the_quarter_board_starts_with_the_quarter_in_the_viewers_zone(
     assert "Since Thu 1 Jan 2026 (America/New_York)" in carol and "1. carol: 1" in carol
 
 
-async def test_two_kudos_at_once_cannot_both_take_the_last_one(world: KudosWorld) -> None:
+async def test_two_kudos_at_once_cannot_both_take_the_last_one(
+    world: KudosWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each giver's kudos are serialised (a row lock on PostgreSQL, SQLite's one writer): with
+    a pause between the quota check and the insert, five at once still give one."""
+    checked = give_module.check_limits
+
+    async def slow_check(*args: Any) -> None:
+        await checked(*args)
+        await asyncio.sleep(0.2)
+
+    monkeypatch.setattr(give_module, "check_limits", slow_check)
     await world.say("settings quota 1", by="frank")
-    answers = await asyncio.gather(world.say("@bob One"), world.say("@carol Two"))
+    names = ("bob", "carol", "dana", "erin", "frank")
+    answers = await asyncio.gather(*(world.say(f"@{name} Thanks") for name in names))
     assert sum("posted in" in a for a in answers) == 1, answers
-    assert sum("You have given all 1 of today's kudos" in a for a in answers) == 1, answers
+    assert sum("You have given all 1 of today's kudos" in a for a in answers) == 4, answers
     assert await world.stored() == (1, 1)
 
 
