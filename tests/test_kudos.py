@@ -235,7 +235,7 @@ async def test_settings_show_and_change_the_rules(world: KudosWorld) -> None:
     shown = await world.say("settings", by="frank")
     assert "5 kudos a day per giver" in shown and "#ownership #craft #helpfulness" in shown
     assert "Saved: the values are #impact #care." in await world.say(
-        "settings values #Impact, care #impact", by="frank"
+        "settings values #Impact, <#C7|care> #impact", by="frank"
     )
     assert "Saved: each member may give 2 kudos a day" in await world.say(
         "settings quota 2", by="frank"

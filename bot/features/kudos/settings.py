@@ -19,6 +19,7 @@ MAX_WEEKLY = 50
 MAX_VALUES = 25  # a Discord select's options
 _VALUE_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,31}$")
 OFF = ("none", "off", "-")
+_CHANNEL_LINK = re.compile(r"<#[^|>]+\|([^>]+)>")
 
 
 def describe(rules: Rules) -> Text:
@@ -92,6 +93,8 @@ def parse_values(to: str) -> list[str]:
     if to.lower() in OFF:
         return []
     found: list[str] = []
+    # Slack turns "#craft" into a channel link when such a channel exists: its label counts.
+    to = _CHANNEL_LINK.sub(lambda m: "#" + m.group(1), to)
     for word in to.replace(",", " ").split():
         name = word.removeprefix("#").lower()
         if not _VALUE_NAME.match(name):
