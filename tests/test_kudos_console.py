@@ -57,6 +57,9 @@ async def test_the_quota_resets_at_each_givers_midnight_as_the_clock_moves(
     assert run.code == 0
     out = run.output
     assert "#1 → #team:\n  Kudos from alice to @bob\n  Thanks for the fix\n" in out
+    assert (
+        "→ DM to @bob:\n  alice gave you kudos:\n  Thanks for the fix\n  Posted in #team\n" in out
+    )
     assert answer_to(out, "alice> /kudos @eve Thanks for the docs").startswith(
         "(only you can see this)\n  You have given all 1 of today's kudos. Your quota resets at "
         "midnight your time: 00:00 Tue 10 Mar (Europe/Berlin), in 16 h.\n"

@@ -115,20 +115,16 @@ def receiver_dm(given: Given, receiver: Member) -> Message:
     if others:
         head += text(f" (with {plain_names(others)})")
     head += text(":")
-    where: list[Inline | str] = []
+    small: list[Inline | str] = [f"#{kudos.value}"] if kudos.value else []
+    if small and (kudos.private or kudos.channel_id):
+        small.append(" · ")
     if kudos.private:
-        where = ["Private: only you and your team leads see it."]
+        small.append("Private: only you and your team leads see it.")
     elif kudos.channel_id:
-        where = ["Posted in ", ChannelMention(kudos.channel_id)]
-    small = ([f"#{kudos.value}"] if kudos.value else []) + where
+        small += ["Posted in ", ChannelMention(kudos.channel_id)]
     blocks: list = [Section(head), Section(reason_text(kudos.reason, given.names))]
     if small:
-        parts: list[Inline | str] = []
-        for n, piece in enumerate(small):
-            if n == 1 or (n > 1 and isinstance(piece, str)):
-                parts.append(" · ")
-            parts.append(piece)
-        blocks.append(Context(text(*parts)))
+        blocks.append(Context(text(*small)))
     return message(*blocks, summary=f"{name_of(given.giver)} gave you kudos")
 
 
