@@ -22,7 +22,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings, adapter_module
 from bot.core import Core
 from bot.delivery.worker import DeliveryWorker
-from bot.features import account, blockers, polls, pulse, raci, standups
+from bot.features import account, blockers, kudos, polls, pulse, raci, standups
 from bot.features.blockers import escalation as blocker_escalation
 from bot.features.polls import ballots
 from bot.features.standups import unreachable
@@ -124,6 +124,7 @@ class App:
         raci.register(self.core)  # before the features that extend /raci (blockers)
         blockers.register(self.core)
         blocker_escalation.register(self.core, self.scheduler)  # after raci: /raci policy
+        kudos.register(self.core)
         unreachable.register(self.core, self.worker)
         webhooks.register(self.core, settings, keys=keys)  # after /raci (it adds /raci webhook)
         Housekeeping(settings.housekeeping.retention_days).register(self.scheduler)

@@ -321,7 +321,7 @@ def _format_and_output(command: Callable[..., None]) -> Callable[..., None]:
 
 @cli.group()
 def export() -> None:
-    """Export data for the operator: standup answers, polls and blockers (CSV or JSON)."""
+    """Export data for the operator: standup answers, polls, blockers and kudos (CSV or JSON)."""
 
 
 @export.command("standups")
@@ -373,11 +373,7 @@ def export_polls(
     always empty, and their count, percent, score and open answers stay empty until the poll
     has closed with at least its threshold of answers. Pulse questions are not included.
     """
-    if since is not None and until is not None and until < since:
-        raise click.BadParameter(
-            f"{until.isoformat()} is before --since {since.isoformat()}.",
-            param_hint="'--until'",
-        )
+    _check_period(since, until)
     from bot.export import export_polls as run_export
 
     _export(ctx, output, lambda session, out: run_export(session, out, since, until, fmt))  # type: ignore[arg-type]
@@ -398,14 +394,38 @@ def export_blockers(
     source_link, created_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by,
     snoozed_until, last_reported_at (UTC), escalation_level.
     """
+    _check_period(since, until)
+    from bot.export import export_blockers as run_export
+
+    _export(ctx, output, lambda session, out: run_export(session, out, since, until, fmt))  # type: ignore[arg-type]
+
+
+@export.command("kudos")
+@click.option("--since", type=_DateParam(), help="First day to include (YYYY-MM-DD, UTC).")
+@click.option("--until", type=_DateParam(), help="Last day to include (default: all).")
+@_format_and_output
+@click.pass_context
+def export_kudos(
+    ctx: click.Context, since: date | None, until: date | None, fmt: str, output: str
+) -> None:
+    """Kudos, one row per kudos and receiver.
+
+    Columns: workspace, kudos_id, given_at (UTC), giver, giver_platform_id, receiver,
+    receiver_platform_id, value, private, channel_id, reason. Private kudos are included and
+    marked in the private column.
+    """
+    _check_period(since, until)
+    from bot.features.kudos.export import export_kudos as run_export
+
+    _export(ctx, output, lambda session, out: run_export(session, out, since, until, fmt))  # type: ignore[arg-type]
+
+
+def _check_period(since: date | None, until: date | None) -> None:
     if since is not None and until is not None and until < since:
         raise click.BadParameter(
             f"{until.isoformat()} is before --since {since.isoformat()}.",
             param_hint="'--until'",
         )
-    from bot.export import export_blockers as run_export
-
-    _export(ctx, output, lambda session, out: run_export(session, out, since, until, fmt))  # type: ignore[arg-type]
 
 
 def _export(

@@ -137,7 +137,7 @@ class HousekeepingSection(_Section):
     retention_days: int = Field(30, ge=1)
 
 
-# One per feature that exists: /kudos and /milestone come with their features.
+# One per feature that exists: /milestone comes with its feature.
 # A name without a feature in [slack] commands is harmless: left out of the manifest, and
 # answered "syncup does not handle /x yet".
 DEFAULT_SLACK_COMMANDS = {
@@ -146,6 +146,7 @@ DEFAULT_SLACK_COMMANDS = {
     "pulse": "/pulse",
     "blocker": "/blocker",
     "raci": "/raci",
+    "kudos": "/kudos",
     "syncup": "/syncup",
 }
 

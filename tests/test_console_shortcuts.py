@@ -20,7 +20,14 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+def without_features_shortcuts(app: App, seen: list[Any]) -> None:
+    """Only the test's shortcuts are listed: the features' own ("Give kudos") have their
+    tests (tests/test_kudos_console.py)."""
+    app.core.shortcuts.clear()
+
+
 def with_shortcuts(app: App, seen: list[Any]) -> None:
+    without_features_shortcuts(app, seen)
     seen.append(shortcuts.register(app.core))
 
 
@@ -45,7 +52,6 @@ async def test_a_message_shortcut_on_a_teammates_message_opens_its_form(tmp_path
     )
     assert run.output.startswith(
         "alice> /shortcut\nShortcuts (run one on a message or a member):\n"
-        "  /shortcut report_blocker #5     Report as blocker (on a message)\n"
         "  /shortcut save_note #5          Save as note (on a message)\n"
         "  /shortcut say_thanks @bob       Say thanks (on a member)\n"
         "  /shortcut thank_with_note @bob  Thank with a note (on a member)\n"
@@ -105,8 +111,8 @@ async def test_bad_shortcut_lines_say_what_to_type(tmp_path: Path) -> None:
     assert "alice> /say\nUsage: /say TEXT posts TEXT in #team as you" in out
     assert "alice> /shortcut save_note\nUsage: /shortcut NAME #5 runs a message shortcut" in out
     assert (
-        'alice> /shortcut nope #1\nNo shortcut "nope". Shortcuts: report_blocker, save_note, '
-        "say_thanks, thank_with_note (/shortcut lists them).\n"
+        'alice> /shortcut nope #1\nNo shortcut "nope". Shortcuts: save_note, say_thanks, '
+        "thank_with_note (/shortcut lists them).\n"
     ) in out
     assert "alice> /shortcut save_note @bob\nsave_note runs on a message: " in out
     assert "alice> /shortcut save_note #9\nThere is no message #9 on screen.\n" in out
@@ -138,11 +144,18 @@ async def test_a_dm_of_someone_else_is_not_theirs_to_run_a_shortcut_on(tmp_path:
     assert event.actor.user_id == "bob" and event.message_link == "console://dm-bob/2"
 
 
-async def test_the_features_shortcuts_and_the_help_names_them(tmp_path: Path) -> None:
-    run = await run_console(tmp_path, ["/shortcut", "/help"])
-    assert (
-        "alice> /shortcut\nShortcuts (run one on a message or a member):\n"
-        "  /shortcut report_blocker #5  Report as blocker (on a message)\n"
-    ) in run.output
+async def test_no_shortcut_yet_and_the_help_names_them(tmp_path: Path) -> None:
+    run = await run_console(tmp_path, ["/shortcut", "/help"], setup=without_features_shortcuts)
+    assert "alice> /shortcut\nNo feature offers a shortcut yet.\n" in run.output
     assert "/shortcut NAME #5 runs one on message #5 on screen" in CONSOLE_HELP
     assert "/say TEXT" in CONSOLE_HELP and CONSOLE_HELP in run.output
+
+
+async def test_the_features_shortcuts_are_listed(tmp_path: Path) -> None:
+    run = await run_console(tmp_path, ["/shortcut"])
+    assert run.output == (
+        "alice> /shortcut\nShortcuts (run one on a message or a member):\n"
+        "  /shortcut report_blocker #5  Report as blocker (on a message)\n"
+        "  /shortcut give_kudos @bob    Give kudos (on a member)\n"
+        "#5 is the number of a message on screen; /say TEXT posts one in #team.\n"
+    )

@@ -15,6 +15,7 @@ PAGES = {
     "standup-day.md": "standup-day.txt",
     "blockers.md": "blockers.txt",
     "raci.md": "raci.txt",
+    "kudos.md": "kudos.txt",
 }
 
 

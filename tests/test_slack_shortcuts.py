@@ -237,6 +237,7 @@ def test_syncup_slack_manifest_prints_the_features_shortcuts(
         ("save_note", "message"),
         ("say_thanks", "global"),
         ("thank_with_note", "global"),
+        ("give_kudos", "global"),  # the kudos feature's own
     }
 
 

@@ -49,6 +49,9 @@ class _Delivered:
     message_id: str | None
 
 
+BOT_USER_ID = "syncup"
+
+
 class ConsolePort:
     """Delivers outbox rows by printing them with their recipient.
 
@@ -87,6 +90,9 @@ class ConsolePort:
         self, workspace_id: str, *, user_id: str | None = None, name: str | None = None
     ) -> MemberInfo | None:
         wanted = user_id or (name or "").lower().removeprefix("@")
+        if wanted == BOT_USER_ID and workspace_id == WORKSPACE_ID:
+            # The bot itself, as platforms list it: named as a person, it is refused as a bot.
+            return MemberInfo(BOT_USER_ID, BOT_USER_ID, None, is_bot=True)
         demo = MEMBERS_BY_ID.get(wanted) if workspace_id == WORKSPACE_ID else None
         return None if demo is None else MemberInfo(demo.user_id, demo.user_id, demo.timezone)
 

@@ -52,12 +52,13 @@ def feature_specs() -> dict[str, CommandSpec]:
     a test keeps the two the same)."""
     from bot.features.account import SYNCUP
     from bot.features.blockers.spec import BLOCKER
+    from bot.features.kudos.spec import KUDOS
     from bot.features.polls.spec import POLL
     from bot.features.pulse.spec import PULSE
     from bot.features.raci.spec import RACI
     from bot.features.standups.spec import STANDUP
 
-    return {spec.name: spec for spec in (STANDUP, POLL, PULSE, RACI, BLOCKER, SYNCUP)}
+    return {spec.name: spec for spec in (STANDUP, POLL, PULSE, RACI, BLOCKER, KUDOS, SYNCUP)}
 
 
 def feature_shortcuts() -> list[Shortcut]:
@@ -122,7 +123,7 @@ def manifest(
     return {
         "display_information": {
             "name": name,
-            "description": "Async standups, polls and pulse checks.",
+            "description": "Async standups, polls, pulse checks and kudos.",
             "background_color": "#2c2d30",
         },
         "features": {
