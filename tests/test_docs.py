@@ -10,13 +10,15 @@ import pytest
 from tests.test_console import run_console
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = {
-    "console-tour.md": "tour.txt",
-    "standup-day.md": "standup-day.txt",
-    "blockers.md": "blockers.txt",
-    "raci.md": "raci.txt",
-    "kudos.md": "kudos.txt",
-}
+# (page, script block, output block, the demo clock's start)
+SESSIONS = [
+    ("console-tour.md", "tour.txt", "output", "2026-03-09 08:00"),
+    ("standup-day.md", "standup-day.txt", "output", "2026-03-09 08:00"),
+    ("blockers.md", "blockers.txt", "output", "2026-03-09 08:00"),
+    ("blockers.md", "blockers-weekend.txt", "weekend-output", "2026-03-13 08:00"),  # a Friday
+    ("raci.md", "raci.txt", "output", "2026-03-09 08:00"),
+    ("kudos.md", "kudos.txt", "output", "2026-03-09 08:00"),
+]
 
 
 def block(page: Path, name: str) -> str:
@@ -25,14 +27,17 @@ def block(page: Path, name: str) -> str:
     return match.group(1)
 
 
-@pytest.mark.parametrize(("page", "script"), PAGES.items())
+@pytest.mark.parametrize(("page", "script", "output", "start"), SESSIONS)
 async def test_console_session_output_matches_the_page(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page: str, script: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    page: str,
+    script: str,
+    output: str,
+    start: str,
 ) -> None:
     lines = block(DOCS / page, script).splitlines()
     monkeypatch.chdir(tmp_path)  # chart pictures go to ./syncup-charts, as by default
-    result = await run_console(
-        tmp_path, lines, start="2026-03-09 08:00", charts_dir="./syncup-charts"
-    )
+    result = await run_console(tmp_path, lines, start=start, charts_dir="./syncup-charts")
     assert result.code == 0
-    assert result.output == block(DOCS / page, "output")
+    assert result.output == block(DOCS / page, output)

@@ -110,6 +110,13 @@ def describe_entry(
         label = detail.get("label") or "the next level"
         delayed = " (delayed)" if detail.get("delayed") else ""
         what = f"escalated to {label}, level {detail.get('level', '?')}{delayed}"
+        if held := detail.get("held"):  # DMs waiting for their targets' working hours
+            first = local(min(datetime.fromisoformat(until) for until in held.values()), zone)
+            what += (
+                f"; DM held until {first} (working hours)"
+                if len(held) == 1
+                else f"; {len(held)} DMs held for working hours, the first until {first}"
+            )
     return f"{local(entry.at, zone)} {who} {what}"
 
 
