@@ -17,16 +17,20 @@ import sys
 from datetime import timedelta
 from typing import Protocol
 
+from bot import webhooks
 from bot.clock import Clock, SystemClock
 from bot.config import Settings, adapter_module
 from bot.core import Core
 from bot.delivery.worker import DeliveryWorker
-from bot.features import account, polls, pulse, standups
+from bot.features import account, polls, pulse, raci, standups
 from bot.features.polls import ballots
 from bot.features.standups import unreachable
 from bot.port import DEFAULT_MAX_SELECT_OPTIONS, PlatformDirectory, PlatformPort
 from bot.scheduling.housekeeping import Housekeeping
 from bot.scheduling.scheduler import Scheduler
+from bot.webhooks.keys import Keys
+from bot.webhooks.port import RoutingPort
+from bot.webhooks.sender import WebhookSender
 from bot.workspace_removal import WorkspaceRemoval
 from storage import migrate
 from storage.db import Database
@@ -99,8 +103,12 @@ class App:
             instance=self.instance,
             reconcile_interval=settings.scheduler.reconcile_interval_seconds,
         )
+        keys = Keys(settings)
+        # Webhook rows go out over HTTP, the rest through the platform (bot.webhooks.port).
+        self.webhook_sender = WebhookSender(self.db, settings.webhooks, keys)
+        port = RoutingPort(adapter.port, self.webhook_sender)
         self.worker = DeliveryWorker(
-            self.db, adapter.port, settings.delivery, clock=self.clock, instance=self.instance
+            self.db, port, settings.delivery, clock=self.clock, instance=self.instance
         )
         self.core.on_outbox.append(self.worker.wake)
         # Back from an outage: what fell due meanwhile runs now, not at the next reconcile.
@@ -112,7 +120,9 @@ class App:
         standups.register(self.core, self.scheduler)
         polls.register(self.core, self.scheduler)
         pulse.register(self.core, self.scheduler)
+        raci.register(self.core)  # before the features that extend /raci (blockers)
         unreachable.register(self.core, self.worker)
+        webhooks.register(self.core, settings, keys=keys)  # after /raci (it adds /raci webhook)
         Housekeeping(settings.housekeeping.retention_days).register(self.scheduler)
         self.workspace_removal = WorkspaceRemoval(
             timedelta(days=settings.slack.uninstall_grace_days)
@@ -136,6 +146,7 @@ class App:
         await self.scheduler.stop()
         await self.core.idle()  # report refreshes under way finish (they are short)
         await self.worker.stop()
+        await self.webhook_sender.aclose()
         await self.db.dispose()
 
     async def settled(self) -> bool:

@@ -213,19 +213,25 @@ class Chart:
     ``headline`` (``eNPS +20``, ``Average 3.6 of 5``) is the one figure it leads with. ``scale``
     is the value axis, minimum to maximum (1 to 5, -100 to 100, 0 to 100 %): a bar starts at the
     scale's minimum (at zero when zero is inside it), so a 3.5 out of 5 fills five eighths of
-    its axis; without a scale the axis is drawn from the data (and zero)."""
+    its axis; without a scale the axis is drawn from the data (and zero).
+
+    ``style="grid"`` is a table, not a plot: ``rows`` down the left, ``labels`` across the top,
+    and ``cells`` the short text in each (one tuple per row, one string per label), e.g. the
+    RACI matrix; ``series`` is empty then."""
 
     title: str
     labels: tuple[str, ...]
     series: tuple[ChartSeries, ...]
     alt: str
-    style: Literal["bar", "line"] = "bar"
+    style: Literal["bar", "line", "grid"] = "bar"
     unit: str = ""  # after each value, e.g. "%"
     team: str = ""
     period: str = ""  # "week of 2 Mar", "round of Mon 9 Mar", "2 Mar to 23 Mar"
     answers: int | None = None
     headline: str = ""
     scale: tuple[float, float] | None = None
+    rows: tuple[str, ...] = ()
+    cells: tuple[tuple[str, ...], ...] = ()
     kind: Literal["chart"] = "chart"
 
 

@@ -6,6 +6,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 import click
@@ -407,6 +408,58 @@ def _export(
         with atomic_output(output) as out:
             count = go(out)
     click.echo(f"Exported {count} row(s).", err=True)
+
+
+# -- raci ---------------------------------------------------------------------------------------
+
+
+@cli.group()
+def raci() -> None:
+    """The RACI matrix as a CSV file (columns area,role,who; see docs/raci.md)."""
+
+
+_WORKSPACE = click.option(
+    "--workspace",
+    metavar="ID_OR_NAME",
+    help="The workspace (its Slack/Discord id or name); needed when there is more than one.",
+)
+
+
+@raci.command("export")
+@_WORKSPACE
+@click.option("--output", default="-", metavar="FILE", help="File to write (default: stdout).")
+@click.pass_context
+def raci_export(ctx: click.Context, workspace: str | None, output: str) -> None:
+    """Write the matrix as CSV: one row per cell (area, R/A/C/I, @member, @group or #channel)."""
+    from bot.features.raci.csv_io import export_matrix, pick_workspace
+
+    async def write(session: Any, out: TextIO) -> int:
+        return await export_matrix(session, await pick_workspace(session, workspace), out)
+
+    _export(ctx, output, write)
+
+
+@raci.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@_WORKSPACE
+@click.pass_context
+def raci_import(ctx: click.Context, file: Path, workspace: str | None) -> None:
+    """Replace the cells of every area the CSV names (creating new areas); every row is checked
+    first, and a file with a bad row changes nothing."""
+    from bot.features.raci.csv_io import import_matrix, pick_workspace, read_rows
+
+    rows = read_rows(file)  # before the database: a missing file is told first
+
+    async def action(database: Any) -> Any:
+        async with database.transaction() as session:
+            chosen = await pick_workspace(session, workspace)
+            return await import_matrix(session, chosen, rows, datetime.now(UTC))
+
+    result = _with_database(ctx, action)
+    click.echo(
+        f"Imported {result.cells} cell(s) into {result.areas} area(s) ({result.created} new).",
+        err=True,
+    )
 
 
 # -- config -------------------------------------------------------------------------------------

@@ -34,6 +34,18 @@ def is_fernet_key(value: str) -> bool:
         return False
 
 
+def fernet_key_setting(value: SecretStr | None) -> SecretStr | None:
+    """A validator's check of a Fernet key setting."""
+    if value is not None and not is_fernet_key(value.get_secret_value()):
+        raise ValueError(
+            "not a Fernet key (44 characters of url-safe base64 encoding 32 bytes); make "
+            'one with python -c "from cryptography.fernet import Fernet; '
+            'print(Fernet.generate_key().decode())", or put back the key the stored '
+            "secrets were encrypted with"
+        )
+    return value
+
+
 class ConfigError(Exception):
     """Invalid configuration: one message that names the key and the fix."""
 
@@ -164,14 +176,7 @@ class SlackSection(_Section):
     @field_validator("token_encryption_key")
     @classmethod
     def _fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not is_fernet_key(value.get_secret_value()):
-            raise ValueError(
-                "not a Fernet key (44 characters of url-safe base64 encoding 32 bytes); make "
-                'one with python -c "from cryptography.fernet import Fernet; '
-                'print(Fernet.generate_key().decode())", or put back the key the stored '
-                "tokens were encrypted with"
-            )
-        return value
+        return fernet_key_setting(value)
 
 
 class DiscordSection(_Section):
@@ -195,6 +200,32 @@ class DiscordSection(_Section):
         if any(shard < 0 for shard in value):
             raise ValueError("shard ids start at 0")
         return sorted(set(value))
+
+
+class SecuritySection(_Section):
+    # Fernet key that encrypts the secrets syncup keeps in its database (webhook secrets,
+    # PagerDuty routing keys). Unset: [slack] token_encryption_key when set, else (SQLite) a key
+    # file next to the database, made on first use; PostgreSQL needs one of the two settings.
+    secret_key: SecretStr | None = None
+
+    @field_validator("secret_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        return fernet_key_setting(value)
+
+
+DEFAULT_PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+
+
+class WebhooksSection(_Section):
+    """Outbound webhooks (bot.webhooks, docs/webhooks.md)."""
+
+    # Let webhooks reach private, loopback and link-local addresses (and plain http): for a
+    # receiver inside your own network, and for tests. Off, such URLs are refused.
+    allow_private_targets: bool = False
+    pagerduty_events_url: str = DEFAULT_PAGERDUTY_EVENTS_URL
+    # A receiver must answer within this many seconds, else the attempt is retried.
+    timeout_seconds: float = Field(10.0, gt=0, le=120)
 
 
 class ConsoleSection(_Section):
@@ -222,6 +253,8 @@ class Settings(BaseSettings):
     http: HttpSection = Field(default_factory=HttpSection)
     slack: SlackSection = Field(default_factory=SlackSection)
     discord: DiscordSection = Field(default_factory=DiscordSection)
+    security: SecuritySection = Field(default_factory=SecuritySection)
+    webhooks: WebhooksSection = Field(default_factory=WebhooksSection)
     console: ConsoleSection = Field(default_factory=ConsoleSection)
 
     toml_path: ClassVar[Path | None] = None

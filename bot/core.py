@@ -206,7 +206,12 @@ class Core:
         clash = {s.name for s in subcommands} & {s.name for s in spec.subcommands}
         if clash:
             raise ValueError(f"/{name}: {sorted(clash)} already exist")
-        self.add_command(replace(spec, subcommands=spec.subcommands + subcommands), handlers)
+        missing = {s.name for s in subcommands} - set(handlers)
+        if missing:
+            raise ValueError(f"/{name}: no handler for {sorted(missing)}")
+        self.specs[name] = replace(spec, subcommands=spec.subcommands + subcommands)
+        for sub, handler in handlers.items():
+            self._commands[(name, sub)] = handler
 
     def add_action(self, prefix: str, handler: ActionHandler) -> None:
         """Handle actions whose id is ``prefix`` or starts with ``prefix + ':'``."""

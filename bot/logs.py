@@ -11,7 +11,8 @@ never opened up; ``[database] echo`` shows statements, their parameters hidden
 
 Whatever still gets through, the :class:`Redactor` on every handler rewrites: anything shaped
 like a Slack or Discord token, a Fernet key or token, a webhook or interaction URL's secret
-part, a password in a URL, an ``Authorization`` header, ``*_secret=``/``*token=`` pairs, and
+part, a Standard Webhooks ``whsec_`` secret or a PagerDuty ``routing_key``, a password in a
+URL, an ``Authorization`` header, ``*_secret=``/``*token=`` pairs, and
 every secret value of the settings, verbatim.
 """
 
@@ -59,6 +60,10 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # Fernet tokens (encrypted Slack tokens) and Fernet keys (32 bytes, base64url).
     (re.compile(r"\bgAAAAA[A-Za-z0-9_=-]{20,}"), REDACTED),
     (re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}="), REDACTED),
+    # Standard Webhooks signing secrets (outbound webhooks, bot.webhooks).
+    (re.compile(r"\bwhsec_[A-Za-z0-9+/=]+"), REDACTED),
+    # PagerDuty routing keys in key=value or JSON form.
+    (re.compile(r"(?i)(routing_key['\"]?\s*[=:]\s*['\"]?)[^\s&'\",}]+"), r"\1" + REDACTED),
     # Capability URLs: Slack incoming webhooks and response_urls, Discord webhooks and
     # interaction callbacks (the token is the path).
     (re.compile(r"(hooks\.slack(?:-gov)?\.com/)[^\s'\"<>]+"), r"\1" + REDACTED),

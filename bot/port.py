@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from bot.chat import Message
 
@@ -28,6 +28,9 @@ class Method(StrEnum):
     DM = "dm"  # a message in a member's direct-message channel
     UPDATE = "update"  # replace an earlier message
     EPHEMERAL = "ephemeral"  # visible to one member in a channel
+    # An outbound webhook (bot.webhooks): sent over HTTP by the webhook sender, never by the
+    # platform; the row carries the event and the endpoint (``Delivery.data``).
+    WEBHOOK = "webhook"
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,9 @@ class Delivery:
     # The previous attempt started and its outcome was never recorded (a crash): the platform
     # may already have the message. Adapters that can check (Discord's nonce) must not post twice.
     maybe_sent: bool = False
+    # A WEBHOOK row's stored payload (its endpoint and event) instead of a chat message; None
+    # for every other method. ``message`` is then empty.
+    data: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -168,4 +174,28 @@ class PlatformDirectory(Protocol):
     async def channel_members(self, workspace_id: str, channel_id: str) -> list[MemberInfo]:
         """Everyone in the channel (bots left out). Raise :class:`DirectoryUnavailable` when the
         platform needs a permission syncup lacks (Discord's members intent)."""
+        ...
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    """A platform user group: a Slack user group (``name`` is its handle, as in @data-eng) or a
+    Discord role."""
+
+    group_id: str
+    name: str
+
+
+@runtime_checkable
+class PlatformGroups(Protocol):
+    """Optional, next to :class:`PlatformDirectory`: ports that know user groups implement it,
+    so that a RACI role held by a group reaches the people in it. Answers None for "no such
+    group"; raise :class:`DirectoryUnavailable` when a scope or intent is missing."""
+
+    async def group_info(
+        self, workspace_id: str, *, group_id: str | None = None, name: str | None = None
+    ) -> GroupInfo | None: ...
+
+    async def group_members(self, workspace_id: str, group_id: str) -> list[MemberInfo]:
+        """Everyone in the group (bots left out)."""
         ...

@@ -466,4 +466,5 @@ class BlockerEvent(Base):
 # Tables that live in their own modules but on this metadata (migrations see every table).
 import storage.polls  # noqa: E402
 import storage.raci  # noqa: E402
-import storage.slack_installs  # noqa: E402, F401
+import storage.slack_installs  # noqa: E402
+import storage.webhooks  # noqa: E402, F401

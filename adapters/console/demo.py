@@ -75,6 +75,22 @@ DEMO_CHANNELS: tuple[DemoChannel, ...] = (
 CHANNELS_BY_ID: Mapping[str, DemoChannel] = {c.channel_id: c for c in DEMO_CHANNELS}
 
 
+@dataclass(frozen=True)
+class DemoGroup:
+    """A user group of the demo workspace (a Slack user group, a Discord role): ``@backend``
+    as Responsible in the RACI matrix reaches its members."""
+
+    group_id: str
+    name: str
+    members: tuple[str, ...]
+
+
+DEMO_GROUPS: tuple[DemoGroup, ...] = (
+    DemoGroup("g-backend", "backend", ("bob", "chandra")),
+    DemoGroup("g-ml", "ml", ("dana", "hiro", "femi")),
+)
+
+
 def dm_channel(user_id: str) -> str:
     return DM_PREFIX + user_id
 

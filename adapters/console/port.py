@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from adapters.console.demo import (
     CHANNELS_BY_ID,
     DEMO_CHANNELS,
+    DEMO_GROUPS,
     MEMBERS_BY_ID,
     PLATFORM,
     WORKSPACE_ID,
@@ -23,6 +24,7 @@ from bot.chat import Message
 from bot.port import (
     ChannelInfo,
     Delivery,
+    GroupInfo,
     MemberInfo,
     Method,
     PermanentDeliveryError,
@@ -56,8 +58,9 @@ class ConsolePort:
     queued them in. The console flushes each time the app has settled, so a transcript is the
     same on every run, and messages are numbered ``#1``, ``#2``... in the order they are shown.
 
-    It is also the demo workspace's :class:`~bot.port.PlatformDirectory`: members and channels
-    come from the demo data, and ``#random`` is a channel syncup is not in (it cannot post there).
+    It is also the demo workspace's :class:`~bot.port.PlatformDirectory` and
+    :class:`~bot.port.PlatformGroups`: members, channels and user groups come from the demo
+    data, and ``#random`` is a channel syncup is not in (it cannot post there).
     """
 
     platform = PLATFORM
@@ -106,6 +109,26 @@ class ConsolePort:
             MemberInfo(user_id, user_id, MEMBERS_BY_ID[user_id].timezone)
             for user_id in channel.members
         ]
+
+    # -- user groups (PlatformGroups) over the demo data ---------------------------------------
+
+    async def group_info(
+        self, workspace_id: str, *, group_id: str | None = None, name: str | None = None
+    ) -> GroupInfo | None:
+        wanted = (name or "").lower().removeprefix("@")
+        for group in DEMO_GROUPS if workspace_id == WORKSPACE_ID else ():
+            if group.group_id == group_id or (wanted and group.name == wanted):
+                return GroupInfo(group.group_id, group.name)
+        return None
+
+    async def group_members(self, workspace_id: str, group_id: str) -> list[MemberInfo]:
+        for group in DEMO_GROUPS if workspace_id == WORKSPACE_ID else ():
+            if group.group_id == group_id:
+                return [
+                    MemberInfo(user_id, user_id, MEMBERS_BY_ID[user_id].timezone)
+                    for user_id in group.members
+                ]
+        return []
 
     # -- delivery -------------------------------------------------------------------------------
 

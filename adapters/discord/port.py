@@ -46,6 +46,7 @@ from bot.port import (
     Delivery,
     DeliveryError,
     DirectoryUnavailable,
+    GroupInfo,
     MemberInfo,
     Method,
     PermanentDeliveryError,
@@ -61,6 +62,7 @@ PLATFORM = "discord"
 NONCE_LENGTH = 25
 # Discord error codes
 UNKNOWN_CHANNEL = 10003
+MEMBER_PAGE = 1000  # GET /guilds/{id}/members returns at most this many a request
 UNKNOWN_MESSAGE = 10008
 MISSING_ACCESS = 50001
 CANNOT_DM = 50007
@@ -340,6 +342,53 @@ class DiscordPort:
                 ) from None
             raise
         return [_member(m) for m in members if not m.get("user", {}).get("bot")]
+
+    # -- roles as user groups (PlatformGroups) ------------------------------------------------
+
+    async def group_info(
+        self, workspace_id: str, *, group_id: str | None = None, name: str | None = None
+    ) -> GroupInfo | None:
+        """A role of the guild by id or name (case ignored; not @everyone, not a bot's own)."""
+        wanted = (name or "").removeprefix("@").casefold()
+        for role in await self.rest.request("GET", f"/guilds/{workspace_id}/roles"):
+            role_id = str(role["id"])
+            if role_id == workspace_id or (role.get("tags") or {}).get("bot_id"):
+                continue  # @everyone has the guild's id
+            if role_id == group_id or (wanted and str(role.get("name")).casefold() == wanted):
+                return GroupInfo(role_id, str(role.get("name") or role_id))
+        return None
+
+    async def group_members(self, workspace_id: str, group_id: str) -> list[MemberInfo]:
+        """Members holding the role: the guild's member list (the Server Members intent),
+        read 1,000 at a time."""
+        if not self.members_intent:
+            raise DirectoryUnavailable(
+                "Who holds a Discord role needs the Server Members intent: turn it on in the "
+                "Developer Portal (Bot, Privileged Gateway Intents) and set [discord] "
+                "members_intent = true, or name the people (@alice @bob)."
+            )
+        found: list[MemberInfo] = []
+        after = "0"
+        while True:
+            try:
+                page = await self.rest.request(
+                    "GET",
+                    f"/guilds/{workspace_id}/members",
+                    params={"limit": str(MEMBER_PAGE), "after": after},
+                )
+            except DiscordHTTPError as exc:
+                if exc.code == MISSING_ACCESS:
+                    raise DirectoryUnavailable(
+                        "Discord refused the member list: turn on the Server Members intent in "
+                        "the Developer Portal (Bot, Privileged Gateway Intents)."
+                    ) from None
+                raise
+            for member in page:
+                if group_id in member.get("roles", []) and not member.get("user", {}).get("bot"):
+                    found.append(_member(member))
+            if len(page) < MEMBER_PAGE:
+                return found
+            after = str(page[-1]["user"]["id"])
 
 
 async def _drawn(

@@ -28,7 +28,7 @@ from aiohttp import ClientError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.port import ChannelInfo, DirectoryUnavailable, MemberInfo
+from bot.port import ChannelInfo, DirectoryUnavailable, GroupInfo, MemberInfo
 
 log = logging.getLogger(__name__)
 
@@ -341,6 +341,50 @@ class SlackDirectory:
                     members.append(member_of(user))
             return members
         except SlackApiError as exc:
+            raise unavailable(exc) from None
+
+    # -- user groups (bot.port.PlatformGroups) ------------------------------------------------
+
+    async def group_info(
+        self, workspace_id: str, *, group_id: str | None = None, name: str | None = None
+    ) -> GroupInfo | None:
+        """A user group by id, or by its handle (``data-eng``) or name, from usergroups.list
+        (disabled groups left out)."""
+        if not group_id and not name:
+            return None
+        wanted = (name or "").lower().removeprefix("@")
+        looking_up()
+        client = await self._client_for(workspace_id, retry_429=True)
+        try:
+            response = await client.usergroups_list(include_disabled=False)
+        except SlackApiError as exc:
+            raise unavailable(exc) from None
+        for group in response.get("usergroups", []):
+            if group.get("date_delete"):
+                continue
+            handle = str(group.get("handle") or group.get("name") or group.get("id"))
+            if group_id and str(group.get("id")) == group_id:
+                return GroupInfo(str(group["id"]), handle)
+            if wanted and wanted in (handle.lower(), str(group.get("name", "")).lower()):
+                return GroupInfo(str(group["id"]), handle)
+        return None
+
+    async def group_members(self, workspace_id: str, group_id: str) -> list[MemberInfo]:
+        """The group's members from usergroups.users.list, each from the member list (bots and
+        deactivated accounts left out)."""
+        looking_up()
+        client = await self._client_for(workspace_id, retry_429=True)
+        try:
+            response = await client.usergroups_users_list(usergroup=group_id)
+            members: list[MemberInfo] = []
+            for user_id in response.get("users", []):
+                user = await self.profile(workspace_id, str(user_id))
+                if user and not user.get("is_bot") and not user.get("deleted"):
+                    members.append(member_of(user))
+            return members
+        except SlackApiError as exc:
+            if error_code(exc) in ("no_such_subteam", "subteam_not_found"):
+                return []
             raise unavailable(exc) from None
 
 

@@ -23,7 +23,8 @@ from bot.core import Shortcut
 # chat:write (post), chat:write.public (report channels the bot was not invited to), im:write
 # (conversations.open), im:history (read DM answers), commands, users:read (names, time zones),
 # channels:read / groups:read (channel names, members, whether the bot is in them), files:write
-# (charts: a self-hosted bot has no public URL for an image block, so the PNG is uploaded).
+# (charts: a self-hosted bot has no public URL for an image block, so the PNG is uploaded),
+# usergroups:read (a user group as Responsible, Consulted or Informed in the RACI matrix).
 BOT_SCOPES: tuple[str, ...] = (
     "chat:write",
     "chat:write.public",
@@ -34,6 +35,7 @@ BOT_SCOPES: tuple[str, ...] = (
     "users:read",
     "channels:read",
     "groups:read",
+    "usergroups:read",
 )
 BOT_EVENTS: tuple[str, ...] = (
     "message.im",

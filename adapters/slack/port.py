@@ -58,6 +58,7 @@ from bot.port import (
     ChannelInfo,
     Delivery,
     DeliveryError,
+    GroupInfo,
     MemberInfo,
     Method,
     PermanentDeliveryError,
@@ -437,6 +438,16 @@ class SlackPort:
 
     async def channel_members(self, workspace_id: str, channel_id: str) -> list[MemberInfo]:
         return await self.directory.channel_members(workspace_id, channel_id)
+
+    # -- PlatformGroups: user groups ---------------------------------------------------------
+
+    async def group_info(
+        self, workspace_id: str, *, group_id: str | None = None, name: str | None = None
+    ) -> GroupInfo | None:
+        return await self.directory.group_info(workspace_id, group_id=group_id, name=name)
+
+    async def group_members(self, workspace_id: str, group_id: str) -> list[MemberInfo]:
+        return await self.directory.group_members(workspace_id, group_id)
 
 
 def chart_filename(key: str, n: int) -> str:

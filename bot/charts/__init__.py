@@ -17,6 +17,8 @@ config folder (``MPLCONFIGDIR``, by default ``~/.cache/matplotlib``): delete its
   :data:`MAX_LABEL_LINES` lines), one bar per series inside a group, the value, unit and count of
   answers at the end of each bar (``62% (8)``); a value of zero is a mark on the axis, a label
   without a value says ``n/a``. The value axis runs over the chart's ``scale`` with round ticks.
+* ``style="grid"``: a table (``rows`` by ``labels``, the text of ``cells``), each cell
+  coloured by its first letter (the RACI matrix), column labels slanted; see ``bot.charts.grid``.
 * ``style="line"``: the labels along the x axis (weeks), one line per series with a dot at each
   value (a gap where a value is None), the values written over the dots, the scale on the y axis.
 
@@ -41,6 +43,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from bot.charts.bars import bar_chart
+from bot.charts.grid import grid_chart
 from bot.charts.lines import line_chart
 from bot.charts.page import Page, Series, counts_of, draw_empty, values_of
 from bot.charts.style import (
@@ -138,7 +141,9 @@ def figure(chart: Chart) -> Figure:
         )
         for n, s in enumerate(chart.series)
     ]
-    if not labels or not any(v is not None for s in series for v in s.values):
+    if chart.style == "grid":
+        grid_chart(page, chart)
+    elif not labels or not any(v is not None for s in series for v in s.values):
         draw_empty(page, chart)
     elif chart.style == "line":
         line_chart(page, chart, labels, series)

@@ -176,8 +176,13 @@ class RowSender:
                     return Result(Kind.RETRY)
                 if parent is not None:
                     target = _from_parent(target, row.method, parent)
+            data = None
             try:
-                message: Message = decode_message(msg.payload)
+                if row.method is Method.WEBHOOK:
+                    # An event for an HTTP endpoint, not a chat message: sent as it is stored.
+                    message, data = Message(()), dict(msg.payload)
+                else:
+                    message = decode_message(msg.payload)
             except ValidationError as exc:
                 error = f"undecodable message: {exc.error_count()} validation errors"
                 mark_dead(msg, error)
@@ -197,6 +202,7 @@ class RowSender:
                 idempotency_key=msg.idempotency_key,
                 attempt=msg.attempts,
                 maybe_sent=prior is not None,
+                data=data,
             )
         return _Prepared(delivery, prior)
 

@@ -114,6 +114,21 @@ class FakeGuild:
     members: dict[str, str] = field(default_factory=dict)  # user id -> name
     # channel id -> permissions @everyone is denied there (an overwrite)
     denied: dict[str, int] = field(default_factory=dict)
+    roles: dict[str, str] = field(default_factory=dict)  # role id -> name (not @everyone)
+    member_roles: dict[str, list[str]] = field(default_factory=dict)  # user id -> role ids
+
+    def role_payload(self, role_id: str, position: int) -> dict[str, Any]:
+        return {
+            "id": role_id,
+            "name": self.roles[role_id],
+            "permissions": "0",
+            "position": position,
+            "color": 0,
+            "hoist": False,
+            "managed": False,
+            "mentionable": True,
+            "flags": 0,
+        }
 
     def payload(self, bot: dict[str, Any], *, with_members: bool) -> dict[str, Any]:
         everyone = {
@@ -129,7 +144,10 @@ class FakeGuild:
         }
         member_list = [member_payload(bot)]
         if with_members:
-            member_list += [member_payload(user_payload(u, n)) for u, n in self.members.items()]
+            member_list += [
+                member_payload(user_payload(u, n), roles=self.member_roles.get(u, []))
+                for u, n in self.members.items()
+            ]
         return {
             "id": self.id,
             "name": self.name,
@@ -139,7 +157,7 @@ class FakeGuild:
             "large": False,
             "member_count": len(self.members) + 1,
             "features": [],
-            "roles": [everyone],
+            "roles": [everyone] + [self.role_payload(r, n + 1) for n, r in enumerate(self.roles)],
             "emojis": [],
             "stickers": [],
             "channels": [
@@ -177,10 +195,12 @@ class FakeGuild:
         }
 
 
-def member_payload(user: dict[str, Any], permissions: int | None = None) -> dict[str, Any]:
+def member_payload(
+    user: dict[str, Any], permissions: int | None = None, roles: list[str] | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "user": user,
-        "roles": [],
+        "roles": list(roles or []),
         "joined_at": "2026-01-01T00:00:00+00:00",
         "deaf": False,
         "mute": False,
@@ -348,6 +368,14 @@ class FakeDiscord:
             guild.members[user_id] = self.users[user_id]["username"]
         self.guilds[guild.id] = guild
         return guild
+
+    def add_role(self, guild: FakeGuild, name: str, members: list[str]) -> str:
+        """A role of the guild held by ``members``; its id."""
+        role_id = snowflake()
+        guild.roles[role_id] = name
+        for user_id in members:
+            guild.member_roles.setdefault(user_id, []).append(role_id)
+        return role_id
 
     def channel_id(self, guild: FakeGuild, name: str) -> str:
         return next(cid for cid, n in guild.channels.items() if n == name)
@@ -1149,7 +1177,8 @@ class FakeDiscord:
         guild = self.guilds.get(parts[1])
         if guild is None or parts[3] not in guild.members:
             return _error(404, 10007, "Unknown Member")
-        return _json(member_payload(self.users[parts[3]]))
+        roles = guild.member_roles.get(parts[3], [])
+        return _json(member_payload(self.users[parts[3]], roles=roles))
 
     async def _list_members(
         self, parts: list[str], body: Any, request: web.Request
@@ -1160,7 +1189,24 @@ class FakeDiscord:
         members_intent = any(g.intents & (1 << 1) for g in self.gateways)
         if not members_intent:
             return _error(403, 50001, "Missing Access")
-        return _json([member_payload(self.users[u]) for u in guild.members])
+        ordered = sorted(guild.members, key=int)
+        after = request.query.get("after")
+        if after:
+            ordered = [u for u in ordered if int(u) > int(after)]
+        limit = int(request.query.get("limit", "1"))
+        return _json(
+            [
+                member_payload(self.users[u], roles=guild.member_roles.get(u, []))
+                for u in ordered[:limit]
+            ]
+        )
+
+    async def _guild_roles(self, parts: list[str], body: Any, request: web.Request) -> web.Response:
+        guild = self.guilds.get(parts[1])
+        if guild is None:
+            return _error(404, 10004, "Unknown Guild")
+        payload = guild.payload(self.bot, with_members=False)["roles"]
+        return _json(payload)
 
     async def _guild_channels(
         self, parts: list[str], body: Any, request: web.Request
@@ -1299,6 +1345,7 @@ _ROUTES: dict[tuple[str, tuple[str, ...]], Handler] = {
     ("GET", ("guilds", "{}", "members", "{}")): FakeDiscord._get_member,
     ("GET", ("guilds", "{}", "members")): FakeDiscord._list_members,
     ("GET", ("guilds", "{}", "channels")): FakeDiscord._guild_channels,
+    ("GET", ("guilds", "{}", "roles")): FakeDiscord._guild_roles,
     ("POST", ("interactions", "{}", "{}", "callback")): FakeDiscord._callback,
     ("POST", ("webhooks", "{}", "{}")): FakeDiscord._followup,
     ("PATCH", ("webhooks", "{}", "{}", "messages", "@original")): FakeDiscord._edit_original,

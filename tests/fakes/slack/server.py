@@ -2,8 +2,8 @@
 
 - **Web API**: ``POST /api/<method>`` with a JSON or form body and the token in the
   ``Authorization`` header (or a ``token`` field), answering ``{"ok": ...}`` like Slack. It
-  implements the methods syncup calls (chat.*, conversations.*, views.*, users.*, auth.test,
-  apps.connections.open, oauth.v2.access), records every call, checks Block Kit limits
+  implements the methods syncup calls (chat.*, conversations.*, views.*, users.*, usergroups.*,
+  auth.test, apps.connections.open, oauth.v2.access), records every call, checks Block Kit limits
   (:mod:`tests.fakes.slack.blockkit`; a violation is answered ``invalid_blocks`` and kept in
   :attr:`FakeSlack.violations`), and answers ``429`` with ``Retry-After`` past the configured
   rates: per (team, method), per channel for chat.postMessage, and per team for chat.postMessage
@@ -68,6 +68,15 @@ class ChannelState:
     bot_is_member: bool = True
     is_archived: bool = False
     is_im: bool = False
+
+
+@dataclass
+class UserGroup:
+    id: str
+    handle: str
+    name: str = ""
+    users: list[str] = field(default_factory=list)
+    disabled: bool = False
 
 
 @dataclass
@@ -197,6 +206,9 @@ class FakeSlack:
         self.on_call: list[Callable[[Call], None]] = []
         # Scopes the bot token has beyond the manifest's (conversations.history in channels).
         self.scopes: set[str] = set()
+        # Manifest scopes the bot token lacks (an app installed before they were added).
+        self.lacking_scopes: set[str] = set()
+        self.usergroups: dict[str, UserGroup] = {}
         # Seconds each Web API method takes to answer (a slow Slack), by method name.
         self.latency: dict[str, float] = {}
         # What happened, in order: ("answered", method) when a Web API answer leaves, ("ack",
@@ -246,6 +258,9 @@ class FakeSlack:
 
     def add_channel(self, channel_id: str, name: str, members: list[str], **kw: Any) -> None:
         self.channels[channel_id] = ChannelState(channel_id, name, set(members), **kw)
+
+    def add_usergroup(self, group_id: str, handle: str, users: list[str], **kw: Any) -> None:
+        self.usergroups[group_id] = UserGroup(group_id, handle, kw.pop("name", handle), users, **kw)
 
     def dm_of(self, user_id: str) -> str:
         channel_id = f"D{user_id}"
@@ -534,6 +549,32 @@ class FakeSlack:
             return {"ok": False, "error": "channel_not_found"}
         members = sorted(channel.members | ({self.bot_user_id} if channel.bot_is_member else set()))
         return {"ok": True, "members": members, "response_metadata": {"next_cursor": ""}}
+
+    def _m_usergroups_list(self, args: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        if "usergroups:read" in self.lacking_scopes:
+            return {"ok": False, "error": "missing_scope", "needed": "usergroups:read"}
+        with_disabled = str(args.get("include_disabled", "")).lower() in ("1", "true")
+        groups = [
+            {
+                "id": g.id,
+                "team_id": self.team_id,
+                "handle": g.handle,
+                "name": g.name,
+                "date_delete": 1 if g.disabled else 0,
+                "user_count": len(g.users),
+            }
+            for g in self.usergroups.values()
+            if with_disabled or not g.disabled
+        ]
+        return {"ok": True, "usergroups": groups}
+
+    def _m_usergroups_users_list(self, args: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        if "usergroups:read" in self.lacking_scopes:
+            return {"ok": False, "error": "missing_scope", "needed": "usergroups:read"}
+        group = self.usergroups.get(str(args.get("usergroup", "")))
+        if group is None:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": list(group.users)}
 
     def _history_json(self, posted: Posted, with_metadata: bool) -> dict[str, Any]:
         item: dict[str, Any] = {"type": "message", "ts": posted.ts, "text": posted.text}
