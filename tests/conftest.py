@@ -23,6 +23,9 @@ from tests.fakes.http_port import HttpPort
 from tests.fakes.receiver import FakeReceiver
 
 PG_URL_ENV = "SYNCUP_TEST_DATABASE_URL"
+# Every app a test runs serves HTTP on a free port ([web] port 0), never on 8080: tests run
+# side by side, and a developer's own syncup may hold 8080.
+os.environ.setdefault("SYNCUP_WEB_PORT", "0")
 
 
 def pg_base_url() -> str | None:

@@ -1,0 +1,180 @@
+"""``POST /hooks/{source}/{token}``: the inbound webhook endpoint on the core's HTTP server.
+
+In order, each step answering before the next reads more:
+
+1. anything but ``POST /hooks/<source>/<token>`` with a known source: 404 (405 for a GET);
+2. a body over :data:`MAX_BODY_BYTES` (1 MiB): 413, read with a cap, never buffered whole;
+3. a token no hook has, or a hook of another source: 404, the same answer either way, both
+   after one indexed lookup (no signature is checked for either);
+4. over the hook's rate (``[web] hook_rate_per_minute``): 429 with ``Retry-After``;
+5. a bad or missing signature, or a timestamp more than 5 minutes off: 401;
+6. then 200: a delivery id seen before does nothing more; otherwise the delivery is acted on
+   (bot.features.hooks.service.deliver) and its outcome kept, also when it is ignored (not
+   JSON, fields missing, an event syncup does not celebrate).
+
+Only ids are logged (the hook's id, the delivery id), never a payload.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from bot.clock import Clock
+from bot.features.hooks import service, sources
+from bot.web.asgi import Mount, Receive, Scope, Send, TooLarge, answer, read_body, too_large
+from bot.webhooks.keys import Keys, KeyUnavailable, SecretUnreadable
+from storage.db import Database
+from storage.hooks import Hook
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+PREFIX = "/hooks"
+# A hook's row (and its decrypted secret) is kept this long in memory; a change made through
+# this process drops it at once (forget), other replicas see it within this time.
+CACHE_SECONDS = 5.0
+_NOT_FOUND = {"ok": False, "error": "not found"}
+
+
+@dataclass(frozen=True)
+class Known:
+    id: int
+    workspace_id: int
+    source: str
+    secret: str
+    loaded: float
+
+
+class Bucket:
+    """A token bucket: ``per_minute`` deliveries a minute, as a burst or spread out."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.capacity = float(per_minute)
+        self.tokens = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.at = time.monotonic()
+
+    def take(self, now: float) -> float:
+        """0 when a delivery may go now, else the seconds until one may."""
+        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
+
+
+class HookReceiver:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        keys: Keys,
+        per_minute: int,
+        wake: Callable[[], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.keys = keys
+        self.per_minute = per_minute
+        self.wake = wake
+        self._known: dict[str, Known | None] = {}
+        self._buckets: dict[int, Bucket] = {}
+
+    def mount(self) -> Mount:
+        return Mount(PREFIX, self)
+
+    def forget(self, token: str) -> None:
+        """A hook was added or removed here: look it up afresh."""
+        self._known.pop(token, None)
+
+    async def _find(self, token: str) -> Known | None:
+        now = time.monotonic()
+        known = self._known.get(token)
+        if known is not None and now - known.loaded < CACHE_SECONDS:
+            return known
+        # Only hooks that exist are kept: a scan of made-up tokens cannot fill memory.
+        async with self.db.read() as session:
+            hook = await session.scalar(select(Hook).where(Hook.token == token))
+        if hook is None:
+            return None
+        try:
+            secret = self.keys.box().open(hook.secret)
+        except (KeyUnavailable, SecretUnreadable) as exc:
+            log.error("hooks: hook %d cannot be checked: %s", hook.id, exc)
+            return None
+        found = Known(hook.id, hook.workspace_id, hook.source, secret, now)
+        self._known[token] = found
+        return found
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        parts = scope["path"].split("/")
+        if len(parts) != 4 or parts[2] not in sources.SOURCES or not parts[3]:
+            await answer(send, 404, _NOT_FOUND)
+            return
+        if scope.get("method") != "POST":
+            await answer(
+                send, 405, {"ok": False, "error": "POST only"}, headers=[(b"allow", b"POST")]
+            )
+            return
+        try:
+            body = await read_body(scope, receive, MAX_BODY_BYTES)
+        except TooLarge:
+            await too_large(scope, send, MAX_BODY_BYTES)
+            return
+        if body is None:
+            return
+        hook = await self._find(parts[3][:64])
+        if hook is None or hook.source != parts[2]:
+            await answer(send, 404, _NOT_FOUND)
+            return
+        wait = self._bucket(hook.id).take(time.monotonic())
+        if wait > 0:
+            retry = str(max(1, int(wait + 0.999))).encode()
+            log.info("hooks: hook %d over its rate; answered 429", hook.id)
+            await answer(
+                send,
+                429,
+                {"ok": False, "error": "too many deliveries"},
+                headers=[(b"retry-after", retry)],
+            )
+            return
+        headers = {
+            bytes(k).decode("latin-1").lower(): bytes(v).decode("latin-1")
+            for k, v in scope.get("headers") or []
+        }
+        now = self.clock.now()
+        try:
+            delivery = sources.verify(hook.source, hook.secret, headers, body, now)
+        except sources.BadSignature as exc:
+            log.info("hooks: refused a delivery to hook %d: %s", hook.id, exc)
+            await answer(send, 401, {"ok": False, "error": "invalid signature"})
+            return
+        async with self.db.transaction() as session:
+            outcome = await service.deliver(
+                session,
+                hook_id=hook.id,
+                workspace_id=hook.workspace_id,
+                source=hook.source,
+                delivery_id=delivery,
+                headers=headers,
+                body=body,
+                now=now,
+            )
+        if outcome == "posted" and self.wake is not None:
+            self.wake()
+        log.info("hooks: delivery %r to hook %d: %s", delivery[:64], hook.id, outcome)
+        await answer(send, 200, {"ok": True, "outcome": outcome})
+
+    def _bucket(self, hook_id: int) -> Bucket:
+        bucket = self._buckets.get(hook_id)
+        if bucket is None:
+            if len(self._buckets) > 10_000:
+                self._buckets.clear()
+            bucket = self._buckets[hook_id] = Bucket(self.per_minute)
+        return bucket
