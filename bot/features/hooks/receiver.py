@@ -100,15 +100,21 @@ class HookReceiver:
             return known
         # Only hooks that exist are kept: a scan of made-up tokens cannot fill memory.
         async with self.db.read() as session:
-            hook = await session.scalar(select(Hook).where(Hook.token == token))
-        if hook is None:
+            row = (
+                await session.execute(
+                    select(Hook.id, Hook.workspace_id, Hook.source, Hook.secret).where(
+                        Hook.token == token
+                    )
+                )
+            ).first()
+        if row is None:
             return None
         try:
-            secret = self.keys.box().open(hook.secret)
+            secret = self.keys.box().open(row.secret)
         except (KeyUnavailable, SecretUnreadable) as exc:
-            log.error("hooks: hook %d cannot be checked: %s", hook.id, exc)
+            log.error("hooks: hook %d cannot be checked: %s", row.id, exc)
             return None
-        found = Known(hook.id, hook.workspace_id, hook.source, secret, now)
+        found = Known(row.id, row.workspace_id, row.source, secret, now)
         self._known[token] = found
         return found
 

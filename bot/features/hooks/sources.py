@@ -277,7 +277,7 @@ def _mlflow(p: dict[str, Any]) -> Incoming:
         raise Ignored(f"MLflow event {event} is not one syncup celebrates")
     data = p["data"]
     fields = {"model": data["name"], "version": data["version"]}
-    fields.update({k: data.get(k) for k in PLACEHOLDERS["mlflow"][event][2:]})
+    fields.update({k: data.get(k) for k in PLACEHOLDERS["mlflow"][event] if k not in fields})
     return Incoming(event, _map(fields))
 
 
