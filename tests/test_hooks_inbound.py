@@ -313,7 +313,7 @@ def test_templates_are_checked_when_saved_and_never_evaluate() -> None:
     templates.check("Released ${tag}, $$5 off", allowed)
     shown = templates.render("${tag} {0.__class__} $$", {"tag": "{tag.__init__}"})
     assert shown.plain() == "{tag.__init__} {0.__class__} $"
-    with pytest.raises(UserError, match="data.KEY"):
+    with pytest.raises(UserError, match=r"data\.KEY"):
         templates.check("$name", None)
 
 

@@ -19,7 +19,18 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from bot.chat import Bold, Code, Response, Section, Text, marked, message, reply, text
+from bot.chat import (
+    Bold,
+    ChannelMention,
+    Code,
+    Response,
+    Section,
+    Text,
+    marked,
+    message,
+    reply,
+    text,
+)
 from bot.commands import help as helptext
 from bot.commands.parse import channel_ref, split_tokens
 from bot.commands.spec import (
@@ -126,7 +137,9 @@ def describe_rule(rule: HookRule) -> Text:
     )
     done = f', marks "{rule.milestone}" done' if rule.milestone else ""
     return text(
-        f"  rule {rule.id}: {rule.event}{extra} → <#{rule.channel_id}>{done}: ",
+        f"  rule {rule.id}: {rule.event}{extra} → ",
+        ChannelMention(rule.channel_id),
+        f"{done}: ",
         Code(rule.template[:200]),
     )
 
