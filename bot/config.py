@@ -151,7 +151,8 @@ class HousekeepingSection(_Section):
     retention_days: int = Field(30, ge=1)
 
 
-# One per feature that exists: /blocker, /kudos, /milestone and /raci come with their features.
+# One per feature that exists: /blocker, /kudos and /raci come with their features (/milestone
+# has its hooks now; the milestones themselves extend it).
 # A name without a feature in [slack] commands is harmless: left out of the manifest, and
 # answered "syncup does not handle /x yet".
 DEFAULT_SLACK_COMMANDS = {
@@ -159,6 +160,7 @@ DEFAULT_SLACK_COMMANDS = {
     "poll": "/poll",
     "pulse": "/pulse",
     "syncup": "/syncup",
+    "milestone": "/milestone",
 }
 
 

@@ -26,7 +26,7 @@ from bot.config import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-NOT_YET = {"blocker", "kudos", "milestone", "raci"}
+NOT_YET = {"blocker", "kudos", "raci"}
 START = "2026-03-09T12:00:00+00:00"
 
 
@@ -49,7 +49,7 @@ def features(tmp_path: Path) -> set[str]:
 
 
 def test_the_commands_with_a_feature_are_the_ones_the_core_registers(features: set[str]) -> None:
-    assert features == {"standup", "poll", "pulse", "syncup"}
+    assert features == {"standup", "poll", "pulse", "syncup", "milestone"}
     assert set(feature_specs()) == features
     assert set(DEFAULT_SLACK_COMMANDS) == features
 

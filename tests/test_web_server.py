@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from adapters.console.adapter import ConsoleAdapter
+from adapters.console.clock import settle
 from bot.app import App
 from bot.config import (
     ConsoleSection,
@@ -54,9 +55,11 @@ class Typed:
     async def settled(self) -> None:
         queue = self.adapter.reader._queue
         assert queue is not None
-        while not queue.empty():
+        for _ in range(500):  # the console takes the line, then runs it and settles
+            if queue.empty():
+                break
             await asyncio.sleep(0.02)
-        await asyncio.sleep(0.3)
+        await settle(self.adapter.app)
 
 
 async def test_the_console_serves_health_checks_and_a_signed_github_release_posts(

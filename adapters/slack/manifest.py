@@ -51,11 +51,12 @@ def feature_specs() -> dict[str, CommandSpec]:
     """The command specs of the features syncup has, by core name (what the core registers;
     a test keeps the two the same)."""
     from bot.features.account import SYNCUP
+    from bot.features.hooks.commands import MILESTONE
     from bot.features.polls.spec import POLL
     from bot.features.pulse.spec import PULSE
     from bot.features.standups.spec import STANDUP
 
-    return {spec.name: spec for spec in (STANDUP, POLL, PULSE, SYNCUP)}
+    return {spec.name: spec for spec in (STANDUP, POLL, PULSE, SYNCUP, MILESTONE)}
 
 
 def feature_shortcuts() -> list[Shortcut]:

@@ -17,6 +17,7 @@ Only ids are logged (the hook's id, the delivery id), never a payload.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -69,6 +70,48 @@ class Bucket:
         return (1.0 - self.tokens) / self.rate
 
 
+class Batches:
+    """Group commit: deliveries that arrive while a transaction is being written wait for the
+    next one, which writes them all (up to :data:`BATCH`) in a few statements. Each is answered
+    once its transaction committed, so a 200 means it is stored, and at most one transaction
+    per process writes deliveries at a time."""
+
+    BATCH = 200
+
+    def __init__(self, db: Database, clock: Clock, wake: Callable[[], None] | None) -> None:
+        self.db = db
+        self.clock = clock
+        self.wake = wake
+        self._pending: list[tuple[service.Arrival, asyncio.Future[str]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, arrival: service.Arrival) -> str:
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._pending.append((arrival, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain(), name="hooks-batches")
+        return await future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[: self.BATCH], self._pending[self.BATCH :]
+            try:
+                async with self.db.transaction() as session:
+                    outcomes = await service.deliver(
+                        session, [arrival for arrival, _ in batch], self.clock.now()
+                    )
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)
+            if "posted" in outcomes and self.wake is not None:
+                self.wake()
+
+
 class HookReceiver:
     def __init__(
         self,
@@ -83,6 +126,7 @@ class HookReceiver:
         self.keys = keys
         self.per_minute = per_minute
         self.wake = wake
+        self.batches = Batches(db, clock, wake)
         self._known: dict[str, Known | None] = {}
         self._buckets: dict[int, Bucket] = {}
 
@@ -161,19 +205,13 @@ class HookReceiver:
             log.info("hooks: refused a delivery to hook %d: %s", hook.id, exc)
             await answer(send, 401, {"ok": False, "error": "invalid signature"})
             return
-        async with self.db.transaction() as session:
-            outcome = await service.deliver(
-                session,
-                hook_id=hook.id,
-                workspace_id=hook.workspace_id,
-                source=hook.source,
-                delivery_id=delivery,
-                headers=headers,
-                body=body,
-                now=now,
-            )
-        if outcome == "posted" and self.wake is not None:
-            self.wake()
+        arrival = service.Arrival(hook.id, hook.workspace_id, hook.source, delivery, headers, body)
+        try:
+            outcome = await self.batches.submit(arrival)
+        except Exception as exc:  # the database: the sender retries later
+            log.warning("hooks: delivery to hook %d not saved (%s); answered 503", hook.id, exc)
+            await answer(send, 503, {"ok": False, "error": "try again later"})
+            return
         log.info("hooks: delivery %r to hook %d: %s", delivery[:64], hook.id, outcome)
         await answer(send, 200, {"ok": True, "outcome": outcome})
 

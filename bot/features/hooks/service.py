@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat import message
-from bot.delivery.outbox import enqueue
+from bot.delivery.outbox import WRITE_SLICE, Outgoing, enqueue_many
 from bot.errors import UserError
 from bot.features.hooks import sources, templates
 from bot.port import Method, Target
@@ -28,7 +29,7 @@ from bot.webhooks.formats import new_secret
 from bot.webhooks.keys import Keys
 from storage.hooks import Hook, HookDelivery, HookRule, HookSeen
 from storage.models import Member, Workspace
-from storage.upsert import insert_unless_exists
+from storage.upsert import dialect_insert
 
 # Deliveries kept per hook for `/milestone hook list`.
 KEEP_DELIVERIES = 20
@@ -195,6 +196,19 @@ def matches(rule: HookRule, incoming: sources.Incoming) -> bool:
     return True
 
 
+def _delivery(
+    hook_id: int, delivery_id: str, event: str, outcome: str, reason: str, now: datetime
+) -> HookDelivery:
+    return HookDelivery(
+        hook_id=hook_id,
+        delivery_id=delivery_id[:128],
+        event=event[:64],
+        received_at=now,
+        outcome=outcome,
+        reason=reason[:500],
+    )
+
+
 async def record(
     session: AsyncSession,
     hook_id: int,
@@ -204,82 +218,107 @@ async def record(
     reason: str,
     now: datetime,
 ) -> None:
-    row = HookDelivery(
-        hook_id=hook_id,
-        delivery_id=delivery_id[:128],
-        event=event[:64],
-        received_at=now,
-        outcome=outcome,
-        reason=reason[:500],
-    )
-    session.add(row)
+    """Keep a delivery (or a test) in the hook's recent list."""
+    session.add(_delivery(hook_id, delivery_id, event, outcome, reason, now))
     await session.flush()
-    if row.id % 10 == 0:  # now and then: keep the last KEEP_DELIVERIES, drop expired ids
-        cutoff = await session.scalar(
-            select(HookDelivery.id)
-            .where(HookDelivery.hook_id == hook_id)
-            .order_by(HookDelivery.id.desc())
-            .offset(KEEP_DELIVERIES - 1)
-            .limit(1)
-        )
-        if cutoff is not None:
-            await session.execute(
-                delete(HookDelivery).where(
-                    HookDelivery.hook_id == hook_id, HookDelivery.id < cutoff
-                )
-            )
-        await session.execute(delete(HookSeen).where(HookSeen.expires_at < now))
 
 
-async def deliver(
-    session: AsyncSession,
-    *,
-    hook_id: int,
-    workspace_id: int,
-    source: str,
-    delivery_id: str,
-    headers: Mapping[str, str],
-    body: bytes,
-    now: datetime,
-    test: bool = False,
-) -> str:
-    """The effect of one verified delivery (see the module); returns its outcome:
-    ``duplicate``, ``ignored``, ``ping`` or ``posted``."""
-    claimed = await insert_unless_exists(
-        session,
-        HookSeen,
-        {"hook_id": hook_id, "delivery_id": delivery_id, "expires_at": sources.seen_until(now)},
-        HookSeen.hook_id,
-        ["hook_id", "delivery_id"],
+async def _prune(session: AsyncSession, hook_id: int, now: datetime) -> None:
+    """Keep the last KEEP_DELIVERIES deliveries of a hook; forget expired delivery ids."""
+    cutoff = await session.scalar(
+        select(HookDelivery.id)
+        .where(HookDelivery.hook_id == hook_id)
+        .order_by(HookDelivery.id.desc())
+        .offset(KEEP_DELIVERIES - 1)
+        .limit(1)
     )
-    if claimed is None:
-        return "duplicate"
-    event = sources.event_header(source, headers)
-    try:
-        incoming = sources.parse(source, headers, body)
-    except sources.Ignored as exc:
-        await record(session, hook_id, delivery_id, event, "ignored", str(exc), now)
-        return "ignored"
-    if incoming.event == "ping":
-        await record(session, hook_id, delivery_id, "ping", "ping", "the hook works", now)
-        return "ping"
-    return await act(session, hook_id, workspace_id, delivery_id, incoming, now, test=test)
+    if cutoff is not None:
+        await session.execute(
+            delete(HookDelivery).where(HookDelivery.hook_id == hook_id, HookDelivery.id < cutoff)
+        )
+    await session.execute(delete(HookSeen).where(HookSeen.expires_at < now))
 
 
-async def act(
+@dataclass(frozen=True)
+class Arrival:
+    """One verified delivery waiting to be acted on."""
+
+    hook_id: int
+    workspace_id: int
+    source: str
+    delivery_id: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+async def deliver(session: AsyncSession, arrivals: Sequence[Arrival], now: datetime) -> list[str]:
+    """The effect of verified deliveries (see the module), many in one transaction and a few
+    statements (a burst is written together); returns each one's outcome: ``duplicate``,
+    ``ignored``, ``ping`` or ``posted``."""
+    outcomes = ["duplicate"] * len(arrivals)
+    first: dict[tuple[int, str], int] = {}
+    for index, arrival in enumerate(arrivals):
+        first.setdefault((arrival.hook_id, arrival.delivery_id), index)
+    until = sources.seen_until(now)
+    claimed: set[tuple[int, str]] = set()
+    insert = dialect_insert(session)
+    keys = list(first)
+    for start in range(0, len(keys), WRITE_SLICE):
+        rows = [
+            {"hook_id": h, "delivery_id": d, "expires_at": until}
+            for h, d in keys[start : start + WRITE_SLICE]
+        ]
+        result = await session.execute(
+            insert(HookSeen)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["hook_id", "delivery_id"])
+            .returning(HookSeen.hook_id, HookSeen.delivery_id)
+        )
+        claimed.update((h, d) for h, d in result)
+    fresh = [index for key, index in first.items() if key in claimed]
+    if not fresh:
+        return outcomes
+    by_hook: dict[int, list[HookRule]] = defaultdict(list)
+    found = await session.scalars(
+        select(HookRule)
+        .where(HookRule.hook_id.in_({arrivals[i].hook_id for i in fresh}))
+        .order_by(HookRule.id)
+    )
+    for rule in found:
+        by_hook[rule.hook_id].append(rule)
+    posts: list[Outgoing] = []
+    records: list[HookDelivery] = []
+    for index in fresh:
+        arrival = arrivals[index]
+        outcome, event, reason = await _plan(session, arrival, by_hook[arrival.hook_id], posts, now)
+        outcomes[index] = outcome
+        records.append(_delivery(arrival.hook_id, arrival.delivery_id, event, outcome, reason, now))
+    await enqueue_many(session, posts, now)
+    session.add_all(records)
+    await session.flush()
+    for hook_id in {r.hook_id for r in records if r.id % 10 == 0}:
+        await _prune(session, hook_id, now)
+    return outcomes
+
+
+async def _plan(
     session: AsyncSession,
-    hook_id: int,
-    workspace_id: int,
-    delivery_id: str,
-    incoming: sources.Incoming,
+    arrival: Arrival,
+    rules: list[HookRule],
+    posts: list[Outgoing],
     now: datetime,
-    *,
-    test: bool = False,
-) -> str:
-    """Run the hook's rules on an event: posts queued, milestones named, outcome recorded."""
+) -> tuple[str, str, str]:
+    """Outcome, event and reason of one delivery; its posts are added to ``posts``."""
+    event = sources.event_header(arrival.source, arrival.headers)
+    try:
+        incoming = sources.parse(arrival.source, arrival.headers, arrival.body)
+    except sources.Ignored as exc:
+        return "ignored", event, str(exc)
+    if incoming.event == "ping":
+        return "ping", "ping", "the hook works"
     notes: list[str] = []
     posted = 0
-    for rule in await rules(session, hook_id):
+    for rule in rules:
         if not matches(rule, incoming):
             continue
         try:
@@ -287,26 +326,21 @@ async def act(
         except KeyError as exc:
             notes.append(f"rule {rule.id}: the payload has no {exc.args[0]}")
             continue
-        await enqueue(
-            session,
-            workspace_id=workspace_id,
-            method=Method.POST,
-            target=Target(channel_id=rule.channel_id),
-            message=message(shown, summary=shown.plain()[:150]),
-            key=f"hook:{hook_id}:{delivery_id}:{rule.id}",
-            now=now,
+        posts.append(
+            Outgoing(
+                workspace_id=arrival.workspace_id,
+                method=Method.POST,
+                target=Target(channel_id=rule.channel_id),
+                message=message(shown, summary=shown.plain()[:150]),
+                key=f"hook:{arrival.hook_id}:{arrival.delivery_id}:{rule.id}",
+            )
         )
         posted += 1
         if rule.milestone:
-            notes.append(await _milestone_done(session, workspace_id, rule.milestone, now))
+            notes.append(await _milestone_done(session, arrival.workspace_id, rule.milestone, now))
     if not posted:
-        reason = "; ".join(notes) or f"no rule matches {incoming.event}"
-        await record(session, hook_id, delivery_id, incoming.event, "ignored", reason, now)
-        return "ignored"
-    outcome = "test" if test else "posted"
-    reason = "; ".join([f"{posted} post(s) queued", *notes])
-    await record(session, hook_id, delivery_id, incoming.event, outcome, reason, now)
-    return "posted"
+        return "ignored", incoming.event, "; ".join(notes) or f"no rule matches {incoming.event}"
+    return "posted", incoming.event, "; ".join([f"{posted} post(s) queued", *notes])
 
 
 async def _milestone_done(
