@@ -198,7 +198,7 @@ def test_syncup_slack_manifest_prints_json(tmp_path: Path, monkeypatch: pytest.M
     commands = [c["command"] for c in data["features"]["slash_commands"]]
     # Only commands whose feature exists (issue 11: /blocker, /kudos, /milestone and /raci
     # come back with their features).
-    assert commands == ["/standup", "/poll", "/pulse", "/syncup"]
+    assert commands == ["/standup", "/poll", "/pulse", "/syncup", "/milestone"]
     bad = CliRunner().invoke(cli, ["slack", "manifest", "--http-url", "x.example"])
     assert bad.exit_code != 0 and "full URL" in bad.output
 
