@@ -14,6 +14,9 @@ from datetime import timedelta
 
 import pytest
 
+from adapters.discord import render as discord_render
+from adapters.slack import render as slack_render
+from bot.delivery.outbox import decode_message
 from bot.errors import UserError
 from bot.features.hooks import sources, templates
 from bot.features.hooks.receiver import MAX_BODY_BYTES
@@ -300,6 +303,13 @@ async def test_a_payload_cannot_ping_anyone(database: Database) -> None:
         parts = [part for block in post.payload["blocks"] for part in block["text"]["parts"]]
         assert {part["kind"] for part in parts} == {"plain"}  # no mention, link or markup token
         assert "<!channel>" in "".join(p["text"] for p in parts)
+        shown = decode_message(post.payload).blocks[0].text  # type: ignore[union-attr]
+        slack = slack_render.mrkdwn(shown)
+        assert "<!channel>" not in slack and "&lt;!channel&gt;" in slack and "<@U123>" not in slack
+        users: list[str] = []
+        discord = discord_render.inline(shown, users)
+        assert "@everyone" not in discord and users == []
+        assert discord_render.allowed_mentions(users)["parse"] == []
 
 
 def test_templates_are_checked_when_saved_and_never_evaluate() -> None:
