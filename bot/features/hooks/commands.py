@@ -198,7 +198,7 @@ def handlers(keys: Keys, receiver: HookReceiver, base_url: Callable[[], str]) ->
         if action == "test":
             return await _test(ctx, found)
         await ctx.session.delete(found)
-        ctx.after_commit(lambda: receiver.forget(found.token))
+        ctx.after_commit(lambda: receiver.forget(found.source, found.token))
         return reply(text("Hook ", Bold(found.name), " removed; its URL answers 404 from now."))
 
     async def _list(ctx: Context) -> Response:

@@ -133,13 +133,16 @@ class HookReceiver:
     def mount(self) -> Mount:
         return Mount(PREFIX, self)
 
-    def forget(self, token: str) -> None:
-        """A hook was added or removed here: look it up afresh."""
-        self._known.pop(token, None)
+    def forget(self, source: str, token: str) -> None:
+        """A hook was removed here: stop answering for it at once."""
+        self._known.pop(f"{source}/{token}", None)
 
-    async def _find(self, token: str) -> Known | None:
+    async def _find(self, source: str, token: str) -> Known | None:
+        """The hook with this token and source. Keyed by both, so a token asked for under
+        another source is looked up in the database like one that does not exist: the same
+        answer after the same work (a cached hit would answer sooner and tell it exists)."""
         now = time.monotonic()
-        known = self._known.get(token)
+        known = self._known.get(f"{source}/{token}")
         if known is not None and now - known.loaded < CACHE_SECONDS:
             return known
         # Only hooks that exist are kept: a scan of made-up tokens cannot fill memory.
@@ -147,7 +150,7 @@ class HookReceiver:
             row = (
                 await session.execute(
                     select(Hook.id, Hook.workspace_id, Hook.source, Hook.secret).where(
-                        Hook.token == token
+                        Hook.token == token, Hook.source == source
                     )
                 )
             ).first()
@@ -159,7 +162,7 @@ class HookReceiver:
             log.error("hooks: hook %d cannot be checked: %s", row.id, exc)
             return None
         found = Known(row.id, row.workspace_id, row.source, secret, now)
-        self._known[token] = found
+        self._known[f"{source}/{token}"] = found
         return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -179,8 +182,8 @@ class HookReceiver:
             return
         if body is None:
             return
-        hook = await self._find(parts[3][:64])
-        if hook is None or hook.source != parts[2]:
+        hook = await self._find(parts[2], parts[3][:64])
+        if hook is None:
             await answer(send, 404, _NOT_FOUND)
             return
         wait = self._bucket(hook.id).take(time.monotonic())
