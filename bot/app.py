@@ -22,7 +22,8 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings, adapter_module, public_base_url, web_address
 from bot.core import Core
 from bot.delivery.worker import DeliveryWorker
-from bot.features import account, hooks, polls, pulse, raci, standups
+from bot.features import account, blockers, hooks, polls, pulse, raci, standups
+from bot.features.blockers import escalation as blocker_escalation
 from bot.features.polls import ballots
 from bot.features.standups import unreachable
 from bot.port import DEFAULT_MAX_SELECT_OPTIONS, PlatformDirectory, PlatformPort
@@ -123,6 +124,8 @@ class App:
         polls.register(self.core, self.scheduler)
         pulse.register(self.core, self.scheduler)
         raci.register(self.core)  # before the features that extend /raci (blockers)
+        blockers.register(self.core)
+        blocker_escalation.register(self.core, self.scheduler)  # after raci: /raci policy
         unreachable.register(self.core, self.worker)
         webhooks.register(self.core, settings, keys=keys)  # after /raci (it adds /raci webhook)
         # /milestone (hook, help) and the inbound webhook endpoint; milestones extend it.

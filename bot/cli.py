@@ -321,7 +321,7 @@ def _format_and_output(command: Callable[..., None]) -> Callable[..., None]:
 
 @cli.group()
 def export() -> None:
-    """Export data for the operator: standup answers and polls (CSV or JSON)."""
+    """Export data for the operator: standup answers, polls and blockers (CSV or JSON)."""
 
 
 @export.command("standups")
@@ -379,6 +379,31 @@ def export_polls(
             param_hint="'--until'",
         )
     from bot.export import export_polls as run_export
+
+    _export(ctx, output, lambda session, out: run_export(session, out, since, until, fmt))  # type: ignore[arg-type]
+
+
+@export.command("blockers")
+@click.option("--since", type=_DateParam(), help="First day blockers opened to include (UTC).")
+@click.option("--until", type=_DateParam(), help="Last day blockers opened to include (UTC).")
+@_format_and_output
+@click.pass_context
+def export_blockers(
+    ctx: click.Context, since: date | None, until: date | None, fmt: str, output: str
+) -> None:
+    """Blockers, one row per blocker opened in the period.
+
+    Columns: workspace, blocker_id, reporter, reporter_platform_id, text, area, waiting_on,
+    waiting_on_kind (member or area), severity, status, source (standup, command, message),
+    source_link, created_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by,
+    snoozed_until, last_reported_at (UTC), escalation_level.
+    """
+    if since is not None and until is not None and until < since:
+        raise click.BadParameter(
+            f"{until.isoformat()} is before --since {since.isoformat()}.",
+            param_hint="'--until'",
+        )
+    from bot.export import export_blockers as run_export
 
     _export(ctx, output, lambda session, out: run_export(session, out, since, until, fmt))  # type: ignore[arg-type]
 

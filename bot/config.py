@@ -151,14 +151,16 @@ class HousekeepingSection(_Section):
     retention_days: int = Field(30, ge=1)
 
 
-# One per feature that exists: /blocker, /kudos and /raci come with their features (/milestone
-# has its hooks now; the milestones themselves extend it).
+# One per feature that exists: /kudos comes with its feature (/milestone has its hooks now;
+# the milestones themselves extend it).
 # A name without a feature in [slack] commands is harmless: left out of the manifest, and
 # answered "syncup does not handle /x yet".
 DEFAULT_SLACK_COMMANDS = {
     "standup": "/standup",
     "poll": "/poll",
     "pulse": "/pulse",
+    "blocker": "/blocker",
+    "raci": "/raci",
     "syncup": "/syncup",
     "milestone": "/milestone",
 }

@@ -14,6 +14,9 @@ what the answers in between were). Pulse questions are not polls of their own he
 
 CSV cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, a
 tab or a carriage return) get a leading apostrophe; JSON keeps every value verbatim.
+
+:func:`blocker_rows` yields one :class:`BlockerExportRow` per blocker opened in the period, with
+its area, what it waits on, its status and who acknowledged and resolved it when.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from typing import Any, Literal, TextIO
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from storage.models import (
+    Blocker,
     Channel,
     Member,
     Standup,
@@ -39,6 +44,7 @@ from storage.models import (
     Workspace,
 )
 from storage.polls import Poll, PollBallot, PollKind, PollParticipant, more_answers_needed
+from storage.raci import RaciArea
 
 ExportFormat = Literal["csv", "json"]
 BATCH = 1000
@@ -395,3 +401,110 @@ async def export_polls(
     if fmt == "json":
         return await write_json(rows, out)
     return await write_csv(rows, out, POLL_FIELDS)
+
+
+# -- blockers ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlockerExportRow:
+    workspace: str
+    blocker_id: int
+    reporter: str
+    reporter_platform_id: str
+    text: str
+    area: str
+    waiting_on: str  # a member's display name or an area's name; "" for nothing
+    waiting_on_kind: str  # member | area | ""
+    severity: str
+    status: str  # open | acknowledged | resolved | cancelled
+    source: str  # standup | command | message
+    source_link: str
+    created_at: str  # UTC ISO 8601
+    acknowledged_at: str
+    acknowledged_by: str
+    resolved_at: str  # resolved or cancelled at
+    resolved_by: str
+    snoozed_until: str
+    last_reported_at: str
+    escalation_level: int
+
+
+BLOCKER_FIELDS = tuple(f.name for f in dataclasses.fields(BlockerExportRow))
+
+
+async def blocker_rows(
+    session: AsyncSession, since: date | None = None, until: date | None = None
+) -> AsyncIterator[BlockerExportRow]:
+    """Blockers opened on ``since`` .. ``until`` (UTC days, inclusive), by workspace and id,
+    streamed in batches."""
+    reporter, waiter, acker, resolver = (aliased(Member) for _ in range(4))
+    area, waited_area = aliased(RaciArea), aliased(RaciArea)
+    stmt = (
+        select(
+            Workspace.name,
+            Workspace.external_id,
+            Blocker,
+            reporter.display_name,
+            reporter.platform_user_id,
+            area.name,
+            waiter.display_name,
+            waited_area.name,
+            acker.display_name,
+            resolver.display_name,
+        )
+        .join(Workspace, Workspace.id == Blocker.workspace_id)
+        .join(reporter, reporter.id == Blocker.member_id)
+        .outerjoin(area, area.id == Blocker.area_id)
+        .outerjoin(waiter, waiter.id == Blocker.waiting_on_member_id)
+        .outerjoin(waited_area, waited_area.id == Blocker.waiting_on_area_id)
+        .outerjoin(acker, acker.id == Blocker.acknowledged_by_id)
+        .outerjoin(resolver, resolver.id == Blocker.resolved_by_id)
+        .order_by(Workspace.id, Blocker.id)
+        .execution_options(yield_per=BATCH)
+    )
+    if since is not None:
+        stmt = stmt.where(Blocker.created_at >= datetime.combine(since, time(0), UTC))
+    if until is not None:
+        end = datetime.combine(until + timedelta(days=1), time(0), UTC)
+        stmt = stmt.where(Blocker.created_at < end)
+    result = await session.stream(stmt)
+    async for row in result:
+        (ws_name, ws_id, b, rep, rep_id, area_name, waiter_name, waited, acked, resolved) = row
+        kind = "member" if b.waiting_on_member_id else "area" if b.waiting_on_area_id else ""
+        yield BlockerExportRow(
+            workspace=ws_name or ws_id,
+            blocker_id=b.id,
+            reporter=rep or rep_id,
+            reporter_platform_id=rep_id,
+            text=b.text,
+            area=area_name or "",
+            waiting_on=(waiter_name if kind == "member" else waited) or "",
+            waiting_on_kind=kind,
+            severity=str(getattr(b.severity, "value", b.severity)),
+            status=str(getattr(b.status, "value", b.status)),
+            source=b.source,
+            source_link=b.source_link or "",
+            created_at=_iso(b.created_at),
+            acknowledged_at=_iso(b.acknowledged_at),
+            acknowledged_by=acked or "",
+            resolved_at=_iso(b.resolved_at),
+            resolved_by=resolved or "",
+            snoozed_until=_iso(b.snoozed_until),
+            last_reported_at=_iso(b.last_reported_at),
+            escalation_level=b.escalation_level,
+        )
+
+
+async def export_blockers(
+    session: AsyncSession,
+    out: TextIO,
+    since: date | None = None,
+    until: date | None = None,
+    fmt: ExportFormat = "csv",
+) -> int:
+    """Stream the blocker export to ``out``; returns the number of rows written."""
+    rows = blocker_rows(session, since, until)
+    if fmt == "json":
+        return await write_json(rows, out)
+    return await write_csv(rows, out, BLOCKER_FIELDS)

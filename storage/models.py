@@ -446,6 +446,10 @@ class Blocker(Base):
     escalation_level: Mapped[int] = mapped_column(default=0, server_default="0")
     escalation_round: Mapped[int] = mapped_column(default=0, server_default="0")
     escalation_generation: Mapped[int] = mapped_column(default=0, server_default="0")
+    # When the ladder (re)started, and for which generation (migration 0012): a newer
+    # generation restarts it from a new anchor (see bot.features.blockers.escalation).
+    escalation_anchor_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalation_anchor_generation: Mapped[int] = mapped_column(default=-1, server_default="-1")
 
 
 class BlockerEvent(Base):

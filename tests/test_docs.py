@@ -10,7 +10,11 @@ import pytest
 from tests.test_console import run_console
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = {"console-tour.md": "tour.txt", "standup-day.md": "standup-day.txt"}
+PAGES = {
+    "console-tour.md": "tour.txt",
+    "standup-day.md": "standup-day.txt",
+    "blockers.md": "blockers.txt",
+}
 
 
 def block(page: Path, name: str) -> str:

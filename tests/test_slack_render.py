@@ -196,9 +196,8 @@ def test_syncup_slack_manifest_prints_json(tmp_path: Path, monkeypatch: pytest.M
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     commands = [c["command"] for c in data["features"]["slash_commands"]]
-    # Only commands whose feature exists (issue 11: /blocker, /kudos, /milestone and /raci
-    # come back with their features).
-    assert commands == ["/standup", "/poll", "/pulse", "/syncup", "/milestone"]
+    # Only commands whose feature exists (issue 11: /kudos comes back with its feature).
+    assert commands == ["/standup", "/poll", "/pulse", "/blocker", "/raci", "/syncup", "/milestone"]
     bad = CliRunner().invoke(cli, ["slack", "manifest", "--http-url", "x.example"])
     assert bad.exit_code != 0 and "full URL" in bad.output
 

@@ -38,6 +38,7 @@ from bot.events import (
     FormSubmission,
     Origin,
 )
+from bot.features import blockers
 from bot.features.standups import answers, runtime, skips
 from bot.features.standups.schedules import PROMPT_HANDLER
 from bot.scheduling.scheduler import Scheduler
@@ -250,6 +251,7 @@ async def make_world(
     core = Core(db, clock)
     scheduler = Scheduler(db, clock, instance="test", reconcile_interval=3600)
     runtime.register(core, scheduler)
+    blockers.register(core)  # blocker answers become tracked blockers, as in the app
     await scheduler.start()
     world = World(db, clock, core, scheduler, workspace_id, channel_id, dict(zones), members)
     return world, scheduler
@@ -421,7 +423,7 @@ async def test_console_a_standup_day_in_two_zones(tmp_path: Path) -> None:
         "  Thanks! Saved your answers for Daily (Mon 9 Mar):\n"
     )
     assert (
-        "#6 → #team (thread of #2):\n"
+        "#7 → #team (thread of #2):\n"
         "  bob\n"
         "  What did you do?\n"
         "  reviewed PRs\n"
@@ -429,9 +431,13 @@ async def test_console_a_standup_day_in_two_zones(tmp_path: Path) -> None:
         "  <!channel> deploy @everyone\n"
     ) in form
     assert "→ update of #2 in #team:\n  Daily · Mon 9 Mar 2026\n  Heard from 2 of 2.\n" in form
-    # Everything went out once: two prompts, one reminder, one parent, two replies, one update.
+    # bob's blocker is tracked: its card goes to him by DM (no RACI area matches it).
+    assert "#6 → DM to @bob:\n  Blocker #1\n  waiting on API keys\n  Status: Open\n" in form
+    assert "  waiting on API keys (blocker #1)\n" in form
+    # Everything went out once: two prompts, one reminder, the card, one parent, two replies,
+    # one update.
     rows = await db_rows(url, OutboxMessage)
-    assert sorted(r.method for r in rows) == ["dm"] * 3 + ["post"] * 3 + ["update"]
+    assert sorted(r.method for r in rows) == ["dm"] * 4 + ["post"] * 3 + ["update"]
     assert all(r.status == "sent" for r in rows)
     (blocker,) = await db_rows(url, Blocker)
     assert (blocker.text, blocker.status) == ("waiting on API keys", BlockerStatus.OPEN)
@@ -849,7 +855,7 @@ async def test_inline_layout_keeps_answers_in_the_parent(world: World) -> None:
         "Heard from 2 of 2.\n" + "─" * 40 + "\n"
         "alice\nWhat did you do?\na1\nWhat will you do?\na2\nAnything blocking you?\nno\n"
         "bob\nWhat did you do?\nb1\nWhat will you do?\nb2\nAnything blocking you?\n"
-        "stuck on review"
+        "stuck on review (blocker #1)"  # a tracked blocker, numbered as on its card
     )
 
 

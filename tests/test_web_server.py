@@ -154,9 +154,9 @@ async def test_readyz_needs_a_started_app_and_the_newest_schema(tmp_path: Path) 
     await app.start()
     try:
         assert await app.readiness() == (True, "ready")
-        await migrate.downgrade(app.db.engine, "0012")
+        await migrate.downgrade(app.db.engine, "0013")
         ready, detail = await app.readiness()
-        assert not ready and detail.startswith("database schema at 0012")
+        assert not ready and detail.startswith("database schema at 0013")
     finally:
         await app.stop()
 

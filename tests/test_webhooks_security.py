@@ -32,6 +32,7 @@ from bot.config import (
 from bot.errors import UserError
 from bot.features.blockers.timeline import Kind
 from bot.logs import Redactor
+from bot.webhooks.commands import parse_flags
 from bot.webhooks.events import parse_events
 from bot.webhooks.formats import sign, standard_request
 from bot.webhooks.keys import NO_KEY, KeyUnavailable, SecretBox, find_key, key_file_path
@@ -412,3 +413,12 @@ async def test_the_timeline_listener_ignores_kinds_that_are_no_events(world: Web
     for kind in (Kind.NOTED, Kind.SNOOZED, Kind.REPORTED_AGAIN, Kind.SEVERITY):
         await world.record(blocker, kind, {"note": "x"})
     assert [row.payload["event"]["type"] for row in await world.outbox()] == ["blocker.opened"]
+
+
+def test_flags_in_any_order_and_lists_with_spaces() -> None:
+    assert parse_flags("https://x", "--events opened, resolved --format=standard") == (
+        "https://x",
+        {"events": "opened,resolved", "format": "standard"},
+    )
+    assert parse_flags("--format", "pagerduty KEY") == ("KEY", {"format": "pagerduty"})
+    assert parse_flags(None, None) == (None, {})

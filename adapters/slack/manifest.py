@@ -51,12 +51,14 @@ def feature_specs() -> dict[str, CommandSpec]:
     """The command specs of the features syncup has, by core name (what the core registers;
     a test keeps the two the same)."""
     from bot.features.account import SYNCUP
+    from bot.features.blockers.spec import BLOCKER
     from bot.features.hooks.commands import MILESTONE
     from bot.features.polls.spec import POLL
     from bot.features.pulse.spec import PULSE
+    from bot.features.raci.spec import RACI
     from bot.features.standups.spec import STANDUP
 
-    return {spec.name: spec for spec in (STANDUP, POLL, PULSE, SYNCUP, MILESTONE)}
+    return {spec.name: spec for spec in (STANDUP, POLL, PULSE, RACI, BLOCKER, SYNCUP, MILESTONE)}
 
 
 def feature_shortcuts() -> list[Shortcut]:

@@ -54,21 +54,21 @@ def parse_flags(url: str | None, rest: str | None) -> tuple[str | None, dict[str
     pending: str | None = None
     for word in words:
         if pending is not None:
-            flags[pending] = word
-            pending = None
+            flags[pending] = flags.get(pending, "") + word
+            if not word.endswith(","):  # "--events opened, resolved" goes on after a comma
+                pending = None
             continue
         if word.startswith("--"):
             name, eq, value = word[2:].partition("=")
             name = name.lower()
             if name not in FLAGS:
                 raise UserError(f'Unknown option "--{name}"; use --format or --events.')
-            if eq:
-                flags[name] = value
-            else:
+            flags[name] = value
+            if not eq or value.endswith(","):
                 pending = name
             continue
         positional.append(word)
-    if pending is not None:
+    if pending is not None and not flags[pending].rstrip(","):
         raise UserError(f"--{pending} needs a value, e.g. `--{pending} {_example(pending)}`.")
     if len(positional) > 1:
         raise UserError(f'I did not expect "{" ".join(positional[1:])}" after the URL.')

@@ -36,8 +36,8 @@ BLOCKER_EVENTS: dict[str, str] = {
 # An endpoint that an escalation level named for a blocker also hears how that blocker ends
 # (PagerDuty: the incident it opened gets acknowledged and resolved).
 FOLLOW_UPS = frozenset({Kind.ACKNOWLEDGED, Kind.RESOLVED, Kind.CANCELLED})
-# Detail keys of a timeline entry that stay inside syncup (internal member ids).
-_PRIVATE_DETAIL = frozenset({"targets"})
+# Detail keys of a timeline entry that stay inside syncup (keyed by internal member ids).
+_PRIVATE_DETAIL = frozenset({"targets", "held"})
 
 
 def add_event_type(name: str, description: str) -> None:

@@ -134,16 +134,17 @@ class WebhookSender:
             raise DeliveryError(f"webhook {endpoint.name!r}: {exc}") from None
         url, host, extensions = pinned_request(checked)
         try:
-            response = await self._client.post(
-                url, content=body, headers={**headers, **host}, extensions=extensions
-            )
+            # Streamed and never read: a receiver's answer body is not ours to hold in memory.
+            async with self._client.stream(
+                "POST", url, content=body, headers={**headers, **host}, extensions=extensions
+            ) as response:
+                return self._outcome(endpoint, response, webhook_id)
         except httpx.TimeoutException:
             raise DeliveryError(
                 f"webhook {endpoint.name!r}: no answer within {self._settings.timeout_seconds:g}s"
             ) from None
         except httpx.HTTPError as exc:
             raise DeliveryError(f"webhook {endpoint.name!r}: {type(exc).__name__}") from None
-        return self._outcome(endpoint, response, webhook_id)
 
     async def _endpoint(self, endpoint_id: int) -> WebhookEndpoint:
         async with self._db.read() as session:

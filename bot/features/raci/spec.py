@@ -17,15 +17,13 @@ SHOW_AREA = OptionSpec(
 LINE = OptionSpec(
     "line",
     OptionType.TEXT,
-    'the area in one line: "Name" --responsible @ana @data-eng --accountable @bob ... '
-    "(leave it out for the form)",
+    '"Name" --responsible @ana @data-eng --accountable @bob ... (leave it out for the form)',
     required=False,
 )
 EDIT_LINE = OptionSpec(
     "line",
     OptionType.TEXT,
-    "what to change in one line: --accountable @bob --keywords etl, airflow ... "
-    "(leave it out for the form)",
+    "only what changes: --accountable @bob --keywords etl, airflow ... (none: the form)",
     required=False,
 )
 

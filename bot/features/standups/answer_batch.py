@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select, update
 
 from bot.batching import Batch, BatchItem
 from bot.chat import FormErrors
+from bot.features.blockers import standup as blocker_answers
 from bot.features.standups import refresher, report
 from bot.features.standups.answers import form_values, is_blocker, thanks
 from storage.models import (
-    Blocker,
-    BlockerStatus,
     Member,
     PromptStatus,
     Standup,
@@ -128,31 +126,23 @@ async def _store(batch: Batch, accepted: list[_Accepted]) -> None:
         index_elements=["prompt_id", "question_index"], set_={"text": upsert.excluded.text}
     ).returning(StandupAnswer.id, StandupAnswer.prompt_id, StandupAnswer.question_index)
     stored = (await session.execute(upsert, answer_rows)).tuples().all()
-    # Blocker answers become open blockers (a pending prompt has none yet: they are made when
-    # a prompt is completed; an existing one is left alone all the same).
+    # Blocker answers become tracked blockers, with their cards in the outbox, in this batch's
+    # transaction (see bot.features.blockers.standup; a pending prompt has none yet).
     by_prompt = {a.prompt.id: a for a in accepted}
-    blockers: list[dict[str, Any]] = []
+    tracked: dict[int, list[blocker_answers.Answered]] = {}
     for answer_id, prompt_id, index in stored:
         a = by_prompt[prompt_id]
         question = a.standup.questions[index] if index < len(a.standup.questions) else {}
         answer = a.values.get(index, "")
-        if question.get("blocker") and is_blocker(answer):
-            blockers.append(
-                {
-                    "workspace_id": a.standup.workspace_id,
-                    "member_id": a.member.id,
-                    "standup_answer_id": answer_id,
-                    "text": answer.strip(),
-                    "status": BlockerStatus.OPEN,
-                    "created_at": now,
-                }
+        if question.get("blocker"):
+            tracked.setdefault(a.standup.workspace_id, []).append(
+                blocker_answers.Answered(answer_id, a.member, answer, is_blocker(answer))
             )
-    if blockers:
-        await session.execute(
-            insert(Blocker)
-            .values(blockers)
-            .on_conflict_do_nothing(index_elements=["standup_answer_id"])
-        )
+    changed = 0
+    for workspace_id, answers in tracked.items():
+        changed += await blocker_answers.track(session, workspace_id, answers, now)
+    if changed:
+        batch.after_commit(functools.partial(_wake_outbox, batch))
     await session.execute(
         update(StandupPrompt),
         [
@@ -174,3 +164,12 @@ async def _store(batch: Batch, accepted: list[_Accepted]) -> None:
             await report.mark_dirty(session, run.id, now)
         if reports is not None:
             batch.after_commit(functools.partial(reports.poke, run.id))
+
+
+def _wake_outbox(batch: Batch) -> None:
+    """The blockers' cards are queued and their ladders booked: wake the delivery worker and
+    have the scheduler read the earliest escalation again."""
+    for wake in batch.core.on_outbox:
+        wake()
+    for changed in batch.core.on_schedules_changed:
+        batch.core.spawn(changed(), name="schedules after standup blockers")

@@ -23,6 +23,7 @@ from bot.chat import (
 from bot.core import Context
 from bot.errors import UserError
 from bot.events import ActionInvocation, DirectMessageReceived, FormSubmission
+from bot.features.blockers import standup as blocker_answers
 from bot.features.standups import refresher, report
 from bot.features.standups.prompts import (
     DONE_QUESTION,
@@ -39,8 +40,6 @@ from bot.features.standups.schedules import (
     member_zone,
 )
 from storage.models import (
-    Blocker,
-    BlockerStatus,
     Member,
     PromptStatus,
     Standup,
@@ -48,7 +47,7 @@ from storage.models import (
     StandupPrompt,
     StandupRun,
 )
-from storage.upsert import dialect_insert, insert_unless_exists
+from storage.upsert import dialect_insert
 
 # Answers to the blocker question that mean "nothing is blocking me".
 NOT_A_BLOCKER = frozenset({"", "no", "none", "nope", "-", "n/a", "na", "nothing", "nah"})
@@ -107,43 +106,34 @@ async def save_answers(session: AsyncSession, prompt_id: int, values: dict[int, 
 
 
 async def sync_blockers(
-    session: AsyncSession, standup: Standup, prompt: StandupPrompt, now: datetime
-) -> None:
-    """Blocker-question answers become open blockers (one per answer, updated on edit); an
-    answer edited to "no" resolves its blocker."""
+    session: AsyncSession,
+    standup: Standup,
+    prompt: StandupPrompt,
+    now: datetime,
+    member: Member | None = None,
+) -> bool:
+    """Blocker-question answers become tracked blockers (see ``bot.features.blockers.standup``:
+    opened with a card, or the member's open blocker updated when it is the same one); an
+    answer edited to "no" resolves its blocker. Returns whether a blocker changed (its card and
+    webhooks are then in the outbox)."""
     indexes = [i for i, question in enumerate(standup.questions) if question.get("blocker")]
     if not indexes:
-        return
-    rows = await session.execute(
-        select(StandupAnswer, Blocker)
-        .outerjoin(Blocker, Blocker.standup_answer_id == StandupAnswer.id)
-        .where(StandupAnswer.prompt_id == prompt.id, StandupAnswer.question_index.in_(indexes))
-        .execution_options(populate_existing=True)  # the answers were just upserted
-    )
-    for answer, existing in rows.all():
-        if is_blocker(answer.text):
-            if existing is None:
-                await insert_unless_exists(
-                    session,
-                    Blocker,
-                    {
-                        "workspace_id": standup.workspace_id,
-                        "member_id": prompt.member_id,
-                        "standup_answer_id": answer.id,
-                        "text": answer.text.strip(),
-                        "status": BlockerStatus.OPEN,
-                        "created_at": now,
-                    },
-                    Blocker.id,
-                    ["standup_answer_id"],
-                )
-            else:
-                existing.text = answer.text.strip()
-                existing.status = BlockerStatus.OPEN
-                existing.resolved_at = None
-        elif existing is not None and existing.status == BlockerStatus.OPEN:
-            existing.status = BlockerStatus.RESOLVED
-            existing.resolved_at = now
+        return False
+    answers = (
+        await session.scalars(
+            select(StandupAnswer)
+            .where(StandupAnswer.prompt_id == prompt.id, StandupAnswer.question_index.in_(indexes))
+            .execution_options(populate_existing=True)  # the answers were just upserted
+        )
+    ).all()
+    if member is None:
+        member = await session.get(Member, prompt.member_id)
+    assert member is not None
+    tracked = [
+        blocker_answers.Answered(answer.id, member, answer.text, is_blocker(answer.text))
+        for answer in answers
+    ]
+    return await blocker_answers.track(session, standup.workspace_id, tracked, now) > 0
 
 
 async def complete(
@@ -163,7 +153,10 @@ async def complete(
     prompt.updated_at = now
     prompt.report_dirty = True
     await session.flush()
-    await sync_blockers(session, standup, prompt, now)
+    if await sync_blockers(session, standup, prompt, now, ctx.member if ctx else None):
+        if ctx is not None:
+            ctx.sent_something = True  # the blockers' cards
+            ctx.schedules_changed = True  # and their escalation
     await report_changed(session, run.id, now, ctx)
 
 

@@ -41,8 +41,11 @@ def day_label(day: date) -> str:
     return f"{day:%a} {day.day} {day:%b}"
 
 
-def answer_text(question: dict[str, Any], raw: str) -> Text:
-    """An answer as shown in reports and summaries: always Plain (user text)."""
+def answer_text(question: dict[str, Any], raw: str, blocker_id: int | None = None) -> Text:
+    """An answer as shown in reports and summaries: always Plain (user text); a blocker
+    answer that is a tracked blocker ends with its number (its card has the same)."""
+    if blocker_id is not None and raw:
+        return text(Plain(raw), Italic(f" (blocker #{blocker_id})"))
     if not raw:
         return text(Italic("no answer"))
     if question.get("kind") == "mood" and raw.isdigit() and 1 <= int(raw) <= len(MOODS):
@@ -79,7 +82,7 @@ def person_sections(standup: Standup, entry: Entry) -> list[Section]:
             "\n",
             Bold(question["text"]),
             "\n",
-            answer_text(question, entry.answers.get(i, "")),
+            answer_text(question, entry.answers.get(i, ""), entry.blockers.get(i)),
         ]
     return [Section(text(*lines))]
 
@@ -88,7 +91,8 @@ def question_sections(standup: Standup, index: int, answered: Sequence[Entry]) -
     question = standup.questions[index]
     lines: list[Text | Inline | str] = [Bold(question["text"])]
     for entry in answered:
-        lines += ["\n", Bold(entry.name), ": ", answer_text(question, entry.answers.get(index, ""))]
+        answer = answer_text(question, entry.answers.get(index, ""), entry.blockers.get(index))
+        lines += ["\n", Bold(entry.name), ": ", answer]
     return [Section(text(*lines))]
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
     Absence,
+    Blocker,
     Member,
     PromptStatus,
     Standup,
@@ -57,6 +58,9 @@ class Entry:
     status: str  # a PromptStatus value, or WAITING
     prompt: PromptState | None = None
     answers: dict[int, str] = field(default_factory=dict)
+    # The tracked blocker an answer opened or named again, by question index (its number is
+    # shown next to the answer: see ``report_messages.answer_text``).
+    blockers: dict[int, int] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -148,12 +152,19 @@ async def load_roster(
     ]
     for start in range(0, len(wanted), PARTITION):
         answers = await session.execute(
-            select(StandupAnswer.prompt_id, StandupAnswer.question_index, StandupAnswer.text).where(
-                StandupAnswer.prompt_id.in_(wanted[start : start + PARTITION])
+            select(
+                StandupAnswer.prompt_id,
+                StandupAnswer.question_index,
+                StandupAnswer.text,
+                Blocker.id,
             )
+            .outerjoin(Blocker, Blocker.standup_answer_id == StandupAnswer.id)
+            .where(StandupAnswer.prompt_id.in_(wanted[start : start + PARTITION]))
         )
-        for prompt_id, index, answer in answers:
+        for prompt_id, index, answer, blocker_id in answers:
             by_prompt[prompt_id].answers[index] = answer
+            if blocker_id is not None:
+                by_prompt[prompt_id].blockers[index] = blocker_id
     if run.occasion:
         # A run by hand asked everyone at once: someone without a prompt joined after it.
         return Roster(sorted(entries.values(), key=lambda e: (e.name.lower(), e.member.id)))

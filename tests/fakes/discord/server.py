@@ -116,6 +116,9 @@ class FakeGuild:
     denied: dict[str, int] = field(default_factory=dict)
     roles: dict[str, str] = field(default_factory=dict)  # role id -> name (not @everyone)
     member_roles: dict[str, list[str]] = field(default_factory=dict)  # user id -> role ids
+    # Members with the Administrator permission in every interaction (not only ``admin=True``
+    # ones): a modal submitted or a button clicked by them carries it too.
+    admins: set[str] = field(default_factory=set)
 
     def role_payload(self, role_id: str, position: int) -> dict[str, Any]:
         return {
@@ -562,6 +565,7 @@ class FakeDiscord:
         user = self.users[user_id]
         if guild is None:
             return {"user": user}
+        admin = admin or user_id in guild.admins
         permissions = 0x8 if admin else 0x400 | 0x800
         return {"member": member_payload(user, permissions)}
 

@@ -1,7 +1,7 @@
 """outbound webhook endpoints
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012 (0012_escalation: this branch merged h/blockers, which carries it)
 Create Date: 2026-12-07 02:00:00
 
 ``webhook_endpoints``: a workspace's outbound webhooks (Standard Webhooks or PagerDuty Events
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = "0012"
-down_revision: str | Sequence[str] | None = "0011"
+revision: str = "0013"
+down_revision: str | Sequence[str] | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
