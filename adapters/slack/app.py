@@ -234,13 +234,11 @@ class SlackAdapter:
     @property
     def http_port(self) -> int:
         """The port of the core's HTTP server while this adapter serves HTTP mode, else 0."""
-        if self.config.mode != "http" or self._app is None or not self._app.web.running:
-            return 0
-        return self._app.web.port
+        serving = self.config.mode == "http" and self._app is not None and self._app.web.running
+        return self._app.web.port if serving and self._app is not None else 0
 
     def routes(self) -> list[Mount]:
-        """Slack's paths on the core's HTTP server (bot.web.asgi.WebRoutes); none in Socket
-        Mode."""
+        """Slack's paths on the core's HTTP server (WebRoutes); none in Socket Mode."""
         return self._http.mounts() if self.config.mode == "http" else []
 
     # -- bolt --------------------------------------------------------------------------------
