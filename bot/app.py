@@ -19,16 +19,18 @@ from typing import Protocol
 
 from bot import webhooks
 from bot.clock import Clock, SystemClock
-from bot.config import Settings, adapter_module
+from bot.config import Settings, adapter_module, public_base_url, web_address
 from bot.core import Core
 from bot.delivery.worker import DeliveryWorker
-from bot.features import account, blockers, kudos, polls, pulse, raci, standups
+from bot.features import account, blockers, hooks, kudos, polls, pulse, raci, standups
 from bot.features.blockers import escalation as blocker_escalation
 from bot.features.polls import ballots
 from bot.features.standups import unreachable
 from bot.port import DEFAULT_MAX_SELECT_OPTIONS, PlatformDirectory, PlatformPort
 from bot.scheduling.housekeeping import Housekeeping
 from bot.scheduling.scheduler import Scheduler
+from bot.web.asgi import WebApp, WebRoutes
+from bot.web.server import PortBusy, WebServer
 from bot.webhooks.keys import Keys
 from bot.webhooks.port import RoutingPort
 from bot.webhooks.sender import WebhookSender
@@ -127,11 +129,31 @@ class App:
         kudos.register(self.core)
         unreachable.register(self.core, self.worker)
         webhooks.register(self.core, settings, keys=keys)  # after /raci (it adds /raci webhook)
+        # /milestone (hook, help) and the inbound webhook endpoint; milestones extend it.
+        self.hooks = hooks.register(
+            self.core,
+            self.db,
+            keys,
+            per_minute=settings.web.hook_rate_per_minute,
+            base_url=lambda: public_base_url(settings, self.web.port or None),
+            wake=self.worker.wake,
+        )
         Housekeeping(settings.housekeeping.retention_days).register(self.scheduler)
         self.workspace_removal = WorkspaceRemoval(
             timedelta(days=settings.slack.uninstall_grace_days)
         )
         self.workspace_removal.register(self.scheduler)
+        # The one HTTP server (bot.web): health checks, inbound webhooks, the adapter's routes
+        # (Slack's HTTP mode). It listens once `run` has started the app (or when an adapter
+        # that needs it starts it), unless [web] enabled = false.
+        self._started = False
+        self.web_app = WebApp(self.readiness)
+        if isinstance(adapter, WebRoutes):
+            for route in adapter.routes():
+                self.web_app.mount(route)
+        self.web_app.mount(self.hooks.mount())
+        host, port = web_address(settings)
+        self.web = WebServer(self.web_app, settings.http, host, port)
 
     async def start(self) -> None:
         """Migrate (or refuse an old schema), then start the scheduler and the worker."""
@@ -143,9 +165,25 @@ class App:
         await self.worker.start()
         self.wal.start()
         settle_heap()
+        self._started = True
         log.info("syncup started as %s on %s", self.instance, self.db.dialect)
 
+    async def readiness(self) -> tuple[bool, str]:
+        """For ``/readyz``: started, the adapter connected, the database answering and at the
+        schema this code expects."""
+        if not self._started or not getattr(self.adapter, "ready", True):
+            return False, "starting"
+        try:
+            current = await migrate.current_revision(self.db.engine)
+        except Exception as exc:
+            return False, f"database: {type(exc).__name__}"
+        if current != _head():
+            return False, f"database schema at {current}, not {_head()}"
+        return True, "ready"
+
     async def stop(self) -> None:
+        self._started = False
+        await self.web.stop()  # requests in flight finish first (bot.web.server.GRACE_SECONDS)
         await self.wal.stop()
         await self.scheduler.stop()
         await self.core.idle()  # report refreshes under way finish (they are short)
@@ -186,6 +224,14 @@ class App:
         except BaseException:
             signals.remove()
             raise
+        if self.settings.web.enabled:
+            try:
+                await self.web.start()
+            except PortBusy as exc:
+                signals.remove()
+                await self.stop()
+                print(f"syncup: {exc}", file=sys.stderr)
+                return 1
         try:
             adapter = asyncio.create_task(self.adapter.run(self), name="adapter")
             signals.attach(adapter)
@@ -217,6 +263,16 @@ class App:
             seconds,
         )
         stopping.cancel()
+
+
+_HEAD: list[str | None] = []
+
+
+def _head() -> str | None:
+    """The newest migration, read from the scripts once."""
+    if not _HEAD:
+        _HEAD.append(migrate.head_revision())
+    return _HEAD[0]
 
 
 class StopSignals:

@@ -133,11 +133,26 @@ class HttpSection(_Section):
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
 
 
+class WebSection(_Section):
+    """The one HTTP server (bot.web): health checks, inbound webhooks, Slack's HTTP mode."""
+
+    # Off: no server at all (Slack's HTTP mode then refuses to start).
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    # How the outside world reaches the server (https://syncup.example.com): the base of the
+    # webhook URLs /milestone hook add prints. Empty: http://host:port.
+    public_url: str = ""
+    # Inbound webhook deliveries each hook accepts per minute; more get 429 with Retry-After.
+    hook_rate_per_minute: int = Field(120, ge=1)
+
+
 class HousekeepingSection(_Section):
     retention_days: int = Field(30, ge=1)
 
 
-# One per feature that exists: /milestone comes with its feature.
+# One per feature that exists (/milestone has its webhook hooks now; the milestones themselves
+# extend it).
 # A name without a feature in [slack] commands is harmless: left out of the manifest, and
 # answered "syncup does not handle /x yet".
 DEFAULT_SLACK_COMMANDS = {
@@ -148,6 +163,7 @@ DEFAULT_SLACK_COMMANDS = {
     "raci": "/raci",
     "kudos": "/kudos",
     "syncup": "/syncup",
+    "milestone": "/milestone",
 }
 
 
@@ -163,6 +179,7 @@ class SlackSection(_Section):
     # Fernet key (urlsafe base64, 32 bytes) that encrypts stored tokens; required for OAuth.
     token_encryption_key: SecretStr | None = None
     token_rotation: bool = False
+    # Older names of [web] host and port: when set, they win (prefer [web]).
     http_host: str = "0.0.0.0"
     http_port: int = Field(3000, ge=0, le=65535)
     # The public base URL Slack reaches (https://syncup.example.com), for the manifest.
@@ -254,6 +271,7 @@ class Settings(BaseSettings):
     delivery: DeliverySection = Field(default_factory=DeliverySection)
     housekeeping: HousekeepingSection = Field(default_factory=HousekeepingSection)
     http: HttpSection = Field(default_factory=HttpSection)
+    web: WebSection = Field(default_factory=WebSection)
     slack: SlackSection = Field(default_factory=SlackSection)
     discord: DiscordSection = Field(default_factory=DiscordSection)
     security: SecuritySection = Field(default_factory=SecuritySection)
@@ -378,3 +396,26 @@ def check_platform(settings: Settings) -> None:
 def redact(settings: Settings) -> dict[str, Any]:
     """The settings as a dict, secrets shown as set/unset only."""
     return settings.model_dump(mode="json")
+
+
+def web_address(settings: Settings) -> tuple[str, int]:
+    """Where the HTTP server listens: ``[web] host, port``, unless the older ``[slack]
+    http_host, http_port`` are set (they were the HTTP mode's own server before [web])."""
+    host, port = settings.web.host, settings.web.port
+    given = settings.slack.model_fields_set
+    if "http_host" in given:
+        host = settings.slack.http_host
+    if "http_port" in given:
+        port = settings.slack.http_port
+    return host, port
+
+
+def public_base_url(settings: Settings, port: int | None = None) -> str:
+    """The base of the URLs given out (webhook URLs): ``[web] public_url``, else the address
+    the server listens on."""
+    if settings.web.public_url:
+        return settings.web.public_url.rstrip("/")
+    host, configured = web_address(settings)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    return f"http://{shown}:{port or configured}"

@@ -17,12 +17,19 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from bot.config import WebSection
 from storage import migrate
 from storage.db import Database
 from tests.fakes.http_port import HttpPort
 from tests.fakes.receiver import FakeReceiver
 
 PG_URL_ENV = "SYNCUP_TEST_DATABASE_URL"
+# Every app a test runs serves HTTP on a free port ([web] port 0), never on 8080: tests run
+# side by side, and a developer's own syncup may hold 8080. The environment covers settings
+# that are loaded; the default covers Settings.model_construct(...), which reads no environment.
+os.environ.setdefault("SYNCUP_WEB_PORT", "0")
+WebSection.model_fields["port"].default = 0
+WebSection.model_rebuild(force=True)
 
 
 def pg_base_url() -> str | None:

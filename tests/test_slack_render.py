@@ -196,8 +196,17 @@ def test_syncup_slack_manifest_prints_json(tmp_path: Path, monkeypatch: pytest.M
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     commands = [c["command"] for c in data["features"]["slash_commands"]]
-    # Only commands whose feature exists (issue 11: /milestone comes back with its feature).
-    assert commands == ["/standup", "/poll", "/pulse", "/blocker", "/raci", "/kudos", "/syncup"]
+    # Only commands whose feature exists.
+    assert commands == [
+        "/standup",
+        "/poll",
+        "/pulse",
+        "/blocker",
+        "/raci",
+        "/kudos",
+        "/syncup",
+        "/milestone",
+    ]
     bad = CliRunner().invoke(cli, ["slack", "manifest", "--http-url", "x.example"])
     assert bad.exit_code != 0 and "full URL" in bad.output
 

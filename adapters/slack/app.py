@@ -33,6 +33,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import events as slack_events
 from adapters.slack import forms, render
 from adapters.slack.channels import ChannelRecorder
+from adapters.slack.http import SlackAsgi, SlackRoutes
 from adapters.slack.manifest import BOT_SCOPES
 from adapters.slack.oauth import (
     ROTATE_MINUTES_BEFORE_EXPIRY,
@@ -53,6 +54,7 @@ from bot.chat import FormErrors, Message, OpenForm, Reply, Response, message
 from bot.clock import Clock
 from bot.config import ConfigError, Settings
 from bot.events import Actor, InboundEvent
+from bot.web.asgi import Mount
 from storage.db import Database
 
 if TYPE_CHECKING:
@@ -112,6 +114,10 @@ class SlackAdapter:
             raise ConfigError(
                 '[slack] mode = "http" needs signing_secret (SYNCUP_SLACK_SIGNING_SECRET).'
             )
+        if self.config.mode == "http" and not settings.web.enabled:
+            raise ConfigError(
+                '[slack] mode = "http" is served by the HTTP server: set [web] enabled = true.'
+            )
         self.slack_port = SlackPort(
             self.tokens,
             api_base_url=self.config.api_base_url,
@@ -126,7 +132,7 @@ class SlackAdapter:
         self.bolt: AsyncApp | None = None
         self.installation_store: SqlInstallationStore | None = None
         self._socket: Any = None
-        self._http: Any = None
+        self._http = SlackRoutes(self)
         self._watchdog: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -171,10 +177,8 @@ class SlackAdapter:
             await self._socket.connect_async()
             self._watchdog = asyncio.create_task(self._watch_socket(), name="slack-socket-watch")
         else:
-            from adapters.slack.http import HttpServer
-
-            self._http = HttpServer(self, self.config.http_host, self.config.http_port)
-            await self._http.start()
+            self._http.asgi = SlackAsgi(self)
+            await app.web.start()  # the core's server; already listening under `syncup run`
         self.ready = True
         log.info("slack: connected in %s mode", self.config.mode)
         if not self.oauth:
@@ -202,9 +206,7 @@ class SlackAdapter:
             with contextlib.suppress(Exception):
                 await self._socket.close_async()
             self._socket = None
-        if self._http is not None:
-            await self._http.stop()
-            self._http = None
+        await self._http.drain()  # requests in flight finish; new ones get 503
         await self.idle()
         await self.slack_port.directory.stop()
 
@@ -231,7 +233,13 @@ class SlackAdapter:
 
     @property
     def http_port(self) -> int:
-        return int(self._http.port) if self._http is not None else 0
+        """The port of the core's HTTP server while this adapter serves HTTP mode, else 0."""
+        serving = self.config.mode == "http" and self._app is not None and self._app.web.running
+        return self._app.web.port if serving and self._app is not None else 0
+
+    def routes(self) -> list[Mount]:
+        """Slack's paths on the core's HTTP server (WebRoutes); none in Socket Mode."""
+        return self._http.mounts() if self.config.mode == "http" else []
 
     # -- bolt --------------------------------------------------------------------------------
 

@@ -52,13 +52,16 @@ def feature_specs() -> dict[str, CommandSpec]:
     a test keeps the two the same)."""
     from bot.features.account import SYNCUP
     from bot.features.blockers.spec import BLOCKER
+    from bot.features.hooks.commands import MILESTONE
     from bot.features.kudos.spec import KUDOS
     from bot.features.polls.spec import POLL
     from bot.features.pulse.spec import PULSE
     from bot.features.raci.spec import RACI
     from bot.features.standups.spec import STANDUP
 
-    return {spec.name: spec for spec in (STANDUP, POLL, PULSE, RACI, BLOCKER, KUDOS, SYNCUP)}
+    return {
+        spec.name: spec for spec in (STANDUP, POLL, PULSE, RACI, BLOCKER, KUDOS, SYNCUP, MILESTONE)
+    }
 
 
 def feature_shortcuts() -> list[Shortcut]:

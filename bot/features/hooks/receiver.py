@@ -1,0 +1,227 @@
+"""``POST /hooks/{source}/{token}``: the inbound webhook endpoint on the core's HTTP server.
+
+In order, each step answering before the next reads more:
+
+1. anything but ``POST /hooks/<source>/<token>`` with a known source: 404 (405 for a GET);
+2. a body over :data:`MAX_BODY_BYTES` (1 MiB): 413, read with a cap, never buffered whole;
+3. a token no hook has, or a hook of another source: 404, the same answer either way, both
+   after one indexed lookup (no signature is checked for either);
+4. over the hook's rate (``[web] hook_rate_per_minute``): 429 with ``Retry-After``;
+5. a bad or missing signature, or a timestamp more than 5 minutes off: 401;
+6. then 200: a delivery id seen before does nothing more; otherwise the delivery is acted on
+   (bot.features.hooks.service.deliver) and its outcome kept, also when it is ignored (not
+   JSON, fields missing, an event syncup does not celebrate).
+
+Only ids are logged (the hook's id, the delivery id), never a payload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from bot.clock import Clock
+from bot.features.hooks import service, sources
+from bot.web.asgi import Mount, Receive, Scope, Send, TooLarge, answer, read_body, too_large
+from bot.webhooks.keys import Keys, KeyUnavailable, SecretUnreadable
+from storage.db import Database
+from storage.hooks import Hook
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+PREFIX = "/hooks"
+# A hook's row (and its decrypted secret) is kept this long in memory; a change made through
+# this process drops it at once (forget), other replicas see it within this time.
+CACHE_SECONDS = 5.0
+_NOT_FOUND = {"ok": False, "error": "not found"}
+
+
+@dataclass(frozen=True)
+class Known:
+    id: int
+    workspace_id: int
+    source: str
+    secret: str
+    loaded: float
+
+
+class Bucket:
+    """A token bucket: ``per_minute`` deliveries a minute, as a burst or spread out."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.capacity = float(per_minute)
+        self.tokens = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.at = time.monotonic()
+
+    def take(self, now: float) -> float:
+        """0 when a delivery may go now, else the seconds until one may."""
+        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
+
+
+class Batches:
+    """Group commit: deliveries that arrive while a transaction is being written wait for the
+    next one, which writes them all (up to :data:`BATCH`) in a few statements. Each is answered
+    once its transaction committed, so a 200 means it is stored, and at most one transaction
+    per process writes deliveries at a time."""
+
+    BATCH = 200
+
+    def __init__(self, db: Database, clock: Clock, wake: Callable[[], None] | None) -> None:
+        self.db = db
+        self.clock = clock
+        self.wake = wake
+        self._pending: list[tuple[service.Arrival, asyncio.Future[str]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, arrival: service.Arrival) -> str:
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._pending.append((arrival, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain(), name="hooks-batches")
+        return await future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[: self.BATCH], self._pending[self.BATCH :]
+            try:
+                async with self.db.transaction() as session:
+                    outcomes = await service.deliver(
+                        session, [arrival for arrival, _ in batch], self.clock.now()
+                    )
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)
+            if "posted" in outcomes and self.wake is not None:
+                self.wake()
+
+
+class HookReceiver:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        keys: Keys,
+        per_minute: int,
+        wake: Callable[[], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.keys = keys
+        self.per_minute = per_minute
+        self.wake = wake
+        self.batches = Batches(db, clock, wake)
+        self._known: dict[str, Known | None] = {}
+        self._buckets: dict[int, Bucket] = {}
+
+    def mount(self) -> Mount:
+        return Mount(PREFIX, self)
+
+    def forget(self, source: str, token: str) -> None:
+        """A hook was removed here: stop answering for it at once."""
+        self._known.pop(f"{source}/{token}", None)
+
+    async def _find(self, source: str, token: str) -> Known | None:
+        """The hook with this token and source. Keyed by both, so a token asked for under
+        another source is looked up in the database like one that does not exist: the same
+        answer after the same work (a cached hit would answer sooner and tell it exists)."""
+        now = time.monotonic()
+        known = self._known.get(f"{source}/{token}")
+        if known is not None and now - known.loaded < CACHE_SECONDS:
+            return known
+        # Only hooks that exist are kept: a scan of made-up tokens cannot fill memory.
+        async with self.db.read() as session:
+            row = (
+                await session.execute(
+                    select(Hook.id, Hook.workspace_id, Hook.source, Hook.secret).where(
+                        Hook.token == token, Hook.source == source
+                    )
+                )
+            ).first()
+        if row is None:
+            return None
+        try:
+            secret = self.keys.box().open(row.secret)
+        except (KeyUnavailable, SecretUnreadable) as exc:
+            log.error("hooks: hook %d cannot be checked: %s", row.id, exc)
+            return None
+        found = Known(row.id, row.workspace_id, row.source, secret, now)
+        self._known[f"{source}/{token}"] = found
+        return found
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        parts = scope["path"].split("/")
+        if len(parts) != 4 or parts[2] not in sources.SOURCES or not parts[3]:
+            await answer(send, 404, _NOT_FOUND)
+            return
+        if scope.get("method") != "POST":
+            await answer(
+                send, 405, {"ok": False, "error": "POST only"}, headers=[(b"allow", b"POST")]
+            )
+            return
+        try:
+            body = await read_body(scope, receive, MAX_BODY_BYTES)
+        except TooLarge:
+            await too_large(scope, send, MAX_BODY_BYTES)
+            return
+        if body is None:
+            return
+        hook = await self._find(parts[2], parts[3][:64])
+        if hook is None:
+            await answer(send, 404, _NOT_FOUND)
+            return
+        wait = self._bucket(hook.id).take(time.monotonic())
+        if wait > 0:
+            retry = str(max(1, int(wait + 0.999))).encode()
+            log.info("hooks: hook %d over its rate; answered 429", hook.id)
+            await answer(
+                send,
+                429,
+                {"ok": False, "error": "too many deliveries"},
+                headers=[(b"retry-after", retry)],
+            )
+            return
+        headers = {
+            bytes(k).decode("latin-1").lower(): bytes(v).decode("latin-1")
+            for k, v in scope.get("headers") or []
+        }
+        now = self.clock.now()
+        try:
+            delivery = sources.verify(hook.source, hook.secret, headers, body, now)
+        except sources.BadSignature as exc:
+            log.info("hooks: refused a delivery to hook %d: %s", hook.id, exc)
+            await answer(send, 401, {"ok": False, "error": "invalid signature"})
+            return
+        arrival = service.Arrival(hook.id, hook.workspace_id, hook.source, delivery, headers, body)
+        try:
+            outcome = await self.batches.submit(arrival)
+        except Exception as exc:  # the database: the sender retries later
+            log.warning("hooks: delivery to hook %d not saved (%s); answered 503", hook.id, exc)
+            await answer(send, 503, {"ok": False, "error": "try again later"})
+            return
+        log.info("hooks: delivery %r to hook %d: %s", delivery[:64], hook.id, outcome)
+        await answer(send, 200, {"ok": True, "outcome": outcome})
+
+    def _bucket(self, hook_id: int) -> Bucket:
+        bucket = self._buckets.get(hook_id)
+        if bucket is None:
+            if len(self._buckets) > 10_000:
+                self._buckets.clear()
+            bucket = self._buckets[hook_id] = Bucket(self.per_minute)
+        return bucket
