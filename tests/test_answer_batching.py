@@ -6,6 +6,7 @@ the one-event path, and a failing batch retried one by one."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -61,7 +62,13 @@ def batches(world: World) -> int:
     return batcher.batches
 
 
-async def test_a_burst_is_one_batch_with_the_same_outcome(world: World) -> None:
+def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_burst_is_one_batch_with_the_same_outcome(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
     before = batches(world)
     events = [
         await submission(world, "alice", ("a1", "a2", "no"), "burst-1"),
@@ -93,9 +100,12 @@ async def test_a_burst_is_one_batch_with_the_same_outcome(world: World) -> None:
     assert len(parents) == 1
     assert "Heard from 3 of 4.\nNot answered yet: carol" in render(parents[0].payload)
     assert len([p for p in posts if p.method == "post" and p.depends_on_id is not None]) == 3
+    assert errors_logged(caplog) == []  # nothing for an operator to look into
 
 
-async def test_duplicates_and_a_second_submission_for_one_prompt(world: World) -> None:
+async def test_duplicates_and_a_second_submission_for_one_prompt(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
     first = await submission(world, "alice", ("a1", "a2", "no"), "dup-1")
     again = await submission(world, "alice", ("a1", "a2", "no"), "dup-1")  # a platform retry
     edit = await submission(world, "alice", ("a1", "a2 changed", "no"), "dup-2")  # a 2nd click
@@ -110,6 +120,8 @@ async def test_duplicates_and_a_second_submission_for_one_prompt(world: World) -
         None
     ]
     assert await world.answers("alice") == {0: "a1", 1: "a2 changed", 2: "no"}
+    # All in the batch, with no failure and no retry alone.
+    assert errors_logged(caplog) == []
 
 
 async def test_someone_elses_prompt_is_refused_and_the_rest_saved(world: World) -> None:
@@ -125,7 +137,7 @@ async def test_someone_elses_prompt_is_refused_and_the_rest_saved(world: World) 
 
 
 async def test_a_failing_batch_is_retried_one_by_one(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def broken(*_: object) -> None:
         raise RuntimeError("the batch statement failed")
@@ -136,6 +148,8 @@ async def test_a_failing_batch_is_retried_one_by_one(
         for name in ("alice", "bob", "carol")
     ]
     responses = await at_once(world, events)
+    # The operator is told what failed and what became of it.
+    assert errors_logged(caplog) == ["a batch of 3 form submissions failed; each is retried alone"]
     for response in responses:
         assert isinstance(response, Reply) and text_of(response).startswith("Thanks! Saved")
     for name in ("alice", "bob", "carol"):

@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.delivery.ratelimit import TokenBucket
+from bot.delivery.ratelimit import RateLimiterRegistry, TokenBucket
+from bot.port import Method, RateLimit
 
 START = 100.0
 
@@ -124,3 +125,17 @@ async def test_after_a_pause_the_bucket_refills_at_its_rate_from_the_deadline() 
     assert clock.slept == []
     await bucket.acquire()
     assert clock.slept == [pytest.approx(1.0)]
+
+
+async def test_a_bucket_counts_as_paused_to_the_last_fraction_of_a_second() -> None:
+    """The worker claims no rows of a paused (workspace, method): that holds until the deadline,
+    not until the last second of it."""
+    clock = SteppedClock()
+    registry = RateLimiterRegistry(
+        {Method.POST: RateLimit(rate=1.0, burst=1)}, time=clock.time, sleep=clock.sleep
+    )
+    deadline = registry.bucket(1, Method.POST).pause(2.0)
+    clock.now = deadline - 0.25
+    assert registry.paused() == [(1, Method.POST)]
+    clock.now = deadline
+    assert registry.paused() == []
