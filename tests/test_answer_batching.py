@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from bot.chat import FormErrors, Reply, Response
 from bot.events import FormSubmission, Origin
-from bot.features.standups import answer_batch, runtime
+from bot.features.standups import answer_batch, refresher, runtime
 from storage.db import Database
 from storage.models import Blocker, PromptStatus, StandupAnswer
 from tests.test_standup_runtime import (
@@ -116,9 +116,11 @@ async def test_duplicates_and_a_second_submission_for_one_prompt(
     assert isinstance(edited, Reply) and text_of(edited).startswith("Updated your answers")
     assert await world.answers("alice") == {0: "a1", 1: "a2 changed", 2: "no"}
     # A retry of an id handled in an earlier batch is a duplicate too.
+    before = batches(world)
     assert await at_once(world, [await submission(world, "alice", ("x", "y", "z"), "dup-1")]) == [
         None
     ]
+    assert batches(world) == before + 1  # counted, as every batch is
     assert await world.answers("alice") == {0: "a1", 1: "a2 changed", 2: "no"}
     # All in the batch, with no failure and no retry alone.
     assert errors_logged(caplog) == []
@@ -158,3 +160,24 @@ async def test_a_failing_batch_is_retried_one_by_one(
         assert await session.scalar(select(func.count()).select_from(StandupAnswer)) == 9
     # Handled once each: retries are duplicates.
     assert await at_once(world, events) == [None, None, None]
+
+
+async def test_a_failing_step_after_the_commit_costs_nobody_their_answer(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What runs once a batch has committed (starting the report's refresh) may fail; the
+    answers are saved and acknowledged all the same, and the operator is told."""
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("no refresh today")
+
+    monkeypatch.setattr(refresher.ReportRefresher, "poke", broken)
+    events = [
+        await submission(world, name, (f"{name} 1", f"{name} 2", "no"), f"after-{name}")
+        for name in ("alice", "bob")
+    ]
+    for response in await at_once(world, events):
+        assert isinstance(response, Reply) and text_of(response).startswith("Thanks! Saved")
+    for name in ("alice", "bob"):
+        assert await world.answers(name) == {0: f"{name} 1", 1: f"{name} 2", 2: "no"}
+    assert errors_logged(caplog) == ["after-commit callback of a form batch failed"]
