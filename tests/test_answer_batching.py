@@ -106,6 +106,7 @@ async def test_a_burst_is_one_batch_with_the_same_outcome(
 async def test_duplicates_and_a_second_submission_for_one_prompt(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="bot.batching")
     first = await submission(world, "alice", ("a1", "a2", "no"), "dup-1")
     again = await submission(world, "alice", ("a1", "a2", "no"), "dup-1")  # a platform retry
     edit = await submission(world, "alice", ("a1", "a2 changed", "no"), "dup-2")  # a 2nd click
@@ -121,6 +122,8 @@ async def test_duplicates_and_a_second_submission_for_one_prompt(
         None
     ]
     assert batches(world) == before + 1  # counted, as every batch is
+    ignored = [r.getMessage() for r in caplog.records if r.name == "bot.batching"]
+    assert ignored == [f"duplicate {PLATFORM} event dup-1 ignored"]
     assert await world.answers("alice") == {0: "a1", 1: "a2 changed", 2: "no"}
     # All in the batch, with no failure and no retry alone.
     assert errors_logged(caplog) == []
