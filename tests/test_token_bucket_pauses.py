@@ -9,6 +9,7 @@ holds for a send that takes a token from a channel's bucket and its method's buc
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pytest
@@ -139,3 +140,25 @@ async def test_a_bucket_counts_as_paused_to_the_last_fraction_of_a_second() -> N
     assert registry.paused() == [(1, Method.POST)]
     clock.now = deadline
     assert registry.paused() == []
+
+
+async def test_a_send_part_way_through_the_interval_waits_only_for_the_rest() -> None:
+    clock = SteppedClock()
+    bucket = clock.bucket(rate=2.0, burst=1)
+    await bucket.acquire()
+    clock.now += 0.2  # 0.2 s of the 0.5 s interval have passed
+    await bucket.acquire()
+    assert clock.slept == [pytest.approx(0.3)]
+
+
+def test_a_method_with_no_rate_anywhere_is_paced_at_one_a_second_and_told_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = RateLimiterRegistry({Method.POST: RateLimit(rate=5.0, burst=5)})
+    caplog.set_level(logging.WARNING, logger="bot.delivery")
+    for _ in range(3):
+        assert registry.limit_for(Method.DM) == RateLimit(rate=1.0, burst=1)
+    assert registry.limit_for(Method.POST) == RateLimit(rate=5.0, burst=5)
+    assert [r.getMessage() for r in caplog.records] == [
+        "no rate limit for method dm from the adapter or [delivery.rates]; using 1/s"
+    ]
