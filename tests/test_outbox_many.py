@@ -61,3 +61,29 @@ async def test_each_key_gets_its_row_id_and_a_key_queued_again_keeps_its_first_r
         )
     assert (again, new) == (ids, set())
     assert len(await stored(database)) == 2
+
+
+async def test_a_message_queued_in_bulk_is_the_row_one_queued_alone_would_be(
+    database: Database,
+) -> None:
+    """Same status, attempts, pacing count, due time and content: a bulk-queued message gets
+    every try and every treatment a message queued alone gets."""
+    ws = await add_workspace(database, "W-1")
+    async with database.transaction() as session:
+        await enqueue(
+            session,
+            workspace_id=ws,
+            method=Method.POST,
+            target=Target(channel_id="C1"),
+            message=message("same words"),
+            key="alone",
+            now=NOW,
+        )
+        await enqueue_many(session, [reply(ws, "bulk", "same words")], NOW)
+    own = ("id", "idempotency_key")
+    columns = [c.name for c in OutboxMessage.__table__.columns if c.name not in own]
+    async with database.transaction() as session:
+        rows = {m.idempotency_key: m for m in await session.scalars(select(OutboxMessage))}
+    alone, bulk = ({c: getattr(rows[k], c) for c in columns} for k in ("alone", "bulk"))
+    assert bulk == alone
+    assert (bulk["status"], bulk["attempts"], bulk["rate_limited"]) == ("pending", 0, 0)
