@@ -2,7 +2,7 @@
 # Mutation testing of chosen modules with mutmut, in a scratch copy of the tree (the working tree
 # is never touched). Not part of .ci/run: it runs the chosen tests once per mutant.
 #
-#   tools/mutation.sh [-t "TEST_FILE..."] [-k EXPR] [-m "MUTANT_GLOB..."] MODULE.py...
+#   tools/mutation.sh [-t "TEST_FILE..."] [-k EXPR] [-m "MUTANT_GLOB..."] [-s] MODULE.py...
 #
 #   MODULE      paths of the modules to mutate, e.g. bot/delivery/ratelimit.py or bot/delivery/*.py
 #   -t FILES    the tests to run against each mutant (default: every test file); give the tests
@@ -11,6 +11,8 @@
 #               alone; use -k "not sqlite" with SYNCUP_TEST_DATABASE_URL to run on PostgreSQL)
 #   -m GLOBS    only the mutants whose names match, e.g. "bot.directory.x_permission_of__mutmut_*"
 #               (functions: x_NAME, methods: xǁCLASSǁNAME); the score counts only mutants tested
+#   -s          recheck: run the -t tests (as they are now) against each survivor of the last run
+#               in WORKDIR only, and say which are killed now (minutes, where a rerun takes long)
 #
 # Prints mutmut's results (each surviving mutant's name; `mutmut show NAME` in $WORKDIR shows its
 # diff) and a score per module. WORKDIR (default /tmp/syncup-mutation) keeps mutmut's cache: a
@@ -23,16 +25,18 @@ root=$(pwd)
 tests=""
 filter="not postgresql"
 mutants=""
-while getopts "t:k:m:" opt; do
+recheck=""
+while getopts "t:k:m:s" opt; do
   case $opt in
     t) tests=$OPTARG ;;
     k) filter=$OPTARG ;;
     m) mutants=$OPTARG ;;
-    *) sed -n '2,21p' "$0"; exit 2 ;;
+    s) recheck=1 ;;
+    *) sed -n '2,23p' "$0"; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
-if [ $# -eq 0 ]; then sed -n '2,21p' "$0"; exit 2; fi
+if [ $# -eq 0 ]; then sed -n '2,23p' "$0"; exit 2; fi
 for module in "$@"; do
   [ -f "$module" ] || { echo "mutation.sh: no such module: $module" >&2; exit 2; }
 done
@@ -68,6 +72,23 @@ quote() { for x in "$@"; do printf '    %s\n' "$x"; done; }
 
 cd "$workdir"
 start=$(date +%s)
+if [ -n "$recheck" ]; then
+  [ -s survivors.txt ] || { echo "mutation.sh: no survivors in $workdir to recheck" >&2; exit 2; }
+  rsync -a --delete "$root/tests/" mutants/tests/
+  cd mutants
+  while read -r name _; do
+    name=${name%:}
+    # shellcheck disable=SC2086
+    if MUTANT_UNDER_TEST=$name "$python" -m pytest -q -x -p no:cacheprovider -p no:randomly \
+      -k "$filter" $tests > /dev/null 2>&1; then
+      echo "    $name: survived"
+    else
+      echo "    $name: killed"
+    fi
+  done < ../survivors.txt
+  echo "recheck took $(( $(date +%s) - start )) s"
+  exit 0
+fi
 # shellcheck disable=SC2086
 set -f  # the globs are for mutmut, not the shell
 "$python" -m mutmut run --max-children "${JOBS:-1}" $mutants || true
