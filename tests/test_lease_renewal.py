@@ -58,6 +58,9 @@ async def test_a_renewal_extends_only_the_leases_asked_for_and_still_held(
     clock.advance(timedelta(seconds=1))
     assert await stalled.renew([second, third]) == 0
     assert await leases_now(database) == taken_over
+    # The lease it did renew runs out now, and not a moment later, for the others.
+    assert clock.now() == held[first][1]
+    assert [row.id for row in await other.claim(())] == [first]
 
 
 async def test_a_failed_renewal_is_told_and_counts_nothing(
