@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.delivery.ratelimit import RateLimiterRegistry, TokenBucket
+from bot.config import RateSetting
+from bot.delivery.ratelimit import RateLimiterRegistry, TokenBucket, effective_limits
 from bot.port import Method, RateLimit
 
 START = 100.0
@@ -162,3 +163,32 @@ def test_a_method_with_no_rate_anywhere_is_paced_at_one_a_second_and_told_once(
     assert [r.getMessage() for r in caplog.records] == [
         "no rate limit for method dm from the adapter or [delivery.rates]; using 1/s"
     ]
+
+
+# --- the limits themselves ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rate", "burst", "error"),
+    [
+        (0.0, 1, "rate must be positive"),
+        (-1.0, 1, "rate must be positive"),
+        (1.0, 0, "burst must be at least 1"),
+    ],
+)
+def test_a_bucket_that_could_never_send_is_refused(rate: float, burst: int, error: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        TokenBucket(rate, burst)
+    assert str(refused.value) == error
+
+
+def test_an_unknown_method_in_the_rates_config_is_named_with_the_known_ones() -> None:
+    with pytest.raises(ValueError) as refused:
+        effective_limits(
+            {}, {"pots": RateSetting(rate=1, burst=1), "dms": RateSetting(rate=1, burst=1)}
+        )
+    known = ", ".join(m.value for m in Method)
+    assert str(refused.value) == (
+        f"Unknown method 'dms', 'pots' in [delivery.rates]; known methods: {known}."
+    )
+    assert "post, " in known  # each method by its config name, comma-separated
