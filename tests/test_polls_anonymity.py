@@ -274,8 +274,14 @@ async def test_sealed_ballots_lie_in_choice_order_postgresql_only(world: PollWor
     if world.db.dialect != "postgresql":
         pytest.skip("a check only PostgreSQL can make (ctid)")
     scenario = await run_polls(world, anonymous=True)
+    # Open answers given out of their sorted order: the seal must not keep the order of giving.
+    texts = await world.create('"Anything else?" --text --anonymous --threshold 3', "boss_gus")
+    for name, answer in [("voter_ava", "Zebra"), ("voter_ben", "Apple"), ("voter_cyd", "Mango")]:
+        await world.submit(name, "poll-answer", {"answer": answer}, str(texts))
+    await world.command(f"close {texts}", by="boss_gus")
+    assert (await world.poll(texts)).closed_at is not None
     async with world.db.transaction() as session:
-        for poll_id in scenario.polls:
+        for poll_id in [*scenario.polls, texts]:
             order = (
                 await session.execute(
                     text("SELECT choice, text FROM poll_ballots WHERE poll_id = :p ORDER BY ctid"),
