@@ -6,6 +6,7 @@ the one-event path, and a failing batch retried one by one."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy import func, select
 
 from bot.chat import FormErrors, Reply, Response
 from bot.events import FormSubmission, Origin
-from bot.features.standups import answer_batch, runtime
+from bot.features.standups import answer_batch, refresher, runtime
 from storage.db import Database
 from storage.models import Blocker, PromptStatus, StandupAnswer
 from tests.test_standup_runtime import (
@@ -61,7 +62,13 @@ def batches(world: World) -> int:
     return batcher.batches
 
 
-async def test_a_burst_is_one_batch_with_the_same_outcome(world: World) -> None:
+def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_burst_is_one_batch_with_the_same_outcome(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
     before = batches(world)
     events = [
         await submission(world, "alice", ("a1", "a2", "no"), "burst-1"),
@@ -93,9 +100,13 @@ async def test_a_burst_is_one_batch_with_the_same_outcome(world: World) -> None:
     assert len(parents) == 1
     assert "Heard from 3 of 4.\nNot answered yet: carol" in render(parents[0].payload)
     assert len([p for p in posts if p.method == "post" and p.depends_on_id is not None]) == 3
+    assert errors_logged(caplog) == []  # nothing for an operator to look into
 
 
-async def test_duplicates_and_a_second_submission_for_one_prompt(world: World) -> None:
+async def test_duplicates_and_a_second_submission_for_one_prompt(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.batching")
     first = await submission(world, "alice", ("a1", "a2", "no"), "dup-1")
     again = await submission(world, "alice", ("a1", "a2", "no"), "dup-1")  # a platform retry
     edit = await submission(world, "alice", ("a1", "a2 changed", "no"), "dup-2")  # a 2nd click
@@ -106,10 +117,16 @@ async def test_duplicates_and_a_second_submission_for_one_prompt(world: World) -
     assert isinstance(edited, Reply) and text_of(edited).startswith("Updated your answers")
     assert await world.answers("alice") == {0: "a1", 1: "a2 changed", 2: "no"}
     # A retry of an id handled in an earlier batch is a duplicate too.
+    before = batches(world)
     assert await at_once(world, [await submission(world, "alice", ("x", "y", "z"), "dup-1")]) == [
         None
     ]
+    assert batches(world) == before + 1  # counted, as every batch is
+    ignored = [r.getMessage() for r in caplog.records if r.name == "bot.batching"]
+    assert ignored == [f"duplicate {PLATFORM} event dup-1 ignored"]
     assert await world.answers("alice") == {0: "a1", 1: "a2 changed", 2: "no"}
+    # All in the batch, with no failure and no retry alone.
+    assert errors_logged(caplog) == []
 
 
 async def test_someone_elses_prompt_is_refused_and_the_rest_saved(world: World) -> None:
@@ -125,7 +142,7 @@ async def test_someone_elses_prompt_is_refused_and_the_rest_saved(world: World) 
 
 
 async def test_a_failing_batch_is_retried_one_by_one(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def broken(*_: object) -> None:
         raise RuntimeError("the batch statement failed")
@@ -136,6 +153,8 @@ async def test_a_failing_batch_is_retried_one_by_one(
         for name in ("alice", "bob", "carol")
     ]
     responses = await at_once(world, events)
+    # The operator is told what failed and what became of it.
+    assert errors_logged(caplog) == ["a batch of 3 form submissions failed; each is retried alone"]
     for response in responses:
         assert isinstance(response, Reply) and text_of(response).startswith("Thanks! Saved")
     for name in ("alice", "bob", "carol"):
@@ -144,3 +163,24 @@ async def test_a_failing_batch_is_retried_one_by_one(
         assert await session.scalar(select(func.count()).select_from(StandupAnswer)) == 9
     # Handled once each: retries are duplicates.
     assert await at_once(world, events) == [None, None, None]
+
+
+async def test_a_failing_step_after_the_commit_costs_nobody_their_answer(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What runs once a batch has committed (starting the report's refresh) may fail; the
+    answers are saved and acknowledged all the same, and the operator is told."""
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("no refresh today")
+
+    monkeypatch.setattr(refresher.ReportRefresher, "poke", broken)
+    events = [
+        await submission(world, name, (f"{name} 1", f"{name} 2", "no"), f"after-{name}")
+        for name in ("alice", "bob")
+    ]
+    for response in await at_once(world, events):
+        assert isinstance(response, Reply) and text_of(response).startswith("Thanks! Saved")
+    for name in ("alice", "bob"):
+        assert await world.answers(name) == {0: f"{name} 1", 1: f"{name} 2", 2: "no"}
+    assert errors_logged(caplog) == ["after-commit callback of a form batch failed"]

@@ -242,22 +242,6 @@ async def test_an_anonymous_poll_run_to_its_close_links_no_voter_to_any_choice(
     async with world.db.transaction() as session:
         ballots = (await session.execute(select(PollBallot))).scalars().all()
         polls = (await session.execute(text("SELECT id, closed_at FROM polls ORDER BY id"))).all()
-        if world.db.dialect == "sqlite":
-            # No hidden insertion counter: the ballots are stored by key (WITHOUT ROWID).
-            with pytest.raises(OperationalError, match="rowid"):
-                await session.execute(text("SELECT rowid FROM poll_ballots"))
-        else:
-            # Physical order after the seal is choice order, nothing else.
-            for poll_id in scenario.polls:
-                order = (
-                    await session.execute(
-                        text(
-                            "SELECT choice, text FROM poll_ballots WHERE poll_id = :p ORDER BY ctid"
-                        ),
-                        {"p": poll_id},
-                    )
-                ).all()
-                assert order == sorted(order, key=lambda r: (r[0], r[1] or ""))
     assert all(b.member_id is None for b in ballots)
     assert len(ballots) == 5 + 6 + 3
     assert [p.closed_at is not None for p in polls] == [True] * 3
@@ -266,6 +250,46 @@ async def test_an_anonymous_poll_run_to_its_close_links_no_voter_to_any_choice(
     shown = "\n".join(await world.sent("post"))
     assert "Opt-Banana\n██████░░░░ 60% (3)" in shown  # ben, cyd and fay
     assert "• Fewer meetings-x1\n• More pairing-x2\n• Written agendas-x3" in shown
+
+
+# How the sealed ballots lie in the data files: each database can only be asked in its own
+# terms, so each check is a test of its own, named after the database that can make it.
+
+
+async def test_sealed_ballots_have_no_insertion_counter_sqlite_only(world: PollWorld) -> None:
+    """SQLite: the ballots are stored by their random key (WITHOUT ROWID), so no hidden rowid
+    keeps the order the votes came in, whatever order the seal wrote them in."""
+    if world.db.dialect != "sqlite":
+        pytest.skip("a check only SQLite can make (rowid)")
+    await run_polls(world, anonymous=True)
+    async with world.db.transaction() as session:
+        with pytest.raises(OperationalError, match="rowid"):
+            await session.execute(text("SELECT rowid FROM poll_ballots"))
+
+
+async def test_sealed_ballots_lie_in_choice_order_postgresql_only(world: PollWorld) -> None:
+    """PostgreSQL: a heap keeps rows in the order they were written (ctid), so the seal must
+    write them in choice order, not in the order of the votes. SQLite cannot see this: its
+    ballots lie in key order (the test above)."""
+    if world.db.dialect != "postgresql":
+        pytest.skip("a check only PostgreSQL can make (ctid)")
+    scenario = await run_polls(world, anonymous=True)
+    # Open answers given out of their sorted order: the seal must not keep the order of giving.
+    texts = await world.create('"Anything else?" --text --anonymous --threshold 3', "boss_gus")
+    for name, answer in [("voter_ava", "Zebra"), ("voter_ben", "Apple"), ("voter_cyd", "Mango")]:
+        await world.submit(name, "poll-answer", {"answer": answer}, str(texts))
+    await world.command(f"close {texts}", by="boss_gus")
+    assert (await world.poll(texts)).closed_at is not None
+    async with world.db.transaction() as session:
+        for poll_id in [*scenario.polls, texts]:
+            order = (
+                await session.execute(
+                    text("SELECT choice, text FROM poll_ballots WHERE poll_id = :p ORDER BY ctid"),
+                    {"p": poll_id},
+                )
+            ).all()
+            assert len(order) > 1
+            assert order == sorted(order, key=lambda r: (r[0], r[1] or ""))
 
 
 async def test_no_vote_queues_anything_and_reminders_read_participation_only(

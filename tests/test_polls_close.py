@@ -462,3 +462,18 @@ async def test_pulse_questions_are_left_to_the_pulse(world: PollWorld) -> None:
     await world.advance_to(START + timedelta(hours=2))
     assert (await world.poll(poll_id)).closed_at is None  # the pulse closes it, not this
     assert "No open polls here." in said(await world.command("list"))
+
+
+async def test_closing_one_anonymous_poll_leaves_answers_to_another_changeable(
+    world: PollWorld,
+) -> None:
+    """The close makes its own voters' answers final, nobody else's: bob, who answered both
+    polls, may still change his answer to the one that stays open."""
+    closing = await world.create('"Ship?" Yes No --anonymous --threshold 3')
+    staying = await world.create('"Lunch?" Pizza Soup --anonymous --threshold 3')
+    for name in ("alice", "bob", "carol"):
+        await world.vote(name, closing, 0)
+    await world.vote("bob", staying, 0)
+    await world.command(f"close {closing}")
+    assert (await world.participants(staying))["bob"] == (True, False)
+    assert said(await world.vote("bob", staying, 1)).startswith("Your vote is changed to Soup.")
