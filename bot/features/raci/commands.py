@@ -105,17 +105,24 @@ def _channel_here(ctx: Context, *, by_id: bool = False) -> str | None:
 # -- setup and edit -------------------------------------------------------------------------------
 
 
+def _zone_of(ctx: Context) -> str:
+    """A new area's time zone unless one is given: its creator's (UTC when syncup does not
+    know it), shown in the form and in the reply, so it is easy to change."""
+    return ctx.member.timezone or "UTC"
+
+
 async def setup(ctx: Context, args: dict[str, Any]) -> Response:
     line: str | None = args.get("line")
     if not line:
         here = _channel_here(ctx)
-        return OpenForm(area_form({"channel": here or ""}))
+        return OpenForm(area_form({"channel": here or "", "timezone": _zone_of(ctx)}))
     try:
         values = parse_line(line, with_name=True)
     except UserError as exc:
         raise UserError(f"{exc.message} Example: `{SETUP_EXAMPLE}`") from None
     if "channel" not in values and (here := _channel_here(ctx, by_id=True)):
         values["channel"] = here
+    values.setdefault("timezone", _zone_of(ctx))
     data = parse_values(values, partial=True)
     area = await save_area(resolver(ctx), data, None, ctx.now)
     return await _saved(ctx, area, "Created")
