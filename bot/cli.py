@@ -373,10 +373,9 @@ def export_polls(
     always empty, and their count, percent, score and open answers stay empty until the poll
     has closed with at least its threshold of answers. Pulse questions are not included.
     """
-    _check_period(since, until)
     from bot.export import export_polls as run_export
 
-    _export(ctx, output, lambda session, out: run_export(session, out, since, until, fmt))  # type: ignore[arg-type]
+    _export_period(ctx, output, run_export, since, until, fmt)
 
 
 @export.command("blockers")
@@ -394,10 +393,9 @@ def export_blockers(
     source_link, created_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by,
     snoozed_until, last_reported_at (UTC), escalation_level.
     """
-    _check_period(since, until)
     from bot.export import export_blockers as run_export
 
-    _export(ctx, output, lambda session, out: run_export(session, out, since, until, fmt))  # type: ignore[arg-type]
+    _export_period(ctx, output, run_export, since, until, fmt)
 
 
 @export.command("kudos")
@@ -414,18 +412,26 @@ def export_kudos(
     receiver_platform_id, value, private, channel_id, reason. Private kudos are included and
     marked in the private column.
     """
-    _check_period(since, until)
     from bot.features.kudos.export import export_kudos as run_export
 
-    _export(ctx, output, lambda session, out: run_export(session, out, since, until, fmt))  # type: ignore[arg-type]
+    _export_period(ctx, output, run_export, since, until, fmt)
 
 
-def _check_period(since: date | None, until: date | None) -> None:
+def _export_period(
+    ctx: click.Context,
+    output: str,
+    run_export: Callable[..., Awaitable[int]],
+    since: date | None,
+    until: date | None,
+    fmt: str,
+) -> None:
+    """An export of what happened between ``since`` and ``until`` (days, UTC)."""
     if since is not None and until is not None and until < since:
         raise click.BadParameter(
             f"{until.isoformat()} is before --since {since.isoformat()}.",
             param_hint="'--until'",
         )
+    _export(ctx, output, lambda session, out: run_export(session, out, since, until, fmt))
 
 
 def _export(

@@ -168,6 +168,15 @@ async def write_json(rows: AsyncIterator[Any], out: TextIO) -> int:
     return count
 
 
+async def write_rows(
+    rows: AsyncIterator[Any], out: TextIO, fmt: ExportFormat, fields: tuple[str, ...]
+) -> int:
+    """Write the rows in ``fmt``; returns the number of rows."""
+    if fmt == "json":
+        return await write_json(rows, out)
+    return await write_csv(rows, out, fields)
+
+
 async def export_standups(
     session: AsyncSession,
     out: TextIO,
@@ -176,10 +185,7 @@ async def export_standups(
     fmt: ExportFormat = "csv",
 ) -> int:
     """Stream the standup export to ``out``; returns the number of rows written."""
-    rows = standup_rows(session, since, until)
-    if fmt == "json":
-        return await write_json(rows, out)
-    return await write_csv(rows, out)
+    return await write_rows(standup_rows(session, since, until), out, fmt, FIELDS)
 
 
 # -- polls ------------------------------------------------------------------------------------
@@ -397,10 +403,7 @@ async def export_polls(
     fmt: ExportFormat = "csv",
 ) -> int:
     """Stream the poll export to ``out``; returns the number of rows written."""
-    rows = poll_rows(session, since, until)
-    if fmt == "json":
-        return await write_json(rows, out)
-    return await write_csv(rows, out, POLL_FIELDS)
+    return await write_rows(poll_rows(session, since, until), out, fmt, POLL_FIELDS)
 
 
 # -- blockers ------------------------------------------------------------------------------------
@@ -504,7 +507,4 @@ async def export_blockers(
     fmt: ExportFormat = "csv",
 ) -> int:
     """Stream the blocker export to ``out``; returns the number of rows written."""
-    rows = blocker_rows(session, since, until)
-    if fmt == "json":
-        return await write_json(rows, out)
-    return await write_csv(rows, out, BLOCKER_FIELDS)
+    return await write_rows(blocker_rows(session, since, until), out, fmt, BLOCKER_FIELDS)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from bot.export import BATCH, ExportFormat, write_csv, write_json
+from bot.export import BATCH, ExportFormat, write_rows
 from storage.kudos import Kudos, KudosReceiver
 from storage.models import Member, Workspace
 
@@ -101,7 +101,4 @@ async def export_kudos(
     fmt: ExportFormat = "csv",
 ) -> int:
     """Stream the kudos export to ``out``; returns the number of rows written."""
-    rows = kudos_rows(session, since, until)
-    if fmt == "json":
-        return await write_json(rows, out)
-    return await write_csv(rows, out, KUDOS_FIELDS)
+    return await write_rows(kudos_rows(session, since, until), out, fmt, KUDOS_FIELDS)
