@@ -88,3 +88,27 @@ async def test_bad_input_on_slack_posts_nothing(world: SlackWorld) -> None:
     # without a line, the form
     await world.command("UALICE", "/blocker add")
     assert fake.views and fake.views[-1]["title"]["text"] == "Report a blocker"
+
+
+async def test_report_as_blocker_on_a_slack_message(world: SlackWorld) -> None:
+    """The message shortcut opens the add form filled with the message; submitting it opens a
+    blocker that links back to the message, and its card is posted in the area's channel."""
+    fake = world.fake
+    await world.command(
+        "UALICE",
+        '/raci setup "Data pipeline" --responsible <@UBOB|bob> --accountable <@UALICE|alice> '
+        "--channel <#CDATA|data> --keywords etl, airflow",
+    )
+    message = fake.member_message("CTEAM", "UCAROL", "The nightly ETL job fails &amp; retries")
+    await world.shortcut("UBOB", "report_blocker", message)
+    form = fake.views[-1]
+    assert form["title"]["text"] == "Report a blocker"
+    (text_input,) = [b for b in form["blocks"] if b.get("block_id") == "text"]
+    assert text_input["element"]["initial_value"] == "The nightly ETL job fails & retries"
+    posted_before = len(fake.posts("CDATA"))
+    ack = await world.submit("UBOB", {"text": "The nightly ETL job fails & retries"})
+    assert world.form_errors(ack) == {}
+    (card,) = fake.posts("CDATA")[posted_before:]
+    shown = text_of(card.blocks)
+    assert "Blocker #1" in shown and "The nightly ETL job fails &amp; retries" in shown
+    assert "/archives/CTEAM/p" in shown  # "From this message", linked
