@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
+from bot.config import DEFAULT_SLACK_COMMANDS
 from storage.db import Database
 from storage.models import Member, ProcessedEvent
 from tests.fakes.slack import payloads
@@ -60,12 +61,18 @@ async def test_a_malformed_command_gets_its_usage_privately(world: SlackWorld) -
     assert "/standup" in shown and "Traceback" not in shown
 
 
+@pytest.mark.parametrize("mode", ["socket", "http"])
 async def test_a_configured_command_without_a_feature_says_so_in_the_ack(
-    world: SlackWorld,
+    fake: FakeSlack, database: Database, mode: str
 ) -> None:
-    ack = await world.command("UALICE", "/kudos @bob for the release")
+    """An operator's [slack] commands may name a command no feature handles (a feature of a
+    newer syncup, a typo): Slack still delivers it, and the ack says what syncup does handle."""
+    commands = {**DEFAULT_SLACK_COMMANDS, "celebrate": "/celebrate"}
+    async with slack_world(fake, database.url, mode, START, commands=commands) as world:
+        ack = await world.command("UALICE", "/celebrate the release")
     assert ack.status == 200
     assert ack.body["response_type"] == "ephemeral"
+    assert "syncup does not handle /celebrate yet" in ack.body["text"]
     assert "/standup" in ack.body["text"]
 
 
