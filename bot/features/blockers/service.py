@@ -46,6 +46,14 @@ class Actor:
     permission: Permission
     now: datetime
 
+    async def record(
+        self, blocker: Blocker, kind: str, detail: dict[str, Any] | None = None
+    ) -> None:
+        """A timeline entry for what this actor just did (see :func:`timeline.record`)."""
+        await timeline.record(
+            self.session, blocker, kind, self.now, actor_id=self.member.id, detail=detail
+        )
+
 
 def check_text(raw: str) -> str:
     value = raw.strip()
@@ -204,9 +212,7 @@ async def acknowledge(actor: Actor, blocker: Blocker) -> None:
     blocker.acknowledged_at = actor.now
     blocker.acknowledged_by_id = actor.member.id
     blocker.escalation_generation += 1
-    await timeline.record(
-        actor.session, blocker, Kind.ACKNOWLEDGED, actor.now, actor_id=actor.member.id
-    )
+    await actor.record(blocker, Kind.ACKNOWLEDGED)
     await _ladder_changed(actor.session, blocker, actor.now)
 
 
@@ -274,14 +280,7 @@ async def snooze(actor: Actor, blocker: Blocker, until: datetime) -> None:
             f"{local(until, zone_of(actor.member))} is in the past; snooze until a later time."
         )
     blocker.snoozed_until = until
-    await timeline.record(
-        actor.session,
-        blocker,
-        Kind.SNOOZED,
-        actor.now,
-        actor_id=actor.member.id,
-        detail={"until": until.isoformat()},
-    )
+    await actor.record(blocker, Kind.SNOOZED, {"until": until.isoformat()})
     await _ladder_changed(actor.session, blocker, actor.now)
 
 
@@ -305,9 +304,7 @@ async def reassign(
     blocker.escalation_round = 0
     blocker.escalation_generation += 1
     detail = {"member_id": new[0], "area_id": new[1]}
-    await timeline.record(
-        actor.session, blocker, Kind.REASSIGNED, actor.now, actor_id=actor.member.id, detail=detail
-    )
+    await actor.record(blocker, Kind.REASSIGNED, detail)
     await _ladder_changed(actor.session, blocker, actor.now)
 
 
@@ -318,14 +315,7 @@ async def set_area(actor: Actor, blocker: Blocker, area: RaciArea, *, confirm: b
     await require_active(actor, blocker)
     moved = blocker.area_id != area.id
     blocker.area_id = area.id
-    await timeline.record(
-        actor.session,
-        blocker,
-        Kind.AREA,
-        actor.now,
-        actor_id=actor.member.id,
-        detail={"area_id": area.id, "confirmed": confirm},
-    )
+    await actor.record(blocker, Kind.AREA, {"area_id": area.id, "confirmed": confirm})
     if moved:
         await _ladder_changed(actor.session, blocker, actor.now)
 
@@ -338,28 +328,14 @@ async def set_severity(actor: Actor, blocker: Blocker, severity: BlockerSeverity
     old = blocker.severity
     blocker.severity = severity
     blocker.escalation_generation += 1
-    await timeline.record(
-        actor.session,
-        blocker,
-        Kind.SEVERITY,
-        actor.now,
-        actor_id=actor.member.id,
-        detail={"from": old.value, "to": severity.value},
-    )
+    await actor.record(blocker, Kind.SEVERITY, {"from": old.value, "to": severity.value})
     await _ladder_changed(actor.session, blocker, actor.now)
 
 
 async def note(actor: Actor, blocker: Blocker, raw: str) -> None:
     """Anyone in the workspace may add a note (it changes nothing but the timeline)."""
     value = check_text(raw)
-    await timeline.record(
-        actor.session,
-        blocker,
-        Kind.NOTED,
-        actor.now,
-        actor_id=actor.member.id,
-        detail={"text": value},
-    )
+    await actor.record(blocker, Kind.NOTED, {"text": value})
 
 
 async def reported_again(
