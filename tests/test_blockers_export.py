@@ -7,7 +7,6 @@ import asyncio
 import csv
 import io
 import json
-import os
 from datetime import date
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from bot.export import BLOCKER_FIELDS, export_blockers
 from storage import migrate
 from storage.db import Database
 from tests.blocker_world import DANA, make_world
+from tests.cli_env import cli_on_sqlite
 
 
 async def test_export_blockers_csv_and_json(database: Database) -> None:
@@ -54,12 +54,7 @@ async def test_export_blockers_csv_and_json(database: Database) -> None:
 
 @pytest.fixture
 def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    for name in list(os.environ):
-        if name.startswith("SYNCUP_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    url = f"sqlite+aiosqlite:///{tmp_path / 'export.db'}"
-    monkeypatch.setenv("SYNCUP_DATABASE_URL", url)
+    url = cli_on_sqlite(tmp_path, monkeypatch, "export.db")
 
     async def go() -> None:
         db = Database(url)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -10,15 +9,12 @@ from click.testing import CliRunner
 
 from bot import __version__
 from bot.cli import cli
+from tests.cli_env import cli_on_sqlite
 
 
 @pytest.fixture
 def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    for name in list(os.environ):
-        if name.startswith("SYNCUP_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SYNCUP_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    cli_on_sqlite(tmp_path, monkeypatch, "cli.db")
     return CliRunner()
 
 

@@ -7,7 +7,6 @@ import csv
 import dataclasses
 import io
 import json
-import os
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from storage.models import (
     StandupRun,
     Workspace,
 )
+from tests.cli_env import cli_on_sqlite
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 QUESTIONS = ["What did you do?", "What will you do?"]
@@ -141,11 +141,7 @@ EXPECTED = [
 
 @pytest.fixture
 def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    for name in list(os.environ):
-        if name.startswith("SYNCUP_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SYNCUP_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'export.db'}")
+    cli_on_sqlite(tmp_path, monkeypatch, "export.db")
     return CliRunner()
 
 

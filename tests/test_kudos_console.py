@@ -9,7 +9,6 @@ import asyncio
 import csv
 import io
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from click.testing import CliRunner
 
 from bot.cli import cli
 from bot.features.kudos.export import KUDOS_FIELDS
+from tests.cli_env import without_syncup_env
 from tests.test_console import run_console
 
 
@@ -108,9 +108,7 @@ def test_syncup_export_kudos_from_the_command_line(
 ) -> None:
     """Kudos given on the console, then exported by the operator's CLI (CSV to a file, JSON
     to stdout), and bad dates refused."""
-    for name in list(os.environ):
-        if name.startswith("SYNCUP_"):
-            monkeypatch.delenv(name)
+    without_syncup_env(monkeypatch)
     lines = ["/kudos @bob @eve Thanks for the release #craft", "/kudos @dana psst --private"]
     run = asyncio.run(run_console(tmp_path, lines, start="2026-03-09 08:00"))
     monkeypatch.setenv("SYNCUP_DATABASE_URL", run.url)

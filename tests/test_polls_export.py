@@ -7,7 +7,6 @@ import asyncio
 import csv
 import io
 import json
-import os
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from bot.cli import cli
 from bot.export import POLL_FIELDS, PollExportRow, poll_rows
 from storage import migrate
 from storage.db import Database
+from tests.cli_env import cli_on_sqlite
 from tests.test_polls_create import START, PollWorld, running_world
 
 
@@ -127,12 +127,7 @@ async def test_rows_come_in_batches(database: Database, monkeypatch: pytest.Monk
 
 @pytest.fixture
 def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    for name in list(os.environ):
-        if name.startswith("SYNCUP_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    url = f"sqlite+aiosqlite:///{tmp_path / 'export.db'}"
-    monkeypatch.setenv("SYNCUP_DATABASE_URL", url)
+    url = cli_on_sqlite(tmp_path, monkeypatch, "export.db")
 
     async def go() -> None:
         db = Database(url)
