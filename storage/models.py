@@ -470,6 +470,7 @@ class BlockerEvent(Base):
 # Tables that live in their own modules but on this metadata (migrations see every table).
 import storage.hooks  # noqa: E402
 import storage.kudos  # noqa: E402
+import storage.milestones  # noqa: E402
 import storage.polls  # noqa: E402
 import storage.raci  # noqa: E402
 import storage.slack_installs  # noqa: E402
