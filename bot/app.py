@@ -22,7 +22,17 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings, adapter_module, public_base_url, web_address
 from bot.core import Core
 from bot.delivery.worker import DeliveryWorker
-from bot.features import account, blockers, hooks, kudos, polls, pulse, raci, standups
+from bot.features import (
+    account,
+    blockers,
+    hooks,
+    kudos,
+    milestones,
+    polls,
+    pulse,
+    raci,
+    standups,
+)
 from bot.features.blockers import escalation as blocker_escalation
 from bot.features.polls import ballots
 from bot.features.standups import unreachable
@@ -138,6 +148,7 @@ class App:
             base_url=lambda: public_base_url(settings, self.web.port or None),
             wake=self.worker.wake,
         )
+        milestones.register(self.core, self.scheduler)  # after hooks: it extends /milestone
         Housekeeping(settings.housekeeping.retention_days).register(self.scheduler)
         self.workspace_removal = WorkspaceRemoval(
             timedelta(days=settings.slack.uninstall_grace_days)

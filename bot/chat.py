@@ -217,13 +217,17 @@ class Chart:
 
     ``style="grid"`` is a table, not a plot: ``rows`` down the left, ``labels`` across the top,
     and ``cells`` the short text in each (one tuple per row, one string per label), e.g. the
-    RACI matrix; ``series`` is empty then."""
+    RACI matrix; ``series`` is empty then.
+
+    ``style="card"`` is a celebration card, not a plot: ``title`` big on a coloured band, the
+    ``period`` (the dates) and the ``headline`` under it, and ``rows`` as the people, one chip
+    each (a milestone done, :mod:`bot.charts.card`)."""
 
     title: str
     labels: tuple[str, ...]
     series: tuple[ChartSeries, ...]
     alt: str
-    style: Literal["bar", "line", "grid"] = "bar"
+    style: Literal["bar", "line", "grid", "card"] = "bar"
     unit: str = ""  # after each value, e.g. "%"
     team: str = ""
     period: str = ""  # "week of 2 Mar", "round of Mon 9 Mar", "2 Mar to 23 Mar"

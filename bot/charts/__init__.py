@@ -19,6 +19,8 @@ config folder (``MPLCONFIGDIR``, by default ``~/.cache/matplotlib``): delete its
   without a value says ``n/a``. The value axis runs over the chart's ``scale`` with round ticks.
 * ``style="grid"``: a table (``rows`` by ``labels``, the text of ``cells``), each cell
   coloured by its first letter (the RACI matrix), column labels slanted; see ``bot.charts.grid``.
+* ``style="card"``: a celebration card (a milestone done): the title large on a coloured band,
+  the period and headline under it, ``rows`` as people's chips; see ``bot.charts.card``.
 * ``style="line"``: the labels along the x axis (weeks), one line per series with a dot at each
   value (a gap where a value is None), the values written over the dots, the scale on the y axis.
 
@@ -43,6 +45,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from bot.charts.bars import bar_chart
+from bot.charts.card import card_chart
 from bot.charts.grid import grid_chart
 from bot.charts.lines import line_chart
 from bot.charts.page import Page, Series, counts_of, draw_empty, values_of
@@ -143,6 +146,8 @@ def figure(chart: Chart) -> Figure:
     ]
     if chart.style == "grid":
         grid_chart(page, chart)
+    elif chart.style == "card":
+        card_chart(page, chart)
     elif not labels or not any(v is not None for s in series for v in s.values):
         draw_empty(page, chart)
     elif chart.style == "line":
