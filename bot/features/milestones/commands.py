@@ -12,11 +12,11 @@ from bot.chat import (
     Actions,
     Bold,
     Button,
-    ChannelMention,
     Form,
     OpenForm,
     Response,
     Section,
+    Text,
     TextField,
     reply,
     text,
@@ -60,7 +60,13 @@ def _here(ctx: Context) -> ChannelRef | None:
 async def _added(ctx: Context, changes: Changes, here: ChannelRef | None) -> Response:
     added = await service.add(ctx, changes, here)
     owner = await ctx.session.get(Member, added.milestone.owner_id)
-    return reply(*render.added_reply(added.milestone, added.zone_source, owner, ctx.now))
+    where = await _where(ctx, added.milestone)
+    return reply(*render.added_reply(added.milestone, added.zone_source, owner, ctx.now, where))
+
+
+async def _where(ctx: Context, milestone: Milestone) -> Text:
+    names = await service.channel_names(ctx.session, ctx.workspace.id)
+    return text(service.channel_mention(milestone, names))
 
 
 # -- add ------------------------------------------------------------------------------------------
@@ -186,6 +192,7 @@ async def show_list(ctx: Context, args: dict[str, Any]) -> Response:
         [(m, members.get(m.done_by_id or 0)) for m in done_ones],
         ctx.now,
         service.zone_of(ctx.member),
+        await service.channel_names(session, ctx.workspace.id),
     )
     return reply(*shown.blocks)
 
@@ -212,7 +219,7 @@ async def _edited(ctx: Context, milestone: Milestone, changes: Changes) -> Respo
         text("Changed ", Bold(milestone.name), ": ", "; ".join(said), "."),
         text(
             f"Due {show_day(milestone.due_on)} ({milestone.timezone}), in ",
-            ChannelMention(milestone.channel_id or ""),
+            await _where(ctx, milestone),
             ".",
         ),
     )
@@ -310,7 +317,7 @@ async def done(ctx: Context, args: dict[str, Any]) -> Response:
             "Marked ",
             Bold(milestone.name),
             " done. The celebration is on its way to ",
-            ChannelMention(milestone.channel_id or ""),
+            await _where(ctx, milestone),
             ".",
         )
     )

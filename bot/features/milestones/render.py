@@ -38,7 +38,7 @@ def name_of(member: Member | None) -> str:
 
 
 def added_reply(
-    milestone: Milestone, zone_source: str, owner: Member | None, now: datetime
+    milestone: Milestone, zone_source: str, owner: Member | None, now: datetime, where: Text
 ) -> list[Text]:
     due = f"{show_day(milestone.due_on)}, {relative(milestone.due_on, today_in(milestone, now))}"
     return [
@@ -48,7 +48,7 @@ def added_reply(
             "Countdown ",
             describe_countdown(list(milestone.countdown_days)),
             " at 09:00 there, in ",
-            ChannelMention(milestone.channel_id or ""),
+            where,
             f"; owner {name_of(owner)}.",
         ),
         marked(f"When it ships: `/milestone done {milestone.name}`."),
@@ -60,6 +60,7 @@ def list_message(
     done_ones: list[tuple[Milestone, Member | None]],
     now: datetime,
     viewer_zone: str,
+    channels: dict[str, str],
 ) -> Message:
     if not open_ones and not done_ones:
         return message(
@@ -88,7 +89,9 @@ def list_message(
                     "• ",
                     Bold(milestone.name),
                     f": due {show_day(milestone.due_on)}, {when}; owner {name_of(owner)}; ",
-                    ChannelMention(milestone.channel_id or ""),
+                    ChannelMention(
+                        milestone.channel_id or "", channels.get(milestone.channel_id or "", "")
+                    ),
                 )
             )
         )

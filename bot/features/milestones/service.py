@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import directory
+from bot.chat import ChannelMention
 from bot.commands.parse import ChannelRef, MemberRef
 from bot.commands.spec import Permission
 from bot.core import Context
@@ -34,7 +35,7 @@ from storage.milestones import (
     MilestoneContributor,
     MilestoneStatus,
 )
-from storage.models import Member
+from storage.models import Channel, Member
 from storage.raci import RaciArea
 from storage.upsert import insert_unless_exists
 
@@ -88,6 +89,19 @@ async def unknown(session: AsyncSession, workspace_id: int, name: str) -> str:
     close = difflib.get_close_matches(name_key(name), list(by_key), n=1, cutoff=0.5)
     hint = f' Did you mean "{by_key[close[0]]}"?' if close else ""
     return f'There is no milestone named "{name[:80]}".{hint} `/milestone list` shows them.'
+
+
+async def channel_names(session: AsyncSession, workspace_id: int) -> dict[str, str]:
+    """Channel id → name, for mentions' fallbacks (what a platform-free rendering shows)."""
+    rows = await session.execute(
+        select(Channel.external_id, Channel.name).where(Channel.workspace_id == workspace_id)
+    )
+    return {external: name for external, name in rows}
+
+
+def channel_mention(milestone: Milestone, names: dict[str, str]) -> ChannelMention:
+    channel = milestone.channel_id or ""
+    return ChannelMention(channel, names.get(channel, ""))
 
 
 async def member_name(session: AsyncSession, member_id: int | None) -> str:
