@@ -17,7 +17,7 @@ from bot.features.milestones.dates import show_day
 from bot.port import Method, Target
 from bot.timezones import zone
 from storage.milestones import Milestone, MilestoneContributor
-from storage.models import Member
+from storage.models import Member, Workspace
 
 MAX_NAMED = 30  # people named in the post and on the card; more are counted
 
@@ -126,12 +126,14 @@ async def queue(session: AsyncSession, milestone: Milestone, now: datetime) -> N
         if milestone.done_by_id is not None
         else None
     )
+    workspace = await session.get(Workspace, milestone.workspace_id)
+    team = workspace.name if workspace is not None else ""
     await enqueue(
         session,
         workspace_id=milestone.workspace_id,
         method=Method.POST,
         target=Target(channel_id=milestone.channel_id),
-        message=celebration(milestone, people, done_by),
+        message=celebration(milestone, people, done_by, team),
         key=f"milestone:{milestone.id}:done",
         now=now,
     )

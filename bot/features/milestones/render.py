@@ -45,9 +45,9 @@ def added_reply(
         text("Milestone ", Bold(milestone.name), f" added: due {due}."),
         text(f"The date is in {milestone.timezone} ({zone_source})."),
         text(
-            "Countdown ",
-            describe_countdown(list(milestone.countdown_days)),
-            " at 09:00 there, in ",
+            f"Countdown {describe_countdown(list(milestone.countdown_days))} at 09:00 there, in "
+            if milestone.countdown_days
+            else "No countdown; the celebration goes to ",
             where,
             f"; owner {name_of(owner)}.",
         ),
