@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from adapters.console.upcoming import in_words
 from bot.features.milestones.schedules import overdue_at
 from storage.db import Database
 from storage.milestones import Milestone
@@ -155,3 +156,15 @@ def test_the_overdue_time_waits_for_the_day_to_end_in_the_milestones_zone() -> N
     assert overdue_at(milestone, "Asia/Tokyo") == utc(12, 0, 0)
     assert overdue_at(milestone, "America/Los_Angeles") == utc(11, 16, 0)
     assert overdue_at(milestone, "Europe/Berlin") == utc(11, 8, 0) + timedelta(0)
+
+
+async def test_clock_names_the_countdowns_and_the_overdue_dm_in_words(world: World) -> None:
+    await world.say("add Launch 2026-03-20")
+    milestone = await world.milestone("Launch")
+    async with world.db.transaction() as session:
+        countdown = await in_words(session, f"milestone:{milestone.id}:t-7:2026-03-20")
+        overdue = await in_words(session, f"milestone:{milestone.id}:overdue:2026-03-20")
+        gone = await in_words(session, "milestone:999:t-1:2026-03-20")
+    assert countdown == "post the milestone Launch's countdown"
+    assert overdue == "tell the owner of the milestone Launch that it is overdue"
+    assert gone == "post a milestone's countdown"

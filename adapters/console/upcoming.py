@@ -13,6 +13,7 @@ from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.milestones import Milestone
 from storage.models import Member, Standup, StandupPrompt, StandupRun, Team
 from storage.polls import Poll, Pulse
 
@@ -87,6 +88,11 @@ async def _refresh(session: AsyncSession, m: re.Match[str]) -> str:
     return f"bring {standup}'s report for {_day(run.run_date)} up to date"
 
 
+async def _milestone(session: AsyncSession, milestone_id: str) -> str:
+    milestone = await session.get(Milestone, int(milestone_id))
+    return f"the milestone {milestone.name}" if milestone is not None else "a milestone"
+
+
 Namer = Callable[[AsyncSession, str], Awaitable[str]]
 
 # Keys of one thing named from its id: (pattern with an ``id`` group, namer, words with {}).
@@ -104,6 +110,12 @@ _NAMED: tuple[tuple[re.Pattern[str], Namer, str], ...] = (
         re.compile(r"pulse:(?P<id>\d+):round:\d+:remind"),
         _pulse_team,
         "remind who has not answered {}'s pulse round",
+    ),
+    (re.compile(r"milestone:(?P<id>\d+):t-\d+:[\d-]+"), _milestone, "post {}'s countdown"),
+    (
+        re.compile(r"milestone:(?P<id>\d+):overdue:[\d-]+"),
+        _milestone,
+        "tell the owner of {} that it is overdue",
     ),
 )
 _FIXED: dict[str, str] = {
