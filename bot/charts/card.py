@@ -104,14 +104,6 @@ class Shapes:
         )
 
 
-def _fit(page: Page, label: str, size: float, room: float) -> str:
-    if page.width_of(label, size) <= room:
-        return label
-    while label and page.width_of(label + ELLIPSIS, size) > room:
-        label = label[:-1]
-    return label + ELLIPSIS
-
-
 def _name_lines(page: Page, name: str) -> tuple[float, list[str]]:
     """The name at NAME_SIZE over up to two lines left of the confetti, else smaller over up
     to NAME_LINES (the last one ending with an ellipsis when even that is not enough)."""
@@ -129,7 +121,7 @@ def _chips(page: Page, names: list[str]) -> list[tuple[float, int, str]]:
     x, line = float(MARGIN), 0
     for name in names:
         room = MAX_CHIP - CHIP_HEIGHT - 18
-        shown = _fit(page, name, CHIP_TEXT, room)
+        shown = page.fit(name, CHIP_TEXT, room)
         width = CHIP_HEIGHT + page.width_of(shown, CHIP_TEXT) + 16
         if x > MARGIN and x + width > WIDTH - MARGIN:
             x, line = float(MARGIN), line + 1

@@ -8,7 +8,6 @@ import math
 from bot.charts.page import Page, draw_header
 from bot.charts.style import (
     AXIS,
-    ELLIPSIS,
     GRID,
     INK,
     MAX_HEIGHT,
@@ -39,14 +38,6 @@ CELL_COLORS = {
 OTHER = hex_color(PALETTE[7])
 
 
-def _fit(page: Page, label: str, size: float, room: float) -> str:
-    if page.width_of(label, size) <= room:
-        return label
-    while label and page.width_of(label + ELLIPSIS, size) > room:
-        label = label[:-1]
-    return label + ELLIPSIS
-
-
 def grid_chart(page: Page, chart: Chart) -> None:
     columns = [one_line(label) for label in chart.labels]
     rows = [one_line(row) for row in chart.rows]
@@ -56,7 +47,7 @@ def grid_chart(page: Page, chart: Chart) -> None:
     left = PAD + max(page.width_of(line, TEXT_SIZE) for lines in row_lines for line in lines) + 12
     # The last column's slanted label reaches right of its column: keep room for it.
     slant = math.cos(math.radians(ANGLE))
-    labels = [_fit(page, c, size, MAX_COLUMN_LABEL) for c in columns] or [""]
+    labels = [page.fit(c, size, MAX_COLUMN_LABEL) for c in columns] or [""]
     longest = max(page.width_of(label, size) for label in labels)
     right = WIDTH - PAD - min(longest * slant, WIDTH * 0.25)
     width = min(MAX_COLUMN, max(1.0, (right - left) / max(1, len(columns))))
@@ -99,7 +90,7 @@ def grid_chart(page: Page, chart: Chart) -> None:
                 x + inset, y + inset, width - 2 * inset, row_height - 2 * inset,
                 CELL_COLORS.get(value[0].upper(), OTHER),
             )  # fmt: skip
-            fitted = _fit(page, value, size, width - 2 * inset - 2)
+            fitted = page.fit(value, size, width - 2 * inset - 2)
             page.text(x + width / 2, y + row_height / 2, fitted, size, color="white",
                       weight="bold", ha="center", va="center")  # fmt: skip
     _dots(page, empty)  # one artist for all of them: a text per dot would be slow

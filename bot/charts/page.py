@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from bot.charts.style import (
     AXIS,
     DPI,
+    ELLIPSIS,
     EMPTY_HEIGHT,
     INK,
     MAX_TITLE_LINES,
@@ -67,6 +68,14 @@ class Page:
 
     def width_of(self, text: str, size: float, bold: bool = False) -> float:
         return measure(text, size, bold)
+
+    def fit(self, label: str, size: float, room: float) -> str:
+        """``label``, cut to end with an ellipsis when it is wider than ``room`` px."""
+        if self.width_of(label, size) <= room:
+            return label
+        while label and self.width_of(label + ELLIPSIS, size) > room:
+            label = label[:-1]
+        return label + ELLIPSIS
 
     def line(self, size: float) -> float:
         """The height of one line of text at ``size`` points, with its spacing."""

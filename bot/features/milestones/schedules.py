@@ -96,8 +96,12 @@ class MilestoneSchedules:
             )
             .order_by(Milestone.id)
         )
+        found = list(rows)
+        ids = {m.owner_id for m in found} | {m.created_by_id for m in found}
+        ids.discard(None)
+        members = {m.id: m for m in await session.scalars(select(Member).where(Member.id.in_(ids)))}
         out: list[Schedule] = []
-        for milestone in rows:
+        for milestone in found:
             payload = {"milestone_id": milestone.id, "due_on": milestone.due_on.isoformat()}
             for days in milestone.countdown_days or ():
                 fire = countdown_at(milestone, int(days))
@@ -113,7 +117,9 @@ class MilestoneSchedules:
                     )
                 )
             if milestone.overdue_notified_at is None:
-                member = await recipient(session, milestone)
+                member = members.get(milestone.owner_id or 0) or members.get(
+                    milestone.created_by_id or 0
+                )
                 if member is None:
                     continue
                 fire = overdue_at(milestone, member.timezone or milestone.timezone)
