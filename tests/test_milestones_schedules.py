@@ -168,3 +168,21 @@ async def test_clock_names_the_countdowns_and_the_overdue_dm_in_words(world: Wor
     assert countdown == "post the milestone Launch's countdown"
     assert overdue == "tell the owner of the milestone Launch that it is overdue"
     assert gone == "post a milestone's countdown"
+
+
+async def test_countdowns_at_nine_local_across_both_dst_changes(world: World) -> None:
+    # Berlin springs forward on Sun 29 March and falls back on Sun 25 October 2026.
+    await world.say("add Spring 2026-04-05 --countdown 7")  # T-7: Sun 29 Mar, 09:00 CEST
+    await world.say("add Autumn 2026-11-01 --countdown 7")  # T-7: Sun 25 Oct, 09:00 CET
+    await world.jump(utc(29, 6, 59))
+    assert await countdowns(world) == []
+    await world.jump(utc(29, 7, 0))  # 09:00 CEST is 07:00 UTC
+    assert [s.split(":", 1)[0] for s in await countdowns(world)] == ["⏳ 7 days to Spring"]
+    await world.jump(datetime(2026, 10, 25, 7, 59, tzinfo=UTC))
+    assert len(await countdowns(world)) == 1
+    await world.jump(datetime(2026, 10, 25, 8, 0, tzinfo=UTC))  # 09:00 CET is 08:00 UTC
+    await world.scheduler.reconcile()
+    assert [s.split(":", 1)[0] for s in await countdowns(world)] == [
+        "⏳ 7 days to Spring",
+        "⏳ 7 days to Autumn",
+    ]
