@@ -106,6 +106,10 @@ async def test_add_without_a_line_opens_the_form(world: World) -> None:
         ADD_FORM, {"name": "Beta", "date": "friday", "owner": "@zed"}, state=form.state
     )
     assert isinstance(refused, FormErrors) and "@zed" in refused.errors["owner"]
+    refused = await world.submit(
+        ADD_FORM, {"name": "Beta", "date": "friday", "channel": "#random"}, state=form.state
+    )
+    assert isinstance(refused, FormErrors) and refused.errors == {"channel": "Invite me first."}
     assert await world.count() == 0
     answer = said(
         await world.submit(
@@ -235,6 +239,10 @@ async def test_edit_with_flags_and_with_the_form(world: World) -> None:
         EDIT_FORM, {**values, "date": "2020-01-01"}, by="bob", state=opened.form.state
     )
     assert isinstance(bad, FormErrors) and "is in the past" in bad.errors["date"]
+    bad = await world.submit(
+        EDIT_FORM, {**values, "countdown": "7,0"}, by="bob", state=opened.form.state
+    )
+    assert isinstance(bad, FormErrors) and "not a number of days" in bad.errors["countdown"]
     assert "Nothing changed" in said(
         await world.submit(EDIT_FORM, values, by="bob", state=opened.form.state)
     )

@@ -151,7 +151,7 @@ def _guess_field(problem: str) -> str:
     lowered = problem.lower()
     if "area" in lowered:
         return "area"
-    if "channel" in lowered or "post in" in lowered:
+    if any(word in lowered for word in ("channel", "post in", "invite")):
         return "channel"
     return "owner"
 

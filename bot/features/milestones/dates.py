@@ -149,12 +149,16 @@ def parse_countdown(typed: str) -> list[int]:
     days: set[int] = set()
     for part in parts:
         if not part.isdigit() or not 1 <= int(part) <= MAX_COUNTDOWN_DAYS:
-            raise UserError(f'"{part[:20]}" is not a number of days. {COUNTDOWN_HELP}')
+            raise UserError(
+                f'"{part[:20]}" is not a number of days. {COUNTDOWN_HELP}', field="countdown"
+            )
         days.add(int(part))
     if not days:
-        raise UserError(COUNTDOWN_HELP)
+        raise UserError(COUNTDOWN_HELP, field="countdown")
     if len(days) > MAX_COUNTDOWNS:
-        raise UserError(f"At most {MAX_COUNTDOWNS} countdown days. {COUNTDOWN_HELP}")
+        raise UserError(
+            f"At most {MAX_COUNTDOWNS} countdown days. {COUNTDOWN_HELP}", field="countdown"
+        )
     return sorted(days, reverse=True)
 
 
