@@ -22,7 +22,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings, adapter_module, public_base_url, web_address
 from bot.core import Core
 from bot.delivery.worker import DeliveryWorker
-from bot.features import account, blockers, hooks, kudos, polls, pulse, raci, standups
+from bot.features import account, blockers, celebrations, hooks, kudos, polls, pulse, raci, standups
 from bot.features.blockers import escalation as blocker_escalation
 from bot.features.polls import ballots
 from bot.features.standups import unreachable
@@ -127,6 +127,7 @@ class App:
         blockers.register(self.core)
         blocker_escalation.register(self.core, self.scheduler)  # after raci: /raci policy
         kudos.register(self.core)
+        celebrations.register(self.core, self.scheduler)  # after account: extends /syncup
         unreachable.register(self.core, self.worker)
         webhooks.register(self.core, settings, keys=keys)  # after /raci (it adds /raci webhook)
         # /milestone (hook, help) and the inbound webhook endpoint; milestones extend it.
