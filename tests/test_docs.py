@@ -18,6 +18,7 @@ SESSIONS = [
     ("blockers.md", "blockers-weekend.txt", "weekend-output", "2026-03-13 08:00"),  # a Friday
     ("raci.md", "raci.txt", "output", "2026-03-09 08:00"),
     ("kudos.md", "kudos.txt", "output", "2026-03-09 08:00"),
+    ("automatic-celebrations.md", "automatic-celebrations.txt", "output", "2026-03-09 08:00"),
 ]
 
 
