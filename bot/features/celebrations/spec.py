@@ -21,8 +21,8 @@ SUBCOMMANDS = (
     ),
     SubcommandSpec(
         "celebrations",
-        "Show the celebration settings; optout/optin; admins change streaks, birthdays, "
-        "anniversaries, streak, channel.",
+        "Celebration settings; optout/optin; admins: streaks, birthdays, anniversaries, "
+        "streak, channel.",
         (
             OptionSpec(
                 "setting", OptionType.CHOICE, "what to change", required=False, choices=SETTINGS
