@@ -6,11 +6,10 @@ channel are for admins. Each change that moves a yearly post asks the scheduler 
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
-from bot import directory
 from bot.chat import ChannelMention, Header, Inline, Response, Text, marked, reply, text
-from bot.commands.parse import channel_ref
 from bot.commands.spec import Permission
 from bot.core import Context
 from bot.errors import UserError
@@ -30,7 +29,7 @@ OFF = ("off", "none", "-")
 _SWITCH = {"on": True, "yes": True, "true": True, "off": False, "no": False, "false": False}
 
 
-def _today(ctx: Context) -> Any:
+def _today(ctx: Context) -> date:
     return ctx.now.astimezone(zone_info(ctx.member.timezone or "UTC")).date()
 
 
@@ -46,13 +45,7 @@ def _no_channel_note(rules: Rules) -> str:
 async def set_birthday(ctx: Context, args: dict[str, Any]) -> Response:
     raw = str(args["date"]).strip()
     if raw.lower() in OFF:
-        row = await ctx.session.get(CelebrationProfile, ctx.member.id)
-        if row is None or row.birthday_month is None:
-            return reply("You have no birthday saved; nothing to remove.")
-        row.birthday_month = row.birthday_day = None
-        row.updated_at = ctx.now
-        ctx.schedules_changed = True
-        return reply("Removed: syncup no longer knows your birthday.")
+        return await _forget(ctx, "birthday", ("birthday_month", "birthday_day"))
     month, day = parse_birthday(raw)
     row = await profile_row(ctx.session, ctx.workspace.id, ctx.member.id, ctx.now)
     row.birthday_month, row.birthday_day = month, day
@@ -71,13 +64,7 @@ async def set_birthday(ctx: Context, args: dict[str, Any]) -> Response:
 async def set_started(ctx: Context, args: dict[str, Any]) -> Response:
     raw = str(args["date"]).strip()
     if raw.lower() in OFF:
-        row = await ctx.session.get(CelebrationProfile, ctx.member.id)
-        if row is None or row.started_on is None:
-            return reply("You have no start date saved; nothing to remove.")
-        row.started_on = None
-        row.updated_at = ctx.now
-        ctx.schedules_changed = True
-        return reply("Removed: syncup no longer knows when you started.")
+        return await _forget(ctx, "start date", ("started_on",))
     started = parse_start(raw, _today(ctx))
     row = await profile_row(ctx.session, ctx.workspace.id, ctx.member.id, ctx.now)
     row.started_on = started
@@ -90,6 +77,18 @@ async def set_started(ctx: Context, args: dict[str, Any]) -> Response:
     )
     said += _status_note(rules, row, "anniversaries")
     return reply(marked(said))
+
+
+async def _forget(ctx: Context, what: str, columns: tuple[str, ...]) -> Response:
+    """Delete one of the member's dates (``off``)."""
+    row = await ctx.session.get(CelebrationProfile, ctx.member.id)
+    if row is None or getattr(row, columns[0]) is None:
+        return reply(f"You have no {what} saved; nothing to remove.")
+    for column in columns:
+        setattr(row, column, None)
+    row.updated_at = ctx.now
+    ctx.schedules_changed = True
+    return reply(f"Removed: syncup no longer knows your {what}.")
 
 
 def _status_note(rules: Rules, row: CelebrationProfile, kind: str) -> str:
@@ -144,14 +143,7 @@ async def celebrations(ctx: Context, args: dict[str, Any]) -> Response:
             "birthdays and anniversaries are not posted."
         )
     else:
-        channel = await directory.resolve_channel(
-            ctx.session,
-            ctx.workspace,
-            channel_ref(to),
-            ctx.core.directory,
-            now=ctx.now,
-            to_post=True,
-        )
+        channel = await ctx.channel_to_post(to)
         row.channel_id = channel.external_id
         said = f"Saved: celebrations are posted in #{channel.name}."
     row.updated_at = ctx.now
