@@ -367,3 +367,22 @@ async def test_bad_input_is_refused_privately_and_saves_nothing(world: World) ->
     for (line, by), problem in bad.items():
         assert problem in await syncup(world, line, by), line
     assert await stored(world) == before
+
+
+async def test_the_console_clock_names_what_celebrations_schedule(world: World) -> None:
+    from adapters.console.upcoming import in_words
+
+    await world.add_standup(["alice"])
+    await day_of_standup(world, MONDAY, [])
+    async with world.db.transaction() as session:
+        alice = world.members["alice"]
+        assert await in_words(session, f"celebrate:birthday:{alice}") == (
+            "celebrate @alice's birthday"
+        )
+        assert await in_words(session, f"celebrate:anniversary:{alice}") == (
+            "celebrate @alice's work anniversary"
+        )
+        [run_key] = [k for k in world.scheduler._schedules if k.startswith("celebrate:streaks")]
+        assert await in_words(session, run_key) == (
+            "celebrate the answer streaks of the standup Daily for Mon 9 Mar"
+        )
