@@ -3,7 +3,8 @@ its unique key, and queues its post in the same transaction (invariants 1 and 2)
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.chat import Bold, Message, Section, UserMention, message, text
 from bot.features.celebrations import streaks
 from bot.features.celebrations.dates import day_in
-from bot.features.celebrations.rules import Rules, rules_of
+from bot.features.celebrations.rules import rules_of
 from bot.port import Method, Target
 from bot.scheduling.scheduler import Occurrence
 from bot.timezones import zone as zone_info
@@ -44,11 +45,17 @@ async def claim(session: AsyncSession, key: str, member: Member, kind: str, now:
     return await insert_unless_exists(session, Celebration, values, Celebration.id) is not None
 
 
-async def _dated(
-    occurrence: Occurrence, kind: str
-) -> tuple[Member, CelebrationProfile, Rules, int] | None:
-    """The member, profile, rules and local year of a birthday or anniversary occurrence, if
-    it should still be posted."""
+@dataclass(frozen=True)
+class Due:
+    """A birthday or anniversary occurrence that still applies."""
+
+    member: Member
+    profile: CelebrationProfile
+    channel_id: str
+    day: date  # the member's local date
+
+
+async def _due(occurrence: Occurrence, kind: str) -> Due | None:
     session = occurrence.session
     member = await session.get(Member, occurrence.schedule.payload["member_id"])
     profile = await session.get(CelebrationProfile, occurrence.schedule.payload["member_id"])
@@ -57,60 +64,48 @@ async def _dated(
     rules = await rules_of(session, member.workspace_id)
     if rules.channel_id is None or not getattr(rules, kind):
         return None
-    local = occurrence.fire_at.astimezone(zone_info(occurrence.schedule.payload["zone"])).date()
-    return member, profile, rules, local.year
+    day = occurrence.fire_at.astimezone(zone_info(occurrence.schedule.payload["zone"])).date()
+    return Due(member, profile, rules.channel_id, day)
+
+
+async def _post(occurrence: Occurrence, due: Due, kind: str, msg: Message) -> None:
+    """Claim ``kind`` for the member's year, then queue the post (nothing if claimed)."""
+    key = f"{kind}:{due.member.id}:{due.day.year}"
+    if not await claim(occurrence.session, key, due.member, kind, occurrence.now):
+        return
+    await occurrence.send(
+        due.member.workspace_id,
+        Method.POST,
+        Target(channel_id=due.channel_id),
+        msg,
+        key=f"{occurrence.key}:post",
+    )
 
 
 async def on_birthday(occurrence: Occurrence) -> None:
-    found = await _dated(occurrence, "birthdays")
-    if found is None:
+    due = await _due(occurrence, "birthdays")
+    if due is None:
         return
-    member, profile, rules, year = found
-    if profile.birthday_month is None or profile.birthday_day is None:
+    month, day = due.profile.birthday_month, due.profile.birthday_day
+    # A date changed since this occurrence was booked is not today's.
+    if month is None or day is None or day_in(due.day.year, month, day) != due.day:
         return
-    if (
-        day_in(year, profile.birthday_month, profile.birthday_day)
-        != occurrence.fire_at.astimezone(zone_info(occurrence.schedule.payload["zone"])).date()
-    ):
-        return  # the date changed since this occurrence was booked
-    if not await claim(
-        occurrence.session, f"birthday:{member.id}:{year}", member, "birthday", occurrence.now
-    ):
-        return
-    assert rules.channel_id is not None
-    await occurrence.send(
-        member.workspace_id,
-        Method.POST,
-        Target(channel_id=rules.channel_id),
-        birthday_message(member),
-        key=f"{occurrence.key}:post",
-    )
+    await _post(occurrence, due, "birthday", birthday_message(due.member))
 
 
 async def on_anniversary(occurrence: Occurrence) -> None:
-    found = await _dated(occurrence, "anniversaries")
-    if found is None:
+    due = await _due(occurrence, "anniversaries")
+    if due is None:
         return
-    member, profile, rules, year = found
-    started = profile.started_on
-    if started is None or year <= started.year:
+    started = due.profile.started_on
+    if started is None or due.day.year <= started.year:
         return
-    local = occurrence.fire_at.astimezone(zone_info(occurrence.schedule.payload["zone"])).date()
-    if day_in(year, started.month, started.day) != local:
+    if day_in(due.day.year, started.month, started.day) != due.day:
         return
-    if not await claim(
-        occurrence.session, f"anniversary:{member.id}:{year}", member, "anniversary", occurrence.now
-    ):
-        return
-    workspace = await occurrence.session.get(Workspace, member.workspace_id)
-    assert rules.channel_id is not None and workspace is not None
-    await occurrence.send(
-        member.workspace_id,
-        Method.POST,
-        Target(channel_id=rules.channel_id),
-        anniversary_message(member, year - started.year, workspace.name or "work"),
-        key=f"{occurrence.key}:post",
-    )
+    workspace = await occurrence.session.get(Workspace, due.member.workspace_id)
+    where = (workspace.name if workspace else "") or "work"
+    msg = anniversary_message(due.member, due.day.year - started.year, where)
+    await _post(occurrence, due, "anniversary", msg)
 
 
 async def on_streak_check(occurrence: Occurrence) -> None:
