@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from bot import directory
 from bot.events import Actor, CommandInvocation, Origin
 from bot.features import account, celebrations
 from bot.features.celebrations import streaks
@@ -26,7 +27,7 @@ from bot.features.celebrations.schedules import BIRTHDAY_HANDLER, STREAK_HANDLER
 from bot.scheduling.scheduler import Scheduler
 from storage.celebrations import Celebration, CelebrationProfile, CelebrationSettings
 from storage.db import Database
-from storage.models import Absence, OutboxMessage, PromptStatus
+from storage.models import Absence, OutboxMessage, PromptStatus, Workspace
 from tests.test_polls_create import said
 from tests.test_standup_runtime import CHANNEL, World, make_world, render
 
@@ -124,8 +125,14 @@ async def test_a_streak_survives_out_of_office_and_a_holiday_and_a_miss_breaks_i
 
 
 async def test_a_skip_breaks_a_streak_and_a_new_one_is_celebrated_again(world: World) -> None:
+    async with world.db.transaction() as session:  # a channel for celebrations
+        workspace = await session.get(Workspace, world.workspace_id)
+        assert workspace is not None
+        await directory.ensure_channel(session, workspace, "C-party", "party", START)
     await syncup(world, "celebrations streak 2")
-    await syncup(world, "celebrations channel #standup")
+    assert "Saved: celebrations are posted in #party." in await syncup(
+        world, "celebrations channel #party"
+    )
     await world.add_standup(["alice"])
     await day_of_standup(world, MONDAY, ["alice"])
     await day_of_standup(world, date(2026, 3, 10), ["alice"])
@@ -135,7 +142,9 @@ async def test_a_skip_breaks_a_streak_and_a_new_one_is_celebrated_again(world: W
     await day_of_standup(world, date(2026, 3, 12), ["alice"])
     await day_of_standup(world, date(2026, 3, 13), ["alice"])
     await world.advance_to(nine("Europe/Berlin", date(2026, 3, 14)))
-    shown = [render(p.payload) for p in await posts(world, "Standup streaks")]
+    found = await posts(world, "Standup streaks")
+    assert {p.target["channel_id"] for p in found} == {"C-party"}  # not the standup's channel
+    shown = [render(p.payload) for p in found]
     assert shown == [
         "🔥 Standup streaks in Daily:\n@alice answered 2 scheduled standups in a row.",
         "🔥 Standup streaks in Daily:\n@alice answered 2 scheduled standups in a row.",
