@@ -25,6 +25,7 @@ from bot.delivery.worker import DeliveryWorker
 from bot.features import (
     account,
     blockers,
+    celebrations,
     hooks,
     kudos,
     milestones,
@@ -137,6 +138,7 @@ class App:
         blockers.register(self.core)
         blocker_escalation.register(self.core, self.scheduler)  # after raci: /raci policy
         kudos.register(self.core)
+        celebrations.register(self.core, self.scheduler)  # after account: extends /syncup
         unreachable.register(self.core, self.worker)
         webhooks.register(self.core, settings, keys=keys)  # after /raci (it adds /raci webhook)
         # /milestone (hook, help) and the inbound webhook endpoint; milestones extend it.

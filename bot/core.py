@@ -35,7 +35,7 @@ from bot import directory
 from bot.batching import BatchHandler, FormBatcher
 from bot.chat import FormErrors, Message, Reply, Response, marked, reply
 from bot.clock import Clock
-from bot.commands.parse import convert, parse_line, pick_subcommand
+from bot.commands.parse import channel_ref, convert, parse_line, pick_subcommand
 from bot.commands.spec import CommandSpec, Permission, SubcommandSpec
 from bot.delivery.outbox import enqueue
 from bot.errors import PermissionDenied, UserError
@@ -51,7 +51,7 @@ from bot.events import (
 )
 from bot.port import DEFAULT_MAX_SELECT_OPTIONS, Method, PlatformDirectory, Target
 from storage.db import Database
-from storage.models import Member, ProcessedEvent, Workspace
+from storage.models import Channel, Member, ProcessedEvent, Workspace
 from storage.outages import DatabaseUnavailable
 from storage.upsert import insert_unless_exists
 
@@ -110,6 +110,18 @@ class Context:
     async def dm(self, member: Member, msg: Message, **kwargs: Any) -> int:
         target = Target(user_id=member.platform_user_id, dm_channel_id=member.dm_channel_id)
         return await self.send(Method.DM, target, msg, **kwargs)
+
+    async def channel_to_post(self, raw: str) -> Channel:
+        """The channel a typed reference (``#team``, ``<#C123|team>``) names, checked with the
+        platform as one the bot may post in; a :class:`UserError` that says what to do."""
+        return await directory.resolve_channel(
+            self.session,
+            self.workspace,
+            channel_ref(raw),
+            self.core.directory,
+            now=self.now,
+            to_post=True,
+        )
 
     def require(self, permission: Permission) -> None:
         if self.permission < permission:

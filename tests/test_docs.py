@@ -19,6 +19,7 @@ SESSIONS = [
     ("raci.md", "raci.txt", "output", "2026-03-09 08:00"),
     ("kudos.md", "kudos.txt", "output", "2026-03-09 08:00"),
     ("milestones.md", "milestones.txt", "output", "2026-03-09 08:00"),
+    ("automatic-celebrations.md", "automatic-celebrations.txt", "output", "2026-03-09 08:00"),
 ]
 
 

@@ -93,6 +93,17 @@ async def _milestone(session: AsyncSession, milestone_id: str) -> str:
     return f"the milestone {milestone.name}" if milestone is not None else "a milestone"
 
 
+async def _member_named(session: AsyncSession, member_id: str) -> str:
+    return await _member(session, int(member_id))
+
+
+async def _run_named(session: AsyncSession, run_id: str) -> str:
+    run = await session.get(StandupRun, int(run_id))
+    if run is None:
+        return "a standup"
+    return f"{await _standup(session, str(run.standup_id))} for {_day(run.run_date)}"
+
+
 Namer = Callable[[AsyncSession, str], Awaitable[str]]
 
 # Keys of one thing named from its id: (pattern with an ``id`` group, namer, words with {}).
@@ -116,6 +127,17 @@ _NAMED: tuple[tuple[re.Pattern[str], Namer, str], ...] = (
         re.compile(r"milestone:(?P<id>\d+):overdue:[\d-]+"),
         _milestone,
         "tell the owner of {} that it is overdue",
+    ),
+    (re.compile(r"celebrate:birthday:(?P<id>\d+)"), _member_named, "celebrate {}'s birthday"),
+    (
+        re.compile(r"celebrate:anniversary:(?P<id>\d+)"),
+        _member_named,
+        "celebrate {}'s work anniversary",
+    ),
+    (
+        re.compile(r"celebrate:streaks:run:(?P<id>\d+)"),
+        _run_named,
+        "celebrate the answer streaks of {}",
     ),
 )
 _FIXED: dict[str, str] = {

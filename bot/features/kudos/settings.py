@@ -6,9 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot import directory
 from bot.chat import ChannelMention, Inline, Response, Text, marked, reply, text
-from bot.commands.parse import channel_ref
 from bot.core import Context
 from bot.errors import UserError
 from bot.features.kudos.rules import Rules, rules_of
@@ -128,14 +126,7 @@ async def _apply(ctx: Context, row: KudosSettings, setting: str, to: str) -> str
         if to.lower() in OFF:
             row.channel_id = None
             return "Saved: no kudos channel; each kudos is posted where it is given."
-        channel = await directory.resolve_channel(
-            ctx.session,
-            ctx.workspace,
-            channel_ref(to),
-            ctx.core.directory,
-            now=ctx.now,
-            to_post=True,
-        )
+        channel = await ctx.channel_to_post(to)
         row.channel_id = channel.external_id
         return f"Saved: kudos are posted in #{channel.name}."
     wanted = to.lower()
