@@ -4,28 +4,23 @@ Discord) neither pauses nor costs the DM messages anything."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
 
 from adapters.discord.port import DM_OPEN_MAX_WAIT, DiscordPort
 from adapters.discord.rest import DiscordRest
-from bot import directory
 from bot.chat import message
-from bot.clock import SystemClock
-from bot.config import DeliverySection, RateSetting
-from bot.delivery.outbox import enqueue
-from bot.delivery.worker import DeliveryWorker
-from bot.events import Actor
+from bot.config import RateSetting
 from bot.port import Delivery, Method, RateLimited, Target
 from storage.db import Database
-from storage.models import Member, OutboxMessage, OutboxStatus
+from storage.models import OutboxMessage, OutboxStatus
+from tests.dm_outbox import deliver_until_done, queue_dms, stored_dm_channels
 from tests.fakes.discord.server import FakeDiscord
 
 OPEN = "/users/@me/channels"
+FAST = {"dm": RateSetting(rate=20.0, burst=20)}
 
 
 @pytest.fixture
@@ -60,6 +55,7 @@ async def test_opening_is_paced_apart_and_its_429s_cost_the_messages_nothing(
 ) -> None:
     users = [fake.add_user(f"member{n}") for n in range(8)]
     fake.dm_open_rate = (2, 1.0)  # slower than the port's opening bucket: it pushes back
+    fake.rate_limit("POST", OPEN, 0.5)  # and the first opening meets a 429 whatever the timing
     port = DiscordPort(rest)
     for n, user in enumerate(users):
         receipt = await port.deliver(dm(user, n))
@@ -90,78 +86,27 @@ async def test_a_long_retry_after_on_opening_gives_the_row_back(
     assert fake.dm_messages(user) == []
 
 
-async def pending(database: Database) -> int:
-    async with database.transaction() as session:
-        rows = await session.scalars(
-            select(OutboxMessage.id).where(OutboxMessage.status == OutboxStatus.PENDING)
-        )
-        return len(list(rows))
-
-
-async def deliver_all(database: Database, port: DiscordPort) -> None:
-    settings = DeliverySection(
-        poll_interval_seconds=0.05, rates={"dm": RateSetting(rate=20.0, burst=20)}
-    )
-    worker = DeliveryWorker(database, port, settings, clock=SystemClock(), instance="t")
-    await worker.start()
-    try:
-        for _ in range(1200):
-            if not await pending(database):
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        await worker.stop()
-
-
 async def test_dm_channels_are_kept_on_the_member_across_a_restart(
     fake: FakeDiscord, rest: DiscordRest, database: Database
 ) -> None:
     users = [fake.add_user(f"member{n}") for n in range(12)]
     guild = fake.add_guild("Acme", ["team"], users)
-    fake.dm_open_rate = (3, 1.0)
-    now = datetime.now(UTC)
-    async with database.transaction() as session:
-        workspace = await directory.ensure_workspace(session, "discord", guild.id, "Acme", now)
-        for n, user in enumerate(users):
-            await directory.ensure_member(session, workspace, Actor(user, f"member{n}"), now)
-            await enqueue(
-                session,
-                workspace_id=workspace.id,
-                method=Method.DM,
-                target=Target(user_id=user),
-                message=message(f"prompt {n}"),
-                key=f"prompt:{n}",
-                now=now,
-            )
-    await deliver_all(database, DiscordPort(rest))
+    fake.rate_limit("POST", OPEN, 0.5)  # the first opening meets a 429
+    await queue_dms(database, "discord", guild.id, users)
+    await deliver_until_done(database, DiscordPort(rest), rates=FAST)
     assert [c for c in fake.calls_to("POST", OPEN) if c.status == 429], "never limited"
     assert sorted(opened_for(fake)) == sorted(users)
     async with database.transaction() as session:
         rows = list(await session.scalars(select(OutboxMessage)))
-        stored = {
-            user: channel
-            for user, channel in await session.execute(
-                select(Member.platform_user_id, Member.dm_channel_id)
-            )
-        }
     assert {r.status for r in rows} == {OutboxStatus.SENT}
     assert sum(r.rate_limited for r in rows) == 0  # the DM bucket was never paused
+    stored = await stored_dm_channels(database)
     assert stored == {user: fake.dm_channels[user] for user in users}
 
     # A restart: a new port remembers nothing, the members' stored channels are used.
     opens_before = len(fake.calls_to("POST", OPEN))
-    async with database.transaction() as session:
-        for n, user in enumerate(users):
-            await enqueue(
-                session,
-                workspace_id=workspace.id,
-                method=Method.DM,
-                target=Target(user_id=user, dm_channel_id=stored[user]),
-                message=message(f"again {n}"),
-                key=f"again:{n}",
-                now=now,
-            )
-    await deliver_all(database, DiscordPort(rest))
+    await queue_dms(database, "discord", guild.id, users, key="again", channels=stored)
+    await deliver_until_done(database, DiscordPort(rest), rates=FAST)
     assert len(fake.calls_to("POST", OPEN)) == opens_before
     for n, user in enumerate(users):
         assert [m["content"] for m in fake.dm_messages(user)] == [f"prompt {n}", f"again {n}"]

@@ -9,7 +9,6 @@ user ids.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -17,16 +16,13 @@ import pytest
 from sqlalchemy import select
 
 from adapters.slack.port import SlackPort, StaticTokens
-from bot import directory
 from bot.chat import Header, message
-from bot.clock import SystemClock
-from bot.config import DeliverySection, RateSetting
+from bot.config import RateSetting
 from bot.delivery.outbox import enqueue
-from bot.delivery.worker import DeliveryWorker
-from bot.events import Actor
 from bot.port import Delivery, Method, Target
 from storage.db import Database
-from storage.models import Member, OutboxMessage, OutboxStatus
+from storage.models import OutboxMessage, OutboxStatus
+from tests.dm_outbox import deliver_until_done, queue_dms, stored_dm_channels
 from tests.fakes.slack.server import TIER_3, FakeSlack, start_fake_slack
 
 MEMBERS = [f"U{n:03d}" for n in range(60)]
@@ -53,64 +49,24 @@ def port(fake: FakeSlack) -> SlackPort:
     return SlackPort(StaticTokens("xoxb-test"), api_base_url=fake.api_url)
 
 
-async def pending(database: Database) -> int:
-    async with database.transaction() as session:
-        rows = await session.scalars(
-            select(OutboxMessage.id).where(OutboxMessage.status == OutboxStatus.PENDING)
-        )
-        return len(list(rows))
-
-
-async def run_worker(database: Database, port: SlackPort, **settings: object) -> None:
-    options: dict[str, object] = {"poll_interval_seconds": 0.05, "rates": FAST, **settings}
-    worker = DeliveryWorker(
-        database, port, DeliverySection(**options), clock=SystemClock(), instance="t"
-    )
-    await worker.start()
-    try:
-        for _ in range(1200):
-            if not await pending(database):
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        await worker.stop()
-
-
-async def dm_channels(database: Database) -> dict[str, str | None]:
-    async with database.transaction() as session:
-        rows = await session.execute(select(Member.platform_user_id, Member.dm_channel_id))
-        return {user: channel for user, channel in rows}
-
-
 async def test_first_dms_to_60_members_open_no_conversation_and_updates_use_the_d_id(
     fake: FakeSlack, port: SlackPort, database: Database
 ) -> None:
-    now = datetime.now(UTC)
+    workspace, prompts = await queue_dms(database, "slack", "T1", MEMBERS)
     async with database.transaction() as session:
-        workspace = await directory.ensure_workspace(session, "slack", "T1", "Acme", now)
-        for n, user in enumerate(MEMBERS):
-            await directory.ensure_member(session, workspace, Actor(user, user), now)
-            prompt = await enqueue(
-                session,
-                workspace_id=workspace.id,
-                method=Method.DM,
-                target=Target(user_id=user),
-                message=message(f"prompt {n}"),
-                key=f"prompt:{n}",
-                now=now,
-            )
+        for n, (user, prompt) in enumerate(zip(MEMBERS, prompts, strict=True)):
             await enqueue(
                 session,
-                workspace_id=workspace.id,
+                workspace_id=workspace,
                 method=Method.UPDATE,
                 target=Target(user_id=user),
                 message=message(f"prompt {n}: answered"),
                 key=f"prompt:{n}:answered",
-                now=now,
+                now=datetime.now(UTC),
                 depends_on=prompt,
             )
-    assert set((await dm_channels(database)).values()) == {None}  # never DMed before
-    await run_worker(database, port)
+    assert set((await stored_dm_channels(database)).values()) == {None}  # never DMed before
+    await deliver_until_done(database, port, rates=FAST)
 
     assert fake.calls_of("conversations.open") == []
     assert fake.rate_limited == 0
@@ -123,24 +79,14 @@ async def test_first_dms_to_60_members_open_no_conversation_and_updates_use_the_
         rows = list(await session.scalars(select(OutboxMessage)))
     assert {r.status for r in rows} == {OutboxStatus.SENT}
     assert all(r.platform_channel_id == f"D{r.target['user_id']}" for r in rows)
-    assert await dm_channels(database) == {user: f"D{user}" for user in MEMBERS}
+    stored = await stored_dm_channels(database)
+    assert stored == {user: f"D{user}" for user in MEMBERS}
 
     # After a restart (a new port knows nothing), the next DMs go to the stored D... ids.
-    stored = await dm_channels(database)
     fresh = SlackPort(StaticTokens("xoxb-test"), api_base_url=fake.api_url)
     posts_before = len(fake.calls_of("chat.postMessage"))
-    async with database.transaction() as session:
-        for user in MEMBERS[:5]:
-            await enqueue(
-                session,
-                workspace_id=workspace.id,
-                method=Method.DM,
-                target=Target(user_id=user, dm_channel_id=stored[user]),
-                message=message("again"),
-                key=f"again:{user}",
-                now=now,
-            )
-    await run_worker(database, fresh)
+    await queue_dms(database, "slack", "T1", MEMBERS[:5], key="again", channels=stored)
+    await deliver_until_done(database, fresh, rates=FAST)
     again = [c.args["channel"] for c in fake.calls_of("chat.postMessage")[posts_before:]]
     assert sorted(again) == [f"D{user}" for user in MEMBERS[:5]]
     assert fake.calls_of("conversations.open") == []
@@ -149,23 +95,10 @@ async def test_first_dms_to_60_members_open_no_conversation_and_updates_use_the_
 async def test_a_dm_whose_answer_was_lost_is_found_in_the_opened_conversation(
     fake: FakeSlack, port: SlackPort, database: Database
 ) -> None:
-    now = datetime.now(UTC)
-    async with database.transaction() as session:
-        workspace = await directory.ensure_workspace(session, "slack", "T1", "Acme", now)
-        for n, user in enumerate(MEMBERS[:3]):
-            await directory.ensure_member(session, workspace, Actor(user, user), now)
-            await enqueue(
-                session,
-                workspace_id=workspace.id,
-                method=Method.DM,
-                target=Target(user_id=user),
-                message=message(f"prompt {n}"),
-                key=f"prompt:{n}",
-                now=now,
-            )
+    await queue_dms(database, "slack", "T1", MEMBERS[:3])
     # The first DM is posted, then its answer (with the D... id) is lost.
     fake.fail("chat.postMessage", "internal_error", status=500, after=True)
-    await run_worker(database, port, backoff_base_seconds=0.05)
+    await deliver_until_done(database, port, rates=FAST, backoff_base_seconds=0.05)
 
     for n, user in enumerate(MEMBERS[:3]):
         assert [m.text for m in fake.dms_to(user)] == [f"prompt {n}"], user
@@ -179,7 +112,7 @@ async def test_a_dm_whose_answer_was_lost_is_found_in_the_opened_conversation(
     assert [r.attempts for r in rows] == [2, 1, 1]
     assert rows[0].platform_message_id == fake.dms_to(MEMBERS[0])[0].ts
     assert rows[0].platform_channel_id == f"D{MEMBERS[0]}"
-    assert (await dm_channels(database))[MEMBERS[0]] == f"D{MEMBERS[0]}"
+    assert (await stored_dm_channels(database))[MEMBERS[0]] == f"D{MEMBERS[0]}"
 
 
 def dm(user: str, n: int, body: str = "hi", *, maybe_sent: bool = False) -> Delivery:
