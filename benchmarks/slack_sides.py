@@ -94,11 +94,21 @@ class Watch:
     def reached(self, users: list[str]) -> int:
         return sum(1 for user in users if self.fake.dms_to(user))
 
-    def lost_and_duplicated(self, users: list[str]) -> tuple[int, int]:
+    def row(self, sender: str, users: list[str], started: float, allowed: float) -> Row:
+        """The figures of a run that started at ``started`` (perf_counter), as they are now."""
+        last = self.times[-1] if self.times else time.perf_counter()
         per_user = Counter(m.channel for m in self.fake.messages if m.channel[:1] == "D")
-        lost = sum(1 for user in users if not per_user[f"D{user}"])
-        duplicated = sum(n - 1 for n in per_user.values() if n > 1)
-        return lost, duplicated
+        return Row(
+            sender,
+            len(users),
+            last - started,
+            self.reached(users),
+            allowed,
+            self.fake.rate_limited,
+            len(self.fake.calls_of("conversations.open")),
+            lost=sum(1 for user in users if not per_user[f"D{user}"]),
+            duplicated=sum(n - 1 for n in per_user.values() if n > 1),
+        )
 
 
 async def new_fake(args: argparse.Namespace, users: list[str]) -> FakeSlack:
@@ -140,20 +150,8 @@ async def hand_written(args: argparse.Namespace, members: int, concurrency: int)
         pass
     finally:
         await fake.stop()
-    last = watch.times[-1] if watch.times else time.perf_counter()
-    lost, duplicated = watch.lost_and_duplicated(users)
     name = "hand-written, sequential" if concurrency == 1 else f"hand-written, {concurrency} conc."
-    return Row(
-        name,
-        members,
-        last - started,
-        watch.reached(users),
-        args.workspace_rate,
-        fake.rate_limited,
-        len(fake.calls_of("conversations.open")),
-        lost,
-        duplicated,
-    )
+    return watch.row(name, users, started, args.workspace_rate)
 
 
 async def syncup(args: argparse.Namespace, members: int) -> Row:
@@ -221,22 +219,13 @@ async def syncup(args: argparse.Namespace, members: int) -> Row:
                 pass
             last = watch.times[-1] if watch.times else time.perf_counter()
             await asyncio.sleep(args.linger)  # anything still coming would be a duplicate
-            lost, duplicated = watch.lost_and_duplicated(users)
             if before:
                 print(f"    (warning: {before} DMs went out before the command)")
-            return Row(
-                "syncup, no [delivery.rates]",
-                members,
-                last - started,
-                watch.reached(users),
-                args.workspace_rate,
-                fake.rate_limited,
-                len(fake.calls_of("conversations.open")),
-                lost,
-                duplicated,
-                first_dm=(watch.times[0] - started) if watch.times else None,
-                ack=acked,
-            )
+            row = watch.row("syncup, no [delivery.rates]", users, started, args.workspace_rate)
+            row.elapsed = last - started  # not the lingering
+            row.first_dm = (watch.times[0] - started) if watch.times else None
+            row.ack = acked
+            return row
         finally:
             if world is not None:
                 await world.stop()
