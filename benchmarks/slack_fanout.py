@@ -22,6 +22,11 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/slack_fanout.py [--participants 300 --workspace-rate 10]
     .venv/bin/python benchmarks/slack_fanout.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test
+
+``--side-by-side`` runs syncup against a hand-written slack_sdk loop instead (see
+``benchmarks/slack_sides.py``)::
+
+    .venv/bin/python benchmarks/slack_fanout.py --side-by-side --members 200 2000
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from adapters.slack.port import SlackPort, StaticTokens  # noqa: E402
+from benchmarks import slack_sides  # noqa: E402
 from benchmarks.standup_fanout import (  # noqa: E402
     dm_keys,
     enqueue_occurrence,
@@ -251,10 +257,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--workspace-rate",
         type=float,
-        default=10.0,
-        help="chat.postMessage calls a second the fake Slack allows per workspace",
+        default=None,
+        help="chat.postMessage calls a second the fake Slack allows per workspace (10; 20 "
+        "side by side)",
     )
-    parser.add_argument("--burst", type=int, default=10)
+    parser.add_argument("--burst", type=int, default=None, help="(10; 5 side by side)")
+    parser.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="syncup against a hand-written slack_sdk loop (benchmarks/slack_sides.py)",
+    )
+    slack_sides.add_arguments(parser)
     parser.add_argument(
         "--margin",
         type=float,
@@ -266,6 +279,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
+    if args.side_by_side:
+        args.workspace_rate = args.workspace_rate or 20.0
+        args.burst = args.burst or 5
+        sys.exit(asyncio.run(slack_sides.run(args)))
+    args.workspace_rate = args.workspace_rate or 10.0
+    args.burst = args.burst or 10
     sys.exit(asyncio.run(run(args)))
 
 

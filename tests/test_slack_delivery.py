@@ -1,7 +1,8 @@
 """Outbound Slack: the port against the fake Slack, alone and under the real delivery worker.
 
-A 429 storm slows delivery and loses nothing; Slack's errors map onto the core's kinds; DMs go
-to the ``D...`` channel opened once; oversize messages are split, never cut.
+A 429 storm slows delivery and loses nothing; Slack's errors map onto the core's kinds; a first
+DM goes to the user id and the ``D...`` channel of its answer is kept (tests/test_slack_dms.py
+has the rest); oversize messages are split, never cut.
 """
 
 from __future__ import annotations
@@ -65,14 +66,16 @@ def delivery(method: Method, target: Target, body: str = "hi", n: int = 1) -> De
     return Delivery(n, "T1", method, target, message(body), f"k{n}", 1)
 
 
-async def test_a_dm_opens_the_conversation_once_and_reports_its_d_id(
+async def test_a_dm_goes_to_the_user_id_once_and_reports_its_d_id(
     fake: FakeSlack, port: SlackPort
 ) -> None:
     first = await port.deliver(delivery(Method.DM, Target(user_id="U001")))
     second = await port.deliver(delivery(Method.DM, Target(user_id="U001"), n=2))
     assert first.channel_id == "DU001" and first.message_id
     assert second.channel_id == "DU001"
-    assert len(fake.calls_of("conversations.open")) == 1
+    assert fake.calls_of("conversations.open") == []
+    posted_to = [c.args["channel"] for c in fake.calls_of("chat.postMessage")]
+    assert posted_to == ["U001", "DU001"]  # the D... id from the first answer, kept
     updated = await port.deliver(
         delivery(Method.UPDATE, Target(channel_id="DU001", message_id=first.message_id), "new")
     )

@@ -52,7 +52,7 @@ async def test_a_standup_day_on_slack(world: SlackWorld) -> None:
     fake = world.fake
     await setup_standup(world)
 
-    # 09:00 in Berlin: alice's prompt arrives in her DM (conversations.open once).
+    # 09:00 in Berlin: alice's prompt arrives in her DM.
     await world.move_to(datetime(2026, 3, 9, 8, 1, tzinfo=UTC))
     prompts = fake.dms_to("UALICE")
     assert len(prompts) == 1

@@ -5,7 +5,12 @@
   A message past 6,000 characters goes out as several; the receipt names every part
   (``part_ids``), which the worker keeps for later edits.
 * DM: the member's DM channel, opened once (``POST /users/@me/channels``) and remembered; its id
-  is returned in the receipt.
+  is returned in the receipt, and the worker stores it on the member (``dm_channel_id``), so
+  later DMs, after a restart too, come with it and open nothing. Opening is its own route bucket
+  at Discord, so the port paces it with a bucket of its own (``DM_OPEN_LIMIT``), apart from the
+  DM messages' (worker) bucket: a 429 on opening pauses opening only; the port waits it out (up
+  to ``DM_OPEN_MAX_WAIT``) and opens again, and the message bucket keeps its pace. A longer
+  Retry-After gives the row back (:class:`RateLimited`), as any 429 does.
 * UPDATE: an edit of the message (one message: see :func:`render.render_edit`); of a message
   that is or becomes several, an edit of each part that remains, a delete of the parts past the
   new end and a post of new ones (``Target.part_ids``). Discord limits edits of messages older
@@ -41,6 +46,7 @@ from adapters.discord import render
 from adapters.discord.rest import DiscordHTTPError, DiscordRest
 from adapters.discord.search import MemberSearch
 from bot.chat import Context, Message, text
+from bot.delivery.ratelimit import TokenBucket
 from bot.port import (
     ChannelInfo,
     Delivery,
@@ -81,6 +87,12 @@ RATE_LIMITS: Mapping[Method, RateLimit] = {
     Method.EPHEMERAL: RateLimit(rate=2.0, burst=5),
 }
 CHANNEL_LIMIT = RateLimit(rate=1.0, burst=5)
+# Opening DM channels: not documented; paced like the DMs it precedes, in a bucket of its own.
+DM_OPEN_LIMIT = RateLimit(rate=2.0, burst=5)
+# A 429 on opening a DM channel with a Retry-After up to this is waited out in the port; the
+# opening is tried this many times.
+DM_OPEN_MAX_WAIT = 5.0
+DM_OPEN_TRIES = 3
 # Edits of messages older than an hour are limited (30046: "maximum number of edits to messages
 # older than 1 hour reached"), and one select menu holds 25 options.
 EDIT_WINDOW = timedelta(hours=1)
@@ -126,6 +138,7 @@ class DiscordPort:
         # The gateway's view of a guild's channels (with the bot's permissions in them).
         self.cached_channel = cached_channel
         self._dm_channels: dict[str, str] = {}
+        self._dm_open = TokenBucket(DM_OPEN_LIMIT.rate, DM_OPEN_LIMIT.burst)
         self._threads: set[str] = set()
         # Members by typed name, within the time an interaction has (adapters.discord.search).
         self.search = MemberSearch(rest)
@@ -171,6 +184,8 @@ class DiscordPort:
             if not user_id and not target.dm_channel_id:
                 raise PermanentDeliveryError("a DM needs the member's user id")
             channel = target.dm_channel_id if method is Method.DM else None
+            if channel and user_id:
+                self.remember_dm(user_id, channel)  # stored on the member: for ephemerals too
             channel = channel or await self.dm_channel(user_id or "")
             msg = delivery.message
             if method is Method.EPHEMERAL:
@@ -261,12 +276,24 @@ class DiscordPort:
             return await self.rest.request(verb, path, json_body=build(False))
 
     async def dm_channel(self, user_id: str) -> str:
+        """The member's DM channel: remembered, else opened behind the opening bucket (see the
+        module docstring)."""
         known = self._dm_channels.get(user_id)
         if known is not None:
             return known
-        opened: dict[str, Any] = await self.rest.request(
-            "POST", "/users/@me/channels", json_body={"recipient_id": user_id}
-        )
+        for tries in range(1, DM_OPEN_TRIES + 1):
+            await self._dm_open.acquire()
+            try:
+                opened: dict[str, Any] = await self.rest.request(
+                    "POST", "/users/@me/channels", json_body={"recipient_id": user_id}
+                )
+                break
+            except DiscordHTTPError as exc:
+                wait = exc.retry_after if exc.retry_after is not None else 1.0
+                if exc.status != 429 or wait > DM_OPEN_MAX_WAIT or tries == DM_OPEN_TRIES:
+                    raise
+                log.info("discord: opening DM channels is rate limited for %.3gs", wait)
+                self._dm_open.pause(wait)
         channel = str(opened["id"])
         self._dm_channels[user_id] = channel
         return channel

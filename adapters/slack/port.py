@@ -1,9 +1,19 @@
 """Outbound Slack: the delivery port and the directory (people and channels).
 
 POST is chat.postMessage (a reply when ``thread_of`` is set), DM is chat.postMessage into the
-member's ``D...`` channel, opened once with conversations.open and remembered (chat.update
-needs that id, not the user id), UPDATE is chat.update, EPHEMERAL is chat.postEphemeral. A
-message over Slack's limits goes out as several messages (the receipt names the first).
+member's ``D...`` channel, UPDATE is chat.update, EPHEMERAL is chat.postEphemeral. A message
+over Slack's limits goes out as several messages (the receipt names the first).
+
+DMs. chat.update and the history look-up need the ``D...`` id, not the user id. When it is not
+known (neither on the member nor remembered here), the first DM is posted to the user id: Slack
+posts it in the bot's DM with the member and answers with the ``D...`` id, which is remembered
+here and, through the receipt, stored on the member by the worker. So a fan-out to members never
+DMed before costs no conversations.open, a Tier 3 method (about 50 a minute). conversations.open
+is called only (a) for a retry whose earlier attempt's answer was lost (``maybe_sent``: the
+look-up below needs the ``D...`` id that answer carried), (b) in a workspace that refused a user
+id (``channel_not_found``) or answered it with something other than a ``D...`` id (Slack's docs
+conflict on this; the port then opens conversations first there), and (c) for an ephemeral
+reply that has no channel.
 
 Slack has no idempotency key, so every post carries its outbox key in message metadata; a retry
 whose earlier attempt may have gone through (``maybe_sent``, after a crash or a timeout) first
@@ -190,6 +200,8 @@ class SlackPort:
         self._monotonic = monotonic
         self._clients: dict[str, AsyncWebClient] = {}
         self._dm_channels: dict[tuple[str, str], str] = {}
+        # Workspaces where a DM to a user id did not come back with a D... channel.
+        self._open_first: set[str] = set()
         self.directory = SlackDirectory(
             self.client, profile_cache_seconds=profile_cache_seconds, monotonic=monotonic
         )
@@ -216,6 +228,7 @@ class SlackPort:
     def forget(self, team_id: str) -> None:
         """An uninstalled workspace: drop what is cached about it."""
         self._dm_channels = {k: v for k, v in self._dm_channels.items() if k[0] != team_id}
+        self._open_first.discard(team_id)
         self.directory.forget(team_id)
 
     # -- PlatformPort ----------------------------------------------------------------------
@@ -274,7 +287,15 @@ class SlackPort:
                 if target.user_id:
                     self.remember_dm(team, target.user_id, channel)
             elif target.user_id:
-                channel = await self.dm_channel(client, team, target.user_id)
+                known = self._dm_channels.get((team, target.user_id))
+                if known is not None:
+                    channel = known
+                elif delivery.maybe_sent or team in self._open_first:
+                    # The look-up of an earlier attempt needs the D... id, which its lost
+                    # answer carried: open the conversation only in this case.
+                    channel = await self.dm_channel(client, team, target.user_id)
+                else:
+                    channel = target.user_id  # Slack posts in the DM and answers its D... id
             else:
                 raise PermanentDeliveryError("a DM needs the member's user id")
             thread = target.thread_of
@@ -295,8 +316,12 @@ class SlackPort:
                     )
                 return earlier
         first_ts: str | None = None
+        if delivery.method is Method.DM and channel == target.user_id:
+            response = await self._first_dm(client, team, channel, parts[0], delivery, thread)
+            first_ts, channel = str(response["ts"]), str(response.get("channel") or channel)
+            parts = parts[1:]
         posted_in = channel
-        for n, part in enumerate(parts):
+        for n, part in enumerate(parts, start=0 if first_ts is None else 1):
             response = await client.chat_postMessage(
                 channel=channel,
                 text=part.text,
@@ -410,6 +435,52 @@ class SlackPort:
             if payload.get("key") == key and payload.get("part", 0) == 0:
                 return Receipt(channel_id=channel, message_id=str(item["ts"]))
         return None
+
+    async def _first_dm(
+        self,
+        client: AsyncWebClient,
+        team: str,
+        user_id: str,
+        part: render.SlackMessage,
+        delivery: Delivery,
+        thread: str | None,
+    ) -> Any:
+        """The first part of a DM to a member whose ``D...`` channel is not known yet, posted
+        to the user id: Slack posts it in the bot's DM with the member and answers with that
+        channel, which is kept (for the message's other parts, later DMs and chat.update, and,
+        through the receipt, on the member). No conversations.open, a Tier 3 method (about 50
+        a minute), per member. Where Slack refuses the user id (``channel_not_found``) or
+        answers with something other than a ``D...`` id, the workspace goes back to opening
+        the conversation first (``_open_first``)."""
+        post = {
+            "text": part.text,
+            "blocks": part.blocks,
+            "thread_ts": thread,
+            "unfurl_links": False,
+            "unfurl_media": False,
+            "metadata": outbox_metadata(delivery.idempotency_key, 0),
+        }
+        try:
+            response = await client.chat_postMessage(channel=user_id, **post)
+        except SlackApiError as exc:
+            if error_code(exc) != "channel_not_found":
+                raise
+            channel = await self.dm_channel(client, team, user_id)  # user_not_found etc. raise
+            log.warning("slack: %s refuses DMs to a user id; opening conversations first", team)
+            self._open_first.add(team)
+            response = await client.chat_postMessage(channel=channel, **post)
+        channel = str(response.get("channel") or "")
+        if channel.startswith("D"):
+            self.remember_dm(team, user_id, channel)
+        elif team not in self._open_first:
+            log.warning(
+                "slack: a DM to a user id in %s landed in %r, not a D... channel; opening "
+                "conversations first from now on",
+                team,
+                channel,
+            )
+            self._open_first.add(team)
+        return response
 
     async def dm_channel(self, client: AsyncWebClient, team_id: str, user_id: str) -> str:
         """The member's ``D...`` channel: conversations.open once, then remembered."""

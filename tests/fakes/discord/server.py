@@ -9,8 +9,10 @@ RESUME -> RESUMED, and dispatches on demand (:meth:`FakeDiscord.dispatch`). DMs 
 
 It records every REST call (:attr:`FakeDiscord.calls`), enforces Discord's payload limits
 (:mod:`tests.fakes.discord.limits`) with a 400 like Discord's, answers 429 with ``Retry-After``
-past a configurable per-channel message rate, honours ``nonce`` + ``enforce_nonce``, refuses DMs
-to members who closed them (50007) and interaction callbacks given twice (40060).
+past a configurable per-channel message rate and a DM-opening rate (``POST /users/@me/channels``,
+a route bucket of its own; both with the ``X-RateLimit-*`` headers), honours ``nonce`` +
+``enforce_nonce``, refuses DMs to members who closed them (50007) and interaction callbacks given
+twice (40060).
 
 With a ``clock`` (the demo clock of the app under test), messages are stamped with its time: their
 ``timestamp`` and their id, a snowflake whose time bits are that moment (as Discord's are), so a
@@ -312,6 +314,9 @@ class FakeDiscord:
         self.ack_deadline = ack_deadline
         # Per-channel message bucket: (count, per seconds); None for no limit.
         self.message_rate: tuple[int, float] | None = None
+        # POST /users/@me/channels (opening a DM channel), a route bucket of its own: (count,
+        # per seconds); None for no limit.
+        self.dm_open_rate: tuple[int, float] | None = None
         self._buckets: dict[str, tuple[float, float]] = {}
         self._nonces: dict[tuple[str, str], str] = {}
         # attachment id -> the bytes uploaded for it
@@ -965,19 +970,36 @@ class FakeDiscord:
         message.update(extra)
         return message
 
-    def _bucket(self, channel_id: str) -> float | None:
-        """Take a token from the channel's message bucket; the seconds to wait when empty."""
-        if self.message_rate is None:
+    def _bucket(self, key: str, rate: tuple[int, float] | None) -> float | None:
+        """Take a token from the bucket ``key`` (``rate``: count per seconds); the seconds to
+        wait when it is empty, None when the request may go."""
+        if rate is None:
             return None
-        count, per = self.message_rate
+        count, per = rate
         now = time.monotonic()
-        tokens, stamp = self._buckets.get(channel_id, (float(count), now))
+        tokens, stamp = self._buckets.get(key, (float(count), now))
         tokens = min(float(count), tokens + (now - stamp) * count / per)
         if tokens < 1.0:
-            self._buckets[channel_id] = (tokens, now)
+            self._buckets[key] = (tokens, now)
             return (1.0 - tokens) * per / count
-        self._buckets[channel_id] = (tokens - 1.0, now)
+        self._buckets[key] = (tokens - 1.0, now)
         return None
+
+    def _limited(self, wait: float, bucket: str, count: int) -> web.Response:
+        """Discord's 429 for a route bucket: the wait in the body and the headers."""
+        retry = math.ceil(wait * 1000) / 1000
+        return _json(
+            {"message": "You are being rate limited.", "retry_after": retry, "global": False},
+            429,
+            {
+                "Retry-After": f"{retry:.3f}",
+                "X-RateLimit-Scope": "user",
+                "X-RateLimit-Bucket": bucket,
+                "X-RateLimit-Limit": str(count),
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset-After": f"{retry:.3f}",
+            },
+        )
 
     async def _post_message(
         self, parts: list[str], body: Any, request: web.Request
@@ -986,21 +1008,9 @@ class FakeDiscord:
         channels = self._all_channels()
         if channel_id not in channels:
             return _error(404, 10003, "Unknown Channel")
-        wait = self._bucket(channel_id)
+        wait = self._bucket(channel_id, self.message_rate)
         if wait is not None:
-            retry = math.ceil(wait * 1000) / 1000
-            return _json(
-                {"message": "You are being rate limited.", "retry_after": retry, "global": False},
-                429,
-                {
-                    "Retry-After": f"{retry:.3f}",
-                    "X-RateLimit-Scope": "user",
-                    "X-RateLimit-Bucket": "messages",
-                    "X-RateLimit-Limit": str(self.message_rate[0] if self.message_rate else 0),
-                    "X-RateLimit-Remaining": "0",
-                    "X-RateLimit-Reset-After": f"{retry:.3f}",
-                },
-            )
+            return self._limited(wait, "messages", self.message_rate[0] if self.message_rate else 0)
         if channels[channel_id] is None:
             user = next(u for u, c in self.dm_channels.items() if c == channel_id)
             if user in self.closed_dms:
@@ -1158,6 +1168,10 @@ class FakeDiscord:
         user_id = str((body or {}).get("recipient_id"))
         if user_id not in self.users:
             return _error(400, 50035, "Invalid Form Body")
+        wait = self._bucket("dm-channels", self.dm_open_rate)
+        if wait is not None:
+            count = self.dm_open_rate[0] if self.dm_open_rate else 0
+            return self._limited(wait, "dm-channels", count)
         channel = self._open_dm(user_id)
         return _json({"id": channel, "type": 1, "recipients": [self.users[user_id]]})
 

@@ -6,8 +6,10 @@
   auth.test, apps.connections.open, oauth.v2.access), records every call, checks Block Kit limits
   (:mod:`tests.fakes.slack.blockkit`; a violation is answered ``invalid_blocks`` and kept in
   :attr:`FakeSlack.violations`), and answers ``429`` with ``Retry-After`` past the configured
-  rates: per (team, method), per channel for chat.postMessage, and per team for chat.postMessage
-  as a whole. Faults on demand (:meth:`FakeSlack.fail`).
+  rates: per (team, method) (``TIER_3`` for conversations.open as Slack limits it), per channel
+  for chat.postMessage (a post to a user id counts in that member's DM), and per team for
+  chat.postMessage as a whole. chat.postMessage to a user id posts in the bot's DM with the
+  member and answers with its ``D...`` channel id. Faults on demand (:meth:`FakeSlack.fail`).
 - **Files**: files.getUploadURLExternal hands out ``http://127.0.0.1:<port>/upload/<file id>``;
   ``POST`` there takes the bytes (raw or multipart), checked against the declared length, Slack's
   size limit and, for a ``.png``, the PNG signature; files.completeUploadExternal shares the file
@@ -154,6 +156,9 @@ class Fault:
 
 
 POST_METHODS = {"chat.postMessage"}
+# Slack's Tier 3 ("50+ a minute", e.g. conversations.open, chat.update) as a method rate:
+# ``fake.method_rates["conversations.open"] = TIER_3``.
+TIER_3 = (50 / 60, 3)
 MAX_FILE_BYTES = 1024**3  # Slack's limit for one file: 1 GB
 MAX_ALT_TXT = 1000  # files.getUploadURLExternal: alt_txt_too_large past it
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -314,6 +319,8 @@ class FakeSlack:
                 keys.append(((team or "", "post-team"), self.team_post_rate))
             if self.channel_rate is not None:
                 channel = str(args.get("channel", ""))
+                if channel in self.users:  # a post to a user id counts in the member's DM
+                    channel = f"D{channel}"
                 keys.append(((team or "", "post-channel", channel), self.channel_rate))
         wait = 0.0
         for key, (rate, burst) in keys:
@@ -388,7 +395,12 @@ class FakeSlack:
 
     def _channel_for_post(self, args: dict[str, Any]) -> tuple[ChannelState | None, str]:
         channel_id = str(args.get("channel", ""))
-        if channel_id in self.users:  # a user id posts to the DM (one reading of the docs)
+        if channel_id in self.users:
+            # A user id posts in the bot's DM with that member, and the answer's ``channel`` is
+            # its D... id (slack_sdk's docs; the Slackbot-DM reading is not modelled). A bot
+            # user has no such DM.
+            if self.users[channel_id].is_bot:
+                return None, "channel_not_found"
             channel_id = self.dm_of(channel_id)
         channel = self.channels.get(channel_id)
         if channel is None:
