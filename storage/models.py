@@ -471,6 +471,7 @@ class BlockerEvent(Base):
 import storage.hooks  # noqa: E402
 import storage.kudos  # noqa: E402
 import storage.milestones  # noqa: E402
+import storage.pacing  # noqa: E402
 import storage.polls  # noqa: E402
 import storage.raci  # noqa: E402
 import storage.slack_installs  # noqa: E402
