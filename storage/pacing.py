@@ -29,6 +29,8 @@ class DeliveryRate(Base):
     burst: Mapped[int] = mapped_column(Integer)
     learned: Mapped[bool] = mapped_column(Boolean, default=False)
     measured: Mapped[float | None] = mapped_column(Float)
+    low: Mapped[float | None] = mapped_column(Float)  # the highest rate that held
+    high: Mapped[float | None] = mapped_column(Float)  # the lowest rate that drew a 429
     rate_limited: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # The shared bucket's state (PostgreSQL; unused on SQLite): database epoch seconds.

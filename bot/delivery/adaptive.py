@@ -1,24 +1,27 @@
 """Adaptive pacing: the rate one bucket learns from the platform's answers.
 
-The scheme (the why is in docs/operations.md, "Pacing"): TCP's slow start and congestion
-avoidance (additive increase, multiplicative decrease) with the decrease bounded by a measured
-delivery rate, as BBR measures a path's bottleneck.
+The scheme (the why is in docs/operations.md, "Pacing"): slow start, then a binary search for
+the platform's limit between the highest rate that held (``low``) and the lowest that drew a
+429 (``high``), with a multiplicative decrease while no rate has held yet.
 
-- **Only a saturated bucket grows.** A send that had to wait for its token shows that the
+- **Only a saturated bucket learns.** A send that had to wait for its token shows that the
   bucket, not the work, limited the pace; one that did not (the bucket was idle or the work is
   slower than the rate) says nothing about the platform, so the rate is left alone (as TCP's
   congestion-window validation does) and never climbs while nothing is being sent.
-- **Growth per round**: after a round of saturated sends (a second's worth at the current rate,
-  at least a burst) with no 429, the rate grows: by half in slow start (no 429 seen yet for this
-  bucket), by :data:`PROBE_STEP` of itself once a 429 has been seen, after :data:`HOLD_ROUNDS`
-  rounds of holding the rate the last 429 left. It never exceeds the ceiling (``[delivery.rates]``
-  when set, else a multiple of the adapter's documented rate).
-- **On a 429** the bucket pauses for the Retry-After (the caller does that) and its rate is cut.
-  A platform's limit is a token bucket too: between two 429s of a bucket that was sending all the
-  time, the sends that went through are exactly what the platform allowed, so their rate over
-  that stretch *is* the limit; the new rate is :data:`MARGIN` of it (never more than the rate
-  that drew the 429, never less than half of it). Without such a measurement (the first 429,
-  or a pause in the sending since the last one) the rate is multiplied by :data:`DECREASE`.
+- **Rounds**: a round is a second's worth of saturated sends at the current rate. Before the
+  first 429 the rate grows by :data:`SLOW_START` a round. After one, each new rate is held for
+  :data:`HOLD_ROUNDS` rounds: one that draws no 429 for that long is at most the limit and
+  becomes ``low``; the next rate is halfway to ``high``. Once the two are within
+  :data:`CONVERGED` the rate stays at ``low`` for :data:`REPROBE_ROUNDS` rounds, then probes
+  upwards again (:data:`PROBE_GROWTH` a round) in case the platform allows more now.
+- **On a 429** the bucket pauses for the Retry-After (the caller does that); the rate that drew
+  it becomes ``high`` and the rate goes back to ``low``, or is cut by :data:`DECREASE` when no
+  rate has held yet. Between two 429s of a saturated bucket the platform's own bucket was empty
+  at both ends, so the sends that went through show a rate it allowed: that measurement is also
+  evidence for ``low``. A 429 while the pause of an earlier one is in force is an echo of the same
+  overshoot (a send that had already left) and cuts nothing.
+- The rate never leaves [floor, ceiling]: ``[delivery.rates]`` is the ceiling when set, else the
+  adapter's, else :data:`DEFAULT_HEADROOM` times the documented rate.
 
 The same state serves a bucket kept in memory (one process) and one shared through PostgreSQL
 (:mod:`bot.delivery.shared_pacing`), where it is a row and ``now`` is the database's clock.
@@ -29,10 +32,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SLOW_START = 1.5  # growth per saturated round before any 429
-PROBE_STEP = 0.01  # growth per saturated round after a 429 (of the rate), once the hold is over
-HOLD_ROUNDS = 20  # saturated rounds a measured rate is held before probing above it
-DECREASE = 0.7  # the cut without a measurement (CUBIC's beta)
-MARGIN = 0.97  # the new rate against a measured limit: room for network jitter
+PROBE_GROWTH = 1.1  # growth per round when probing again after a long hold
+HOLD_ROUNDS = 10  # saturated rounds a new rate must last without a 429 to count as held
+REPROBE_ROUNDS = 300  # rounds at the converged rate before probing upwards again
+CONVERGED = 0.03  # low and high this close (relative): stop searching
+DECREASE = 0.7  # the cut while no rate has held (CUBIC's beta)
+MARGIN = 0.97  # a measured rate is trusted up to this much of the rate that drew a 429
 MIN_WINDOW_SECONDS = 1.0  # a measurement needs at least this long ...
 MIN_WINDOW_SENDS = 5  # ... and this many sends
 ROUND_SECONDS = 1.0
@@ -51,17 +56,28 @@ class Pace:
     ceiling: float
     floor: float
     learned: bool = False  # a 429 was seen: out of slow start
-    measured: float | None = None  # the limit the last measurement found
+    measured: float | None = None  # the rate the last measurement between two 429s found
+    low: float | None = None  # the highest rate that held (at most the limit)
+    high: float | None = None  # the lowest rate that drew a 429 (above the limit)
     window_start: float | None = None  # saturated sending since then (None: not saturated)
     window_sends: int = 0
     window_after_429: bool = False  # the window began at a 429 (the platform's bucket empty)
     round_sends: int = 0
-    hold: int = 0  # saturated rounds left before probing again
+    hold: int = 0  # saturated rounds left at this rate before it counts as held
     rate_limited: int = 0  # 429s seen, for `syncup outbox rates`
     dirty: bool = False  # changed since it was last stored
 
     def __post_init__(self) -> None:
-        self.rate = min(max(self.rate, self.floor), self.ceiling)
+        self.rate = self._bounded(self.rate)
+
+    def _bounded(self, rate: float) -> float:
+        return min(max(rate, self.floor), self.ceiling)
+
+    def _set(self, rate: float) -> None:
+        rate = self._bounded(rate)
+        if rate != self.rate:
+            self.rate = rate
+            self.dirty = True
 
     def on_send(self, now: float, waited: bool) -> None:
         """A token was taken at ``now``; ``waited``: the bucket made the send wait for it."""
@@ -79,17 +95,25 @@ class Pace:
         self.round_sends += 1
         if self.round_sends >= max(1.0, self.rate * ROUND_SECONDS):
             self.round_sends = 0
-            self._grow()
+            self._round()
 
-    def _grow(self) -> None:
+    def _round(self) -> None:
         if self.hold > 0:
             self.hold -= 1
-            return
-        factor = SLOW_START if not self.learned else 1.0 + PROBE_STEP
-        grown = min(self.ceiling, self.rate * factor)
-        if grown != self.rate:
-            self.rate = grown
+            if self.hold > 0:
+                return
+            # Held: this rate is at most the limit.
+            self.low = max(self.low or 0.0, self.rate)
             self.dirty = True
+            if self.high is not None and self.high <= self.low * (1 + CONVERGED):
+                self.hold = REPROBE_ROUNDS  # found it: stay, then look again later
+                self.high = None
+                return
+        if self.high is None:
+            self._set(self.rate * (SLOW_START if not self.learned else PROBE_GROWTH))
+            return
+        self._set((self.rate + self.high) / 2)
+        self.hold = HOLD_ROUNDS
 
     def on_429(self, now: float, saturated: bool = True, echo: bool = False) -> None:
         """A 429 at ``now``. ``saturated`` False: the bucket was not sending at its rate (the
@@ -101,7 +125,8 @@ class Pace:
         if echo:
             return
         if saturated:
-            cut = self.rate * DECREASE
+            self.learned = True
+            self.high = self.rate
             elapsed = now - self.window_start if self.window_start is not None else 0.0
             # The send that drew the 429 was counted when it took its token.
             through = self.window_sends - 1
@@ -111,21 +136,15 @@ class Pace:
                 and through >= MIN_WINDOW_SENDS
             ):
                 self.measured = through / elapsed
-                cut = min(self.rate, max(self.rate / 2, self.measured * MARGIN))
-                self.hold = HOLD_ROUNDS
-            self.rate = min(max(cut, self.floor), self.ceiling)
-            self.learned = True
+                self.low = max(self.low or 0.0, min(self.measured, self.high * MARGIN))
+            if self.low is not None and self.low >= self.high:
+                self.low = self.high * MARGIN  # the limit came down
+            self._set(self.low if self.low is not None else self.rate * DECREASE)
+            self.hold = HOLD_ROUNDS
         self.window_start = now
         self.window_sends = 0
         self.window_after_429 = True
         self.round_sends = 0
-
-    def limit_to(self, ceiling: float) -> None:
-        """Apply a new ceiling (an operator changed ``[delivery.rates]``) to a stored rate."""
-        self.ceiling = ceiling
-        if self.rate > ceiling:
-            self.rate = ceiling
-            self.dirty = True
 
 
 def bounds(

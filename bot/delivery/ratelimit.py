@@ -298,13 +298,17 @@ class RateLimiterRegistry:
             documented, self._configured.get(method), self._ceilings.get(method)
         )
         if stored is None:
-            return Pace(rate=limit.rate, ceiling=ceiling, floor=floor)
+            # Dirty from the start: stored at the first save, so `syncup outbox rates` shows it.
+            return Pace(rate=limit.rate, ceiling=ceiling, floor=floor, dirty=True)
         return Pace(
             rate=stored.rate,
             ceiling=ceiling,
             floor=floor,
             learned=stored.learned,
             measured=stored.measured,
+            low=stored.low,
+            high=stored.high,
+            hold=stored.hold,
             rate_limited=stored.rate_limited,
         )
 
@@ -389,6 +393,9 @@ class RateLimiterRegistry:
                 row.rate = pace.rate
                 row.learned = pace.learned
                 row.measured = pace.measured
+                row.low = pace.low
+                row.high = pace.high
+                row.hold = pace.hold
                 row.rate_limited = pace.rate_limited
                 row.updated_at = now
         for _, pace in changed:

@@ -101,6 +101,8 @@ class SharedBucket:
             assert row is not None
         pace = self._new_pace(row)
         if pace is not None:
+            pace.low = row.low
+            pace.high = row.high
             pace.window_start = row.window_start
             pace.window_sends = row.window_sends
             pace.window_after_429 = row.window_after_429
@@ -129,6 +131,8 @@ class SharedBucket:
         row.learned = pace.learned
         row.measured = pace.measured
         row.rate_limited = pace.rate_limited
+        row.low = pace.low
+        row.high = pace.high
         row.window_start = pace.window_start
         row.window_sends = pace.window_sends
         row.window_after_429 = pace.window_after_429

@@ -31,6 +31,8 @@ def upgrade() -> None:
         sa.Column("burst", sa.Integer(), nullable=False),
         sa.Column("learned", sa.Boolean(), nullable=False),
         sa.Column("measured", sa.Float(), nullable=True),
+        sa.Column("low", sa.Float(), nullable=True),
+        sa.Column("high", sa.Float(), nullable=True),
         sa.Column("rate_limited", sa.Integer(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("tat", sa.Float(), nullable=False),
