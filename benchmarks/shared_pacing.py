@@ -23,7 +23,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,9 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import select, text  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from benchmarks.standup_fanout import _pg_admin, scratch_database  # noqa: E402
 from bot.chat import message  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import DeliverySection  # noqa: E402
@@ -73,16 +73,6 @@ async def replica(url: str, receiver_url: str, name: str, told: float, burst: in
     await asyncio.Event().wait()
 
 
-async def _admin(base: str, statement: str) -> None:
-    db = Database(base)
-    try:
-        async with db.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(statement))
-    finally:
-        await db.dispose()
-
-
 async def prepare(url: str, messages: int) -> list[str]:
     db = Database(url)
     try:
@@ -116,9 +106,7 @@ async def learned_rate(url: str) -> float:
 
 
 async def run_once(args: argparse.Namespace, replicas: int) -> Run:
-    name = f"syncup_pacing_{uuid.uuid4().hex[:10]}"
-    await _admin(args.database_url, f'CREATE DATABASE "{name}"')
-    url = make_url(args.database_url).set(database=name).render_as_string(hide_password=False)
+    url, name = await scratch_database(args.database_url)
     procs: list[asyncio.subprocess.Process] = []
     try:
         keys = await prepare(url, args.messages)
@@ -156,7 +144,7 @@ async def run_once(args: argparse.Namespace, replicas: int) -> Run:
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
-        await _admin(args.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await _pg_admin(args.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return Run(replicas, elapsed, rate_limited, duplicates, losses, learned)
 
 

@@ -30,7 +30,7 @@ from sqlalchemy import select
 
 from bot.config import RateSetting
 from bot.delivery.adaptive import Pace, bounds
-from bot.delivery.shared_pacing import SharedBucket
+from bot.delivery.shared_pacing import SharedBucket, keep, new_row
 from bot.port import Method, Quota, RateLimit
 from storage.db import Database
 from storage.pacing import DeliveryRate
@@ -378,25 +378,10 @@ class RateLimiterRegistry:
                 name = bucket_name(method)
                 row = await session.get(DeliveryRate, (workspace, name))
                 if row is None:
-                    row = DeliveryRate(
-                        workspace_id=workspace,
-                        bucket=name,
-                        burst=self.limit_for(method).burst,
-                        tat=0.0,
-                        paused_until=0.0,
-                        window_sends=0,
-                        window_after_429=False,
-                        round_sends=0,
-                        hold=0,
-                    )
+                    burst = self.limit_for(method).burst
+                    row = DeliveryRate(**new_row(workspace, name, pace.rate, burst))
                     session.add(row)
-                row.rate = pace.rate
-                row.learned = pace.learned
-                row.measured = pace.measured
-                row.low = pace.low
-                row.high = pace.high
-                row.hold = pace.hold
-                row.rate_limited = pace.rate_limited
+                keep(row, pace)
                 row.updated_at = now
         for _, pace in changed:
             pace.dirty = False

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -32,6 +33,36 @@ from storage.db import Database
 from storage.pacing import DeliveryRate
 
 NewPace = Callable[[DeliveryRate | None], Pace | None]
+
+
+def new_row(workspace_id: int, bucket: str, rate: float, burst: int) -> dict[str, Any]:
+    """The columns of a bucket's row before anything was learned or reserved."""
+    return {
+        "workspace_id": workspace_id,
+        "bucket": bucket,
+        "rate": rate,
+        "burst": burst,
+        "learned": False,
+        "rate_limited": 0,
+        "updated_at": datetime.now(UTC),
+        "tat": 0.0,
+        "paused_until": 0.0,
+        "window_sends": 0,
+        "window_after_429": False,
+        "round_sends": 0,
+        "hold": 0,
+    }
+
+
+def keep(row: DeliveryRate, pace: Pace) -> None:
+    """Write what ``pace`` learned into its row (what a restart starts from)."""
+    row.rate = pace.rate
+    row.learned = pace.learned
+    row.measured = pace.measured
+    row.low = pace.low
+    row.high = pace.high
+    row.hold = pace.hold
+    row.rate_limited = pace.rate_limited
 
 
 def _loop_time() -> float:
@@ -78,25 +109,9 @@ class SharedBucket:
         row = await self._select(session)
         if row is None:
             pace = self._new_pace(None)
-            await session.execute(
-                insert(DeliveryRate)
-                .values(
-                    workspace_id=self.workspace_id,
-                    bucket=self.name,
-                    rate=pace.rate if pace is not None else self.limit.rate,
-                    burst=self.burst,
-                    learned=False,
-                    rate_limited=0,
-                    updated_at=datetime.now(UTC),
-                    tat=0.0,
-                    paused_until=0.0,
-                    window_sends=0,
-                    window_after_429=False,
-                    round_sends=0,
-                    hold=0,
-                )
-                .on_conflict_do_nothing()
-            )
+            rate = pace.rate if pace is not None else self.limit.rate
+            values = new_row(self.workspace_id, self.name, rate, self.burst)
+            await session.execute(insert(DeliveryRate).values(**values).on_conflict_do_nothing())
             row = await self._select(session)
             assert row is not None
         pace = self._new_pace(row)
@@ -127,17 +142,11 @@ class SharedBucket:
         self.pace = pace
         if pace is None:
             return
-        row.rate = pace.rate
-        row.learned = pace.learned
-        row.measured = pace.measured
-        row.rate_limited = pace.rate_limited
-        row.low = pace.low
-        row.high = pace.high
+        keep(row, pace)
         row.window_start = pace.window_start
         row.window_sends = pace.window_sends
         row.window_after_429 = pace.window_after_429
         row.round_sends = pace.round_sends
-        row.hold = pace.hold
         if pace.dirty:
             row.updated_at = datetime.now(UTC)
             pace.dirty = False
