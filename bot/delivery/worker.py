@@ -53,6 +53,10 @@ __all__ = ["DeadLetter", "DeadLetterCallback", "DeliveryWorker", "backoff_delay"
 
 log = logging.getLogger(__name__)
 
+# Learned rates (SQLite: kept in memory) are written at most this often while sending, and when
+# the worker stops: a write per drain would queue behind, and delay, the sends' own writes.
+SAVE_RATES_EVERY_SECONDS = 30.0
+
 
 def default_instance() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -103,6 +107,7 @@ class DeliveryWorker:
             shared=db if db.dialect == "postgresql" else None,
         )
         self._rates_loaded = False
+        self._rates_saved = float("-inf")  # loop time of the last save
         # Told of every row that ends dead, after that is committed (see DeadLetter).
         self.on_dead_letter: list[DeadLetterCallback] = []
         self.leases = Leases(
@@ -164,6 +169,7 @@ class DeliveryWorker:
             task, self._task = self._task, None
             await complete(asyncio.gather(task, return_exceptions=True))
         await self._heartbeat.stop()
+        await complete(self.save_rates())
 
     def wake(self) -> None:
         """Look for due rows now (call after an enqueue commits) instead of at the next poll."""
@@ -249,6 +255,7 @@ class DeliveryWorker:
         if not self._rates_loaded and self._limits.shared is None:
             await self._limits.load(self._db)  # what this process learned before a restart
             self._rates_loaded = True
+            self._rates_saved = asyncio.get_running_loop().time()
         exclude = set(self._drainers) | {
             (ws, method) for ws, method in self._limits.paused() if isinstance(ws, int)
         }
@@ -283,7 +290,10 @@ class DeliveryWorker:
         try:
             return await self._drain_lanes(key, rows)
         finally:
-            await complete(self.save_rates())
+            now = asyncio.get_running_loop().time()
+            if now - self._rates_saved >= SAVE_RATES_EVERY_SECONDS:
+                self._rates_saved = now
+                await complete(self.save_rates())
 
     async def _drain_lanes(self, key: BucketKey, rows: list[Claimed]) -> int:
         bucket = self._limits.bucket(*key)
