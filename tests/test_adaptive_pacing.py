@@ -121,7 +121,6 @@ async def test_an_untold_limit_is_learned_from_the_sends_between_two_429s(
     await drive(bucket, clock, platform, int(limit * 60))  # a minute's worth at the limit
     pace = bucket.pace
     assert pace is not None and pace.learned
-    print(clock.now, platform.refused, bucket.rate, pace.low, pace.high)
     assert pace.low is not None and 0.9 * limit <= pace.low <= limit * 1.01
     assert 0.9 * limit <= bucket.rate <= limit * 1.05
     # At the limit nearly all the time: the minute's work took little more than a minute.
@@ -166,3 +165,33 @@ def test_delivery_rates_is_the_ceiling_and_the_start_when_set() -> None:
 def test_a_stored_rate_above_todays_ceiling_is_brought_under_it() -> None:
     pace = Pace(rate=30.0, ceiling=10.0, floor=0.5)
     assert pace.rate == 10.0
+
+
+def test_discords_rate_limit_headers_become_a_quota() -> None:
+    from adapters.discord.rest import quota_of
+    from bot.port import Quota
+
+    headers = {
+        "X-RateLimit-Limit": "5",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset-After": "1.250",
+        "X-RateLimit-Bucket": "abcd1234",
+        "X-RateLimit-Scope": "user",
+    }
+    assert quota_of(headers) == Quota(5, 0, 1.25, bucket="abcd1234", scope="user")
+    assert quota_of({"X-RateLimit-Limit": "5"}) is None  # incomplete: nothing to go by
+    assert quota_of({**headers, "X-RateLimit-Remaining": "many"}) is None
+
+
+async def test_a_window_with_nothing_left_pauses_until_its_reset_without_a_cut() -> None:
+    from bot.port import Quota
+
+    clock = Stepped()
+    bucket = adaptive(clock, rate=10.0, burst=1, ceiling=100.0)
+    await bucket.observe(Quota(limit=5, remaining=3, reset_after=2.0))
+    assert not bucket.is_paused()  # something left: go on at the rate
+    await bucket.observe(Quota(limit=5, remaining=0, reset_after=2.0))
+    assert bucket.pause_remaining() == pytest.approx(2.0)
+    assert bucket.rate == 10.0 and bucket.pace is not None and bucket.pace.rate_limited == 0
+    await bucket.acquire()
+    assert clock.now == pytest.approx(2.0)  # the next send waits for the reset, no 429 drawn
