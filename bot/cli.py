@@ -207,7 +207,8 @@ def current(ctx: click.Context) -> None:
 
 @cli.group()
 def outbox() -> None:
-    """Outgoing messages: list pending and dead-lettered ones, retry dead letters."""
+    """Outgoing messages: list pending and dead-lettered ones, retry dead letters, show the
+    learned send rates."""
 
 
 @outbox.command("list")
@@ -235,6 +236,30 @@ def outbox_list(ctx: click.Context, status: str, limit: int) -> None:
         error = (row.last_error or "").replace("\n", " ")[:80]
         click.echo(
             f"{row.id:>6}  {row.status:<8} {row.method:<9} {row.attempts:>5}  {when:<19}  {error}"
+        )
+
+
+@outbox.command("rates")
+@click.pass_context
+def outbox_rates(ctx: click.Context) -> None:
+    """The rate each (workspace, method) bucket has learned from the platform's answers."""
+    from bot.delivery import admin
+
+    rows = _with_database(ctx, admin.learned_rates)
+    if not rows:
+        click.echo("No learned rates yet: nothing has been sent.")
+        return
+    click.echo(
+        f"{'workspace':<14} {'method':<9} {'rate/s':>8} {'burst':>5} {'state':<11} "
+        f"{'measured':>8} {'429s':>5}  updated (UTC)"
+    )
+    for row in rows:
+        state = "cut by 429" if row.learned else "probing"
+        measured = f"{row.measured:.2f}" if row.measured is not None else "-"
+        when = row.updated_at.strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(
+            f"{row.workspace[:14]:<14} {row.bucket:<9} {row.rate:>8.2f} {row.burst:>5} "
+            f"{state:<11} {measured:>8} {row.rate_limited:>5}  {when}"
         )
 
 

@@ -111,6 +111,9 @@ class DeliverySection(_Section):
     lease_seconds: float = Field(10.0, gt=0)
     backoff_base_seconds: float = Field(2.0, gt=0)
     backoff_max_seconds: float = Field(600.0, gt=0)
+    # Learn each bucket's rate from the platform's answers (docs/operations.md, "Pacing");
+    # [delivery.rates] is then the ceiling.
+    adaptive_rates: bool = True
     rates: dict[str, RateSetting] = Field(default_factory=dict)
 
 

@@ -66,6 +66,20 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class Quota:
+    """What a platform says of its rate-limit window in its answer (Discord's
+    ``X-RateLimit-Limit``/``-Remaining``/``-Reset-After``/``-Bucket``/``-Scope``): the pacing
+    waits for the reset when nothing remains, instead of drawing a 429."""
+
+    limit: int
+    remaining: int
+    reset_after: float  # seconds until the window resets
+    bucket: str | None = None
+    # "user" (ours), "global", or "shared" (a resource's limit shared with others: not our pace)
+    scope: str | None = None
+
+
+@dataclass(frozen=True)
 class Receipt:
     channel_id: str | None = None
     message_id: str | None = None
@@ -74,6 +88,8 @@ class Receipt:
     # keeps them on the original's outbox row, and an UPDATE of it gets them as
     # ``Target.part_ids``, so that an edit can change every part and delete the extra ones.
     part_ids: tuple[str, ...] | None = None
+    # The platform's rate-limit headers of the answer, when it sends them (Discord).
+    quota: Quota | None = None
 
 
 @dataclass(frozen=True)
@@ -107,9 +123,14 @@ class RecipientUnreachable(PermanentDeliveryError):
 class RateLimited(DeliveryError):
     """HTTP 429: pause this (workspace, method) for ``retry_after`` seconds; not a failure."""
 
-    def __init__(self, retry_after: float, message: str = "rate limited") -> None:
+    def __init__(
+        self, retry_after: float, message: str = "rate limited", *, quota: Quota | None = None
+    ) -> None:
         super().__init__(f"{message} (retry after {retry_after:g}s)")
         self.retry_after = retry_after
+        # The platform's rate-limit headers, when it sends them: a "shared" scope is a
+        # resource's limit, not this bucket's pace, and does not cut the learned rate.
+        self.quota = quota
 
 
 @runtime_checkable

@@ -472,6 +472,7 @@ import storage.celebrations  # noqa: E402
 import storage.hooks  # noqa: E402
 import storage.kudos  # noqa: E402
 import storage.milestones  # noqa: E402
+import storage.pacing  # noqa: E402
 import storage.polls  # noqa: E402
 import storage.raci  # noqa: E402
 import storage.slack_installs  # noqa: E402

@@ -39,11 +39,12 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from adapters.discord import render
-from adapters.discord.rest import DiscordHTTPError, DiscordRest
+from adapters.discord.rest import DiscordHTTPError, DiscordRest, quotas
 from adapters.discord.search import MemberSearch
 from bot.chat import Context, Message, text
 from bot.delivery.ratelimit import TokenBucket
@@ -56,6 +57,7 @@ from bot.port import (
     MemberInfo,
     Method,
     PermanentDeliveryError,
+    Quota,
     RateLimit,
     RateLimited,
     Receipt,
@@ -110,7 +112,8 @@ def nonce_for(key: str, part: int = 0) -> str:
 
 def delivery_error(exc: DiscordHTTPError, what: str) -> DeliveryError:
     if exc.status == 429:
-        return RateLimited(exc.retry_after if exc.retry_after is not None else 1.0)
+        retry = exc.retry_after if exc.retry_after is not None else 1.0
+        return RateLimited(retry, quota=exc.quota)
     if exc.code == CANNOT_DM:
         return RecipientUnreachable(f"{what}: the member does not accept DMs (Discord 50007)")
     if exc.code in PERMANENT or exc.status in (401, 403, 404):
@@ -153,12 +156,18 @@ class DiscordPort:
         self._dm_channels[user_id] = channel_id
 
     async def deliver(self, delivery: Delivery) -> Receipt:
+        seen: list[Quota] = []
+        token = quotas.set(seen)
         try:
-            return await self._deliver(delivery)
+            receipt = await self._deliver(delivery)
+            # The last answer's window: what the next send of this bucket meets.
+            return replace(receipt, quota=seen[-1]) if seen else receipt
         except DiscordHTTPError as exc:
             raise delivery_error(exc, f"{delivery.method.value} {delivery.outbox_id}") from None
         except render.RenderError as exc:
             raise PermanentDeliveryError(f"cannot render for Discord: {exc}") from None
+        finally:
+            quotas.reset(token)
 
     async def _deliver(self, delivery: Delivery) -> Receipt:
         target = delivery.target

@@ -12,16 +12,45 @@ A request with ``files`` is multipart/form-data as Discord takes it: the JSON bo
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
+
+from bot.port import Quota
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "DiscordBot (https://github.com/syncup/syncup, 0.1) syncup"
 TIMEOUT_SECONDS = 15.0
+
+
+# Where request() leaves the X-RateLimit-* headers of each answer, for the caller that set it
+# (DiscordPort.deliver: the delivery worker paces by them). A context variable, so that
+# concurrent deliveries each see their own.
+quotas: contextvars.ContextVar[list[Quota] | None] = contextvars.ContextVar(
+    "discord_quotas", default=None
+)
+
+
+def quota_of(headers: Mapping[str, str]) -> Quota | None:
+    """Discord's rate-limit headers as a :class:`Quota` (None when it sent none)."""
+    try:
+        limit = int(headers["X-RateLimit-Limit"])
+        remaining = int(headers["X-RateLimit-Remaining"])
+        reset_after = float(headers["X-RateLimit-Reset-After"])
+    except (KeyError, ValueError):
+        return None
+    return Quota(
+        limit=limit,
+        remaining=remaining,
+        reset_after=max(0.0, reset_after),
+        bucket=headers.get("X-RateLimit-Bucket"),
+        scope=headers.get("X-RateLimit-Scope"),
+    )
 
 
 class DiscordHTTPError(Exception):
@@ -36,6 +65,7 @@ class DiscordHTTPError(Exception):
         self.code = code
         self.message = message
         self.retry_after = retry_after
+        self.quota: Quota | None = None
 
 
 class DiscordRest:
@@ -92,6 +122,10 @@ class DiscordRest:
             method, self.base_url + path, data=data, params=params, headers=headers
         ) as response:
             raw = await response.read()
+            quota = quota_of(response.headers)
+            sink = quotas.get()
+            if sink is not None and quota is not None:
+                sink.append(quota)
             try:
                 body = json.loads(raw) if raw else None
             except ValueError:
@@ -99,7 +133,11 @@ class DiscordRest:
             if response.status == 429:
                 retry = _retry_after(response.headers.get("Retry-After"), body)
                 scope = response.headers.get("X-RateLimit-Scope", "")
-                raise DiscordHTTPError(429, 0, f"rate limited ({scope or 'unknown'} scope)", retry)
+                error = DiscordHTTPError(
+                    429, 0, f"rate limited ({scope or 'unknown'} scope)", retry
+                )
+                error.quota = quota or (Quota(0, 0, retry, scope=scope) if scope else None)
+                raise error
             if response.status >= 400:
                 code = int(body.get("code", 0)) if isinstance(body, dict) else 0
                 message = str(body.get("message", "")) if isinstance(body, dict) else ""

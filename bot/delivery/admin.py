@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 
 from storage.db import Database
 from storage.models import OutboxMessage, OutboxStatus, Workspace
+from storage.pacing import DeliveryRate
 
 StatusFilter = Literal["pending", "dead", "all"]
 
@@ -116,3 +117,41 @@ async def retry_dead(db: Database, ids: Sequence[int] | None, now: datetime) -> 
                 .execution_options(synchronize_session=False)
             )
     return RetryResult(len(dead), tuple(dead), tuple(not_dead), tuple(missing))
+
+
+@dataclass(frozen=True)
+class LearnedRate:
+    """One bucket's learned pacing as ``syncup outbox rates`` shows it."""
+
+    workspace: str  # the platform's id
+    bucket: str  # a method, or channel:<id>
+    rate: float  # sends a second now
+    burst: int
+    learned: bool  # a 429 was seen: the rate is below what the platform refused
+    measured: float | None  # the limit the last measurement between two 429s found
+    rate_limited: int
+    updated_at: datetime
+
+
+async def learned_rates(db: Database) -> list[LearnedRate]:
+    """Every bucket's learned rate, by workspace and bucket (channels' fixed ones left out)."""
+    async with db.transaction() as session:
+        rows = await session.execute(
+            select(DeliveryRate, Workspace.external_id)
+            .join(Workspace, Workspace.id == DeliveryRate.workspace_id)
+            .where(DeliveryRate.bucket.not_like("channel:%"))
+            .order_by(Workspace.external_id, DeliveryRate.bucket)
+        )
+        return [
+            LearnedRate(
+                workspace=external,
+                bucket=row.bucket,
+                rate=row.rate,
+                burst=row.burst,
+                learned=row.learned,
+                measured=row.measured,
+                rate_limited=row.rate_limited,
+                updated_at=row.updated_at,
+            )
+            for row, external in rows.all()
+        ]

@@ -21,8 +21,9 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, literal, not_, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, literal, not_, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.port import Method
@@ -68,7 +69,8 @@ class Leases:
         return now + self.lease
 
     async def claim(self, exclude: Collection[BucketKey]) -> list[Claimed]:
-        """Lease up to a batch of due rows, not of the ``exclude``d buckets, in id order."""
+        """Lease up to a batch of due rows, not of the ``exclude``d buckets, in turns across
+        buckets (:meth:`_pick`); each bucket's rows in id order."""
         now = self._clock.now()
         due = [
             OutboxMessage.status == OutboxStatus.PENDING,
@@ -79,12 +81,8 @@ class Leases:
             not_(and_(OutboxMessage.workspace_id == ws, OutboxMessage.method == method.value))
             for ws, method in sorted(exclude)
         ]
-        pick = select(OutboxMessage.id).where(*due).order_by(OutboxMessage.id)
-        pick = pick.limit(self._batch_size)
-        if self._db.dialect == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
         async with self._db.transaction() as session:
-            ids = list((await session.scalars(pick)).all())
+            ids = await self._pick(session, due)
             if not ids:
                 return []
             await session.execute(
@@ -131,6 +129,45 @@ class Leases:
                     .execution_options(synchronize_session=False)
                 )
         return claimed
+
+    async def _pick(self, session: AsyncSession, due: list[ColumnElement[bool]]) -> list[int]:
+        """Up to a batch of due ids, taken in turns across buckets: every (workspace, method)
+        bucket's first row, then every bucket's second, ... each bucket in id order. So a
+        workspace with thousands of rows queued cannot fill the batch while another waits;
+        the worker drains the buckets side by side, each at its own pace.
+
+        On PostgreSQL the rows are locked ``SKIP LOCKED`` (a window function cannot be locked
+        in the same query): rows another replica is claiming at this instant are left to it,
+        and if it holds them all the claim falls back to the plain id order."""
+        turn = (
+            func.row_number()
+            .over(
+                partition_by=(OutboxMessage.workspace_id, OutboxMessage.method),
+                order_by=OutboxMessage.id,
+            )
+            .label("turn")
+        )
+        ranked = select(OutboxMessage.id.label("id"), turn).where(*due).subquery()
+        fair = select(ranked.c.id).order_by(ranked.c.turn, ranked.c.id).limit(self._batch_size)
+        if self._db.dialect != "postgresql":
+            return list((await session.scalars(fair)).all())
+        locked = (
+            select(OutboxMessage.id)
+            .where(OutboxMessage.id.in_(fair), *due)
+            .order_by(OutboxMessage.id)
+            .with_for_update(skip_locked=True)
+        )
+        ids = list((await session.scalars(locked)).all())
+        if ids:
+            return ids
+        plain = (
+            select(OutboxMessage.id)
+            .where(*due)
+            .order_by(OutboxMessage.id)
+            .limit(self._batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        return list((await session.scalars(plain)).all())
 
     async def renew(self, ids: Collection[int]) -> int:
         """Extend the leases this worker still holds among ``ids``; returns how many it holds."""

@@ -37,7 +37,7 @@ from bot.config import DeliverySection
 from bot.delivery.dead_letters import MAX_ERROR_CHARS, DeadLetter, describe, mark_dead
 from bot.delivery.leases import Claimed, Leases
 from bot.delivery.outbox import decode_message, decode_target
-from bot.delivery.ratelimit import TokenBucket
+from bot.delivery.ratelimit import Bucket
 from bot.port import (
     Delivery,
     DeliveryError,
@@ -127,7 +127,10 @@ class RowSender:
     def instance(self) -> str:
         return self._leases.instance
 
-    async def attempt(self, row: Claimed, bucket: TokenBucket) -> Result:
+    async def attempt(self, row: Claimed, bucket: Bucket, channel: Bucket | None = None) -> Result:
+        """``bucket`` is the row's method bucket, ``channel`` its channel's when it is channel
+        paced: the platform's own rate-limit headers (a per-route window, e.g. Discord's per
+        channel) pace the channel when there is one."""
         prepared = await self._prepare(row)
         if isinstance(prepared, Result):
             return prepared
@@ -137,6 +140,8 @@ class RowSender:
             return await self._rate_limited(row, prepared, exc, bucket)
         except Exception as exc:
             return await self._failed(row, prepared, exc)
+        if receipt.quota is not None:
+            await (channel or bucket).observe(receipt.quota)
         return await self._sent(row, prepared, receipt)
 
     def _ours(self, msg: OutboxMessage | None) -> bool:
@@ -243,12 +248,16 @@ class RowSender:
         return Result(Kind.FINISHED if recorded else Kind.SKIPPED)
 
     async def _rate_limited(
-        self, row: Claimed, prepared: _Prepared, exc: RateLimited, bucket: TokenBucket
+        self, row: Claimed, prepared: _Prepared, exc: RateLimited, bucket: Bucket
     ) -> Result:
         # Pause and compute the due time at the same instant, so the wake-up finds the row due.
         retry_after = max(0.0, exc.retry_after)
         now = self._clock.now()
-        bucket.pause(retry_after)
+        if exc.quota is not None and exc.quota.scope == "shared":
+            # A resource's own limit, shared with others: wait, but our pace is not to blame.
+            await bucket.observe(replace(exc.quota, remaining=0, reset_after=retry_after))
+        else:
+            await bucket.rate_limited(retry_after)
         due = now + timedelta(seconds=retry_after)
         self._wake_in(retry_after + PAUSE_WAKE_MARGIN_SECONDS)
         log.warning(

@@ -35,12 +35,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.clock import Clock
 from bot.config import DeliverySection
 from bot.delivery.dead_letters import DeadLetter, DeadLetterCallback, tell
 from bot.delivery.leases import BucketKey, Claimed, Heartbeat, Leases
-from bot.delivery.ratelimit import RateLimiterRegistry, TokenBucket
+from bot.delivery.ratelimit import Bucket, RateLimiterRegistry
 from bot.delivery.sending import Kind, Result, RowSender, backoff_delay
 from bot.delivery.uninterrupted import complete
 from bot.port import PlatformPort
@@ -51,6 +52,10 @@ from storage.outages import DatabaseUnavailable
 __all__ = ["DeadLetter", "DeadLetterCallback", "DeliveryWorker", "backoff_delay"]
 
 log = logging.getLogger(__name__)
+
+# Learned rates (SQLite: kept in memory) are written at most this often while sending, and when
+# the worker stops: a write per drain would queue behind, and delay, the sends' own writes.
+SAVE_RATES_EVERY_SECONDS = 30.0
 
 
 def default_instance() -> str:
@@ -92,8 +97,17 @@ class DeliveryWorker:
         self._clock = clock
         self.instance = instance or default_instance()
         self._limits = RateLimiterRegistry(
-            port.rate_limits(), settings.rates, channel_limit=port.channel_rate_limit()
+            port.rate_limits(),
+            settings.rates,
+            channel_limit=port.channel_rate_limit(),
+            adaptive=settings.adaptive_rates,
+            ceilings=getattr(port, "rate_ceilings", None),
+            # Replicas share one PostgreSQL: they share its buckets too (one budget per
+            # workspace). SQLite has one process: its buckets stay in memory.
+            shared=db if db.dialect == "postgresql" else None,
         )
+        self._rates_loaded = False
+        self._rates_saved = float("-inf")  # loop time of the last save
         # Told of every row that ends dead, after that is committed (see DeadLetter).
         self.on_dead_letter: list[DeadLetterCallback] = []
         self.leases = Leases(
@@ -155,6 +169,7 @@ class DeliveryWorker:
             task, self._task = self._task, None
             await complete(asyncio.gather(task, return_exceptions=True))
         await self._heartbeat.stop()
+        await complete(self.save_rates())
 
     def wake(self) -> None:
         """Look for due rows now (call after an enqueue commits) instead of at the next poll."""
@@ -237,6 +252,10 @@ class DeliveryWorker:
             raise
 
     async def _claim_and_spawn_now(self) -> tuple[int, list[asyncio.Task[int]]]:
+        if not self._rates_loaded and self._limits.shared is None:
+            await self._limits.load(self._db)  # what this process learned before a restart
+            self._rates_loaded = True
+            self._rates_saved = asyncio.get_running_loop().time()
         exclude = set(self._drainers) | {
             (ws, method) for ws, method in self._limits.paused() if isinstance(ws, int)
         }
@@ -268,6 +287,15 @@ class DeliveryWorker:
 
     async def _drain(self, key: BucketKey, rows: list[Claimed]) -> int:
         """Send one bucket's claimed rows; returns how many ended sent or dead."""
+        try:
+            return await self._drain_lanes(key, rows)
+        finally:
+            now = asyncio.get_running_loop().time()
+            if now - self._rates_saved >= SAVE_RATES_EVERY_SECONDS:
+                self._rates_saved = now
+                await complete(self.save_rates())
+
+    async def _drain_lanes(self, key: BucketKey, rows: list[Claimed]) -> int:
         bucket = self._limits.bucket(*key)
         drain = _Drain()
         if not self._limits.paces_channels(key[1]):
@@ -290,7 +318,14 @@ class DeliveryWorker:
         await asyncio.gather(*drain.lanes, return_exceptions=True)
         return drain.finished
 
-    def _channel_bucket(self, key: BucketKey, channel_id: str | None) -> TokenBucket | None:
+    async def save_rates(self) -> None:
+        """Keep the rates learned in memory (SQLite); shared buckets are rows already."""
+        try:
+            await self._limits.save(self._db)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("delivery: keeping the learned rates failed (%s)", type(exc).__name__)
+
+    def _channel_bucket(self, key: BucketKey, channel_id: str | None) -> Bucket | None:
         # A post or update without a channel of its own (filled in from its parent) is paced
         # by its method bucket only.
         return None if channel_id is None else self._limits.channel_bucket(key[0], channel_id)
@@ -298,8 +333,8 @@ class DeliveryWorker:
     async def _drain_lane(
         self,
         key: BucketKey,
-        bucket: TokenBucket,
-        channel: TokenBucket | None,
+        bucket: Bucket,
+        channel: Bucket | None,
         rows: list[Claimed],
         drain: _Drain,
     ) -> None:
@@ -320,7 +355,7 @@ class DeliveryWorker:
                     break
                 queue.popleft()
                 try:
-                    result = await complete(self._process_in(row, bucket, drain))
+                    result = await complete(self._process_in(row, bucket, channel, drain))
                 except Exception:
                     queue.appendleft(row)  # nothing was committed for it: give it back
                     raise
@@ -348,10 +383,12 @@ class DeliveryWorker:
             for row_id in ids:
                 self._row_settled(row_id)
 
-    async def _process_in(self, row: Claimed, bucket: TokenBucket, drain: _Drain) -> Result:
+    async def _process_in(
+        self, row: Claimed, bucket: Bucket, channel: Bucket | None, drain: _Drain
+    ) -> Result:
         """:meth:`_process`, counted in the drain's shared state (kept even if the lane is
         cancelled meanwhile: the send itself is shielded)."""
-        result = await self._process(row, bucket)
+        result = await self._process(row, bucket, channel)
         if result.kind is Kind.FINISHED:
             drain.finished += 1
         elif result.kind is Kind.RATE_LIMITED and result.not_before is not None:
@@ -364,10 +401,10 @@ class DeliveryWorker:
         if event is not None:
             event.set()
 
-    async def _process(self, row: Claimed, bucket: TokenBucket) -> Result:
+    async def _process(self, row: Claimed, bucket: Bucket, channel: Bucket | None) -> Result:
         self._in_flight += 1
         try:
-            result = await self._sender.attempt(row, bucket)
+            result = await self._sender.attempt(row, bucket, channel)
             if result.dead_letter is not None:
                 await tell(self.on_dead_letter, result.dead_letter)
             return result

@@ -40,8 +40,16 @@ class HttpPort:
         limits: Mapping[Method, RateLimit] | None = None,
         idempotency: IdempotencyMode = "maybe_sent",
         timeout: float = 10.0,
+        rate_ceilings: Mapping[Method, float] | None = None,
     ) -> None:
         self._limits = dict(limits) if limits is not None else dict.fromkeys(Method, FAST)
+        # The most the worker's adaptive pacing may raise each method to (read by the worker):
+        # by default the limits given, which tests set to what the receiver allows exactly.
+        self.rate_ceilings = (
+            dict(rate_ceilings)
+            if rate_ceilings is not None
+            else {method: limit.rate for method, limit in self._limits.items()}
+        )
         self._idempotency = idempotency
         self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout)
         self.deliveries: list[Delivery] = []
