@@ -1,23 +1,30 @@
-"""The edges of the missed-occurrence policy an operator relies on: an occurrence exactly as old
-as its grace still runs, the log line says how many occurrences were skipped (and none is
-written when nothing was), and a schedule naming a handler nobody registered is reported, not
-run and not claimed."""
+"""The edges of the scheduler an operator relies on: an occurrence exactly as old as its grace
+still runs (in reconcile and in a job that fires late), the log lines say how many occurrences
+were skipped and which job fired too late, a schedule naming a handler nobody registered is
+reported, not run and not claimed; ``busy()`` (what the console waits on) and an occurrence's
+after-commit callbacks."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
-from datetime import time, timedelta
+import time as time_module
+from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.scheduling.scheduler import Occurrence, Schedule, Scheduler
 from storage.db import Database
 from tests.fakes.clock import FakeClock
 from tests.test_scheduler import (
     BERLIN,
     HANDLER,
     MONDAY,
+    WAIT_LIMIT,
     ListSource,
     Recorder,
     Replicas,
@@ -125,3 +132,181 @@ async def test_a_schedule_naming_an_unknown_handler_is_reported_and_not_claimed(
         scheduler_lines(caplog, logging.ERROR)
         == [f"schedule standup names unknown handler {HANDLER}"] * 2
     )  # the start-up reconcile and the direct call
+
+
+async def test_a_job_firing_late_says_so_in_the_log(
+    database: Database, replicas: Replicas, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every 30 minutes with a 1 h grace, the first job fires when the clock says two hours
+    later: the operator reads which occurrence fired too late; the latest one runs instead."""
+    caplog.set_level(logging.INFO, logger=SCHEDULER_LOG)
+    clock = FakeClock(datetime.now(UTC))
+    fire_at = (clock.now() + timedelta(seconds=1)).replace(microsecond=0)
+    trigger = IntervalTrigger(minutes=30, start_date=fire_at, timezone=UTC)
+    recorder = Recorder()
+    late = schedule(trigger, key="late", grace=timedelta(hours=1))
+    scheduler = replicas.scheduler(clock, "a", ListSource(late), {HANDLER: recorder})
+    await scheduler.start()
+    clock.set(fire_at + timedelta(hours=2))
+    async with asyncio.timeout(WAIT_LIMIT):
+        await recorder.ran.wait()
+    assert recorder.runs == [fire_at + timedelta(hours=2)]
+    assert scheduler_lines(caplog, logging.INFO)[0] == (
+        f"occurrence {late.occurrence_key(fire_at)} fired outside its grace"
+    )
+
+
+async def test_a_job_firing_exactly_at_the_end_of_its_grace_runs_its_own_occurrence(
+    database: Database, replicas: Replicas
+) -> None:
+    """Every 30 minutes with a 1 h grace, the job fires when the clock says exactly an hour
+    later: its own occurrence is still inside the grace and runs, not the latest one."""
+    clock = FakeClock(datetime.now(UTC))
+    fire_at = (clock.now() + timedelta(seconds=1)).replace(microsecond=0)
+    trigger = IntervalTrigger(minutes=30, start_date=fire_at, timezone=UTC)
+    recorder = Recorder()
+    halves = schedule(trigger, key="halves", grace=timedelta(hours=1))
+    scheduler = replicas.scheduler(clock, "a", ListSource(halves), {HANDLER: recorder})
+    await scheduler.start()
+    assert scheduler.next_runs() == [("halves", fire_at)]
+    clock.set(fire_at + timedelta(hours=1))
+    async with asyncio.timeout(WAIT_LIMIT):
+        await recorder.ran.wait()
+    assert recorder.runs == [fire_at]
+    assert list(await claims(database)) == [halves.occurrence_key(fire_at)]
+
+
+class FiringScheduler(Scheduler):
+    """Tells a test when a job it booked has fired and been dealt with (or raised)."""
+
+    def __init__(self, db: Database, clock: FakeClock) -> None:
+        super().__init__(db, clock, instance="a", reconcile_interval=3600)
+        self.fired = asyncio.Event()
+
+    async def _fire(self, key: str, fire_at: datetime) -> None:
+        try:
+            await super()._fire(key, fire_at)
+        finally:
+            self.fired.set()
+
+
+async def test_a_job_firing_late_with_nothing_in_its_grace_books_the_next_occurrence(
+    database: Database, replicas: Replicas
+) -> None:
+    """Every 3 hours with a 1 h grace, the job fires when the clock says 90 minutes later:
+    nothing is inside the grace, nothing runs, and the next occurrence is still booked."""
+    clock = FakeClock(datetime.now(UTC))
+    fire_at = (clock.now() + timedelta(seconds=1)).replace(microsecond=0)
+    trigger = IntervalTrigger(hours=3, start_date=fire_at, timezone=UTC)
+    recorder = Recorder()
+    scheduler = FiringScheduler(replicas.database(), clock)
+    replicas.schedulers.append(scheduler)
+    scheduler.add_source(ListSource(schedule(trigger, key="threes", grace=timedelta(hours=1))))
+    scheduler.add_handler(HANDLER, recorder)
+    await scheduler.start()
+    clock.set(fire_at + timedelta(minutes=90))
+    async with asyncio.timeout(WAIT_LIMIT):
+        await scheduler.fired.wait()
+    assert recorder.runs == []
+    assert await claims(database) == {}
+    assert scheduler.next_runs() == [("threes", fire_at + timedelta(hours=3))]
+
+
+# --- busy(): what the console waits on before it shows the next prompt ----------------------
+
+
+def scheduler_of(replicas: Replicas, clock: FakeClock, reconcile_interval: float) -> Scheduler:
+    scheduler = Scheduler(
+        replicas.database(), clock, instance="a", reconcile_interval=reconcile_interval
+    )
+    replicas.schedulers.append(scheduler)
+    return scheduler
+
+
+def let_real_time_pass() -> None:
+    """Block the event loop (APScheduler cannot run a job meanwhile) while real time passes."""
+    time_module.sleep(0.2)
+
+
+async def test_busy_while_an_occurrence_runs_and_while_reconcile_reads_the_sources(
+    database: Database, replicas: Replicas
+) -> None:
+    nine = local(MONDAY, time(9), BERLIN)
+    standup = schedule(daily(time(9), BERLIN))
+    clock = FakeClock(nine - timedelta(hours=1))
+    seen: dict[str, bool] = {}
+    scheduler = scheduler_of(replicas, clock, 3600)
+
+    class WatchingSource(ListSource):
+        async def schedules(self, session: AsyncSession, now: datetime) -> Iterable[Schedule]:
+            seen.setdefault("reading sources", scheduler.busy())
+            return await super().schedules(session, now)
+
+    async def handler(occurrence: Occurrence) -> None:
+        seen["running"] = scheduler.busy()
+
+    scheduler.add_source(WatchingSource(standup))
+    scheduler.add_handler(HANDLER, handler)
+    assert not scheduler.busy()  # not started
+    await scheduler.start()
+    assert not scheduler.busy()  # the 09:00 job is an hour ahead, the reconcile job too
+    assert await scheduler.run_occurrence(standup, nine)
+    assert seen == {"reading sources": True, "running": True}
+    assert not scheduler.busy()
+
+
+async def test_busy_when_a_job_is_due_but_has_not_run_yet(
+    database: Database, replicas: Replicas
+) -> None:
+    nine = local(MONDAY, time(9), BERLIN)
+    clock = FakeClock(nine - timedelta(milliseconds=20))
+    recorder = Recorder()
+    scheduler = scheduler_of(replicas, clock, 3600)
+    scheduler.add_source(ListSource(schedule(daily(time(9), BERLIN))))
+    scheduler.add_handler(HANDLER, recorder)
+    await scheduler.start()
+    let_real_time_pass()
+    assert scheduler.busy()  # the 09:00 job is due in real time; the loop has not run it
+    clock.set(nine)
+    async with asyncio.timeout(WAIT_LIMIT):
+        await recorder.ran.wait()
+    assert recorder.runs == [nine]
+
+
+async def test_a_due_reconcile_job_alone_is_not_busy(
+    database: Database, replicas: Replicas
+) -> None:
+    clock = FakeClock(local(MONDAY, time(8), BERLIN))
+    scheduler = scheduler_of(replicas, clock, 0.01)
+    scheduler.add_source(ListSource(schedule(daily(time(9), BERLIN))))
+    scheduler.add_handler(HANDLER, Recorder())
+    await scheduler.start()
+    let_real_time_pass()
+    assert not scheduler.busy()
+
+
+# --- after-commit callbacks -----------------------------------------------------------------
+
+
+async def test_an_occurrences_after_commit_callback_runs_once_it_committed_never_on_failure(
+    database: Database, replicas: Replicas
+) -> None:
+    nine = local(MONDAY, time(9), BERLIN)
+    standup = schedule(daily(time(9), BERLIN))
+    called: list[str] = []
+    fail = True
+
+    async def handler(occurrence: Occurrence) -> None:
+        occurrence.after_commit(lambda: called.append(occurrence.key))
+        if fail:
+            raise RuntimeError("handler failed on purpose")
+
+    clock = FakeClock(nine)
+    scheduler = scheduler_of(replicas, clock, 3600)
+    scheduler.add_source(ListSource(standup))
+    scheduler.add_handler(HANDLER, handler)
+    assert await scheduler.run_occurrence(standup, nine) is False
+    assert called == []
+    fail = False
+    assert await scheduler.run_occurrence(standup, nine) is True
+    assert called == [standup.occurrence_key(nine)]
