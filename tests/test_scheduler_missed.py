@@ -28,6 +28,7 @@ from tests.test_scheduler import (
     ListSource,
     Recorder,
     Replicas,
+    add_workspace,
     claims,
     daily,
     local,
@@ -310,3 +311,23 @@ async def test_an_occurrences_after_commit_callback_runs_once_it_committed_never
     fail = False
     assert await scheduler.run_occurrence(standup, nine) is True
     assert called == [standup.occurrence_key(nine)]
+
+
+async def test_an_occurrence_that_queued_a_message_wakes_the_outbox_worker(
+    database: Database, replicas: Replicas
+) -> None:
+    """The worker sleeps until told (or its poll): a prompt an occurrence queued is sent at
+    once; an occurrence that queued nothing wakes nobody."""
+    workspace_id = await add_workspace(database)
+    nine = local(MONDAY, time(9), BERLIN)
+    quiet = schedule(daily(time(9), BERLIN), key="quiet")
+    chatty = Schedule("chatty", "sends", daily(time(9), BERLIN))
+    scheduler = scheduler_of(replicas, FakeClock(nine), 3600)
+    wakes: list[str] = []
+    scheduler.on_outbox.append(lambda: wakes.append("woken"))
+    scheduler.add_handler(HANDLER, Recorder())
+    scheduler.add_handler("sends", Recorder(workspace_id=workspace_id))
+    assert await scheduler.run_occurrence(quiet, nine)
+    assert wakes == []
+    assert await scheduler.run_occurrence(chatty, nine)
+    assert wakes == ["woken"]
