@@ -15,10 +15,13 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.scheduling.scheduler import Occurrence, Schedule, Scheduler
 from storage.db import Database
+from storage.models import OccurrenceClaim
+from storage.outages import DatabaseUnavailable, Outage
 from tests.fakes.clock import FakeClock
 from tests.test_scheduler import (
     BERLIN,
@@ -331,3 +334,126 @@ async def test_an_occurrence_that_queued_a_message_wakes_the_outbox_worker(
     assert wakes == []
     assert await scheduler.run_occurrence(chatty, nine)
     assert wakes == ["woken"]
+
+
+# --- run_occurrence: the claim row and what a failure leaves in the log -----------------------
+
+
+async def test_the_claim_row_says_which_handler_ran_what_occurrence_when_and_where(
+    database: Database, replicas: Replicas
+) -> None:
+    """What an operator reads in ``occurrence_claims`` (and housekeeping ages out by)."""
+    nine = local(MONDAY, time(9), BERLIN)
+    standup = schedule(daily(time(9), BERLIN))
+    now = nine + timedelta(minutes=7)
+    scheduler = scheduler_of(replicas, FakeClock(now), 3600)
+    scheduler.add_handler(HANDLER, Recorder())
+    assert await scheduler.run_occurrence(standup, nine)
+    async with database.transaction() as session:
+        [claim] = (await session.scalars(select(OccurrenceClaim))).all()
+        row = (claim.key, claim.handler, claim.scheduled_for, claim.claimed_at, claim.claimed_by)
+    assert row == (standup.occurrence_key(nine), HANDLER, nine, now, "a")
+
+
+async def test_a_failing_handler_is_logged_with_its_occurrence_and_its_traceback(
+    database: Database, replicas: Replicas, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=SCHEDULER_LOG)
+    nine = local(MONDAY, time(9), BERLIN)
+    standup = schedule(daily(time(9), BERLIN))
+    scheduler = scheduler_of(replicas, FakeClock(nine), 3600)
+    scheduler.add_handler(HANDLER, Recorder(fail=True))
+    assert await scheduler.run_occurrence(standup, nine) is False
+    [record] = [r for r in caplog.records if r.name == SCHEDULER_LOG]
+    assert record.levelno == logging.ERROR
+    assert record.getMessage() == (
+        f"occurrence {standup.occurrence_key(nine)} failed; it will be retried within its grace"
+    )
+    assert record.exc_info is not None and "failed on purpose" in str(record.exc_info[1])
+
+
+async def test_an_outage_during_an_occurrence_is_not_a_failure_in_the_log(
+    database: Database, replicas: Replicas, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database's health tells the outage once; the occurrence waits quietly (a debug line)
+    and is tried again when the database is back."""
+    caplog.set_level(logging.DEBUG, logger=SCHEDULER_LOG)
+    nine = local(MONDAY, time(9), BERLIN)
+    standup = schedule(daily(time(9), BERLIN))
+    recorder = Recorder()
+    down = True
+
+    async def handler(occurrence: Occurrence) -> None:
+        if down:
+            raise DatabaseUnavailable(Outage.UNREACHABLE, "connection refused")
+        await recorder(occurrence)
+
+    scheduler = scheduler_of(replicas, FakeClock(nine), 3600)
+    scheduler.add_handler(HANDLER, handler)
+    assert await scheduler.run_occurrence(standup, nine) is False
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == SCHEDULER_LOG]
+    assert lines == [
+        (logging.DEBUG, f"occurrence {standup.occurrence_key(nine)} waits for the database")
+    ]
+    assert await claims(database) == {}
+    down = False
+    assert await scheduler.run_occurrence(standup, nine) is True
+    assert recorder.runs == [nine]
+
+
+async def test_a_failing_after_commit_callback_is_logged_and_the_others_still_run(
+    database: Database, replicas: Replicas, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=SCHEDULER_LOG)
+    nine = local(MONDAY, time(9), BERLIN)
+    standup = schedule(daily(time(9), BERLIN))
+    called: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("callback failed on purpose")
+
+    async def handler(occurrence: Occurrence) -> None:
+        occurrence.after_commit(broken)
+        occurrence.after_commit(lambda: called.append("second"))
+
+    scheduler = scheduler_of(replicas, FakeClock(nine), 3600)
+    scheduler.add_handler(HANDLER, handler)
+    assert await scheduler.run_occurrence(standup, nine) is True  # it ran and committed
+    assert called == ["second"]
+    [record] = [r for r in caplog.records if r.name == SCHEDULER_LOG]
+    assert record.levelno == logging.ERROR
+    assert record.getMessage() == (
+        f"after-commit callback of occurrence {standup.occurrence_key(nine)} failed"
+    )
+    assert record.exc_info is not None and "on purpose" in str(record.exc_info[1])
+
+
+async def test_busy_until_the_last_of_two_occurrences_ends(
+    database: Database, replicas: Replicas
+) -> None:
+    """The second occurrence runs beside the first (PostgreSQL) or waits for its write lock
+    (SQLite): either way the scheduler is busy until it too has ended."""
+    nine = local(MONDAY, time(9), BERLIN)
+    first = schedule(daily(time(9), BERLIN), key="first")
+    second = schedule(daily(time(9), BERLIN), key="second")
+    release = {"first": asyncio.Event(), "second": asyncio.Event()}
+    started = asyncio.Event()
+
+    async def handler(occurrence: Occurrence) -> None:
+        if occurrence.schedule.key == "first":
+            started.set()
+        await release[occurrence.schedule.key].wait()
+
+    scheduler = scheduler_of(replicas, FakeClock(nine), 3600)
+    scheduler.add_handler(HANDLER, handler)
+    async with asyncio.timeout(WAIT_LIMIT):
+        one = asyncio.create_task(scheduler.run_occurrence(first, nine))
+        await started.wait()
+        two = asyncio.create_task(scheduler.run_occurrence(second, nine))
+        await asyncio.sleep(0)  # the second has begun (up to its claim)
+        release["first"].set()
+        assert await one
+        assert scheduler.busy()  # the second has not ended
+        release["second"].set()
+        assert await two
+    assert not scheduler.busy()
