@@ -14,13 +14,17 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.chat import message
+from bot.delivery.outbox import decode_message
+from bot.port import Method, Target
 from bot.scheduling.scheduler import Occurrence, Schedule, Scheduler
 from storage.db import Database
-from storage.models import OccurrenceClaim
+from storage.models import OccurrenceClaim, OutboxMessage
 from storage.outages import DatabaseUnavailable, Outage
 from tests.fakes.clock import FakeClock
 from tests.test_scheduler import (
@@ -457,3 +461,56 @@ async def test_busy_until_the_last_of_two_occurrences_ends(
         release["second"].set()
         assert await two
     assert not scheduler.busy()
+
+
+async def test_an_occurrences_messages_are_queued_as_given_the_reply_after_its_parent(
+    database: Database, replicas: Replicas
+) -> None:
+    """A report and its thread reply queued by one occurrence: both rows hold their message,
+    and the reply waits for the report (``depends_on``)."""
+    workspace_id = await add_workspace(database)
+    nine = local(MONDAY, time(9), BERLIN)
+    report = schedule(daily(time(9), BERLIN), key="report")
+
+    async def handler(occurrence: Occurrence) -> None:
+        parent = await occurrence.send(
+            workspace_id,
+            Method.POST,
+            Target(channel_id="C1"),
+            message("the report"),
+            key=f"{occurrence.key}:report",
+        )
+        await occurrence.send(
+            workspace_id,
+            Method.POST,
+            Target(channel_id="C1"),
+            message("a reply"),
+            key=f"{occurrence.key}:reply",
+            depends_on=parent,
+        )
+
+    scheduler = scheduler_of(replicas, FakeClock(nine), 3600)
+    scheduler.add_handler(HANDLER, handler)
+    assert await scheduler.run_occurrence(report, nine)
+    async with database.transaction() as session:
+        rows = (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
+        stored = [(r.id, decode_message(r.payload), r.depends_on_id) for r in rows]
+    assert [(m, d) for _, m, d in stored] == [
+        (message("the report"), None),
+        (message("a reply"), stored[0][0]),
+    ]
+
+
+async def test_a_one_shot_run_by_reconcile_skips_nothing(
+    database: Database, replicas: Replicas, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=SCHEDULER_LOG)
+    at = local(MONDAY, time(9), BERLIN)
+    recorder = Recorder()
+    step = schedule(DateTrigger(run_date=at), key="escalation-1")
+    scheduler = replicas.scheduler(
+        FakeClock(at + timedelta(minutes=5)), "a", ListSource(step), {HANDLER: recorder}
+    )
+    await scheduler.start()
+    assert recorder.runs == [at]
+    assert scheduler_lines(caplog, logging.INFO) == []
