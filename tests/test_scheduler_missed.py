@@ -514,3 +514,23 @@ async def test_a_one_shot_run_by_reconcile_skips_nothing(
     await scheduler.start()
     assert recorder.runs == [at]
     assert scheduler_lines(caplog, logging.INFO) == []
+
+
+async def test_the_periodic_reconcile_keeps_to_its_interval(
+    database: Database, replicas: Replicas
+) -> None:
+    """Each reconcile reads every feature's schedules from the database: with an hour's
+    interval, nothing is read again while the process idles for a few seconds."""
+    reads: list[datetime] = []
+
+    class CountingSource(ListSource):
+        async def schedules(self, session: AsyncSession, now: datetime) -> Iterable[Schedule]:
+            reads.append(now)
+            return await super().schedules(session, now)
+
+    scheduler = scheduler_of(replicas, FakeClock(local(MONDAY, time(8), BERLIN)), 3600)
+    scheduler.add_source(CountingSource(schedule(daily(time(9), BERLIN))))
+    scheduler.add_handler(HANDLER, Recorder())
+    await scheduler.start()
+    await asyncio.sleep(2.5)  # APScheduler's shortest interval (its default) is 1 s
+    assert len(reads) == 1
