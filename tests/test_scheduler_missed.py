@@ -16,7 +16,7 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat import message
@@ -519,13 +519,17 @@ async def test_a_one_shot_run_by_reconcile_skips_nothing(
 async def test_the_periodic_reconcile_keeps_to_its_interval(
     database: Database, replicas: Replicas
 ) -> None:
-    """Each reconcile reads every feature's schedules from the database: with an hour's
-    interval, nothing is read again while the process idles for a few seconds."""
-    reads: list[datetime] = []
+    """Each reconcile reads every feature's schedules from the database (once, unless an
+    occurrence changed them): with an hour's interval, nothing is read again while the process
+    idles for a few seconds."""
+    reads: list[int] = []
 
     class CountingSource(ListSource):
+        """Reads its rows in the reconcile's transaction, as a feature's source does."""
+
         async def schedules(self, session: AsyncSession, now: datetime) -> Iterable[Schedule]:
-            reads.append(now)
+            claimed = select(func.count()).select_from(OccurrenceClaim)
+            reads.append((await session.execute(claimed)).scalar_one())
             return await super().schedules(session, now)
 
     scheduler = scheduler_of(replicas, FakeClock(local(MONDAY, time(8), BERLIN)), 3600)
