@@ -522,19 +522,20 @@ async def test_the_periodic_reconcile_keeps_to_its_interval(
     """Each reconcile reads every feature's schedules from the database (once, unless an
     occurrence changed them): with an hour's interval, nothing is read again while the process
     idles for a few seconds."""
-    reads: list[int] = []
+    reads: list[tuple[int, datetime]] = []
 
     class CountingSource(ListSource):
         """Reads its rows in the reconcile's transaction, as a feature's source does."""
 
         async def schedules(self, session: AsyncSession, now: datetime) -> Iterable[Schedule]:
             claimed = select(func.count()).select_from(OccurrenceClaim)
-            reads.append((await session.execute(claimed)).scalar_one())
+            reads.append(((await session.execute(claimed)).scalar_one(), now))
             return await super().schedules(session, now)
 
-    scheduler = scheduler_of(replicas, FakeClock(local(MONDAY, time(8), BERLIN)), 3600)
+    eight = local(MONDAY, time(8), BERLIN)
+    scheduler = scheduler_of(replicas, FakeClock(eight), 3600)
     scheduler.add_source(CountingSource(schedule(daily(time(9), BERLIN))))
     scheduler.add_handler(HANDLER, Recorder())
     await scheduler.start()
     await asyncio.sleep(2.5)  # APScheduler's shortest interval (its default) is 1 s
-    assert len(reads) == 1
+    assert reads == [(0, eight)]  # read once, at the clock's time
