@@ -54,6 +54,13 @@ async def replicas(database: Database) -> AsyncIterator[Replicas]:
         await harness.close()
 
 
+def the_one_error(caplog: pytest.LogCaptureFixture) -> tuple[str, str]:
+    """The scheduler's only log line, an error with its exception: (message, exception)."""
+    [record] = [r for r in caplog.records if r.name == SCHEDULER_LOG]
+    assert record.levelno == logging.ERROR and record.exc_info is not None
+    return record.getMessage(), str(record.exc_info[1])
+
+
 def scheduler_lines(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
     return [
         r.getMessage() for r in caplog.records if r.name == SCHEDULER_LOG and r.levelno == level
@@ -368,12 +375,10 @@ async def test_a_failing_handler_is_logged_with_its_occurrence_and_its_traceback
     scheduler = scheduler_of(replicas, FakeClock(nine), 3600)
     scheduler.add_handler(HANDLER, Recorder(fail=True))
     assert await scheduler.run_occurrence(standup, nine) is False
-    [record] = [r for r in caplog.records if r.name == SCHEDULER_LOG]
-    assert record.levelno == logging.ERROR
-    assert record.getMessage() == (
-        f"occurrence {standup.occurrence_key(nine)} failed; it will be retried within its grace"
+    assert the_one_error(caplog) == (
+        f"occurrence {standup.occurrence_key(nine)} failed; it will be retried within its grace",
+        "handler failed on purpose",
     )
-    assert record.exc_info is not None and "failed on purpose" in str(record.exc_info[1])
 
 
 async def test_an_outage_during_an_occurrence_is_not_a_failure_in_the_log(
@@ -424,12 +429,10 @@ async def test_a_failing_after_commit_callback_is_logged_and_the_others_still_ru
     scheduler.add_handler(HANDLER, handler)
     assert await scheduler.run_occurrence(standup, nine) is True  # it ran and committed
     assert called == ["second"]
-    [record] = [r for r in caplog.records if r.name == SCHEDULER_LOG]
-    assert record.levelno == logging.ERROR
-    assert record.getMessage() == (
-        f"after-commit callback of occurrence {standup.occurrence_key(nine)} failed"
+    assert the_one_error(caplog) == (
+        f"after-commit callback of occurrence {standup.occurrence_key(nine)} failed",
+        "callback failed on purpose",
     )
-    assert record.exc_info is not None and "on purpose" in str(record.exc_info[1])
 
 
 async def test_busy_until_the_last_of_two_occurrences_ends(
