@@ -18,6 +18,7 @@ Only ids are logged (the hook's id, the delivery id), never a payload.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -39,6 +40,9 @@ PREFIX = "/hooks"
 # A hook's row (and its decrypted secret) is kept this long in memory; a change made through
 # this process drops it at once (forget), other replicas see it within this time.
 CACHE_SECONDS = 5.0
+# Past this share of CACHE_SECONDS, a hit starts reading the hook again (in the background):
+# a hook that receives deliveries steadily never has them wait for its read.
+REFRESH_AT = 0.8
 _NOT_FOUND = {"ok": False, "error": "not found"}
 
 
@@ -116,7 +120,8 @@ class Batches:
                         _fail(item[1], alone)
 
     async def _write(self, batch: list[tuple[service.Arrival, asyncio.Future[str]]]) -> None:
-        async with self.db.transaction() as session:
+        # Urgent: senders wait for this commit; background writes queued here go after it.
+        async with self.db.transaction(urgent=True) as session:
             outcomes = await service.deliver(
                 session, [arrival for arrival, _ in batch], self.clock.now()
             )
@@ -166,17 +171,27 @@ class HookReceiver:
         another source is looked up in the database like one that does not exist: the same
         answer after the same work (a cached hit would answer sooner and tell it exists).
         Requests for one key that arrive while it is being read wait for that one read (a
-        burst to a hook whose entry expired is one query, not one per request)."""
+        burst to a hook not in memory is one query, not one per request)."""
         key = f"{source}/{token}"
         known = self._known.get(key)
-        if known is not None and time.monotonic() - known.loaded < CACHE_SECONDS:
+        age = time.monotonic() - known.loaded if known is not None else CACHE_SECONDS
+        if age < CACHE_SECONDS * REFRESH_AT and known is not None:
             return known
         loading = self._loading.get(key)
         if loading is None:
             loading = self._loading[key] = asyncio.ensure_future(self._load(source, token))
-            loading.add_done_callback(lambda _: self._loading.pop(key, None))
+            loading.add_done_callback(functools.partial(self._loaded, key))
+        if age < CACHE_SECONDS and known is not None:
+            return known  # still valid: read again ahead of its expiry, without waiting
         # Shielded: a request that goes away does not cancel the read the others wait for.
         return await asyncio.shield(loading)
+
+    def _loaded(self, key: str, loading: asyncio.Future[Known | None]) -> None:
+        self._loading.pop(key, None)
+        if not loading.cancelled() and loading.exception() is not None:
+            # Those waiting get the error; a read ahead of expiry nobody waits for is retried
+            # by the next delivery.
+            log.warning("hooks: a hook could not be read (%s)", type(loading.exception()).__name__)
 
     async def _load(self, source: str, token: str) -> Known | None:
         generation = self._generation
@@ -190,6 +205,7 @@ class HookReceiver:
                 )
             ).first()
         if row is None:
+            self._known.pop(f"{source}/{token}", None)  # removed by another replica
             return None
         try:
             secret = self.keys.box().open(row.secret)

@@ -9,6 +9,7 @@ the hook's recent deliveries.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import secrets
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy import insert as insert_table
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -200,6 +201,9 @@ class Rule(Protocol):
     milestone: str | None
 
 
+# Written as tables, not through the ORM: a burst's rows skip its per-row bookkeeping.
+_SEEN = HookSeen.__table__
+_DELIVERIES = HookDelivery.__table__
 # The columns a delivery reads (rows, not ORM objects: a burst reads many).
 _RULE_COLUMNS = (
     HookRule.id,
@@ -210,6 +214,25 @@ _RULE_COLUMNS = (
     HookRule.template,
     HookRule.milestone,
 )
+# Built once: a burst's transactions skip building and keying them anew.
+_RULES = (
+    select(*_RULE_COLUMNS)
+    .where(
+        HookRule.hook_id.in_(bindparam("hooks", expanding=True)),
+        HookRule.event.in_(bindparam("events", expanding=True)),
+    )
+    .order_by(HookRule.id)
+)
+_RECORD = insert_table(_DELIVERIES)
+
+
+@functools.cache
+def _claim_statement(insert: Callable[[Any], Any]) -> Any:
+    return (
+        insert(_SEEN)
+        .on_conflict_do_nothing(index_elements=["hook_id", "delivery_id"])
+        .returning(_SEEN.c.hook_id, _SEEN.c.delivery_id)
+    )
 
 
 def matches(rule: Rule, incoming: sources.Incoming) -> bool:
@@ -307,12 +330,7 @@ async def deliver(session: AsyncSession, arrivals: Sequence[Arrival], now: datet
     by_event: dict[tuple[int, str], list[Rule]] = defaultdict(list)
     if wanted:
         found = await session.execute(
-            select(*_RULE_COLUMNS)
-            .where(
-                HookRule.hook_id.in_({h for h, _ in wanted}),
-                HookRule.event.in_({e for _, e in wanted}),
-            )
-            .order_by(HookRule.id)
+            _RULES, {"hooks": list({h for h, _ in wanted}), "events": list({e for _, e in wanted})}
         )
         for rule in found:
             by_event[(rule.hook_id, rule.event)].append(rule)
@@ -333,7 +351,7 @@ async def deliver(session: AsyncSession, arrivals: Sequence[Arrival], now: datet
         )
     await enqueue_many(session, posts, now)
     # Core inserts (no ORM objects, no ids read back): a burst is a few statements.
-    await session.execute(insert_table(HookDelivery), records)
+    await session.execute(_RECORD, records)
     if random.random() < PRUNE_CHANCE:
         await _prune(session, {r["hook_id"] for r in records}, now)
     return outcomes
@@ -343,11 +361,7 @@ async def _claim(
     session: AsyncSession, keys: list[tuple[int, str]], until: datetime
 ) -> set[tuple[int, str]]:
     """Insert (hook, delivery id) into ``hook_seen``; returns those not there before."""
-    stmt = (
-        dialect_insert(session)(HookSeen)
-        .on_conflict_do_nothing(index_elements=["hook_id", "delivery_id"])
-        .returning(HookSeen.hook_id, HookSeen.delivery_id)
-    )
+    stmt = _claim_statement(dialect_insert(session))
     claimed: set[tuple[int, str]] = set()
     for start in range(0, len(keys), WRITE_SLICE):
         rows = [
