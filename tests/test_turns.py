@@ -5,9 +5,15 @@ background work waits, and a waiter that gives up neither keeps nor loses a turn
 from __future__ import annotations
 
 import asyncio
+from contextlib import AbstractAsyncContextManager
 
 from storage.db import Database
 from storage.turns import Turns
+
+
+async def _hold(turn: AbstractAsyncContextManager[object], gate: asyncio.Event) -> None:
+    async with turn:
+        await gate.wait()
 
 
 async def _order(turns: Turns, plan: list[tuple[str, bool]]) -> list[str]:
@@ -16,16 +22,12 @@ async def _order(turns: Turns, plan: list[tuple[str, bool]]) -> list[str]:
     served: list[str] = []
     gate = asyncio.Event()
 
-    async def holder() -> None:
-        async with turns.turn():
-            await gate.wait()
-
     async def waiter(name: str, urgent: bool) -> None:
         async with turns.turn(urgent=urgent):
             served.append(name)
             await asyncio.sleep(0)
 
-    first = asyncio.create_task(holder())
+    first = asyncio.create_task(_hold(turns.turn(), gate))
     await asyncio.sleep(0)
     tasks = []
     for name, urgent in plan:
@@ -54,12 +56,7 @@ async def test_urgent_ones_alternate_with_waiting_background_work() -> None:
 async def test_a_waiter_that_gives_up_keeps_no_turn() -> None:
     turns = Turns(1)
     gate = asyncio.Event()
-
-    async def holder() -> None:
-        async with turns.turn():
-            await gate.wait()
-
-    held = asyncio.create_task(holder())
+    held = asyncio.create_task(_hold(turns.turn(), gate))
     await asyncio.sleep(0)
     quitter = asyncio.create_task(turns.turn(urgent=True).__aenter__())
     await asyncio.sleep(0)
@@ -98,15 +95,11 @@ async def test_an_urgent_transaction_of_the_database_passes_queued_writers(
     served: list[str] = []
     gate = asyncio.Event()
 
-    async def holder() -> None:
-        async with database.transaction():
-            await gate.wait()
-
     async def write(name: str, urgent: bool) -> None:
         async with database.transaction(urgent=urgent):
             served.append(name)
 
-    holders = [asyncio.create_task(holder()) for _ in range(capacity)]
+    holders = [asyncio.create_task(_hold(database.transaction(), gate)) for _ in range(capacity)]
     for _ in range(50):  # until every slot is taken
         await asyncio.sleep(0.01)
         turns = database._turns.get(asyncio.get_running_loop())
