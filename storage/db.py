@@ -7,8 +7,9 @@ transaction handling is switched off and SQLAlchemy emits BEGIN itself.
 
 SQLite has one writer at a time, and a connection waiting for the lock polls with growing sleeps
 (its busy handler). Within one process, :meth:`Database.transaction` therefore queues SQLite
-transactions on an asyncio lock first (first come, first served, no polling); the busy timeout
-still covers other processes on the same file.
+transactions in :class:`~storage.turns.Turns` of one first (first come, first served, no
+polling, an urgent transaction ahead of background work); the busy timeout still covers other
+processes on the same file.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sqlalchemy.ext.asyncio import (
 
 from storage import private_files
 from storage.outages import DatabaseHealth, DatabaseUnavailable, classify
+from storage.turns import Turns
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY = "syncup_read_only"
@@ -112,15 +114,13 @@ class Database:
         self.watch_outages = watch_outages
         self.engine = create_engine(url, echo=echo, **engine_kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        # SQLite: one writer lock per event loop (tests and the CLI may run several loops).
-        self._writer: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] | None = (
-            weakref.WeakKeyDictionary() if self.engine.dialect.name == "sqlite" else None
-        )
-        # Elsewhere: transactions queue for a pooled connection here, first come first served
-        # and without a time limit, rather than in the pool, which fails a checkout that waits
-        # longer than its timeout (a burst of 10,000 votes would turn into errors).
-        self._capacity = _pool_capacity(self.engine) if self._writer is None else None
-        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+        # SQLite: one writer at a time, per event loop (tests and the CLI may run several
+        # loops). Elsewhere: transactions queue for a pooled connection here, first come first
+        # served and without a time limit, rather than in the pool, which fails a checkout that
+        # waits longer than its timeout (a burst of 10,000 votes would turn into errors).
+        self._sqlite = self.engine.dialect.name == "sqlite"
+        self._capacity = 1 if self._sqlite else _pool_capacity(self.engine)
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Turns] = (
             weakref.WeakKeyDictionary()
         )
         # Outages (unreachable, disk full, read-only) are logged there once, not per failure.
@@ -131,16 +131,17 @@ class Database:
         return self.engine.dialect.name
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    async def transaction(self, *, urgent: bool = False) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on any error.
 
         Transactions must not nest (on SQLite they never could: each one takes the write lock).
-        With ``watch_outages``, a database that cannot be used (unreachable, disk full,
-        read-only) raises :class:`~storage.outages.DatabaseUnavailable`, reported once to
-        :attr:`health`."""
+        ``urgent``: someone waits on this commit within a deadline (an HTTP answer); it goes
+        before the background transactions queued in this process (storage.turns). With
+        ``watch_outages``, a database that cannot be used (unreachable, disk full, read-only)
+        raises :class:`~storage.outages.DatabaseUnavailable`, reported once to :attr:`health`."""
         in_body = False
         try:
-            async with self._transaction() as session:
+            async with self._transaction(urgent) as session:
                 await session.connection()  # connect first: a failure here is the database's
                 in_body = True
                 yield session
@@ -164,24 +165,16 @@ class Database:
         return DatabaseUnavailable(kind, type(exc).__name__)
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncSession]:
-        if self._writer is None:
-            if self._capacity is None:
-                async with self.sessions() as session, session.begin():
-                    yield session
-                return
-            loop = asyncio.get_running_loop()
-            slots = self._slots.get(loop)
-            if slots is None:
-                slots = self._slots[loop] = asyncio.Semaphore(self._capacity)
-            async with slots, self.sessions() as session, session.begin():
+    async def _transaction(self, urgent: bool) -> AsyncIterator[AsyncSession]:
+        if self._capacity is None:
+            async with self.sessions() as session, session.begin():
                 yield session
             return
         loop = asyncio.get_running_loop()
-        lock = self._writer.get(loop)
-        if lock is None:
-            lock = self._writer[loop] = asyncio.Lock()
-        async with lock, self.sessions() as session, session.begin():
+        turns = self._turns.get(loop)
+        if turns is None:
+            turns = self._turns[loop] = Turns(self._capacity)
+        async with turns.turn(urgent=urgent), self.sessions() as session, session.begin():
             yield session
 
     @asynccontextmanager
@@ -207,7 +200,7 @@ class Database:
     async def _read(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
             await session.connection(execution_options={READ_ONLY: True})
-            if self._writer is None:
+            if not self._sqlite:
                 await session.execute(
                     text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 )

@@ -5,6 +5,7 @@ enabled = false, and stops with the app."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import io
@@ -20,12 +21,16 @@ from bot.app import App
 from bot.config import (
     ConsoleSection,
     DatabaseSection,
+    HttpSection,
     Settings,
     SlackSection,
     WebSection,
     public_base_url,
     web_address,
 )
+from bot.web.asgi import WebApp
+from bot.web.guard import MAX_HEAD_BYTES
+from bot.web.server import WebServer
 from storage import migrate
 from tests.hooks_world import release
 from tests.test_console import START
@@ -175,3 +180,31 @@ def test_older_slack_http_settings_still_choose_the_address() -> None:
         web=WebSection(public_url="https://syncup.example.com/"), slack=SlackSection()
     )
     assert public_base_url(public) == "https://syncup.example.com"
+
+
+async def test_a_request_head_over_the_cap_closes_the_connection() -> None:
+    """llhttp bounds no header size of its own: the guard closes a connection whose head
+    grows past MAX_HEAD_BYTES, while a large but bounded head is served."""
+
+    async def ready() -> tuple[bool, str]:
+        return True, "ready"
+
+    server = WebServer(WebApp(ready), HttpSection(), "127.0.0.1", 0)
+    await server.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        big = b"X-Filler: " + b"a" * 8000 + b"\r\n"
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: s\r\n" + big * 2 + b"\r\n")
+        await writer.drain()
+        assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 200")
+        writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: s\r\n")
+        with contextlib.suppress(ConnectionError):
+            for _ in range(MAX_HEAD_BYTES // len(big) + 2):  # headers that never end
+                writer.write(big)
+                await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, never answered
+        writer.close()
+    finally:
+        await server.stop()

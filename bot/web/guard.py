@@ -1,9 +1,14 @@
-"""uvicorn's h11 protocol with the timeouts and the connection cap it lacks (``[http]``).
+"""uvicorn's httptools protocol with the timeouts and the caps it lacks (``[http]``).
 
 Headers must arrive within ``header_timeout_seconds`` of the connection (or of the first byte of
 the next request on a kept-alive one), the body within ``body_timeout_seconds`` of the headers;
-a connection over ``max_connections`` is closed at once. Both are warned about at most once a
-minute, with a count, so a flood does not flood the log too.
+a connection over ``max_connections`` is closed at once, and so is one whose request head
+passes :data:`MAX_HEAD_BYTES` (llhttp, unlike h11, sets no bound of its own). Each is warned
+about at most once a minute, with a count, so a flood does not flood the log too.
+
+httptools (llhttp, in C) rather than h11 (pure Python): parsing and writing a request costs
+about half as much CPU, which a burst of webhook deliveries spends on nothing else
+(benchmarks/webhooks.py).
 """
 
 from __future__ import annotations
@@ -12,12 +17,14 @@ import asyncio
 import logging
 import time
 
-import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bot.config import HttpSection
 
 log = logging.getLogger(__name__)
+
+# A request line and headers larger than this close the connection (h11's own bound is 16 KiB).
+MAX_HEAD_BYTES = 64 * 1024
 
 
 class Throttled:
@@ -36,14 +43,16 @@ class Throttled:
             self.count, self.last = 0, now
 
 
-def guarded_protocol(limits: HttpSection) -> type[H11Protocol]:
+def guarded_protocol(limits: HttpSection) -> type[HttpToolsProtocol]:
     """The protocol class to give ``uvicorn.Config(http=...)``."""
     refused = Throttled("web: %d connection(s) over [http] max_connections closed")
     slow = Throttled("web: closed %d connection(s) that sent their request too slowly")
+    large = Throttled("web: closed %d connection(s) whose request head was too large")
 
-    class Guarded(H11Protocol):
+    class Guarded(HttpToolsProtocol):
         _timer: asyncio.TimerHandle | None = None
         _phase = ""
+        _head = 0  # bytes received since the current request's head began
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -60,6 +69,11 @@ def guarded_protocol(limits: HttpSection) -> type[H11Protocol]:
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
             self._follow()
+            if self._phase == "headers":  # the head is still incomplete
+                self._head += len(data)
+                if self._head > MAX_HEAD_BYTES and not self.transport.is_closing():
+                    large.note()
+                    self.transport.close()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -70,7 +84,7 @@ def guarded_protocol(limits: HttpSection) -> type[H11Protocol]:
                 self._enter("")
             elif self.cycle is None or self.cycle.response_complete:
                 self._enter("headers")
-            elif self.conn.their_state is h11.SEND_BODY:
+            elif self.cycle.more_body:
                 self._enter("body")
             else:
                 self._enter("")  # the whole request is in; the app answers
@@ -82,6 +96,7 @@ def guarded_protocol(limits: HttpSection) -> type[H11Protocol]:
                 self._timer.cancel()
                 self._timer = None
             self._phase = phase
+            self._head = 0
             seconds = {
                 "headers": limits.header_timeout_seconds,
                 "body": limits.body_timeout_seconds,

@@ -18,6 +18,7 @@ Only ids are logged (the hook's id, the delivery id), never a payload.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -39,6 +40,9 @@ PREFIX = "/hooks"
 # A hook's row (and its decrypted secret) is kept this long in memory; a change made through
 # this process drops it at once (forget), other replicas see it within this time.
 CACHE_SECONDS = 5.0
+# Past this share of CACHE_SECONDS, a hit starts reading the hook again (in the background):
+# a hook that receives deliveries steadily never has them wait for its read.
+REFRESH_AT = 0.8
 _NOT_FOUND = {"ok": False, "error": "not found"}
 
 
@@ -74,7 +78,9 @@ class Batches:
     """Group commit: deliveries that arrive while a transaction is being written wait for the
     next one, which writes them all (up to :data:`BATCH`) in a few statements. Each is answered
     once its transaction committed, so a 200 means it is stored, and at most one transaction
-    per process writes deliveries at a time."""
+    per process writes deliveries at a time. If a batch fails as a whole, nothing of it is kept
+    and each delivery is tried again alone: one that cannot be saved (its hook removed in the
+    meantime, a milestone that fails) is answered 503 without costing the others theirs."""
 
     BATCH = 200
 
@@ -84,6 +90,7 @@ class Batches:
         self.wake = wake
         self._pending: list[tuple[service.Arrival, asyncio.Future[str]]] = []
         self._task: asyncio.Task[None] | None = None
+        self.transactions = 0  # how many were committed (for benchmarks and tests)
 
     async def submit(self, arrival: service.Arrival) -> str:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -96,20 +103,39 @@ class Batches:
         while self._pending:
             batch, self._pending = self._pending[: self.BATCH], self._pending[self.BATCH :]
             try:
-                async with self.db.transaction() as session:
-                    outcomes = await service.deliver(
-                        session, [arrival for arrival, _ in batch], self.clock.now()
-                    )
+                await self._write(batch)
             except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if not future.done():
-                    future.set_result(outcome)
-            if "posted" in outcomes and self.wake is not None:
-                self.wake()
+                if len(batch) == 1:
+                    _fail(batch[0][1], exc)
+                    continue
+                log.warning(
+                    "hooks: a batch of %d deliveries failed (%s); each is tried alone",
+                    len(batch),
+                    type(exc).__name__,
+                )
+                for item in batch:
+                    try:
+                        await self._write([item])
+                    except Exception as alone:
+                        _fail(item[1], alone)
+
+    async def _write(self, batch: list[tuple[service.Arrival, asyncio.Future[str]]]) -> None:
+        # Urgent: senders wait for this commit; background writes queued here go after it.
+        async with self.db.transaction(urgent=True) as session:
+            outcomes = await service.deliver(
+                session, [arrival for arrival, _ in batch], self.clock.now()
+            )
+        self.transactions += 1
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+        if "posted" in outcomes and self.wake is not None:
+            self.wake()
+
+
+def _fail(future: asyncio.Future[str], exc: Exception) -> None:
+    if not future.done():
+        future.set_exception(exc)
 
 
 class HookReceiver:
@@ -127,7 +153,9 @@ class HookReceiver:
         self.per_minute = per_minute
         self.wake = wake
         self.batches = Batches(db, clock, wake)
-        self._known: dict[str, Known | None] = {}
+        self._known: dict[str, Known] = {}
+        self._loading: dict[str, asyncio.Future[Known | None]] = {}
+        self._generation = 0  # moved on by forget
         self._buckets: dict[int, Bucket] = {}
 
     def mount(self) -> Mount:
@@ -136,15 +164,37 @@ class HookReceiver:
     def forget(self, source: str, token: str) -> None:
         """A hook was removed here: stop answering for it at once."""
         self._known.pop(f"{source}/{token}", None)
+        self._generation += 1
 
     async def _find(self, source: str, token: str) -> Known | None:
         """The hook with this token and source. Keyed by both, so a token asked for under
         another source is looked up in the database like one that does not exist: the same
-        answer after the same work (a cached hit would answer sooner and tell it exists)."""
-        now = time.monotonic()
-        known = self._known.get(f"{source}/{token}")
-        if known is not None and now - known.loaded < CACHE_SECONDS:
+        answer after the same work (a cached hit would answer sooner and tell it exists).
+        Requests for one key that arrive while it is being read wait for that one read (a
+        burst to a hook not in memory is one query, not one per request)."""
+        key = f"{source}/{token}"
+        known = self._known.get(key)
+        age = time.monotonic() - known.loaded if known is not None else CACHE_SECONDS
+        if age < CACHE_SECONDS * REFRESH_AT and known is not None:
             return known
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = self._loading[key] = asyncio.ensure_future(self._load(source, token))
+            loading.add_done_callback(functools.partial(self._loaded, key))
+        if age < CACHE_SECONDS and known is not None:
+            return known  # still valid: read again ahead of its expiry, without waiting
+        # Shielded: a request that goes away does not cancel the read the others wait for.
+        return await asyncio.shield(loading)
+
+    def _loaded(self, key: str, loading: asyncio.Future[Known | None]) -> None:
+        self._loading.pop(key, None)
+        if not loading.cancelled() and loading.exception() is not None:
+            # Those waiting get the error; a read ahead of expiry nobody waits for is retried
+            # by the next delivery.
+            log.warning("hooks: a hook could not be read (%s)", type(loading.exception()).__name__)
+
+    async def _load(self, source: str, token: str) -> Known | None:
+        generation = self._generation
         # Only hooks that exist are kept: a scan of made-up tokens cannot fill memory.
         async with self.db.read() as session:
             row = (
@@ -155,14 +205,16 @@ class HookReceiver:
                 )
             ).first()
         if row is None:
+            self._known.pop(f"{source}/{token}", None)  # removed by another replica
             return None
         try:
             secret = self.keys.box().open(row.secret)
         except (KeyUnavailable, SecretUnreadable) as exc:
             log.error("hooks: hook %d cannot be checked: %s", row.id, exc)
             return None
-        found = Known(row.id, row.workspace_id, row.source, secret, now)
-        self._known[f"{source}/{token}"] = found
+        found = Known(row.id, row.workspace_id, row.source, secret, time.monotonic())
+        if generation == self._generation:  # else removed here while it was read
+            self._known[f"{source}/{token}"] = found
         return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -9,6 +9,7 @@ the hook's recent deliveries.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import secrets
@@ -16,9 +17,9 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy import insert as insert_table
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -188,7 +189,53 @@ async def remove_rule(session: AsyncSession, hook: Hook, rule_id: str | None) ->
     return rule
 
 
-def matches(rule: HookRule, incoming: sources.Incoming) -> bool:
+class Rule(Protocol):
+    """What a delivery reads of a rule: a :class:`HookRule`, or a row of its columns."""
+
+    id: int
+    hook_id: int
+    event: str
+    filters: dict[str, Any]
+    channel_id: str
+    template: str
+    milestone: str | None
+
+
+# Written as tables, not through the ORM: a burst's rows skip its per-row bookkeeping.
+_SEEN = HookSeen.__table__
+_DELIVERIES = HookDelivery.__table__
+# The columns a delivery reads (rows, not ORM objects: a burst reads many).
+_RULE_COLUMNS = (
+    HookRule.id,
+    HookRule.hook_id,
+    HookRule.event,
+    HookRule.filters,
+    HookRule.channel_id,
+    HookRule.template,
+    HookRule.milestone,
+)
+# Built once: a burst's transactions skip building and keying them anew.
+_RULES = (
+    select(*_RULE_COLUMNS)
+    .where(
+        HookRule.hook_id.in_(bindparam("hooks", expanding=True)),
+        HookRule.event.in_(bindparam("events", expanding=True)),
+    )
+    .order_by(HookRule.id)
+)
+_RECORD = insert_table(_DELIVERIES)
+
+
+@functools.cache
+def _claim_statement(insert: Callable[[Any], Any]) -> Any:
+    return (
+        insert(_SEEN)
+        .on_conflict_do_nothing(index_elements=["hook_id", "delivery_id"])
+        .returning(_SEEN.c.hook_id, _SEEN.c.delivery_id)
+    )
+
+
+def matches(rule: Rule, incoming: sources.Incoming) -> bool:
     if rule.event != incoming.event:
         return False
     for key, wanted in (rule.filters or {}).items():
@@ -227,19 +274,21 @@ async def record(
     await session.flush()
 
 
-async def _prune(session: AsyncSession, hook_id: int, now: datetime) -> None:
-    """Keep the last KEEP_DELIVERIES deliveries of a hook; forget expired delivery ids."""
-    cutoff = await session.scalar(
-        select(HookDelivery.id)
-        .where(HookDelivery.hook_id == hook_id)
-        .order_by(HookDelivery.id.desc())
-        .offset(KEEP_DELIVERIES - 1)
-        .limit(1)
-    )
-    if cutoff is not None:
-        await session.execute(
-            delete(HookDelivery).where(HookDelivery.hook_id == hook_id, HookDelivery.id < cutoff)
+async def _prune(session: AsyncSession, hook_ids: set[int], now: datetime) -> None:
+    """Keep the last KEEP_DELIVERIES deliveries of each hook; forget expired delivery ids.
+    Two statements whatever the number of hooks (a burst may touch many)."""
+    ranked = (
+        select(
+            HookDelivery.id,
+            func.row_number()
+            .over(partition_by=HookDelivery.hook_id, order_by=HookDelivery.id.desc())
+            .label("rank"),
         )
+        .where(HookDelivery.hook_id.in_(hook_ids))
+        .subquery()
+    )
+    old = select(ranked.c.id).where(ranked.c.rank > KEEP_DELIVERIES)
+    await session.execute(delete(HookDelivery).where(HookDelivery.id.in_(old)))
     await session.execute(delete(HookSeen).where(HookSeen.expires_at < now))
 
 
@@ -257,72 +306,85 @@ class Arrival:
 
 async def deliver(session: AsyncSession, arrivals: Sequence[Arrival], now: datetime) -> list[str]:
     """The effect of verified deliveries (see the module), many in one transaction and a few
-    statements (a burst is written together); returns each one's outcome: ``duplicate``,
-    ``ignored``, ``ping`` or ``posted``."""
+    statements whatever their number (a burst is written together); returns each one's
+    outcome: ``duplicate``, ``ignored``, ``ping`` or ``posted``. A delivery id given twice in
+    ``arrivals`` is acted on at its first place only."""
     outcomes = ["duplicate"] * len(arrivals)
     first: dict[tuple[int, str], int] = {}
     for index, arrival in enumerate(arrivals):
         first.setdefault((arrival.hook_id, arrival.delivery_id), index)
-    until = sources.seen_until(now)
-    claimed: set[tuple[int, str]] = set()
-    insert = dialect_insert(session)
-    keys = list(first)
-    for start in range(0, len(keys), WRITE_SLICE):
-        rows = [
-            {"hook_id": h, "delivery_id": d, "expires_at": until}
-            for h, d in keys[start : start + WRITE_SLICE]
-        ]
-        result = await session.execute(
-            insert(HookSeen)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["hook_id", "delivery_id"])
-            .returning(HookSeen.hook_id, HookSeen.delivery_id)
-        )
-        claimed.update((h, d) for h, d in result)
+    claimed = await _claim(session, list(first), sources.seen_until(now))
     fresh = [index for key, index in first.items() if key in claimed]
     if not fresh:
         return outcomes
-    by_hook: dict[int, list[HookRule]] = defaultdict(list)
-    found = await session.scalars(
-        select(HookRule)
-        .where(HookRule.hook_id.in_({arrivals[i].hook_id for i in fresh}))
-        .order_by(HookRule.id)
-    )
-    for rule in found:
-        by_hook[rule.hook_id].append(rule)
+    parsed: dict[int, sources.Incoming | str] = {}
+    for index in fresh:
+        arrival = arrivals[index]
+        try:
+            parsed[index] = sources.parse(arrival.source, arrival.headers, arrival.body)
+        except sources.Ignored as exc:
+            parsed[index] = str(exc)
+    wanted = {
+        (arrivals[i].hook_id, p.event) for i, p in parsed.items() if isinstance(p, sources.Incoming)
+    }
+    by_event: dict[tuple[int, str], list[Rule]] = defaultdict(list)
+    if wanted:
+        found = await session.execute(
+            _RULES, {"hooks": list({h for h, _ in wanted}), "events": list({e for _, e in wanted})}
+        )
+        for rule in found:
+            by_event[(rule.hook_id, rule.event)].append(rule)
     posts: list[Outgoing] = []
     records: list[dict[str, Any]] = []
     for index in fresh:
-        arrival = arrivals[index]
-        outcome, event, reason = await _plan(session, arrival, by_hook[arrival.hook_id], posts, now)
+        arrival, incoming = arrivals[index], parsed[index]
+        if isinstance(incoming, str):
+            event = sources.event_header(arrival.source, arrival.headers)
+            outcome, reason = "ignored", incoming
+        else:
+            event = incoming.event
+            rules = by_event.get((arrival.hook_id, event), [])
+            outcome, reason = await _plan(session, arrival, incoming, rules, posts, now)
         outcomes[index] = outcome
         records.append(
             _delivery_row(arrival.hook_id, arrival.delivery_id, event, outcome, reason, now)
         )
     await enqueue_many(session, posts, now)
     # Core inserts (no ORM objects, no ids read back): a burst is a few statements.
-    await session.execute(insert_table(HookDelivery), records)
+    await session.execute(_RECORD, records)
     if random.random() < PRUNE_CHANCE:
-        for hook_id in {r["hook_id"] for r in records}:
-            await _prune(session, hook_id, now)
+        await _prune(session, {r["hook_id"] for r in records}, now)
     return outcomes
+
+
+async def _claim(
+    session: AsyncSession, keys: list[tuple[int, str]], until: datetime
+) -> set[tuple[int, str]]:
+    """Insert (hook, delivery id) into ``hook_seen``; returns those not there before."""
+    stmt = _claim_statement(dialect_insert(session))
+    claimed: set[tuple[int, str]] = set()
+    for start in range(0, len(keys), WRITE_SLICE):
+        rows = [
+            {"hook_id": h, "delivery_id": d, "expires_at": until}
+            for h, d in keys[start : start + WRITE_SLICE]
+        ]
+        # executemany: one compiled statement for every batch size (SQLAlchemy sends it as
+        # multi-row INSERTs with RETURNING).
+        claimed.update((h, d) for h, d in await session.execute(stmt, rows))
+    return claimed
 
 
 async def _plan(
     session: AsyncSession,
     arrival: Arrival,
-    rules: list[HookRule],
+    incoming: sources.Incoming,
+    rules: Sequence[Rule],
     posts: list[Outgoing],
     now: datetime,
-) -> tuple[str, str, str]:
-    """Outcome, event and reason of one delivery; its posts are added to ``posts``."""
-    event = sources.event_header(arrival.source, arrival.headers)
-    try:
-        incoming = sources.parse(arrival.source, arrival.headers, arrival.body)
-    except sources.Ignored as exc:
-        return "ignored", event, str(exc)
+) -> tuple[str, str]:
+    """Outcome and reason of one parsed delivery; its posts are added to ``posts``."""
     if incoming.event == "ping":
-        return "ping", "ping", "the hook works"
+        return "ping", "the hook works"
     notes: list[str] = []
     posted = 0
     for rule in rules:
@@ -346,8 +408,8 @@ async def _plan(
         if rule.milestone:
             notes.append(await _milestone_done(session, arrival.workspace_id, rule.milestone, now))
     if not posted:
-        return "ignored", incoming.event, "; ".join(notes) or f"no rule matches {incoming.event}"
-    return "posted", incoming.event, "; ".join([f"{posted} post(s) queued", *notes])
+        return "ignored", "; ".join(notes) or f"no rule matches {incoming.event}"
+    return "posted", "; ".join([f"{posted} post(s) queued", *notes])
 
 
 async def _milestone_done(
