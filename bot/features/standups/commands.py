@@ -32,7 +32,7 @@ from bot.errors import UserError
 from bot.events import ActionInvocation, FormSubmission
 from bot.features.standups import history as history_views
 from bot.features.standups.first_prompts import START_ACTION, first_prompts_note, missed_today
-from bot.features.standups.prompts import prompt_member
+from bot.features.standups.prompts import prompt_members
 from bot.features.standups.schedules import member_zone
 from bot.features.standups.settings import (
     FORM_ID,
@@ -204,16 +204,14 @@ async def start_today(ctx: Context, event: ActionInvocation) -> Response:
     if standup.paused:
         raise UserError(f'"{standup.name}" is paused; `/standup resume {standup.name}` first.')
     asked = 0
-    for missed in missed_today(standup, await participants_of(ctx.session, standup), ctx.now):
-        if await prompt_member(
-            ctx.session,
-            standup,
-            missed.member,
-            missed.local_date,
-            ctx.now,
-            key_prefix=f"standup:{standup.id}:start:{ctx.event.origin.event_id}",
-        ):
-            asked += 1
+    prefix = f"standup:{standup.id}:start:{ctx.event.origin.event_id}"
+    missed = missed_today(standup, await participants_of(ctx.session, standup), ctx.now)
+    # Each member is asked for their own local date: a run per date.
+    for day in sorted({m.local_date for m in missed}):
+        people = [m.member for m in missed if m.local_date == day]
+        asked += len(
+            await prompt_members(ctx.session, standup, people, day, ctx.now, key_prefix=prefix)
+        )
     ctx.sent_something = True
     ctx.schedules_changed = True
     if not asked:
@@ -396,22 +394,20 @@ async def run_now(ctx: Context, args: dict[str, Any]) -> Response:
         raise UserError(f'"{standup.name}" is paused; `/standup resume {standup.name}` first.')
     run_date = ctx.now.astimezone(ZoneInfo(member_zone(standup, ctx.member))).date()
     occasion = f"manual:{ctx.event.origin.event_id}"
-    prompted = away = 0
-    for member in await participants_of(ctx.session, standup):
-        local = ctx.now.astimezone(ZoneInfo(member_zone(standup, member))).date()
-        if await prompt_member(
-            ctx.session,
-            standup,
-            member,
-            run_date,
-            ctx.now,
-            key_prefix=f"standup:{standup.id}:now:{ctx.event.origin.event_id}",
-            occasion=occasion,
-            local_date=local,
-        ):
-            prompted += 1
-        else:
-            away += 1
+    people = await participants_of(ctx.session, standup)
+    asked = await prompt_members(
+        ctx.session,
+        standup,
+        people,
+        run_date,
+        ctx.now,
+        key_prefix=f"standup:{standup.id}:now:{ctx.event.origin.event_id}",
+        occasion=occasion,
+        local_dates={
+            m.id: ctx.now.astimezone(ZoneInfo(member_zone(standup, m))).date() for m in people
+        },
+    )
+    prompted, away = len(asked), len(people) - len(asked)
     ctx.sent_something = True
     ctx.schedules_changed = True
     if not prompted:

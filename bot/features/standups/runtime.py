@@ -42,6 +42,7 @@ from bot.features.standups.prompts import (
     dm_target,
     prompt_buttons,
     prompt_member,
+    prompt_members,
 )
 from bot.features.standups.report_messages import day_label
 from bot.features.standups.schedules import (
@@ -87,10 +88,10 @@ async def on_prompt_occurrence(occurrence: Occurrence) -> None:
     )
     if payload.get("member_id") is not None:
         query = query.where(Member.id == payload["member_id"])
-    for member in list(await session.scalars(query)):
-        await prompt_member(
-            session, standup, member, run_date, occurrence.now, key_prefix=occurrence.key
-        )
+    people = list(await session.scalars(query))
+    await prompt_members(
+        session, standup, people, run_date, occurrence.now, key_prefix=occurrence.key
+    )
     # Reminder and run one-shots were created: the scheduler reads its sources again.
     occurrence.sent_something = True
     occurrence.schedules_changed = True
@@ -125,7 +126,7 @@ async def on_remind_occurrence(occurrence: Occurrence) -> None:
     ]
     if prompt.step is not None:
         blocks.append(chat.Context(text("Reply here to go on where you were, or press Answer.")))
-    blocks.append(prompt_buttons(prompt))
+    blocks.append(prompt_buttons(prompt.id))
     await occurrence.send(
         standup.workspace_id,
         Method.DM,
