@@ -49,6 +49,7 @@ from benchmarks.standup_fanout import (  # noqa: E402
     _pg_admin,
     scratch_database,
 )
+from bot.app import settle_heap  # noqa: E402
 from bot.chat import Reply  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.core import Core  # noqa: E402
@@ -155,6 +156,7 @@ async def votes(
 
     core = Core(db, SystemClock())
     polls.register(core, Scheduler(db, core.clock, instance="bench"))
+    settle_heap()  # as App.start does
     rng = random.Random(6)
     first = {i: rng.randrange(len(OPTIONS)) for i in range(voters)}
     clicks = rng.sample(range(voters), double_clicks)
@@ -187,10 +189,11 @@ async def votes(
         if not said.startswith("Your vote"):
             refused.append(said)
 
-    wave = [click(i, first[i], f"vote-{i}") for i in range(voters)]
-    wave += [click(i, first[i], f"vote-{i}") for i in clicks]  # the same event again
+    run = uuid.uuid4().hex[:8]  # event ids of this run only
+    wave = [click(i, first[i], f"{run}-vote-{i}") for i in range(voters)]
+    wave += [click(i, first[i], f"{run}-vote-{i}") for i in clicks]  # the same event again
     random.Random(7).shuffle(wave)
-    second = [click(i, final[i], f"change-{i}") for i in changers]
+    second = [click(i, final[i], f"{run}-change-{i}") for i in changers]
 
     async def clients(events: list[ActionInvocation]) -> None:
         if in_flight is None:

@@ -81,29 +81,25 @@ def _unchanged(member: Member, workspace: Workspace, event: ActionInvocation) ->
 
 
 async def _members(batch: Batch[ActionInvocation], clicks: list[_Click]) -> None:
-    """Find each click's member (one query for workspaces, one for members)."""
-    session = batch.session
+    """Find each click's member and workspace (one query)."""
     places = {(c.item.event.origin.platform, c.item.event.origin.workspace_id) for c in clicks}
-    found = await session.scalars(
-        select(Workspace).where(tuple_(Workspace.platform, Workspace.external_id).in_(places))
-    )
-    workspaces = {(w.platform, w.external_id): w for w in found}
     users = sorted({c.item.event.actor.user_id for c in clicks})
-    people = await session.scalars(
-        select(Member).where(
-            Member.workspace_id.in_([w.id for w in workspaces.values()]),
+    rows = await batch.session.execute(
+        select(Member, Workspace)
+        .join(Workspace, Workspace.id == Member.workspace_id)
+        .where(
+            tuple_(Workspace.platform, Workspace.external_id).in_(sorted(places)),
             Member.platform_user_id.in_(users),
         )
     )
-    members = {(m.workspace_id, m.platform_user_id): m for m in people}
+    found = {(w.platform, w.external_id, m.platform_user_id): (m, w) for m, w in rows.tuples()}
     for click in clicks:
         event = click.item.event
-        workspace = workspaces.get((event.origin.platform, event.origin.workspace_id))
-        member = members.get((workspace.id, event.actor.user_id)) if workspace else None
-        if workspace is None or member is None or not _unchanged(member, workspace, event):
-            click.item.fallback = True
+        pair = found.get((event.origin.platform, event.origin.workspace_id, event.actor.user_id))
+        if pair is None or not _unchanged(*pair, event):
+            click.item.fallback = True  # someone new, or something to update: the one-event path
         else:
-            click.member = member
+            click.member = pair[0]
 
 
 def _refuse(click: _Click, error: UserError) -> None:
