@@ -340,3 +340,29 @@ def reply(*items: Block | Text | str) -> Reply:
 
 MESSAGE_ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)
 FORM_ADAPTER: TypeAdapter[Form] = TypeAdapter(Form)
+BLOCK_ADAPTER: TypeAdapter[Block] = TypeAdapter(Block)
+
+
+class MessageDumper:
+    """``MESSAGE_ADAPTER.dump_python(msg, mode="json")`` for many similar messages (a prompt
+    DM to each of 5,000 members): a block seen before is dumped once and its JSON reused.
+    Blocks are frozen, so an equal block dumps to equal JSON."""
+
+    def __init__(self) -> None:
+        self._blocks: dict[object, object] = {}
+
+    def dump(self, msg: Message) -> dict[str, object]:
+        payload: dict[str, object] = MESSAGE_ADAPTER.dump_python(
+            Message((), msg.summary), mode="json"
+        )
+        payload["blocks"] = [self._block(b) for b in msg.blocks]
+        return payload
+
+    def _block(self, block: Block) -> object:
+        try:
+            found = self._blocks.get(block)
+        except TypeError:  # a block holding something unhashable: dumped every time
+            return BLOCK_ADAPTER.dump_python(block, mode="json")
+        if found is None:
+            found = self._blocks[block] = BLOCK_ADAPTER.dump_python(block, mode="json")
+        return found

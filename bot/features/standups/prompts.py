@@ -4,6 +4,7 @@ answer form, and :func:`prompt_member`, which creates the prompt and queues the 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from bot.chat import (
     Form,
     FormField,
     Message,
+    MessageDumper,
     Plain,
     Section,
     SelectField,
@@ -206,6 +208,16 @@ def question_blocks(standup: Standup, index: int, plan: str | None) -> list[Any]
     return blocks
 
 
+@functools.cache
+def _answer_hint() -> chat.Context:
+    return chat.Context(
+        marked(
+            "Reply here to answer one question at a time (`skip` skips one, `cancel` "
+            "stops), or press Answer to fill in every answer at once."
+        )
+    )
+
+
 def prompt_message(
     standup: Standup, run: StandupRun, prompt_id: int, member: Member, plan: str | None
 ) -> Message:
@@ -213,12 +225,7 @@ def prompt_message(
     blocks: list[Any] = [
         text(f"Hi {name}! Time for ", Bold(standup.name), f" ({day_label(run.run_date)})."),
         *question_blocks(standup, DONE_QUESTION, plan),
-        chat.Context(
-            marked(
-                "Reply here to answer one question at a time (`skip` skips one, `cancel` "
-                "stops), or press Answer to fill in every answer at once."
-            )
-        ),
+        _answer_hint(),
         prompt_buttons(prompt_id),
     ]
     if member.timezone is None and not standup.team_timezone:
@@ -402,20 +409,14 @@ async def _prompt_slice(
         .values(step=None)
     )
     plans = await previous_plans(session, standup, [m.id for m in asked], run.run_date)
-    await enqueue_many(
-        session,
-        [
-            Outgoing(
-                standup.workspace_id,
-                Method.DM,
-                dm_target(m),
-                prompt_message(standup, run, created[m.id], m, plans.get(m.id)),
-                f"{key_prefix}:prompt:{m.id}",
-            )
-            for m in asked
-        ],
-        now,
-    )
+    dumper = MessageDumper()  # the blocks every prompt shares are dumped once
+    out = []
+    for m in asked:
+        msg = prompt_message(standup, run, created[m.id], m, plans.get(m.id))
+        key = f"{key_prefix}:prompt:{m.id}"
+        payload = dumper.dump(msg)
+        out.append(Outgoing(standup.workspace_id, Method.DM, dm_target(m), msg, key, None, payload))
+    await enqueue_many(session, out, now)
     return {m.id for m in asked}
 
 
