@@ -290,7 +290,7 @@ async def deliver(
 
 @dataclass
 class FirstDm:
-    handled: float  # from the command to its response (its transaction committed)
+    handled: float  # from the command to its response (the rest of the team queued too)
     first: float  # from the command to the first of its DMs at the fake platform
     queued: int
 
@@ -303,7 +303,9 @@ async def first_dm(db: Database, bench: Bench, rate: float, burst: int) -> First
 
     clock = SystemClock()
     core = Core(db, clock)
-    standups.register(core, Scheduler(db, clock, instance="bench-first"))
+    scheduler = Scheduler(db, clock, instance="bench-first")
+    standups.register(core, scheduler)
+    core.on_schedules_changed.append(scheduler.reconcile)  # as bot.app wires them
     settle_heap()
     event_id = f"bench-run-{uuid.uuid4().hex[:8]}"
     prefix = f"standup:{bench.standup_id}:now:{event_id}:"
@@ -335,6 +337,7 @@ async def first_dm(db: Database, bench: Bench, rate: float, burst: int) -> First
 
             await receiver.wait_until(lambda: bool(ours()))
             first = min(ours()) - started
+            await core.idle()
         finally:
             await worker.stop()
             await port.aclose()
@@ -582,8 +585,8 @@ async def run(args: argparse.Namespace) -> int:
                 dm = await first_dm(db, bench, args.rate, args.burst)
                 print(
                     f"(d) first DM         {_ms(dm.first)} from `/standup run` to its first DM at "
-                    f"the fake platform (goal < 200 ms); the command took {_ms(dm.handled)}, "
-                    f"{dm.queued} DMs queued"
+                    f"the fake platform (goal < 200 ms); {dm.queued} DMs queued "
+                    f"in the background; the command answered in {_ms(dm.handled)}"
                 )
                 ok = ok and dm.first < 0.2
 

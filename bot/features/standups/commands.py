@@ -30,6 +30,7 @@ from bot.commands.spec import Permission
 from bot.core import Context, Core
 from bot.errors import UserError
 from bot.events import ActionInvocation, FormSubmission
+from bot.features.standups import fanout
 from bot.features.standups import history as history_views
 from bot.features.standups.first_prompts import START_ACTION, first_prompts_note, missed_today
 from bot.features.standups.prompts import prompt_members
@@ -104,13 +105,16 @@ def require_manager(ctx: Context, standup: Standup) -> None:
     raise UserError(f'Only the owner of "{standup.name}", team leads and admins can change it.')
 
 
-async def participants_of(session: AsyncSession, standup: Standup) -> list[Member]:
+async def participants_of(
+    session: AsyncSession, standup: Standup, limit: int | None = None
+) -> list[Member]:
     return list(
         await session.scalars(
             select(Member)
             .join(StandupParticipant, StandupParticipant.member_id == Member.id)
             .where(StandupParticipant.standup_id == standup.id)
-            .order_by(Member.display_name)
+            .order_by(Member.display_name, Member.id)
+            .limit(limit)
         )
     )
 
@@ -394,22 +398,17 @@ async def run_now(ctx: Context, args: dict[str, Any]) -> Response:
         raise UserError(f'"{standup.name}" is paused; `/standup resume {standup.name}` first.')
     run_date = ctx.now.astimezone(ZoneInfo(member_zone(standup, ctx.member))).date()
     occasion = f"manual:{ctx.event.origin.event_id}"
-    people = await participants_of(ctx.session, standup)
-    asked = await prompt_members(
-        ctx.session,
-        standup,
-        people,
-        run_date,
-        ctx.now,
-        key_prefix=f"standup:{standup.id}:now:{ctx.event.origin.event_id}",
-        occasion=occasion,
-        local_dates={
-            m.id: ctx.now.astimezone(ZoneInfo(member_zone(standup, m))).date() for m in people
-        },
-    )
-    prompted, away = len(asked), len(people) - len(asked)
+    # The first few now, the others right after this commits (fanout.py): the first DMs do
+    # not wait for thousands of others to be queued.
+    first = await participants_of(ctx.session, standup, limit=fanout.FIRST_SLICE)
+    run_id, asked = await fanout.start(ctx.session, standup, first, run_date, ctx.now, occasion)
+    everyone, away_later = await fanout.the_others(ctx.session, standup, first, ctx.now)
+    prompted = len(asked) + everyone - len(first) - away_later
+    away = everyone - prompted
     ctx.sent_something = True
-    ctx.schedules_changed = True
+    core = ctx.core
+    # The reminders and the report are booked once the rest are prompted (fanout.finish).
+    ctx.after_commit(lambda: core.spawn(fanout.finish(core, run_id), name="standup fan-out"))
     if not prompted:
         return reply(f'Nobody in "{standup.name}" can be asked now: everyone is away.')
     note = f" ({away} away)" if away else ""

@@ -369,7 +369,7 @@ async def _prompt_slice(
     now: datetime,
     key_prefix: str,
 ) -> set[int]:
-    away = await _away(session, standup.id, days)
+    away = await away_members(session, standup.id, days)
     remind_at = (
         now + timedelta(minutes=standup.reminder_minutes)
         if standup.reminder_minutes is not None
@@ -420,7 +420,7 @@ async def _prompt_slice(
     return {m.id for m in asked}
 
 
-async def _away(session: AsyncSession, standup_id: int, days: dict[int, date]) -> set[int]:
+async def away_members(session: AsyncSession, standup_id: int, days: dict[int, date]) -> set[int]:
     """Which of the members (id -> the day that counts for them) are away that day."""
     if not days:
         return set()

@@ -32,7 +32,7 @@ from bot.chat import (
     text,
 )
 from bot.core import Core
-from bot.features.standups import refresher, report
+from bot.features.standups import fanout, refresher, report
 from bot.features.standups.answer_batch import on_form_batch
 from bot.features.standups.answers import load_prompt, on_answer_button, on_dm, on_form
 from bot.features.standups.prompts import (
@@ -195,6 +195,8 @@ async def on_refresh_occurrence(occurrence: Occurrence) -> None:
 
 def register(core: Core, scheduler: Scheduler) -> None:
     scheduler.add_source(StandupSchedules())
+    scheduler.add_source(fanout.FanoutSchedules())
+    scheduler.add_handler(fanout.FANOUT_HANDLER, fanout.on_fanout_occurrence)
     scheduler.add_handler(PROMPT_HANDLER, on_prompt_occurrence)
     scheduler.add_handler(REMIND_HANDLER, on_remind_occurrence)
     scheduler.add_handler(NUDGE_HANDLER, on_nudge_occurrence)
