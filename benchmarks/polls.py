@@ -3,8 +3,8 @@
 (a) **votes**: one anonymous single-choice poll with VOTERS members in its audience. Every member
     votes through ``Core.handle`` (an ``ActionInvocation`` of the poll's button, as an adapter
     hands it over; votes are group-committed, ``bot/features/polls/vote_batch.py``), all
-    submitted at once (goal: at least 1,000 votes/s on PostgreSQL, 500/s on SQLite). On top, DOUBLE_CLICKS members click twice with the
-    same event id (one must count) and CHANGES members vote again for another option (the second
+    submitted at once (goal: at least 1,000 votes/s on PostgreSQL, 500/s on SQLite). On top,
+    DOUBLE_CLICKS members click twice with the same event id (one must count) and CHANGES members vote again for another option (the second
     vote must replace the first). The counts are then checked against what was cast: every
     option's count, the number of ballots, the participation record; then the poll is closed
     (its ballots sealed) and checked again. Prints the wall time and per-vote latency.
