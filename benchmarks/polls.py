@@ -4,10 +4,11 @@
     votes through ``Core.handle`` (an ``ActionInvocation`` of the poll's button, as an adapter
     hands it over; votes are group-committed, ``bot/features/polls/vote_batch.py``), all
     submitted at once (goal: at least 1,000 votes/s on PostgreSQL, 500/s on SQLite). On top,
-    DOUBLE_CLICKS members click twice with the same event id (one must count) and CHANGES members vote again for another option (the second
-    vote must replace the first). The counts are then checked against what was cast: every
-    option's count, the number of ballots, the participation record; then the poll is closed
-    (its ballots sealed) and checked again. Prints the wall time and per-vote latency.
+    DOUBLE_CLICKS members click twice with the same event id (one must count) and CHANGES
+    members vote again for another option (the second vote must replace the first). The counts
+    are then checked against what was cast: every option's count, the number of ballots, the
+    participation record; then the poll is closed (its ballots sealed) and checked again.
+    Prints the wall time and per-vote latency.
 (c) **votes, steady**: the same with STEADY_VOTERS voters and a tenth of them clicking twice
     and changing their vote, IN_FLIGHT clients each sending its next click when the last one
     was answered: p99 of the time from a click to its answer (goal under 150 ms with 100).
