@@ -350,13 +350,14 @@ class MessageDumper:
 
     def __init__(self) -> None:
         self._blocks: dict[object, object] = {}
+        self._shells: dict[str, dict[str, object]] = {}  # the message without its blocks
 
     def dump(self, msg: Message) -> dict[str, object]:
-        payload: dict[str, object] = MESSAGE_ADAPTER.dump_python(
-            Message((), msg.summary), mode="json"
-        )
-        payload["blocks"] = [self._block(b) for b in msg.blocks]
-        return payload
+        shell = self._shells.get(msg.summary)
+        if shell is None:
+            shell = MESSAGE_ADAPTER.dump_python(Message((), msg.summary), mode="json")
+            self._shells[msg.summary] = shell
+        return {**shell, "blocks": [self._block(b) for b in msg.blocks]}
 
     def _block(self, block: Block) -> object:
         try:
