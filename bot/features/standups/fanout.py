@@ -79,6 +79,7 @@ async def start(
         key_prefix=key_prefix(standup.id, occasion),
         occasion=occasion,
         local_dates=local_dates(standup, first, now),
+        run=run,
     )
     return run.id, asked
 

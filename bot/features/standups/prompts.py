@@ -4,6 +4,7 @@ answer form, and :func:`prompt_member`, which creates the prompt and queues the 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
@@ -60,6 +61,7 @@ DONE_QUESTION, PLAN_QUESTION = 0, 1
 # Members prompted per round of statements (prompt_members): bounds the memory an occurrence
 # of any size takes, and each statement's bound parameters.
 PROMPT_SLICE = 500
+YIELD_EVERY = 50
 
 
 # -- small queries ------------------------------------------------------------------------------
@@ -342,6 +344,7 @@ async def prompt_members(
     key_prefix: str,
     occasion: str = "",
     local_dates: dict[int, date] | None = None,
+    run: StandupRun | None = None,
 ) -> set[int]:
     """:func:`prompt_member` for many members at once: a handful of multi-row statements per
     slice of :data:`PROMPT_SLICE` members instead of eight per member (5,000 prompts took 74 s
@@ -351,7 +354,8 @@ async def prompt_members(
         return set()
     if not occasion and run_date.isoformat() in set(standup.holidays or ()):
         return set()
-    run = await run_for(session, standup, run_date, edit_deadline(standup, now), now, occasion)
+    if run is None:  # else the caller has just made or found it (run_for)
+        run = await run_for(session, standup, run_date, edit_deadline(standup, now), now, occasion)
     asked: set[int] = set()
     for start in range(0, len(people), PROMPT_SLICE):
         chunk = people[start : start + PROMPT_SLICE]
@@ -411,7 +415,11 @@ async def _prompt_slice(
     plans = await previous_plans(session, standup, [m.id for m in asked], run.run_date)
     dumper = MessageDumper()  # the blocks every prompt shares are dumped once
     out = []
-    for m in asked:
+    for n, m in enumerate(asked):
+        if n and not n % YIELD_EVERY:
+            # Rendering is CPU work: let the event loop serve others (the delivery worker
+            # sending the first DMs, answers, votes) in between.
+            await asyncio.sleep(0)
         msg = prompt_message(standup, run, created[m.id], m, plans.get(m.id))
         key = f"{key_prefix}:prompt:{m.id}"
         payload = dumper.dump(msg)
