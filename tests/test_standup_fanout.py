@@ -15,7 +15,7 @@ from sqlalchemy import select
 from bot.chat import MESSAGE_ADAPTER
 from bot.events import Actor, CommandInvocation, Origin
 from bot.features.standups import commands, fanout, runtime
-from bot.features.standups.prompts import prompt_message
+from bot.features.standups.prompts import prompt_members, prompt_message
 from storage.db import Database
 from storage.models import Absence, Member, Standup, StandupPrompt, StandupRun
 from tests.test_standup_runtime import PLATFORM, START, World, running_standups, text_of
@@ -135,12 +135,8 @@ async def test_bulk_prompts_match_one_at_a_time_and_a_rerun_queues_nothing(world
         alone = await runtime.prompt_member(
             session, standup, people[0], START.date(), now, key_prefix="k"
         )
-        asked = await runtime.prompt_members(
-            session, standup, people, START.date(), now, key_prefix="k"
-        )
-        again = await runtime.prompt_members(
-            session, standup, people, START.date(), now, key_prefix="k"
-        )
+        asked = await prompt_members(session, standup, people, START.date(), now, key_prefix="k")
+        again = await prompt_members(session, standup, people, START.date(), now, key_prefix="k")
     assert alone is True
     # The one prompted alone and the one away are not asked (again).
     assert asked == {m.id for m in people[1:]} - {world.members["m05"]}

@@ -45,6 +45,7 @@ from storage.models import (
     PromptStatus,
     Standup,
     StandupAnswer,
+    StandupParticipant,
     StandupPrompt,
     StandupRun,
 )
@@ -362,6 +363,40 @@ async def prompt_members(
         days = {m.id: (local_dates or {}).get(m.id, run_date) for m in chunk}
         asked |= await _prompt_slice(session, standup, run, chunk, days, now, key_prefix)
     return asked
+
+
+async def prompt_participants(
+    session: AsyncSession,
+    standup: Standup,
+    run_date: date,
+    now: datetime,
+    *,
+    key_prefix: str,
+    member_id: int | None = None,
+) -> int:
+    """:func:`prompt_members` for every participant of ``standup`` (or the one), read a slice
+    at a time and let go of after it (memory stays flat for a team of any size); returns how
+    many were asked."""
+    asked, after = 0, 0
+    while True:
+        query = (
+            select(Member)
+            .join(StandupParticipant, StandupParticipant.member_id == Member.id)
+            .where(StandupParticipant.standup_id == standup.id, Member.id > after)
+            .order_by(Member.id)
+            .limit(PROMPT_SLICE)
+        )
+        if member_id is not None:
+            query = query.where(Member.id == member_id)
+        people = list(await session.scalars(query))
+        if not people:
+            return asked
+        asked += len(
+            await prompt_members(session, standup, people, run_date, now, key_prefix=key_prefix)
+        )
+        after = people[-1].id
+        for member in people:
+            session.expunge(member)
 
 
 async def _prompt_slice(

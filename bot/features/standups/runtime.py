@@ -23,8 +23,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select
-
 from bot import chat
 from bot.chat import (
     Bold,
@@ -42,7 +40,7 @@ from bot.features.standups.prompts import (
     dm_target,
     prompt_buttons,
     prompt_member,
-    prompt_members,
+    prompt_participants,
 )
 from bot.features.standups.report_messages import day_label
 from bot.features.standups.schedules import (
@@ -62,7 +60,6 @@ from storage.models import (
     Member,
     PromptStatus,
     Standup,
-    StandupParticipant,
     StandupRun,
 )
 
@@ -80,17 +77,13 @@ async def on_prompt_occurrence(occurrence: Occurrence) -> None:
     if standup is None or standup.paused:
         return
     run_date = occurrence.fire_at.astimezone(zone_info(payload["zone"])).date()
-    query = (
-        select(Member)
-        .join(StandupParticipant, StandupParticipant.member_id == Member.id)
-        .where(StandupParticipant.standup_id == standup.id)
-        .order_by(Member.id)
-    )
-    if payload.get("member_id") is not None:
-        query = query.where(Member.id == payload["member_id"])
-    people = list(await session.scalars(query))
-    await prompt_members(
-        session, standup, people, run_date, occurrence.now, key_prefix=occurrence.key
+    await prompt_participants(
+        session,
+        standup,
+        run_date,
+        occurrence.now,
+        key_prefix=occurrence.key,
+        member_id=payload.get("member_id"),
     )
     # Reminder and run one-shots were created: the scheduler reads its sources again.
     occurrence.sent_something = True
