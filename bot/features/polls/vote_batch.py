@@ -129,29 +129,27 @@ async def on_vote_batch(batch: Batch[ActionInvocation]) -> None:
 
 async def _vote_in(batch: Batch[ActionInvocation], poll: Poll | None, clicks: list[_Click]) -> None:
     """The clicks of one poll, in the order they came."""
-    taken: list[_Click] = []
+    taken: list[tuple[_Click, int]] = []  # with the member's id
     for click in clicks:
-        assert click.member is not None
-        if poll is None or poll.workspace_id != click.member.workspace_id:
+        member = click.member
+        assert member is not None
+        if poll is None or poll.workspace_id != member.workspace_id:
             click.item.fallback = True  # "That poll no longer exists."
             continue
         try:
-            check_open(poll, batch.now, zone_of(click.member))
+            check_open(poll, batch.now, zone_of(member))
             ballots.check_choices(poll, click.choices, None)
         except UserError as error:
             _refuse(click, error)
             continue
-        taken.append(click)
+        taken.append((click, member.id))
     if poll is None or not taken:
         return
-    state = await ballots.lock_voters(
-        batch.session, poll, {c.member.id for c in taken if c.member is not None}
-    )
+    state = await ballots.lock_voters(batch.session, poll, {m for _, m in taken})
     voted_before = {member for member, (voted, _) in state.items() if voted}
     voted = set(voted_before)
     last: dict[int, Sequence[int]] = {}
-    for click in taken:
-        member_id = click.member.id if click.member is not None else 0
+    for click, member_id in taken:
         if member_id not in state:
             click.item.fallback = True  # outside the audience: may they join? (the platform)
             continue
