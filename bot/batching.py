@@ -1,11 +1,13 @@
-"""Group commit for hot form submissions.
+"""Group commit for hot form submissions and button presses.
 
 Fifty people pressing Save on their standup at 09:00 should not cost fifty transactions of a
 dozen statements each: on one event loop that is about 50 x 15 ms of Python and driver work,
 and the fiftieth person waits for all of it. A form registered with a *batch handler* is
 instead queued; one consumer takes everything queued, handles it in one transaction with a
 handful of multi-row statements, commits once, and answers every submission. Under no load a
-batch is one submission and starts at once, so nothing waits for a timer.
+batch is one submission and starts at once, so nothing waits for a timer. Actions registered
+with a batch handler (poll votes: 12,000 people may press a poll's buttons within a minute) are
+queued the same way (:meth:`bot.core.Core.add_action`).
 
 What a batch keeps from the one-event path (``Core.handle``):
 
@@ -25,13 +27,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from sqlalchemy import delete, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat import Response
-from bot.events import FormSubmission
+from bot.events import ActionInvocation, FormSubmission
 from storage.models import ProcessedEvent
 from storage.upsert import dialect_insert
 
@@ -44,23 +46,25 @@ log = logging.getLogger(__name__)
 # statements stay well inside SQLite's bound-parameter limit.
 MAX_BATCH = 100
 
+E = TypeVar("E", FormSubmission, ActionInvocation)
+
 
 @dataclass
-class BatchItem:
+class BatchItem(Generic[E]):
     """One submission in a batch. The handler sets ``response`` (done in the batch) or
     ``fallback`` (handle it alone afterwards); it must not write anything for a fallback."""
 
-    event: FormSubmission
+    event: E
     response: Response = None
     fallback: bool = False
 
 
 @dataclass
-class Batch:
+class Batch(Generic[E]):
     core: Core
     session: AsyncSession
     now: datetime
-    items: list[BatchItem]
+    items: list[BatchItem[E]]
     _after_commit: list[Callable[[], object]] = field(default_factory=list, repr=False)
 
     def after_commit(self, callback: Callable[[], object]) -> None:
@@ -71,22 +75,23 @@ BatchHandler = Callable[[Batch], Awaitable[None]]
 
 
 @dataclass
-class _Queued:
-    event: FormSubmission
+class _Queued(Generic[E]):
+    event: E
     future: asyncio.Future[Response]
 
 
-class FormBatcher:
-    """The queue and the single consumer for one form id."""
+class FormBatcher(Generic[E]):
+    """The queue and the single consumer for one form id (or one action prefix)."""
 
-    def __init__(self, core: Core, handler: BatchHandler) -> None:
+    def __init__(self, core: Core, handler: BatchHandler, max_batch: int = MAX_BATCH) -> None:
         self.core = core
         self.handler = handler
-        self._queue: list[_Queued] = []
+        self.max_batch = max_batch
+        self._queue: list[_Queued[E]] = []
         self._consumer: asyncio.Task[None] | None = None
         self.batches = 0  # how many batch transactions ran (for benchmarks and tests)
 
-    async def submit(self, event: FormSubmission) -> Response:
+    async def submit(self, event: E) -> Response:
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._queue.append(_Queued(event, future))
         if self._consumer is None or self._consumer.done():
@@ -95,7 +100,8 @@ class FormBatcher:
 
     async def _consume(self) -> None:
         while self._queue:
-            queued, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            size = self.max_batch
+            queued, self._queue = self._queue[:size], self._queue[size:]
             try:
                 await self._run(queued)
             except Exception:
@@ -104,7 +110,7 @@ class FormBatcher:
                 )
                 await asyncio.gather(*(self._alone(q) for q in queued if not q.future.done()))
 
-    async def _alone(self, queued: _Queued) -> None:
+    async def _alone(self, queued: _Queued[E]) -> None:
         try:
             response = await self.core.handle_alone(queued.event)
         except BaseException as exc:  # pragma: no cover - handle_alone answers every error
@@ -112,12 +118,12 @@ class FormBatcher:
             return
         queued.future.set_result(response)
 
-    async def _run(self, queued: list[_Queued]) -> None:
+    async def _run(self, queued: list[_Queued[E]]) -> None:
         core = self.core
         # The first of several submissions with one event id is the one handled.
         seen: set[tuple[str, str]] = set()
-        unique: list[_Queued] = []
-        repeats: list[_Queued] = []
+        unique: list[_Queued[E]] = []
+        repeats: list[_Queued[E]] = []
         for q in queued:
             key = (q.event.origin.platform, q.event.origin.event_id)
             (repeats if key in seen else unique).append(q)
@@ -146,7 +152,7 @@ class FormBatcher:
             except Exception:
                 log.exception("after-commit callback of a form batch failed")
         responses = {_key(item.event): item for item in items}
-        alone: list[_Queued] = []
+        alone: list[_Queued[E]] = []
         for q in unique:
             item = responses.get(_key(q.event))
             if item is None:
@@ -162,12 +168,12 @@ class FormBatcher:
             await asyncio.gather(*(self._alone(q) for q in alone))
 
 
-def _key(event: FormSubmission) -> tuple[str, str]:
+def _key(event: FormSubmission | ActionInvocation) -> tuple[str, str]:
     return (event.origin.platform, event.origin.event_id)
 
 
 async def _first_times(
-    session: AsyncSession, events: list[FormSubmission], now: datetime
+    session: AsyncSession, events: list[E], now: datetime
 ) -> set[tuple[str, str]]:
     """Insert the events' ids; returns those not seen before (one statement)."""
     if not events:

@@ -344,3 +344,30 @@ def reply(*items: Block | Text | str) -> Reply:
 
 MESSAGE_ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)
 FORM_ADAPTER: TypeAdapter[Form] = TypeAdapter(Form)
+BLOCK_ADAPTER: TypeAdapter[Block] = TypeAdapter(Block)
+
+
+class MessageDumper:
+    """``MESSAGE_ADAPTER.dump_python(msg, mode="json")`` for many similar messages (a prompt
+    DM to each of 5,000 members): a block seen before is dumped once and its JSON reused.
+    Blocks are frozen, so an equal block dumps to equal JSON."""
+
+    def __init__(self) -> None:
+        self._blocks: dict[object, object] = {}
+        self._shells: dict[str, dict[str, object]] = {}  # the message without its blocks
+
+    def dump(self, msg: Message) -> dict[str, object]:
+        shell = self._shells.get(msg.summary)
+        if shell is None:
+            shell = MESSAGE_ADAPTER.dump_python(Message((), msg.summary), mode="json")
+            self._shells[msg.summary] = shell
+        return {**shell, "blocks": [self._block(b) for b in msg.blocks]}
+
+    def _block(self, block: Block) -> object:
+        try:
+            found = self._blocks.get(block)
+        except TypeError:  # a block holding something unhashable: dumped every time
+            return BLOCK_ADAPTER.dump_python(block, mode="json")
+        if found is None:
+            found = self._blocks[block] = BLOCK_ADAPTER.dump_python(block, mode="json")
+        return found

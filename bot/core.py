@@ -15,8 +15,8 @@ Work a handler starts in the background after commit (a report refresh) goes thr
 :meth:`Core.spawn`, so that :meth:`Core.busy` and :meth:`Core.idle` see it (the console waits for
 it before reading the next line; tests await it).
 
-Forms registered with a batch handler (the standup answer form) are group-committed instead:
-see :mod:`bot.batching`.
+Forms and actions registered with a batch handler (the standup answer form, poll votes) are
+group-committed instead: see :mod:`bot.batching`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import directory
-from bot.batching import BatchHandler, FormBatcher
+from bot.batching import MAX_BATCH, BatchHandler, FormBatcher
 from bot.chat import FormErrors, Message, Reply, Response, marked, reply
 from bot.clock import Clock
 from bot.commands.parse import channel_ref, convert, parse_line, pick_subcommand
@@ -154,7 +154,8 @@ class Core:
         self._commands: dict[tuple[str, str], CommandHandler] = {}
         self._actions: dict[str, ActionHandler] = {}
         self._forms: dict[str, FormHandler] = {}
-        self._batchers: dict[str, FormBatcher] = {}
+        self._batchers: dict[str, FormBatcher[FormSubmission]] = {}
+        self._action_batchers: dict[str, FormBatcher[ActionInvocation]] = {}
         self._dm_handlers: list[MessageHandler] = []
         self.shortcuts: dict[str, Shortcut] = {}
         self._shortcut_handlers: dict[str, ShortcutHandler] = {}
@@ -225,9 +226,23 @@ class Core:
         for sub, handler in handlers.items():
             self._commands[(name, sub)] = handler
 
-    def add_action(self, prefix: str, handler: ActionHandler) -> None:
-        """Handle actions whose id is ``prefix`` or starts with ``prefix + ':'``."""
+    def add_action(
+        self,
+        prefix: str,
+        handler: ActionHandler,
+        *,
+        batch: BatchHandler | None = None,
+        max_batch: int | None = None,
+    ) -> None:
+        """Handle actions whose id is ``prefix`` or starts with ``prefix + ':'``. ``batch``:
+        group-commit them (see :mod:`bot.batching`), ``handler`` taking those handed back."""
         self._actions[prefix] = handler
+        if batch is not None:
+            self._action_batchers[prefix] = FormBatcher(self, batch, max_batch or MAX_BATCH)
+
+    def action_batcher(self, prefix: str) -> FormBatcher[ActionInvocation] | None:
+        """The group-commit queue of an action registered with a batch handler."""
+        return self._action_batchers.get(prefix)
 
     def add_form(
         self, form_id: str, handler: FormHandler, *, batch: BatchHandler | None = None
@@ -238,7 +253,7 @@ class Core:
         if batch is not None:
             self._batchers[form_id] = FormBatcher(self, batch)
 
-    def batcher(self, form_id: str) -> FormBatcher | None:
+    def batcher(self, form_id: str) -> FormBatcher[FormSubmission] | None:
         """The group-commit queue of a form registered with a batch handler."""
         return self._batchers.get(form_id)
 
@@ -265,6 +280,10 @@ class Core:
             batcher = self._batchers.get(event.form_id)
             if batcher is not None:
                 return await batcher.submit(event)
+        elif isinstance(event, ActionInvocation):
+            pressed = self._action_batchers.get(event.action_id.split(":", 1)[0])
+            if pressed is not None:
+                return await pressed.submit(event)
         return await self.handle_alone(event)
 
     async def handle_alone(self, event: InboundEvent) -> Response:

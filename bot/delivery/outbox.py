@@ -24,7 +24,14 @@ WRITE_SLICE = 100
 def encode_target(target: Target) -> dict[str, Any]:
     """The target as stored on its row: the fields that are set (None and no parts are left
     out, so rows stay as they were before a field existed)."""
-    return {k: v for k, v in dataclasses.asdict(target).items() if v is not None and v != ()}
+    # Field by field, not dataclasses.asdict: its deep copy was most of the cost of queueing
+    # thousands of DMs (the fields are strings and a tuple of strings).
+    return {
+        f.name: v for f in _TARGET_FIELDS if (v := getattr(target, f.name)) is not None and v != ()
+    }
+
+
+_TARGET_FIELDS = dataclasses.fields(Target)
 
 
 async def enqueue(
@@ -99,10 +106,13 @@ async def enqueue_many(
     if not messages:
         return {}, set()
     insert = dialect_insert(session)
+    # The table, not the mapped class: a Core executemany skips the ORM's bulk-insert
+    # bookkeeping, a third of the time for thousands of rows.
+    table = OutboxMessage.__table__
     stmt = (
-        insert(OutboxMessage)
+        insert(table)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(OutboxMessage.id, OutboxMessage.idempotency_key)
+        .returning(table.c.id, table.c.idempotency_key)
     )
     rows = [
         {

@@ -95,9 +95,17 @@ async def voter_key(session: AsyncSession, poll: Poll, member_id: int) -> str:
     poll's row lock); see the module docstring."""
     if not poll.anonymous:
         return f"m{member_id}"
+    return _hmac_key(await _open_secret(session, poll), member_id)
+
+
+async def _open_secret(session: AsyncSession, poll: Poll) -> bytes:
     secret = await session.scalar(select(secret_table(poll.id).c.secret))
     if secret is None:
         raise UserError("This poll has closed; anonymous answers can no longer be changed.")
+    return secret
+
+
+def _hmac_key(secret: bytes, member_id: int) -> str:
     return hmac.new(secret, str(member_id).encode(), hashlib.sha256).hexdigest()
 
 
@@ -166,6 +174,12 @@ async def add_participant(session: AsyncSession, poll: Poll, member_id: int) -> 
     )
 
 
+FINAL_MESSAGE = (
+    "You answered this poll before it was closed and reopened. Anonymous answers can't be "
+    "changed after a close: nobody, syncup included, can tell which one was yours."
+)
+
+
 @dataclass(frozen=True)
 class Cast:
     replaced: bool  # the member had voted before and their ballot was replaced
@@ -195,10 +209,7 @@ async def cast(
         return None
     voted, final = row
     if final:
-        raise UserError(
-            "You answered this poll before it was closed and reopened. Anonymous answers can't "
-            "be changed after a close: nobody, syncup included, can tell which one was yours."
-        )
+        raise UserError(FINAL_MESSAGE)
     key = await voter_key(session, poll, member_id)
     table = open_ballots(poll)
     if voted:
@@ -227,6 +238,68 @@ async def cast(
         ]
     await session.execute(insert(table), rows)
     return Cast(replaced=voted)
+
+
+async def lock_voters(
+    session: AsyncSession, poll: Poll, member_ids: Iterable[int]
+) -> dict[int, tuple[bool, bool]]:
+    """``member id -> (voted, final)`` of those of ``member_ids`` in the poll's audience, their
+    participation rows locked (in member order, so batches never deadlock each other) as
+    :func:`cast` locks one."""
+    rows = await session.execute(
+        select(PollParticipant.member_id, PollParticipant.voted, PollParticipant.final)
+        .where(
+            PollParticipant.poll_id == poll.id, PollParticipant.member_id.in_(sorted(member_ids))
+        )
+        .order_by(PollParticipant.member_id)
+        .with_for_update()
+    )
+    return {member: (voted, final) for member, voted, final in rows.all()}
+
+
+async def cast_many(
+    session: AsyncSession,
+    poll: Poll,
+    votes: dict[int, Sequence[int]],
+    voted_before: Iterable[int],
+) -> None:
+    """:func:`cast` for a batch of voters (group commit, ``vote_batch``): ``votes`` maps each
+    member to their last choices; ``voted_before`` are those with a ballot to replace. The
+    caller locked their rows (:func:`lock_voters`) and checked each vote.
+
+    Rows are written sorted by key, so their order in the table (PostgreSQL's heap keeps
+    insertion order) follows neither the voters nor when they clicked; nothing has a time."""
+    if not votes:
+        return
+    table = open_ballots(poll)
+    if poll.anonymous:
+        secret = await _open_secret(session, poll)
+        keys = {member: _hmac_key(secret, member) for member in votes}
+    else:
+        keys = {member: f"m{member}" for member in votes}
+    before = set(voted_before)
+    replaced = sorted(keys[m] for m in votes if m in before)
+    if replaced:
+        where = [table.c.voter_key.in_(replaced)]
+        if not poll.anonymous:
+            where.append(table.c.poll_id == poll.id)
+        await session.execute(delete(table).where(*where))
+    new = sorted(m for m in votes if m not in before)
+    if new:
+        await session.execute(
+            update(PollParticipant)
+            .where(PollParticipant.poll_id == poll.id, PollParticipant.member_id.in_(new))
+            .values(voted=True)
+        )
+    rows: list[dict[str, object]] = []
+    for member in sorted(votes, key=keys.__getitem__):
+        for choice in sorted(set(votes[member])):
+            row: dict[str, object] = {"voter_key": keys[member], "choice": choice, "text": None}
+            if not poll.anonymous:
+                row |= {"poll_id": poll.id, "member_id": member}
+            rows.append(row)
+    for start in range(0, len(rows), WRITE_SLICE):
+        await session.execute(insert(table), rows[start : start + WRITE_SLICE])
 
 
 def check_choices(poll: Poll, choices: Sequence[int], text: str | None) -> None:

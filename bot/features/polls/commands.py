@@ -28,7 +28,7 @@ from bot.commands.parse import ChannelRef
 from bot.core import Context, Core
 from bot.errors import UserError
 from bot.events import ActionInvocation, FormSubmission
-from bot.features.polls import ballots, reminders, render, service
+from bot.features.polls import ballots, reminders, render, service, vote_batch
 from bot.features.polls.options import (
     DEADLINE_HELP,
     KIND_NAMES,
@@ -70,7 +70,9 @@ def register(core: Core) -> None:
     )
     core.add_form(CREATE_FORM, save_form)
     core.add_form(render.ANSWER_FORM, save_answer)
-    core.add_action(render.VOTE_ACTION, on_vote)
+    core.add_action(
+        render.VOTE_ACTION, on_vote, batch=vote_batch.on_vote_batch, max_batch=vote_batch.MAX_VOTES
+    )
     core.add_action(render.ANSWER_ACTION, on_answer_button)
 
 

@@ -30,9 +30,10 @@ from bot.commands.spec import Permission
 from bot.core import Context, Core
 from bot.errors import UserError
 from bot.events import ActionInvocation, FormSubmission
+from bot.features.standups import fanout
 from bot.features.standups import history as history_views
 from bot.features.standups.first_prompts import START_ACTION, first_prompts_note, missed_today
-from bot.features.standups.prompts import prompt_member
+from bot.features.standups.prompts import prompt_members
 from bot.features.standups.schedules import member_zone
 from bot.features.standups.settings import (
     FORM_ID,
@@ -104,13 +105,16 @@ def require_manager(ctx: Context, standup: Standup) -> None:
     raise UserError(f'Only the owner of "{standup.name}", team leads and admins can change it.')
 
 
-async def participants_of(session: AsyncSession, standup: Standup) -> list[Member]:
+async def participants_of(
+    session: AsyncSession, standup: Standup, limit: int | None = None
+) -> list[Member]:
     return list(
         await session.scalars(
             select(Member)
             .join(StandupParticipant, StandupParticipant.member_id == Member.id)
             .where(StandupParticipant.standup_id == standup.id)
-            .order_by(Member.display_name)
+            .order_by(Member.display_name, Member.id)
+            .limit(limit)
         )
     )
 
@@ -204,16 +208,14 @@ async def start_today(ctx: Context, event: ActionInvocation) -> Response:
     if standup.paused:
         raise UserError(f'"{standup.name}" is paused; `/standup resume {standup.name}` first.')
     asked = 0
-    for missed in missed_today(standup, await participants_of(ctx.session, standup), ctx.now):
-        if await prompt_member(
-            ctx.session,
-            standup,
-            missed.member,
-            missed.local_date,
-            ctx.now,
-            key_prefix=f"standup:{standup.id}:start:{ctx.event.origin.event_id}",
-        ):
-            asked += 1
+    prefix = f"standup:{standup.id}:start:{ctx.event.origin.event_id}"
+    missed = missed_today(standup, await participants_of(ctx.session, standup), ctx.now)
+    # Each member is asked for their own local date: a run per date.
+    for day in sorted({m.local_date for m in missed}):
+        people = [m.member for m in missed if m.local_date == day]
+        asked += len(
+            await prompt_members(ctx.session, standup, people, day, ctx.now, key_prefix=prefix)
+        )
     ctx.sent_something = True
     ctx.schedules_changed = True
     if not asked:
@@ -396,24 +398,17 @@ async def run_now(ctx: Context, args: dict[str, Any]) -> Response:
         raise UserError(f'"{standup.name}" is paused; `/standup resume {standup.name}` first.')
     run_date = ctx.now.astimezone(ZoneInfo(member_zone(standup, ctx.member))).date()
     occasion = f"manual:{ctx.event.origin.event_id}"
-    prompted = away = 0
-    for member in await participants_of(ctx.session, standup):
-        local = ctx.now.astimezone(ZoneInfo(member_zone(standup, member))).date()
-        if await prompt_member(
-            ctx.session,
-            standup,
-            member,
-            run_date,
-            ctx.now,
-            key_prefix=f"standup:{standup.id}:now:{ctx.event.origin.event_id}",
-            occasion=occasion,
-            local_date=local,
-        ):
-            prompted += 1
-        else:
-            away += 1
+    # The first few now, the others right after this commits (fanout.py): the first DMs do
+    # not wait for thousands of others to be queued.
+    first = await participants_of(ctx.session, standup, limit=fanout.FIRST_SLICE)
+    run_id, asked = await fanout.start(ctx.session, standup, first, run_date, ctx.now, occasion)
+    everyone, away_later = await fanout.the_others(ctx.session, standup, first, ctx.now)
+    prompted = len(asked) + everyone - len(first) - away_later
+    away = everyone - prompted
     ctx.sent_something = True
-    ctx.schedules_changed = True
+    core = ctx.core
+    # The reminders and the report are booked once the rest are prompted (fanout.finish).
+    ctx.after_commit(lambda: core.spawn(fanout.finish(core, run_id), name="standup fan-out"))
     if not prompted:
         return reply(f'Nobody in "{standup.name}" can be asked now: everyone is away.')
     note = f" ({away} away)" if away else ""

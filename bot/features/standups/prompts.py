@@ -4,10 +4,13 @@ answer form, and :func:`prompt_member`, which creates the prompt and queues the 
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import chat
@@ -19,6 +22,7 @@ from bot.chat import (
     Form,
     FormField,
     Message,
+    MessageDumper,
     Plain,
     Section,
     SelectField,
@@ -27,7 +31,7 @@ from bot.chat import (
     message,
     text,
 )
-from bot.delivery.outbox import enqueue
+from bot.delivery.outbox import Outgoing, enqueue_many
 from bot.features import account
 from bot.features.standups.report_messages import MOODS, answer_text, day_label
 from bot.features.standups.schedules import (
@@ -41,10 +45,11 @@ from storage.models import (
     PromptStatus,
     Standup,
     StandupAnswer,
+    StandupParticipant,
     StandupPrompt,
     StandupRun,
 )
-from storage.upsert import insert_unless_exists
+from storage.upsert import dialect_insert, insert_unless_exists
 
 FORM_ID = "standup-answer"
 # The longest answer, typed in a DM or in the form (the form field's limit, Slack's section).
@@ -54,6 +59,10 @@ SKIP_ACTION = "standup-skip"
 # The question that is pre-filled, and the one it is pre-filled from ("what did you do" gets
 # last time's "what will you do").
 DONE_QUESTION, PLAN_QUESTION = 0, 1
+# Members prompted per round of statements (prompt_members): bounds the memory an occurrence
+# of any size takes, and each statement's bound parameters.
+PROMPT_SLICE = 500
+YIELD_EVERY = 50
 
 
 # -- small queries ------------------------------------------------------------------------------
@@ -127,26 +136,39 @@ async def previous_plan(
 ) -> str | None:
     """The member's last "what will you do" answer in this standup before ``before``; None when
     the standup does not have the done/plan pair of text questions."""
+    return (await previous_plans(session, standup, [member.id], before)).get(member.id)
+
+
+async def previous_plans(
+    session: AsyncSession, standup: Standup, member_ids: Sequence[int], before: date
+) -> dict[int, str]:
+    """:func:`previous_plan` of many members in one query (a window per member)."""
     questions = standup.questions
-    if len(questions) <= PLAN_QUESTION or any(
-        questions[i].get("kind", "text") != "text" for i in (DONE_QUESTION, PLAN_QUESTION)
+    if not member_ids or (
+        len(questions) <= PLAN_QUESTION
+        or any(questions[i].get("kind", "text") != "text" for i in (DONE_QUESTION, PLAN_QUESTION))
     ):
-        return None
-    return await session.scalar(
-        select(StandupAnswer.text)
+        return {}
+    latest = func.row_number().over(
+        partition_by=StandupPrompt.member_id,
+        order_by=(StandupRun.run_date.desc(), StandupRun.id.desc()),
+    )
+    ranked = (
+        select(StandupPrompt.member_id, StandupAnswer.text, latest.label("n"))
         .join(StandupPrompt, StandupPrompt.id == StandupAnswer.prompt_id)
         .join(StandupRun, StandupRun.id == StandupPrompt.run_id)
         .where(
             StandupRun.standup_id == standup.id,
             StandupRun.run_date < before,
-            StandupPrompt.member_id == member.id,
+            StandupPrompt.member_id.in_(list(member_ids)),
             StandupPrompt.status == PromptStatus.ANSWERED,
             StandupAnswer.question_index == PLAN_QUESTION,
             StandupAnswer.text != "",
         )
-        .order_by(StandupRun.run_date.desc())
-        .limit(1)
+        .subquery()
     )
+    rows = await session.execute(select(ranked.c.member_id, ranked.c.text).where(ranked.c.n == 1))
+    return {member_id: plan for member_id, plan in rows.tuples()}
 
 
 def local_time(when: datetime, zone: str) -> str:
@@ -157,11 +179,11 @@ def local_time(when: datetime, zone: str) -> str:
 # -- messages -----------------------------------------------------------------------------------
 
 
-def prompt_buttons(prompt: StandupPrompt) -> Actions:
+def prompt_buttons(prompt_id: int) -> Actions:
     return Actions(
         (
-            Button("Answer", f"{ANSWER_ACTION}:{prompt.id}", style="primary"),
-            Button("Skip today", f"{SKIP_ACTION}:{prompt.id}"),
+            Button("Answer", f"{ANSWER_ACTION}:{prompt_id}", style="primary"),
+            Button("Skip today", f"{SKIP_ACTION}:{prompt_id}"),
         )
     )
 
@@ -189,20 +211,25 @@ def question_blocks(standup: Standup, index: int, plan: str | None) -> list[Any]
     return blocks
 
 
+@functools.cache
+def _answer_hint() -> chat.Context:
+    return chat.Context(
+        marked(
+            "Reply here to answer one question at a time (`skip` skips one, `cancel` "
+            "stops), or press Answer to fill in every answer at once."
+        )
+    )
+
+
 def prompt_message(
-    standup: Standup, run: StandupRun, prompt: StandupPrompt, member: Member, plan: str | None
+    standup: Standup, run: StandupRun, prompt_id: int, member: Member, plan: str | None
 ) -> Message:
     name = member.display_name or member.platform_user_id
     blocks: list[Any] = [
         text(f"Hi {name}! Time for ", Bold(standup.name), f" ({day_label(run.run_date)})."),
         *question_blocks(standup, DONE_QUESTION, plan),
-        chat.Context(
-            marked(
-                "Reply here to answer one question at a time (`skip` skips one, `cancel` "
-                "stops), or press Answer to fill in every answer at once."
-            )
-        ),
-        prompt_buttons(prompt),
+        _answer_hint(),
+        prompt_buttons(prompt_id),
     ]
     if member.timezone is None and not standup.team_timezone:
         # The platform gave no zone (Discord has none in profiles): ask, once per prompt until
@@ -294,55 +321,158 @@ async def prompt_member(
     (answers can no longer change) a day after its latest prompt, or at the window's end if
     later.
     """
-    if standup.paused:
-        return False
-    if not occasion and run_date.isoformat() in set(standup.holidays or ()):
-        return False
-    run = await run_for(session, standup, run_date, edit_deadline(standup, now), now, occasion)
-    away = await is_away(session, standup.id, member.id, local_date or run_date)
-    prompt_id = await insert_unless_exists(
+    local_dates = {member.id: local_date} if local_date is not None else None
+    asked = await prompt_members(
         session,
-        StandupPrompt,
+        standup,
+        [member],
+        run_date,
+        now,
+        key_prefix=key_prefix,
+        occasion=occasion,
+        local_dates=local_dates,
+    )
+    return member.id in asked
+
+
+async def prompt_members(
+    session: AsyncSession,
+    standup: Standup,
+    people: Sequence[Member],
+    run_date: date,
+    now: datetime,
+    *,
+    key_prefix: str,
+    occasion: str = "",
+    local_dates: dict[int, date] | None = None,
+    run: StandupRun | None = None,
+) -> set[int]:
+    """:func:`prompt_member` for many members at once: a handful of multi-row statements per
+    slice of :data:`PROMPT_SLICE` members instead of eight per member (5,000 prompts took 74 s
+    one at a time on PostgreSQL). Returns the ids of the members whose DM this call queued;
+    keys and outcome are exactly those of :func:`prompt_member` for each."""
+    if standup.paused:
+        return set()
+    if not occasion and run_date.isoformat() in set(standup.holidays or ()):
+        return set()
+    if run is None:  # else the caller has just made or found it (run_for)
+        run = await run_for(session, standup, run_date, edit_deadline(standup, now), now, occasion)
+    asked: set[int] = set()
+    for start in range(0, len(people), PROMPT_SLICE):
+        chunk = people[start : start + PROMPT_SLICE]
+        days = {m.id: (local_dates or {}).get(m.id, run_date) for m in chunk}
+        asked |= await _prompt_slice(session, standup, run, chunk, days, now, key_prefix)
+    return asked
+
+
+async def prompt_participants(
+    session: AsyncSession,
+    standup: Standup,
+    run_date: date,
+    now: datetime,
+    *,
+    key_prefix: str,
+    member_id: int | None = None,
+) -> int:
+    """:func:`prompt_members` for every participant of ``standup`` (or the one), read a slice
+    at a time and let go of after it (memory stays flat for a team of any size); returns how
+    many were asked."""
+    asked, after = 0, 0
+    while True:
+        query = (
+            select(Member)
+            .join(StandupParticipant, StandupParticipant.member_id == Member.id)
+            .where(StandupParticipant.standup_id == standup.id, Member.id > after)
+            .order_by(Member.id)
+            .limit(PROMPT_SLICE)
+        )
+        if member_id is not None:
+            query = query.where(Member.id == member_id)
+        people = list(await session.scalars(query))
+        if not people:
+            return asked
+        asked += len(
+            await prompt_members(session, standup, people, run_date, now, key_prefix=key_prefix)
+        )
+        after = people[-1].id
+        for member in people:
+            session.expunge(member)
+
+
+async def _prompt_slice(
+    session: AsyncSession,
+    standup: Standup,
+    run: StandupRun,
+    people: Sequence[Member],
+    days: dict[int, date],
+    now: datetime,
+    key_prefix: str,
+) -> set[int]:
+    away = await away_members(session, standup.id, days)
+    remind_at = (
+        now + timedelta(minutes=standup.reminder_minutes)
+        if standup.reminder_minutes is not None
+        else None
+    )
+    rows = [
         {
             "run_id": run.id,
-            "member_id": member.id,
-            "status": PromptStatus.AWAY if away else PromptStatus.PENDING,
-            "prompted_at": None if away else now,
-            "remind_at": (
-                now + timedelta(minutes=standup.reminder_minutes)
-                if standup.reminder_minutes is not None and not away
-                else None
-            ),
-            "step": None if away else 0,
+            "member_id": m.id,
+            "status": PromptStatus.AWAY if m.id in away else PromptStatus.PENDING,
+            "prompted_at": None if m.id in away else now,
+            "remind_at": None if m.id in away else remind_at,
+            "step": None if m.id in away else 0,
             "report_version": 0,
             "updated_at": now,
-        },
-        StandupPrompt.id,
-        ["run_id", "member_id"],
+        }
+        for m in people
+    ]
+    insert = dialect_insert(session)
+    stmt = (
+        insert(StandupPrompt)
+        .on_conflict_do_nothing(index_elements=["run_id", "member_id"])
+        .returning(StandupPrompt.id, StandupPrompt.member_id)
     )
-    if prompt_id is None:
-        return False
-    if not away:
-        # The newest prompt takes over the member's DM conversation.
-        await session.execute(
-            update(StandupPrompt)
-            .where(
-                StandupPrompt.member_id == member.id,
-                StandupPrompt.step.is_not(None),
-                StandupPrompt.id != prompt_id,
-            )
-            .values(step=None)
+    created = {member_id: prompt_id for prompt_id, member_id in await session.execute(stmt, rows)}
+    asked = [m for m in people if m.id in created and m.id not in away]
+    if not asked:
+        return set()
+    # The newest prompt takes over each member's DM conversation.
+    await session.execute(
+        update(StandupPrompt)
+        .where(
+            StandupPrompt.member_id.in_([m.id for m in asked]),
+            StandupPrompt.step.is_not(None),
+            StandupPrompt.run_id != run.id,
         )
-        prompt = await session.get(StandupPrompt, prompt_id)
-        assert prompt is not None
-        plan = await previous_plan(session, standup, member, run_date)
-        await enqueue(
-            session,
-            workspace_id=standup.workspace_id,
-            method=Method.DM,
-            target=dm_target(member),
-            message=prompt_message(standup, run, prompt, member, plan),
-            key=f"{key_prefix}:prompt:{member.id}",
-            now=now,
+        .values(step=None)
+    )
+    plans = await previous_plans(session, standup, [m.id for m in asked], run.run_date)
+    dumper = MessageDumper()  # the blocks every prompt shares are dumped once
+    out = []
+    for n, m in enumerate(asked):
+        if n and not n % YIELD_EVERY:
+            # Rendering is CPU work: let the event loop serve others (the delivery worker
+            # sending the first DMs, answers, votes) in between.
+            await asyncio.sleep(0)
+        msg = prompt_message(standup, run, created[m.id], m, plans.get(m.id))
+        key = f"{key_prefix}:prompt:{m.id}"
+        payload = dumper.dump(msg)
+        out.append(Outgoing(standup.workspace_id, Method.DM, dm_target(m), msg, key, None, payload))
+    await enqueue_many(session, out, now)
+    return {m.id for m in asked}
+
+
+async def away_members(session: AsyncSession, standup_id: int, days: dict[int, date]) -> set[int]:
+    """Which of the members (id -> the day that counts for them) are away that day."""
+    if not days:
+        return set()
+    rows = await session.execute(
+        select(Absence.member_id, Absence.start_date, Absence.end_date).where(
+            Absence.member_id.in_(list(days)),
+            or_(Absence.standup_id.is_(None), Absence.standup_id == standup_id),
+            Absence.start_date <= max(days.values()),
+            Absence.end_date >= min(days.values()),
         )
-    return not away
+    )
+    return {m for m, start, end in rows.tuples() if start <= days[m] <= end}

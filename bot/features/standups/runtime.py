@@ -23,8 +23,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select
-
 from bot import chat
 from bot.chat import (
     Bold,
@@ -32,7 +30,7 @@ from bot.chat import (
     text,
 )
 from bot.core import Core
-from bot.features.standups import refresher, report
+from bot.features.standups import fanout, refresher, report
 from bot.features.standups.answer_batch import on_form_batch
 from bot.features.standups.answers import load_prompt, on_answer_button, on_dm, on_form
 from bot.features.standups.prompts import (
@@ -42,6 +40,7 @@ from bot.features.standups.prompts import (
     dm_target,
     prompt_buttons,
     prompt_member,
+    prompt_participants,
 )
 from bot.features.standups.report_messages import day_label
 from bot.features.standups.schedules import (
@@ -61,7 +60,6 @@ from storage.models import (
     Member,
     PromptStatus,
     Standup,
-    StandupParticipant,
     StandupRun,
 )
 
@@ -79,18 +77,14 @@ async def on_prompt_occurrence(occurrence: Occurrence) -> None:
     if standup is None or standup.paused:
         return
     run_date = occurrence.fire_at.astimezone(zone_info(payload["zone"])).date()
-    query = (
-        select(Member)
-        .join(StandupParticipant, StandupParticipant.member_id == Member.id)
-        .where(StandupParticipant.standup_id == standup.id)
-        .order_by(Member.id)
+    await prompt_participants(
+        session,
+        standup,
+        run_date,
+        occurrence.now,
+        key_prefix=occurrence.key,
+        member_id=payload.get("member_id"),
     )
-    if payload.get("member_id") is not None:
-        query = query.where(Member.id == payload["member_id"])
-    for member in list(await session.scalars(query)):
-        await prompt_member(
-            session, standup, member, run_date, occurrence.now, key_prefix=occurrence.key
-        )
     # Reminder and run one-shots were created: the scheduler reads its sources again.
     occurrence.sent_something = True
     occurrence.schedules_changed = True
@@ -125,7 +119,7 @@ async def on_remind_occurrence(occurrence: Occurrence) -> None:
     ]
     if prompt.step is not None:
         blocks.append(chat.Context(text("Reply here to go on where you were, or press Answer.")))
-    blocks.append(prompt_buttons(prompt))
+    blocks.append(prompt_buttons(prompt.id))
     await occurrence.send(
         standup.workspace_id,
         Method.DM,
@@ -194,6 +188,8 @@ async def on_refresh_occurrence(occurrence: Occurrence) -> None:
 
 def register(core: Core, scheduler: Scheduler) -> None:
     scheduler.add_source(StandupSchedules())
+    scheduler.add_source(fanout.FanoutSchedules())
+    scheduler.add_handler(fanout.FANOUT_HANDLER, fanout.on_fanout_occurrence)
     scheduler.add_handler(PROMPT_HANDLER, on_prompt_occurrence)
     scheduler.add_handler(REMIND_HANDLER, on_remind_occurrence)
     scheduler.add_handler(NUDGE_HANDLER, on_nudge_occurrence)
