@@ -1,0 +1,147 @@
+"""Conversation references (storage.teams): kept from every activity and installation, read
+when a proactive message goes out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import directory
+from bot.events import Actor
+from storage.db import Database
+from storage.models import Workspace
+from storage.teams import TeamsReference
+from storage.upsert import insert_unless_exists
+
+PLATFORM = "teams"
+MEMBER = "member"
+CHANNEL = "channel"
+
+
+@dataclass(frozen=True)
+class Reference:
+    service_url: str
+    teams_id: str | None
+    conversation_id: str | None
+    name: str
+
+
+class References:
+    """Reads and writes references; a small cache in front (the rows change rarely)."""
+
+    def __init__(self) -> None:
+        self.db: Database | None = None
+        self._cache: dict[tuple[str, str, str], Reference] = {}
+
+    async def remember(
+        self,
+        tenant: str,
+        kind: str,
+        key: str,
+        ref: Reference,
+        now: datetime,
+        *,
+        workspace_name: str = "",
+    ) -> None:
+        """Store or refresh a reference; a member's known 1:1 chat is kept when this activity
+        does not name one."""
+        cached = self._cache.get((tenant, kind, key))
+        if (
+            cached is not None
+            and _same(cached, ref)
+            and ref.conversation_id
+            in (
+                None,
+                cached.conversation_id,
+            )
+        ):
+            return
+        assert self.db is not None
+        async with self.db.transaction() as session:
+            workspace = await directory.ensure_workspace(
+                session, PLATFORM, tenant, workspace_name, now
+            )
+            row = await _row(session, workspace, kind, key)
+            if row is None:
+                values = {
+                    "workspace_id": workspace.id,
+                    "kind": kind,
+                    "key": key,
+                    "service_url": ref.service_url,
+                    "teams_id": ref.teams_id,
+                    "conversation_id": ref.conversation_id,
+                    "name": ref.name,
+                    "updated_at": now,
+                }
+                await insert_unless_exists(
+                    session,
+                    TeamsReference,
+                    values,
+                    TeamsReference.id,
+                    ["workspace_id", "kind", "key"],
+                )
+                row = await _row(session, workspace, kind, key)
+                assert row is not None
+            row.service_url = ref.service_url
+            row.teams_id = ref.teams_id or row.teams_id
+            row.conversation_id = ref.conversation_id or row.conversation_id
+            row.name = ref.name or row.name
+            row.updated_at = now
+            stored = Reference(row.service_url, row.teams_id, row.conversation_id, row.name)
+            if kind == CHANNEL and ref.name:
+                await directory.ensure_channel(session, workspace, key, ref.name, now)
+            elif kind == MEMBER and ref.name:
+                await directory.ensure_member(session, workspace, Actor(key, ref.name), now)
+        self._cache[(tenant, kind, key)] = stored
+
+    async def find(self, tenant: str, kind: str, key: str) -> Reference | None:
+        cached = self._cache.get((tenant, kind, key))
+        if cached is not None:
+            return cached
+        assert self.db is not None
+        async with self.db.transaction() as session:
+            workspace = await session.scalar(
+                select(Workspace).where(
+                    Workspace.platform == PLATFORM, Workspace.external_id == tenant
+                )
+            )
+            if workspace is None:
+                return None
+            row = await _row(session, workspace, kind, key)
+            if row is None:
+                return None
+            found = Reference(row.service_url, row.teams_id, row.conversation_id, row.name)
+        self._cache[(tenant, kind, key)] = found
+        return found
+
+    async def any_service_url(self, tenant: str) -> str | None:
+        """The service URL of any reference in the tenant (they share one per region)."""
+        assert self.db is not None
+        async with self.db.transaction() as session:
+            url = await session.scalar(
+                select(TeamsReference.service_url)
+                .join(Workspace, Workspace.id == TeamsReference.workspace_id)
+                .where(Workspace.platform == PLATFORM, Workspace.external_id == tenant)
+                .order_by(TeamsReference.updated_at.desc())
+                .limit(1)
+            )
+        return url
+
+
+def _same(old: Reference, new: Reference) -> bool:
+    return (old.service_url, old.teams_id, old.name) == (new.service_url, new.teams_id, new.name)
+
+
+async def _row(
+    session: AsyncSession, workspace: Workspace, kind: str, key: str
+) -> TeamsReference | None:
+    return await session.scalar(
+        select(TeamsReference).where(
+            TeamsReference.workspace_id == workspace.id,
+            TeamsReference.kind == kind,
+            TeamsReference.key == key,
+        )
+    )
