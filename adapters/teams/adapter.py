@@ -204,7 +204,3 @@ def _raw(activity: Any) -> dict[str, Any]:
     """The activity as Teams sent it (camelCase JSON), whatever model the SDK parsed it into."""
     dumped: dict[str, Any] = activity.model_dump(by_alias=True, exclude_none=True, mode="json")
     return dumped
-
-
-def create_adapter(settings: Settings) -> TeamsAdapter:
-    return TeamsAdapter(settings)
