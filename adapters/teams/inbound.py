@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from adapters.teams import render
-from adapters.teams.port import TeamsPort, sdk_activity
+from adapters.teams.port import DM_PREFIX, TeamsPort, sdk_activity
 from adapters.teams.refs import CHANNEL, MEMBER, PLATFORM, Reference, References
 from bot.chat import FormErrors, Message, OpenForm, Reply, Response, Section, marked
 from bot.clock import Clock
@@ -263,7 +263,8 @@ class Inbound:
         kind = data.get("syncup")
         origin, actor = activity.origin(), activity.actor()
         message_id = str(activity.raw.get("replyToId") or "") or None
-        where = activity.conversation_id.split(";")[0]
+        # As the port recorded the card's message: a 1:1 chat by its member (DM_PREFIX).
+        where = DM_PREFIX + activity.user_id if activity.personal else activity.channel_id
         if kind == "form":
             form = render.submitted_form(data)
             if form is None:

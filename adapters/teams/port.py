@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +55,7 @@ RATE_LIMITS: Mapping[Method, RateLimit] = {
 }
 CHANNEL_LIMIT = RateLimit(rate=1.85, burst=4)
 RETRIED = {412, 429, 500, 502, 503, 504}
+DM_PREFIX = "dm:"
 PRIVATE_NOTE = "Only you can see this (Teams cannot show it privately in the channel)."
 
 Now = Callable[[], datetime]
@@ -126,8 +128,18 @@ class TeamsPort:
         if delivery.method is Method.UPDATE:
             if not target.message_id or not target.channel_id:
                 raise PermanentDeliveryError("an update needs the message and its conversation")
-            service = await self._service_url(tenant, target.channel_id)
-            return await self._update(delivery, service)
+            if target.channel_id.startswith(DM_PREFIX):
+                user = target.channel_id.removeprefix(DM_PREFIX)
+                conversation, service = await self.dm_conversation(tenant, user)
+            else:
+                conversation = target.channel_id
+                service = await self._service_url(tenant, conversation)
+            receipt = await self._update(delivery, conversation, service)
+            return Receipt(target.channel_id, receipt.message_id, receipt.part_ids)
+        channel = target.channel_id or ""
+        if delivery.method is Method.POST and channel.startswith(DM_PREFIX):
+            target = replace(target, user_id=channel.removeprefix(DM_PREFIX), channel_id=None)
+            delivery = replace(delivery, method=Method.DM, target=target)
         if delivery.method in (Method.DM, Method.EPHEMERAL):
             if not target.user_id:
                 raise PermanentDeliveryError("a DM needs the member's id")
@@ -135,7 +147,10 @@ class TeamsPort:
             msg = delivery.message
             if delivery.method is Method.EPHEMERAL:
                 msg = Message((*msg.blocks, Context(text(PRIVATE_NOTE))), msg.summary)
-            return await self._post(conversation, service, msg)
+            receipt = await self._post(conversation, service, msg)
+            # 1:1 chat ids run past what the outbox keeps (64 characters): the member's id
+            # stands for the chat, and an update finds the chat again from it.
+            return Receipt(DM_PREFIX + target.user_id, receipt.message_id, receipt.part_ids)
         channel = target.channel_id
         if not channel:
             raise PermanentDeliveryError("a post needs a channel")
@@ -154,10 +169,9 @@ class TeamsPort:
             ids.append(sent.id)
         return Receipt(conversation, ids[0], tuple(ids) if len(ids) > 1 else None)
 
-    async def _update(self, delivery: Delivery, service: str) -> Receipt:
+    async def _update(self, delivery: Delivery, conversation: str, service: str) -> Receipt:
         target = delivery.target
-        assert target.message_id is not None and target.channel_id is not None
-        conversation = target.channel_id
+        assert target.message_id is not None
         cards = render.render_message(delivery.message)
         old = list(target.part_ids) or [target.message_id]
         ids: list[str] = []

@@ -87,6 +87,7 @@ class FakeTeams:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.calls: list[Call] = []
         self.sent: list[Sent] = []
+        self.deleted: list[Sent] = []
         self.violations: list[str] = []
         self.users: dict[str, User] = {}  # by Entra object id
         self.chats: dict[str, str] = {}  # 1:1 conversation id -> Entra object id
@@ -128,6 +129,7 @@ class FakeTeams:
         app.router.add_post("/teams/v3/conversations/{cid}/activities", self._send)
         app.router.add_post("/teams/v3/conversations/{cid}/activities/{aid}", self._reply)
         app.router.add_put("/teams/v3/conversations/{cid}/activities/{aid}", self._update)
+        app.router.add_delete("/teams/v3/conversations/{cid}/activities/{aid}", self._delete)
         app.router.add_get("/teams/v3/conversations/{cid}/members", self._members)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -336,6 +338,20 @@ class FakeTeams:
 
     async def _update(self, request: web.Request) -> web.Response:
         return await self._activity(request, None, request.match_info["aid"])
+
+    async def _delete(self, request: web.Request) -> web.Response:
+        refused = self._refuse(request, request.match_info["cid"])
+        if refused is not None:
+            await self._record(request, refused.status, None)
+            return refused
+        sent = self.find(request.match_info["aid"])
+        if sent is None:
+            await self._record(request, 404, None)
+            return web.json_response({"error": {"code": "ActivityNotFound"}}, status=404)
+        self.sent.remove(sent)
+        self.deleted.append(sent)
+        await self._record(request, 200, None)
+        return web.Response(status=200)
 
     async def _members(self, request: web.Request) -> web.Response:
         refused = self._refuse(request, request.match_info["cid"])
