@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
+from adapters.teams.ids import member_key
 from adapters.teams.port import DM_PREFIX
 from bot.chat import Header, Message, Section, message, text
 from bot.delivery.outbox import enqueue
@@ -119,15 +120,17 @@ async def test_a_long_message_is_split_and_updated_part_by_part(world: TeamsWorl
 
 async def test_dms_open_the_chat_once_and_keep_short_ids(world: TeamsWorld) -> None:
     fake = world.fake
-    await _queue(world, Method.DM, Target(user_id=BOB), [message("one"), message("two")])
+    await _queue(
+        world, Method.DM, Target(user_id=member_key(BOB)), [message("one"), message("two")]
+    )
     rows = await _until_sent(world, 2)
     creates = [c for c in fake.calls if c.path.endswith("/v3/conversations")]
     assert len(creates) == 1 and creates[0].body["tenantId"] == TENANT
     assert [shown(s) for s in fake.dms_to(BOB)] == ["one", "two"]
     # The outbox keeps the member's id for the chat (Teams' chat ids run past 64 characters).
-    assert {r.platform_channel_id for r in rows} == {DM_PREFIX + BOB}
+    assert {r.platform_channel_id for r in rows} == {DM_PREFIX + member_key(BOB)}
     # An update of a DM finds the chat again.
-    target = Target(channel_id=DM_PREFIX + BOB, message_id=rows[0].platform_message_id)
+    target = Target(channel_id=DM_PREFIX + member_key(BOB), message_id=rows[0].platform_message_id)
     await world.adapter.port.deliver(
         Delivery(9, TENANT, Method.UPDATE, target, message("one, edited"), "edit", 1)
     )
@@ -136,7 +139,7 @@ async def test_dms_open_the_chat_once_and_keep_short_ids(world: TeamsWorld) -> N
 
 async def test_members_syncup_cannot_reach_are_unreachable(world: TeamsWorld) -> None:
     port = world.adapter.port
-    never_met = "cccccccc-0000-4000-8000-00000000c0c0"
+    never_met = member_key("cccccccc-0000-4000-8000-00000000c0c0")
     with pytest.raises(RecipientUnreachable, match="never met"):
         await port.deliver(
             Delivery(1, TENANT, Method.DM, Target(user_id=never_met), message("hi"), "k", 1)
@@ -145,5 +148,5 @@ async def test_members_syncup_cannot_reach_are_unreachable(world: TeamsWorld) ->
     world.fake.users[BOB].teams_id = "29:someone-else"
     with pytest.raises(RecipientUnreachable, match="refused a chat"):
         await port.deliver(
-            Delivery(2, TENANT, Method.DM, Target(user_id=BOB), message("hi"), "k2", 1)
+            Delivery(2, TENANT, Method.DM, Target(user_id=member_key(BOB)), message("hi"), "k2", 1)
         )

@@ -13,6 +13,7 @@ from microsoft_teams.api.auth.credentials import TokenProvider
 from microsoft_teams.apps import App as TeamsApp
 
 from adapters.teams.http import MESSAGES_PATH, AsgiServerAdapter
+from adapters.teams.ids import member_key
 from adapters.teams.inbound import Activity, Inbound
 from adapters.teams.port import TeamsPort
 from adapters.teams.refs import CHANNEL, MEMBER, PLATFORM, Reference, References
@@ -197,7 +198,7 @@ class TeamsAdapter:
             ref = Reference(
                 activity.service_url, str(member.get("id")), None, str(member.get("name") or "")
             )
-            await self.refs.remember(activity.tenant, MEMBER, str(aad), ref, now)
+            await self.refs.remember(activity.tenant, MEMBER, member_key(str(aad)), ref, now)
 
 
 def _raw(activity: Any) -> dict[str, Any]:

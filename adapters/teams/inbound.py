@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from adapters.teams import render
+from adapters.teams.ids import member_key
 from adapters.teams.port import DM_PREFIX, TeamsPort, sdk_activity
 from adapters.teams.refs import CHANNEL, MEMBER, PLATFORM, Reference, References
 from bot.chat import FormErrors, Message, OpenForm, Reply, Response, Section, marked
@@ -98,8 +99,10 @@ class Activity:
 
     @property
     def user_id(self) -> str:
-        """Members are known by their Entra object id (stable, and short enough to store)."""
-        return str(self.sender.get("aadObjectId") or self.sender.get("id") or "")
+        """Members are known by their Entra object id (stable, short enough to store), in the
+        shape of :func:`member_key`."""
+        aad = self.sender.get("aadObjectId")
+        return member_key(str(aad)) if aad else str(self.sender.get("id") or "")
 
     def actor(self) -> Actor:
         zone = self.raw.get("localTimezone")
@@ -122,23 +125,36 @@ class Activity:
             self.channel_name,
         )
 
-    def command_text(self) -> str:
-        """The message's text without the bot's @mention, tags and entities."""
+    def mentions(self) -> list[tuple[str, str, str]]:
+        """The people @mentioned (not the bot): (the text shown, their id, their name)."""
+        bot = str(self.recipient.get("id") or "")
+        found = []
+        for entity in self.raw.get("entities") or []:
+            entity = _dict(entity)
+            mentioned = _dict(entity.get("mentioned"))
+            shown, who = str(entity.get("text") or ""), str(mentioned.get("id") or "")
+            if entity.get("type") == "mention" and shown and who and who != bot:
+                found.append((shown, who, str(mentioned.get("name") or "")))
+        return found
+
+    def command_text(self, people: dict[str, str] | None = None) -> str:
+        """The message's text without the bot's @mention and tags; ``people`` maps each other
+        mention's shown text to what the command line says instead (``<@member key>``)."""
         text = str(self.raw.get("text") or "")
         bot = str(self.recipient.get("id") or "")
         for entity in self.raw.get("entities") or []:
             entity = _dict(entity)
-            if entity.get("type") != "mention":
-                continue
-            mentioned = _dict(entity.get("mentioned"))
             shown = str(entity.get("text") or "")
-            if not shown:
-                continue
-            if mentioned.get("id") == bot:
-                text = text.replace(shown, " ")
-            elif _is_object_id(str(mentioned.get("id") or "")):
-                text = text.replace(shown, f"<@{mentioned['id']}>")
-        return html.unescape(_TAG.sub(" ", text.replace("<@", "\0")).replace("\0", "<@")).strip()
+            if entity.get("type") == "mention" and shown:
+                if _dict(entity.get("mentioned")).get("id") == bot:
+                    text = text.replace(shown, " ")
+        slots = {f"\ue000{n}\ue001": v for n, v in enumerate((people or {}).values())}
+        for slot, shown in zip(slots, people or {}, strict=True):
+            text = text.replace(shown, slot)
+        text = html.unescape(_TAG.sub(" ", text))
+        for slot, instead in slots.items():
+            text = text.replace(slot, instead)
+        return text.strip()
 
 
 def _is_object_id(value: str) -> bool:
@@ -189,7 +205,7 @@ class Inbound:
         activity = Activity(raw)
         await self.remember(activity)
         try:
-            event = self._message_event(activity)
+            event = self._message_event(activity, await self._people(activity))
             if event is None:
                 return
             if isinstance(event, Message):
@@ -200,8 +216,20 @@ class Inbound:
         finally:
             self.handled += 1
 
-    def _message_event(self, activity: Activity) -> InboundEvent | Message | None:
-        line = activity.command_text()
+    async def _people(self, activity: Activity) -> dict[str, str]:
+        """Each @mentioned person as ``<@member key>`` (mention entities name Teams ids; the
+        references map them to the members syncup knows), else ``@name``."""
+        people: dict[str, str] = {}
+        for shown, who, name in activity.mentions():
+            key = member_key(who) if _is_object_id(who) else None
+            key = key or await self.refs.member_of(activity.tenant, who)
+            people[shown] = f"<@{key}>" if key else "@" + (name or who).replace(" ", "")
+        return people
+
+    def _message_event(
+        self, activity: Activity, people: dict[str, str]
+    ) -> InboundEvent | Message | None:
+        line = activity.command_text(people)
         word, _, rest = line.partition(" ")
         name = word.lower().lstrip("/")
         origin, actor = activity.origin(), activity.actor()

@@ -117,6 +117,23 @@ class References:
         self._cache[(tenant, kind, key)] = found
         return found
 
+    async def member_of(self, tenant: str, teams_id: str) -> str | None:
+        """The Entra object id of the member with this Teams id ("29:..."), if syncup met them."""
+        assert self.db is not None
+        async with self.db.transaction() as session:
+            key = await session.scalar(
+                select(TeamsReference.key)
+                .join(Workspace, Workspace.id == TeamsReference.workspace_id)
+                .where(
+                    Workspace.platform == PLATFORM,
+                    Workspace.external_id == tenant,
+                    TeamsReference.kind == MEMBER,
+                    TeamsReference.teams_id == teams_id,
+                )
+                .limit(1)
+            )
+        return key
+
     async def any_service_url(self, tenant: str) -> str | None:
         """The service URL of any reference in the tenant (they share one per region)."""
         assert self.db is not None

@@ -21,6 +21,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
+from adapters.teams.ids import object_id
 from bot.chat import (
     FORM_ADAPTER,
     Actions,
@@ -73,7 +74,11 @@ class Mentions:
         if user_id not in self._seen:
             self._seen.add(user_id)
             self.entities.append(
-                {"type": "mention", "text": shown, "mentioned": {"id": user_id, "name": name}}
+                {
+                    "type": "mention",
+                    "text": shown,
+                    "mentioned": {"id": object_id(user_id), "name": name},
+                }
             )
         return shown
 

@@ -168,10 +168,24 @@ class TeamsWorld:
             ]
         return activity
 
-    async def say(self, aad_id: str, text: str, channel: str | None = None) -> Answer:
+    async def say(
+        self, aad_id: str, text: str, channel: str | None = None, *, mention: tuple[str, ...] = ()
+    ) -> Answer:
         """``aad_id`` types ``text`` to the bot: in their 1:1 chat, or with an @mention of the
-        bot in ``channel``."""
-        return await self.post(self.message_activity(aad_id, text, channel))
+        bot in ``channel``. Each member in ``mention`` is written ``<at>name</at>`` in ``text``
+        and gets a mention entity naming their Teams id, as Teams sends it."""
+        activity = self.message_activity(aad_id, text, channel)
+        for who in mention:
+            user = self.fake.users[who]
+            shown = f"<at>{user.name}</at>"
+            assert shown in text, f"{shown} is not in the text"
+            entity = {
+                "type": "mention",
+                "text": shown,
+                "mentioned": {"id": user.teams_id, "name": user.name},
+            }
+            activity.setdefault("entities", []).append(entity)
+        return await self.post(activity)
 
     async def install(self, aad_ids: list[str], channel: str) -> Answer:
         """The app added to the team (the bot and the members in ``membersAdded``)."""
