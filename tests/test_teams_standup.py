@@ -12,9 +12,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import func, select
 
 from adapters.teams import render
 from storage.db import Database
+from storage.models import Standup
 from tests.fakes.teams.harness import (
     ALICE,
     BOB,
@@ -118,3 +120,34 @@ async def test_a_standup_day_on_teams(world: TeamsWorld) -> None:
     # The parent card was updated in place as answers arrived (PUT on the channel activity).
     assert parent.edits, "the report was updated"
     assert "2 of 2" in shown(parent), shown(parent)
+
+
+async def test_a_form_submitted_twice_and_a_card_from_an_old_version(world: TeamsWorld) -> None:
+    fake = world.fake
+    await setup_standup(world)
+    form_message = fake.dms_to(ALICE)[0]
+    form = card_of(form_message.activity)
+    values = {"name": "Daily", "channel": "#team", "participants": "@alice @bob"}
+    if "reminder" in {i["id"] for i in inputs_of(form)}:
+        values["reminder"] = "off"
+    # Pressed again (a second click is a second invoke): the name is taken, said under it.
+    again = await world.submit(ALICE, form_message, form, values)
+    assert again.body["type"] == render.CARD
+    assert "Daily" in text_of(again.body["value"]) and "⚠" in text_of(again.body["value"])
+    async with world.app.db.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(Standup)) == 1
+    # Teams retries the very same invoke (same id): handled once, nothing new.
+    invoke = world.invoke(ALICE, form_message, {"syncup": "action", "action_id": "nope:1"})
+    first = await world.post(invoke)
+    second = await world.post(invoke)
+    assert first.status == second.status == 200
+    assert "no longer does anything" in first.body["value"]
+    assert "no longer" not in second.body["value"], "the retry is not handled again"
+    # A card from an older syncup (data it no longer reads) says so, and nothing happens.
+    for data in ({"something": "else"}, {"syncup": "form", "form": {"not": "a form"}}):
+        answer = await world.post(world.invoke(ALICE, form_message, data))
+        assert answer.status == 200
+        assert answer.body["type"] == "application/vnd.microsoft.activity.message"
+        assert "older version" in answer.body["value"]
+    async with world.app.db.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(Standup)) == 1
