@@ -54,7 +54,9 @@ VERSION = "1.5"
 # Teams refuses an activity over about 28 KB; the card gets this much, the envelope the rest.
 CARD_BYTES = 24 * 1024
 VERB = "syncup"
-_MARKDOWN = re.compile(r"([\\*_~`\[\]#>+\-!|])")
+# What formats anywhere in a TextBlock's markdown, and what starts a list at a line's start.
+_MARKDOWN = re.compile(r"([\\*_~`\[\]])")
+_LIST = re.compile(r"^(\s*)([-+]|\d+\.)(?=\s)", re.MULTILINE)
 _AT = re.compile(r"<(/?)at>", re.IGNORECASE)
 
 
@@ -85,7 +87,15 @@ class Mentions:
 
 def escape(raw: str) -> str:
     """User text as typed: no markdown, no mention markup."""
-    return _MARKDOWN.sub(r"\\\1", _AT.sub(r"‹\1at›", raw))
+    escaped = _MARKDOWN.sub(r"\\\1", _AT.sub(r"‹\1at›", raw))
+    return _LIST.sub(_unlisted, escaped)
+
+
+def _unlisted(match: re.Match[str]) -> str:
+    """``- x`` and ``2. x`` at a line's start shown as typed, not as a list."""
+    marker = match.group(2)
+    shown = marker[:-1] + "\\." if marker.endswith(".") else "\\" + marker
+    return match.group(1) + shown
 
 
 def render_text(value: Text, mentions: Mentions) -> str:
