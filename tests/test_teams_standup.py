@@ -151,3 +151,25 @@ async def test_a_form_submitted_twice_and_a_card_from_an_old_version(world: Team
         assert "older version" in answer.body["value"]
     async with world.app.db.transaction() as session:
         assert await session.scalar(select(func.count()).select_from(Standup)) == 1
+
+
+async def test_everyone_in_the_channel_from_the_team_roster(world: TeamsWorld) -> None:
+    """ "#team" as participants: the roster comes from the connector (carol never wrote to
+    syncup and was in no install event), and her prompt opens a chat with her."""
+    fake = world.fake
+    carol = "cccccccc-0000-4000-8000-0000000000c0"
+    fake.add_user(carol, "carol", "Europe/Berlin")
+    await world.install([ALICE, BOB], TEAM_CHANNEL)
+    await world.say(ALICE, "standup setup", channel=TEAM_CHANNEL)
+    form_message = fake.dms_to(ALICE)[-1]
+    form = card_of(form_message.activity)
+    values = {"name": "Daily", "channel": "#team", "participants": "#team"}
+    if "reminder" in {i["id"] for i in inputs_of(form)}:
+        values["reminder"] = "off"
+    answer = await world.submit(ALICE, form_message, form, values)
+    assert "Created" in text_of(answer.body["value"]), text_of(answer.body["value"])
+    assert [c for c in fake.calls if c.path.endswith(f"/{TEAM_CHANNEL}/members")]
+    assert fake.dms_to(carol) == []
+    await world.move_to(datetime(2026, 3, 9, 23, 0, tzinfo=UTC))
+    prompts = [s for s in fake.dms_to(carol) if "What did you do" in shown(s)]
+    assert len(prompts) == 1

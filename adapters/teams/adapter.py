@@ -140,6 +140,7 @@ class TeamsAdapter:
     async def stop(self) -> None:
         self.ready = False
         await self.http.drain()
+        await self.refs.settled()
 
     @property
     def http_port(self) -> int:

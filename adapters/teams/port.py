@@ -27,6 +27,7 @@ from microsoft_teams.api import Account, ApiClient, CreateConversationParams
 from microsoft_teams.api.activities.message import MessageActivityInput
 
 from adapters.teams import render
+from adapters.teams.directory import TeamsDirectory
 from adapters.teams.refs import CHANNEL, MEMBER, Reference, References
 from bot.chat import Context, Message, text
 from bot.port import (
@@ -88,7 +89,9 @@ def sdk_activity(payload: dict[str, Any]) -> MessageActivityInput:
     return MessageActivityInput.model_validate(payload)
 
 
-class TeamsPort:
+class TeamsPort(TeamsDirectory):
+    """The outbox port, and (through :class:`TeamsDirectory`) the platform directory."""
+
     platform = PLATFORM
 
     def __init__(
@@ -99,8 +102,11 @@ class TeamsPort:
         now: Now | None = None,
     ) -> None:
         self._api = api
-        self.refs = refs
         self._now = now or (lambda: datetime.now(UTC))
+        super().__init__(refs, self._roster, self._now)
+
+    async def _roster(self, service_url: str, conversation_id: str) -> list[Any]:
+        return list(await self._api(service_url).conversations.members(conversation_id).get_all())
 
     def api_for(self, service_url: str) -> ApiClient:
         return self._api(service_url)

@@ -3,6 +3,8 @@ when a proactive message goes out."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,6 +17,8 @@ from storage.db import Database
 from storage.models import Workspace
 from storage.teams import TeamsReference
 from storage.upsert import insert_unless_exists
+
+log = logging.getLogger(__name__)
 
 PLATFORM = "teams"
 MEMBER = "member"
@@ -35,6 +39,30 @@ class References:
     def __init__(self) -> None:
         self.db: Database | None = None
         self._cache: dict[tuple[str, str, str], Reference] = {}
+        self._later: set[asyncio.Task[None]] = set()
+
+    def remember_later(
+        self, tenant: str, kind: str, key: str, ref: Reference, now: datetime
+    ) -> None:
+        """:meth:`remember` from inside a transaction of the core's (a directory look-up): kept
+        in memory at once, stored once that transaction has let go of the database."""
+        if (tenant, kind, key) not in self._cache:
+            self._cache[(tenant, kind, key)] = ref
+        task = asyncio.get_running_loop().create_task(self._store(tenant, kind, key, ref, now))
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
+
+    async def _store(self, tenant: str, kind: str, key: str, ref: Reference, now: datetime) -> None:
+        try:
+            self._cache.pop((tenant, kind, key), None)
+            await self.remember(tenant, kind, key, ref, now)
+        except Exception:
+            log.exception("teams: storing a conversation reference failed")
+
+    async def settled(self) -> None:
+        """Every reference :meth:`remember_later` was given is stored."""
+        while self._later:
+            await asyncio.gather(*list(self._later), return_exceptions=True)
 
     async def remember(
         self,
@@ -133,6 +161,24 @@ class References:
                 .limit(1)
             )
         return key
+
+    async def channel_named(self, tenant: str, name: str) -> tuple[str, str] | None:
+        """A channel syncup has a reference for, by name (any case): its id and name."""
+        assert self.db is not None
+        async with self.db.transaction() as session:
+            rows = (
+                await session.execute(
+                    select(TeamsReference.key, TeamsReference.name)
+                    .join(Workspace, Workspace.id == TeamsReference.workspace_id)
+                    .where(
+                        Workspace.platform == PLATFORM,
+                        Workspace.external_id == tenant,
+                        TeamsReference.kind == CHANNEL,
+                    )
+                )
+            ).all()
+        wanted = name.lower()
+        return next(((k, n) for k, n in rows if n.lower() == wanted), None)
 
     async def any_service_url(self, tenant: str) -> str | None:
         """The service URL of any reference in the tenant (they share one per region)."""

@@ -238,6 +238,7 @@ class TeamsWorld:
 
     async def settle(self) -> None:
         for _ in range(3):
+            await self.adapter.refs.settled()
             await settle(self.app, 30)
             await asyncio.sleep(0.01)
 

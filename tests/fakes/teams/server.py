@@ -356,13 +356,13 @@ class FakeTeams:
     async def _members(self, request: web.Request) -> web.Response:
         refused = self._refuse(request, request.match_info["cid"])
         if refused is not None:
+            await self._record(request, refused.status, None)
             return refused
-        return web.json_response(
-            [
-                {"id": u.teams_id, "aadObjectId": u.aad_id, "name": u.name}
-                for u in self.users.values()
-            ]
-        )
+        await self._record(request, 200, None)
+        members = [
+            {"id": u.teams_id, "aadObjectId": u.aad_id, "name": u.name} for u in self.users.values()
+        ]
+        return web.json_response([{"id": f"28:{self.app_id}", "name": "syncup"}, *members])
 
     # -- reading what happened -----------------------------------------------------------------
 
