@@ -9,9 +9,6 @@ Teams will not open a chat with, is unreachable; 1:1 chat ids never reach the ou
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-
 import pytest
 from sqlalchemy import select
 
@@ -20,33 +17,19 @@ from adapters.teams.port import DM_PREFIX
 from bot.chat import Header, Message, Section, message, text
 from bot.delivery.outbox import enqueue
 from bot.port import Delivery, Method, RecipientUnreachable, Target
-from storage.db import Database
 from storage.models import OutboxMessage, Workspace
+from tests.fakes.teams import harness
 from tests.fakes.teams.harness import (
-    ALICE,
     BOB,
     TEAM_CHANNEL,
     TeamsWorld,
     shown,
-    team_teams,
-    teams_world,
 )
-from tests.fakes.teams.server import TENANT, FakeTeams
+from tests.fakes.teams.server import TENANT
 
-START = datetime(2026, 3, 9, 7, tzinfo=UTC)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeTeams]:
-    async with team_teams() as teams:
-        yield teams
-
-
-@pytest.fixture
-async def world(fake: FakeTeams, database: Database) -> AsyncIterator[TeamsWorld]:
-    async with teams_world(fake, database.url, START) as w:
-        await w.install([ALICE, BOB], TEAM_CHANNEL)
-        yield w
+fake = harness.fake
+world = harness.world
+installed = harness.installed
 
 
 async def _queue(world: TeamsWorld, method: Method, target: Target, msgs: list[Message]) -> None:
@@ -80,7 +63,8 @@ async def _until_sent(world: TeamsWorld, count: int) -> list[OutboxMessage]:
     raise AssertionError(f"not every row was sent: {[(r.id, r.status) for r in rows]}")
 
 
-async def test_429_pauses_and_pacing_keeps_under_the_channel_limits(world: TeamsWorld) -> None:
+async def test_429_pauses_and_pacing_keeps_under_the_channel_limits(installed: TeamsWorld) -> None:
+    world = installed
     fake = world.fake
     fake.faults.extend([(429, {"Retry-After": "0.4"}), (429, {"Retry-After": "0.2"})])
     notes = [message(f"note {n}") for n in range(12)]
@@ -96,7 +80,8 @@ async def test_429_pauses_and_pacing_keeps_under_the_channel_limits(world: Teams
     assert len(limited) == 2
 
 
-async def test_a_long_message_is_split_and_updated_part_by_part(world: TeamsWorld) -> None:
+async def test_a_long_message_is_split_and_updated_part_by_part(installed: TeamsWorld) -> None:
+    world = installed
     fake, port = world.fake, world.adapter.port
     long = Message(
         (Header("Weekly digest"), *[Section(text(f"line {n} " + "x" * 700)) for n in range(60)])
@@ -118,7 +103,8 @@ async def test_a_long_message_is_split_and_updated_part_by_part(world: TeamsWorl
     assert len(fake.deleted) == len(first.part_ids) - 1
 
 
-async def test_dms_open_the_chat_once_and_keep_short_ids(world: TeamsWorld) -> None:
+async def test_dms_open_the_chat_once_and_keep_short_ids(installed: TeamsWorld) -> None:
+    world = installed
     fake = world.fake
     await _queue(
         world, Method.DM, Target(user_id=member_key(BOB)), [message("one"), message("two")]
@@ -137,7 +123,8 @@ async def test_dms_open_the_chat_once_and_keep_short_ids(world: TeamsWorld) -> N
     assert [shown(s) for s in fake.dms_to(BOB)] == ["one, edited", "two"]
 
 
-async def test_members_syncup_cannot_reach_are_unreachable(world: TeamsWorld) -> None:
+async def test_members_syncup_cannot_reach_are_unreachable(installed: TeamsWorld) -> None:
+    world = installed
     port = world.adapter.port
     never_met = member_key("cccccccc-0000-4000-8000-00000000c0c0")
     with pytest.raises(RecipientUnreachable, match="never met"):

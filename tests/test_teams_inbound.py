@@ -5,39 +5,25 @@ the real Teams SDK against tests/fakes/teams, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
 
 from storage.db import Database
 from storage.models import Workspace
 from storage.teams import TeamsReference
+from tests.fakes.teams import harness
 from tests.fakes.teams.harness import (
     ALICE,
     TEAM_CHANNEL,
     TeamsWorld,
     shown,
-    team_teams,
     teams_world,
 )
 from tests.fakes.teams.server import TENANT, FakeTeams
 
-START = datetime(2026, 3, 9, 7, tzinfo=UTC)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeTeams]:
-    async with team_teams() as teams:
-        yield teams
-
-
-@pytest.fixture
-async def world(fake: FakeTeams, database: Database) -> AsyncIterator[TeamsWorld]:
-    async with teams_world(fake, database.url, START) as w:
-        yield w
+fake = harness.fake
+world = harness.world
 
 
 async def _nothing_handled(world: TeamsWorld) -> None:
@@ -82,12 +68,12 @@ async def test_a_body_that_is_not_json_gets_400(world: TeamsWorld) -> None:
 
 async def test_tenants_outside_allowed_tenants_get_401(fake: FakeTeams, database: Database) -> None:
     async with teams_world(
-        fake, database.url, START, allowed_tenants=["22222222-0000-4000-8000-000000000000"]
+        fake, database.url, harness.START, allowed_tenants=["22222222-0000-4000-8000-000000000000"]
     ) as world:
         answer = await world.say(ALICE, "help")
         assert answer.status == 401
         await _nothing_handled(world)
-    async with teams_world(fake, database.url, START, allowed_tenants=[TENANT]) as world:
+    async with teams_world(fake, database.url, harness.START, allowed_tenants=[TENANT]) as world:
         answer = await world.say(ALICE, "help")
         assert answer.status == 200
 

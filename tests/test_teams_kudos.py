@@ -5,14 +5,10 @@ the receiver told in their chat, the giver answered privately; on SQLite and Pos
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-
-import pytest
 from sqlalchemy import func, select
 
-from storage.db import Database
 from storage.kudos import Kudos
+from tests.fakes.teams import harness
 from tests.fakes.teams.harness import (
     ALICE,
     BOB,
@@ -20,25 +16,11 @@ from tests.fakes.teams.harness import (
     TeamsWorld,
     card_of,
     shown,
-    team_teams,
-    teams_world,
 )
-from tests.fakes.teams.server import FakeTeams
 
-START = datetime(2026, 3, 9, 9, tzinfo=UTC)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeTeams]:
-    async with team_teams() as teams:
-        yield teams
-
-
-@pytest.fixture
-async def world(fake: FakeTeams, database: Database) -> AsyncIterator[TeamsWorld]:
-    async with teams_world(fake, database.url, START) as w:
-        await w.install([ALICE, BOB], TEAM_CHANNEL)
-        yield w
+fake = harness.fake
+world = harness.world
+installed = harness.installed
 
 
 async def kudos_count(world: TeamsWorld) -> int:
@@ -46,7 +28,8 @@ async def kudos_count(world: TeamsWorld) -> int:
         return int(await session.scalar(select(func.count()).select_from(Kudos)) or 0)
 
 
-async def test_kudos_with_a_mention_in_a_channel(world: TeamsWorld) -> None:
+async def test_kudos_with_a_mention_in_a_channel(installed: TeamsWorld) -> None:
+    world = installed
     fake = world.fake
     answer = await world.say(
         ALICE,
@@ -73,7 +56,8 @@ async def test_kudos_with_a_mention_in_a_channel(world: TeamsWorld) -> None:
     assert "left today" in mine
 
 
-async def test_kudos_to_oneself_is_refused_privately(world: TeamsWorld) -> None:
+async def test_kudos_to_oneself_is_refused_privately(installed: TeamsWorld) -> None:
+    world = installed
     fake = world.fake
     await world.say(ALICE, "kudos <at>alice</at> great job", channel=TEAM_CHANNEL, mention=(ALICE,))
     assert await kudos_count(world) == 0

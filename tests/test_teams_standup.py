@@ -8,15 +8,13 @@ thread, and the report card updated in place as answers arrive."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import func, select
 
 from adapters.teams import render
-from storage.db import Database
 from storage.models import Standup
+from tests.fakes.teams import harness
 from tests.fakes.teams.harness import (
     ALICE,
     BOB,
@@ -25,26 +23,11 @@ from tests.fakes.teams.harness import (
     card_of,
     inputs_of,
     shown,
-    team_teams,
-    teams_world,
     text_of,
 )
-from tests.fakes.teams.server import FakeTeams
 
-# Monday 9 March 2026, 07:00 UTC: 08:00 in Berlin, 03:00 in New York.
-START = datetime(2026, 3, 9, 7, tzinfo=UTC)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeTeams]:
-    async with team_teams() as teams:
-        yield teams
-
-
-@pytest.fixture
-async def world(fake: FakeTeams, database: Database) -> AsyncIterator[TeamsWorld]:
-    async with teams_world(fake, database.url, START) as w:
-        yield w
+fake = harness.fake
+world = harness.world
 
 
 async def setup_standup(world: TeamsWorld) -> None:

@@ -34,7 +34,9 @@ class Reference:
 
 
 class References:
-    """Reads and writes references; a small cache in front (the rows change rarely)."""
+    """Reads and writes references; a small cache in front (the rows change rarely). Reads
+    take no write lock (``Database.read``): the core's directory look-ups call them from inside
+    its own transaction."""
 
     def __init__(self) -> None:
         self.db: Database | None = None
@@ -130,7 +132,7 @@ class References:
         if cached is not None:
             return cached
         assert self.db is not None
-        async with self.db.transaction() as session:
+        async with self.db.read() as session:
             workspace = await session.scalar(
                 select(Workspace).where(
                     Workspace.platform == PLATFORM, Workspace.external_id == tenant
@@ -148,7 +150,7 @@ class References:
     async def member_of(self, tenant: str, teams_id: str) -> str | None:
         """The Entra object id of the member with this Teams id ("29:..."), if syncup met them."""
         assert self.db is not None
-        async with self.db.transaction() as session:
+        async with self.db.read() as session:
             key = await session.scalar(
                 select(TeamsReference.key)
                 .join(Workspace, Workspace.id == TeamsReference.workspace_id)
@@ -165,7 +167,7 @@ class References:
     async def channel_named(self, tenant: str, name: str) -> tuple[str, str] | None:
         """A channel syncup has a reference for, by name (any case): its id and name."""
         assert self.db is not None
-        async with self.db.transaction() as session:
+        async with self.db.read() as session:
             rows = (
                 await session.execute(
                     select(TeamsReference.key, TeamsReference.name)
@@ -183,7 +185,7 @@ class References:
     async def any_service_url(self, tenant: str) -> str | None:
         """The service URL of any reference in the tenant (they share one per region)."""
         assert self.db is not None
-        async with self.db.transaction() as session:
+        async with self.db.read() as session:
             url = await session.scalar(
                 select(TeamsReference.service_url)
                 .join(Workspace, Workspace.id == TeamsReference.workspace_id)

@@ -16,10 +16,11 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import pytest
 
 from adapters.console.clock import DemoClock, move_clock, settle
 from adapters.teams.adapter import TeamsAdapter
@@ -33,6 +34,7 @@ from bot.config import (
     TeamsSection,
     WebSection,
 )
+from storage.db import Database
 from tests.fakes.teams.server import APP_ID, TENANT, FakeTeams, Sent
 
 FAST = {m: RateSetting(rate=200.0, burst=50) for m in ("post", "dm", "update", "ephemeral")}
@@ -328,3 +330,26 @@ async def team_teams() -> AsyncIterator[FakeTeams]:
 ALICE = "aaaaaaaa-0000-4000-8000-00000000a11c"
 BOB = "bbbbbbbb-0000-4000-8000-0000000000b0"
 TEAM_CHANNEL = "19:team@thread.tacv2"
+
+# Monday 9 March 2026, 07:00 UTC: 08:00 in Berlin (alice), 03:00 in New York (bob).
+START = datetime(2026, 3, 9, 7, tzinfo=UTC)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTeams]:
+    """Tests take it with ``fake = harness.fake`` (and ``world``, ``installed`` likewise)."""
+    async with team_teams() as teams:
+        yield teams
+
+
+@pytest.fixture
+async def world(fake: FakeTeams, database: Database) -> AsyncIterator[TeamsWorld]:
+    async with teams_world(fake, database.url, START) as built:
+        yield built
+
+
+@pytest.fixture
+async def installed(world: TeamsWorld) -> TeamsWorld:
+    """The world with the app added to the team, alice and bob named in the install event."""
+    await world.install([ALICE, BOB], TEAM_CHANNEL)
+    return world
