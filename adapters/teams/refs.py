@@ -56,8 +56,8 @@ class References:
 
     async def _store(self, tenant: str, kind: str, key: str, ref: Reference, now: datetime) -> None:
         try:
-            self._cache.pop((tenant, kind, key), None)
-            await self.remember(tenant, kind, key, ref, now)
+            # The core stores the member itself (it asked): only the reference is written here.
+            await self.remember(tenant, kind, key, ref, now, stored=False)
         except Exception:
             log.exception("teams: storing a conversation reference failed")
 
@@ -75,18 +75,17 @@ class References:
         now: datetime,
         *,
         workspace_name: str = "",
+        stored: bool = True,
     ) -> None:
         """Store or refresh a reference; a member's known 1:1 chat is kept when this activity
-        does not name one."""
+        does not name one. ``stored=False``: the cache may hold it, the database may not, and
+        the member's own row is left to the core."""
         cached = self._cache.get((tenant, kind, key))
         if (
-            cached is not None
+            stored
+            and cached is not None
             and _same(cached, ref)
-            and ref.conversation_id
-            in (
-                None,
-                cached.conversation_id,
-            )
+            and ref.conversation_id in (None, cached.conversation_id)
         ):
             return
         assert self.db is not None
@@ -123,7 +122,7 @@ class References:
             stored = Reference(row.service_url, row.teams_id, row.conversation_id, row.name)
             if kind == CHANNEL and ref.name:
                 await directory.ensure_channel(session, workspace, key, ref.name, now)
-            elif kind == MEMBER and ref.name:
+            elif kind == MEMBER and ref.name and stored:
                 await directory.ensure_member(session, workspace, Actor(key, ref.name), now)
         self._cache[(tenant, kind, key)] = stored
 
