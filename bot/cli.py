@@ -91,7 +91,7 @@ def cli(ctx: click.Context, config: str | None) -> None:
 @cli.command()
 @click.option(
     "--platform",
-    type=click.Choice(["console", "slack", "discord"]),
+    type=click.Choice(["console", "slack", "discord", "teams"]),
     help="Override [bot] platform (default: the one with a token, else console).",
 )
 @click.pass_context
@@ -573,7 +573,7 @@ def _add_platform_commands() -> None:
     an adapter lacks its group."""
     import importlib
 
-    for platform in ("slack", "discord"):
+    for platform in ("slack", "discord", "teams"):
         try:
             module = importlib.import_module(f"adapters.{platform}.cli")
         except ModuleNotFoundError as exc:

@@ -55,7 +55,7 @@ class _Section(BaseModel):
 
 
 class BotSection(_Section):
-    platform: Literal["auto", "console", "slack", "discord"] = "auto"
+    platform: Literal["auto", "console", "slack", "discord", "teams"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Third-party loggers to show at log_level although they print payloads (slack_sdk,
     # slack_bolt, discord, ...: see bot.logs); tokens and secrets are still redacted.
@@ -225,6 +225,24 @@ class DiscordSection(_Section):
         return sorted(set(value))
 
 
+class TeamsSection(_Section):
+    """Microsoft Teams (adapters.teams, docs/teams.md): the Azure Bot's app registration."""
+
+    app_id: str | None = None  # the Microsoft App ID (client id) of the Azure Bot
+    app_password: SecretStr | None = None  # its client secret
+    # The app registration's tenant for a single-tenant bot; unset for a multi-tenant one.
+    tenant_id: str | None = None
+    # Activities from other tenants are refused (401) when this is not empty.
+    allowed_tenants: list[str] = Field(default_factory=list)
+    # Where the connector is reached before any activity names one (proactive sends).
+    service_url: str = "https://smba.trafficmanager.net/teams"
+    # The Bot Framework's token endpoints; change only for a sovereign cloud (or a test).
+    openid_metadata_url: str = "https://login.botframework.com/v1/.well-known/openidconfiguration"
+    token_issuer: str = "https://api.botframework.com"
+    login_endpoint: str = "https://login.microsoftonline.com"
+    bot_name: str = "syncup"
+
+
 class SecuritySection(_Section):
     # Fernet key that encrypts the secrets syncup keeps in its database (webhook secrets,
     # PagerDuty routing keys). Unset: [slack] token_encryption_key when set, else (SQLite) a key
@@ -277,6 +295,7 @@ class Settings(BaseSettings):
     web: WebSection = Field(default_factory=WebSection)
     slack: SlackSection = Field(default_factory=SlackSection)
     discord: DiscordSection = Field(default_factory=DiscordSection)
+    teams: TeamsSection = Field(default_factory=TeamsSection)
     security: SecuritySection = Field(default_factory=SecuritySection)
     webhooks: WebhooksSection = Field(default_factory=WebhooksSection)
     console: ConsoleSection = Field(default_factory=ConsoleSection)
@@ -305,6 +324,8 @@ class Settings(BaseSettings):
             return "slack"
         if self.discord.token is not None:
             return "discord"
+        if self.teams.app_id is not None:
+            return "teams"
         return "console"
 
 

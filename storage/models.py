@@ -476,4 +476,5 @@ import storage.pacing  # noqa: E402
 import storage.polls  # noqa: E402
 import storage.raci  # noqa: E402
 import storage.slack_installs  # noqa: E402
+import storage.teams  # noqa: E402
 import storage.webhooks  # noqa: E402, F401

@@ -76,7 +76,7 @@ def test_syncup_config_env_names_the_file(tmp_path: Path, monkeypatch: pytest.Mo
         ('[database]\nurl = "mysql://x/y"\n', "database.url"),
         ("[delivery]\nmax_attempts = 0\n", "delivery.max_attempts"),
         ('[slack]\nbot_tokne = "x"\n', 'Did you mean "bot_token"?'),
-        ('[bot]\nplatform = "teams"\n', "bot.platform"),
+        ('[bot]\nplatform = "mattermost"\n', "bot.platform"),
         ("[nonsense]\nx = 1\n", "Unknown key nonsense"),
         ("[database\n", "not valid TOML"),
     ],

@@ -1,0 +1,211 @@
+"""Conversation references (storage.teams): kept from every activity and installation, read
+when a proactive message goes out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import directory
+from bot.events import Actor
+from storage.db import Database
+from storage.models import Workspace
+from storage.teams import TeamsReference
+from storage.upsert import insert_unless_exists
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "teams"
+MEMBER = "member"
+CHANNEL = "channel"
+
+
+@dataclass(frozen=True)
+class Reference:
+    service_url: str
+    teams_id: str | None
+    conversation_id: str | None
+    name: str
+
+
+class References:
+    """Reads and writes references; a small cache in front (the rows change rarely). Reads
+    take no write lock (``Database.read``): the core's directory look-ups call them from inside
+    its own transaction."""
+
+    def __init__(self) -> None:
+        self.db: Database | None = None
+        self._cache: dict[tuple[str, str, str], Reference] = {}
+        self._later: set[asyncio.Task[None]] = set()
+
+    def remember_later(
+        self, tenant: str, kind: str, key: str, ref: Reference, now: datetime
+    ) -> None:
+        """:meth:`remember` from inside a transaction of the core's (a directory look-up): kept
+        in memory at once, stored once that transaction has let go of the database."""
+        if (tenant, kind, key) not in self._cache:
+            self._cache[(tenant, kind, key)] = ref
+        task = asyncio.get_running_loop().create_task(self._store(tenant, kind, key, ref, now))
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
+
+    async def _store(self, tenant: str, kind: str, key: str, ref: Reference, now: datetime) -> None:
+        try:
+            # The core stores the member itself (it asked): only the reference is written here.
+            await self.remember(tenant, kind, key, ref, now, stored=False)
+        except Exception:
+            log.exception("teams: storing a conversation reference failed")
+
+    async def settled(self) -> None:
+        """Every reference :meth:`remember_later` was given is stored."""
+        while self._later:
+            await asyncio.gather(*list(self._later), return_exceptions=True)
+
+    async def remember(
+        self,
+        tenant: str,
+        kind: str,
+        key: str,
+        ref: Reference,
+        now: datetime,
+        *,
+        workspace_name: str = "",
+        stored: bool = True,
+    ) -> None:
+        """Store or refresh a reference; a member's known 1:1 chat is kept when this activity
+        does not name one. ``stored=False``: the cache may hold it, the database may not, and
+        the member's own row is left to the core."""
+        cached = self._cache.get((tenant, kind, key))
+        if (
+            stored
+            and cached is not None
+            and _same(cached, ref)
+            and ref.conversation_id in (None, cached.conversation_id)
+        ):
+            return
+        assert self.db is not None
+        async with self.db.transaction() as session:
+            workspace = await directory.ensure_workspace(
+                session, PLATFORM, tenant, workspace_name, now
+            )
+            row = await _row(session, workspace, kind, key)
+            if row is None:
+                values = {
+                    "workspace_id": workspace.id,
+                    "kind": kind,
+                    "key": key,
+                    "service_url": ref.service_url,
+                    "teams_id": ref.teams_id,
+                    "conversation_id": ref.conversation_id,
+                    "name": ref.name,
+                    "updated_at": now,
+                }
+                await insert_unless_exists(
+                    session,
+                    TeamsReference,
+                    values,
+                    TeamsReference.id,
+                    ["workspace_id", "kind", "key"],
+                )
+                row = await _row(session, workspace, kind, key)
+                assert row is not None
+            row.service_url = ref.service_url
+            row.teams_id = ref.teams_id or row.teams_id
+            row.conversation_id = ref.conversation_id or row.conversation_id
+            row.name = ref.name or row.name
+            row.updated_at = now
+            stored = Reference(row.service_url, row.teams_id, row.conversation_id, row.name)
+            if kind == CHANNEL and ref.name:
+                await directory.ensure_channel(session, workspace, key, ref.name, now)
+            elif kind == MEMBER and ref.name and stored:
+                await directory.ensure_member(session, workspace, Actor(key, ref.name), now)
+        self._cache[(tenant, kind, key)] = stored
+
+    async def find(self, tenant: str, kind: str, key: str) -> Reference | None:
+        cached = self._cache.get((tenant, kind, key))
+        if cached is not None:
+            return cached
+        assert self.db is not None
+        async with self.db.read() as session:
+            workspace = await session.scalar(
+                select(Workspace).where(
+                    Workspace.platform == PLATFORM, Workspace.external_id == tenant
+                )
+            )
+            if workspace is None:
+                return None
+            row = await _row(session, workspace, kind, key)
+            if row is None:
+                return None
+            found = Reference(row.service_url, row.teams_id, row.conversation_id, row.name)
+        self._cache[(tenant, kind, key)] = found
+        return found
+
+    async def member_of(self, tenant: str, teams_id: str) -> str | None:
+        """The Entra object id of the member with this Teams id ("29:..."), if syncup met them."""
+        assert self.db is not None
+        async with self.db.read() as session:
+            key = await session.scalar(
+                select(TeamsReference.key)
+                .join(Workspace, Workspace.id == TeamsReference.workspace_id)
+                .where(
+                    Workspace.platform == PLATFORM,
+                    Workspace.external_id == tenant,
+                    TeamsReference.kind == MEMBER,
+                    TeamsReference.teams_id == teams_id,
+                )
+                .limit(1)
+            )
+        return key
+
+    async def channel_named(self, tenant: str, name: str) -> tuple[str, str] | None:
+        """A channel syncup has a reference for, by name (any case): its id and name."""
+        assert self.db is not None
+        async with self.db.read() as session:
+            rows = (
+                await session.execute(
+                    select(TeamsReference.key, TeamsReference.name)
+                    .join(Workspace, Workspace.id == TeamsReference.workspace_id)
+                    .where(
+                        Workspace.platform == PLATFORM,
+                        Workspace.external_id == tenant,
+                        TeamsReference.kind == CHANNEL,
+                    )
+                )
+            ).all()
+        wanted = name.lower()
+        return next(((k, n) for k, n in rows if n.lower() == wanted), None)
+
+    async def any_service_url(self, tenant: str) -> str | None:
+        """The service URL of any reference in the tenant (they share one per region)."""
+        assert self.db is not None
+        async with self.db.read() as session:
+            url = await session.scalar(
+                select(TeamsReference.service_url)
+                .join(Workspace, Workspace.id == TeamsReference.workspace_id)
+                .where(Workspace.platform == PLATFORM, Workspace.external_id == tenant)
+                .order_by(TeamsReference.updated_at.desc())
+                .limit(1)
+            )
+        return url
+
+
+def _same(old: Reference, new: Reference) -> bool:
+    return (old.service_url, old.teams_id, old.name) == (new.service_url, new.teams_id, new.name)
+
+
+async def _row(
+    session: AsyncSession, workspace: Workspace, kind: str, key: str
+) -> TeamsReference | None:
+    return await session.scalar(
+        select(TeamsReference).where(
+            TeamsReference.workspace_id == workspace.id,
+            TeamsReference.kind == kind,
+            TeamsReference.key == key,
+        )
+    )
