@@ -1,7 +1,7 @@
 """Microsoft Teams conversation references
 
-Revision ID: 0020
-Revises: 0016
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-07 05:40:00
 
 ``teams_references``: per workspace (a Teams tenant), one conversation reference per member
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = "0020"
-down_revision: str | Sequence[str] | None = "0016"
+revision: str = "0019"
+down_revision: str | Sequence[str] | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
