@@ -146,10 +146,14 @@ def post_text(row: OutboxMessage) -> str:
 
 
 @asynccontextmanager
-async def hooks_world(db: Database, *, per_minute: int = 120) -> AsyncIterator[HooksWorld]:
-    settings = Settings.model_construct(
-        security=SecuritySection.model_validate({"secret_key": KEY})
-    )
+async def hooks_world(
+    db: Database, *, per_minute: int = 120, settings: Settings | None = None
+) -> AsyncIterator[HooksWorld]:
+    """``settings``: where the secrets' key comes from (default: ``[security] secret_key``)."""
+    if settings is None:
+        settings = Settings.model_construct(
+            security=SecuritySection.model_validate({"secret_key": KEY})
+        )
     clock = FakeClock(START)
     core = Core(db, clock)
     async with db.transaction() as session:

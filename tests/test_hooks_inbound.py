@@ -13,13 +13,16 @@ import json
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import func, select
 
 from adapters.discord import render as discord_render
 from adapters.slack import render as slack_render
+from bot.config import DatabaseSection, Settings
 from bot.delivery.outbox import decode_message
 from bot.errors import UserError
 from bot.features.hooks import service, sources, templates
 from bot.features.hooks.receiver import MAX_BODY_BYTES
+from bot.webhooks.keys import NO_KEY
 from storage.db import Database
 from storage.hooks import Hook
 from tests.hooks_world import (
@@ -349,6 +352,22 @@ async def test_bad_rules_and_commands_are_refused_with_nothing_saved(database: D
             assert expected in answer and "added" not in answer, (line, answer)
         assert said(await world.command("hook list", by="bob")) == "Only admins can do that."
         assert "no rules yet" in said(await world.command("hook list"))
+
+
+async def test_a_hook_without_a_key_for_its_secret_is_refused_in_one_line(
+    database: Database,
+) -> None:
+    """On PostgreSQL there is no key file next to the database: without [security] secret_key
+    a hook cannot store its secret, and the admin is told what to set; nothing is saved."""
+    no_key = Settings.model_construct(
+        database=DatabaseSection(url="postgresql+asyncpg://postgres@127.0.0.1/syncup")
+    )
+    async with hooks_world(database, settings=no_key) as world:
+        answer = said(await world.command("hook add github ci"))
+        assert answer == NO_KEY
+        assert "[security] secret_key" in answer and "added" not in answer
+        async with database.transaction() as session:
+            assert await session.scalar(select(func.count()).select_from(Hook)) == 0
 
 
 async def test_hook_test_remove_and_help(

@@ -29,7 +29,7 @@ from bot.errors import UserError
 from bot.features.hooks import sources, templates
 from bot.port import Method, Target
 from bot.webhooks.formats import new_secret
-from bot.webhooks.keys import Keys
+from bot.webhooks.keys import Keys, KeyUnavailable
 from storage.hooks import Hook, HookDelivery, HookRule, HookSeen
 from storage.models import Member, Workspace
 from storage.upsert import dialect_insert
@@ -81,13 +81,17 @@ async def add_hook(
     if await _find(session, workspace.id, name) is not None:
         raise UserError(f'There is a hook named "{name}" already; pick another NAME.')
     secret = _secret(source)
+    try:
+        sealed = keys.box().seal(secret)
+    except KeyUnavailable as exc:  # PostgreSQL without [security] secret_key: say what to set
+        raise UserError(str(exc)) from None
     hook = Hook(
         workspace_id=workspace.id,
         name=name,
         key=name.casefold(),
         source=source,
         token=secrets.token_urlsafe(24),
-        secret=keys.box().seal(secret),
+        secret=sealed,
         created_by_id=member.id,
         created_at=now,
     )
