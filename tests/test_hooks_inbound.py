@@ -392,7 +392,9 @@ async def test_hook_test_remove_and_help(
         assert (
             await world.post(path, body, github_headers(secret, body, "release", "n"))
         ).status_code == 404
-        assert "/milestone hook" in said(await world.command("help"))
+        helped = said(await world.command("help"))
+        assert "/milestone hook" in helped and "A hook is a URL" in helped
+        assert "A milestone is a named date" in helped and "(with milestones)" not in helped
 
 
 def test_github_example_by_hand() -> None:

@@ -104,13 +104,20 @@ SAMPLE = {
     "type": "deploy.finished",
     "timestamp": "2026-01-01T00:00:00Z",
 }
+MILESTONES_HELP = (
+    'A milestone is a named date in the team\'s zone (`/milestone add "Launch v2" 2027-01-15 '
+    "#launches --owner @bob`): its channel gets a countdown at 09:00 seven days and one day "
+    "before (`--countdown 14,7,1` to choose), its owner a DM the day after if it is overdue, and "
+    "`/milestone done NAME` (or a webhook rule) posts the celebration with a picture. "
+    "docs/milestones.md has the dates syncup reads and who may change a milestone."
+)
 HELP = (
     "A hook is a URL a sender (GitHub, GitLab, MLflow, or any Standard Webhooks sender) posts "
     "to, signed with the hook's secret. Its rules turn one event into a post: `/milestone hook "
     "rule NAME EVENT #channel TEMPLATE`, where `$name` in the template is a value of the event "
     "(`$tag`, `$repo`, `$title` ...; `$$` is a dollar sign). Options filter: `--branch main`, "
     "`--labels release,hotfix`, `--environment production`, `--model NAME`, `--alias champion`; "
-    '`--milestone "NAME"` marks a milestone done (with milestones). docs/webhooks-inbound.md '
+    '`--milestone "NAME"` marks that milestone done. docs/webhooks-inbound.md '
     "has each event's placeholders."
 )
 
@@ -275,7 +282,7 @@ def _added(added: service.Added, where: str) -> Response:
 def register(core: Core, keys: Keys, receiver: HookReceiver, base_url: Callable[[], str]) -> None:
     async def show_help(ctx: Context, args: dict[str, Any]) -> Response:
         blocks = list(helptext.topic(core.specs.values(), "milestone").blocks)
-        blocks.append(Section(marked(HELP)))
+        blocks += [Section(marked(MILESTONES_HELP)), Section(marked(HELP))]
         events = "; ".join(f"{s}: {', '.join(sources.events(s))}" for s in sources.PLACEHOLDERS)
         blocks.append(Section(text(f"Events: {events}; standard: any type.")))
         return reply(*blocks)
