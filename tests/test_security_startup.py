@@ -76,7 +76,11 @@ async def test_another_valid_key_stops_the_start(database: Database, tmp_path: P
     assert OLD_KEY not in done.stderr
 
 
-@pytest.mark.parametrize("key", ["not-a-key", "c2hvcnQ=", Fernet.generate_key().decode()[:-2]])
+@pytest.mark.parametrize(
+    "key",
+    ["not-a-key", "c2hvcnQ=", Fernet.generate_key().decode()[:-2]],
+    ids=["not-base64", "too-short", "truncated"],  # the same ids in every pytest-xdist worker
+)
 def test_a_malformed_key_is_a_configuration_error(key: str, tmp_path: Path) -> None:
     done = run_syncup(f"sqlite+aiosqlite:///{tmp_path / 'syncup.db'}", key, tmp_path)
     assert done.returncode == 2, done.stderr
