@@ -76,7 +76,10 @@ async def test_clock_says_what_will_happen_in_words(tmp_path: Path) -> None:
         "  Mon 9 Mar 2026 10:30 Europe/Berlin: remind who has not answered poll #1 (Lunch?)\n"
         "  Mon 9 Mar 2026 12:00 Europe/Berlin: close poll #1 (Lunch?) and post its results\n"
         "  Mon 9 Mar 2026 14:00 Europe/Berlin: send the standup Daily's prompt to @bob\n"
-        # The report closes when the last participant's window (bob's, in New York) does.
+        # The report closes when the last participant's window (bob's, in New York) does,
+        # and the answer streaks are celebrated then: both are listed (ties are never cut).
+        "  Mon 9 Mar 2026 18:00 Europe/Berlin: celebrate the answer streaks of the standup "
+        "Daily for Mon 9 Mar\n"
         "  Mon 9 Mar 2026 18:00 Europe/Berlin: close the standup Daily's report for Mon 9 Mar\n"
     )
     assert "standup:" not in clock and "poll:" not in clock

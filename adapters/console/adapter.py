@@ -423,7 +423,7 @@ class ConsoleAdapter:
         now = self._clock.now()
         if not arg:
             lines = [f"Demo clock: {describe(now, zone)} ({now:%H:%M} UTC)."]
-            upcoming = self.app.scheduler.next_runs()[:5]
+            upcoming = _first(self.app.scheduler.next_runs(), 5)
             if upcoming:
                 lines.append("Next scheduled:")
                 async with self.app.db.transaction() as session:
@@ -486,3 +486,12 @@ def _span(delta: timedelta) -> str:
     if mins or not parts:
         parts.append(f"{mins}m")
     return "+" + " ".join(parts)
+
+
+def _first(runs: list[tuple[str, datetime]], count: int) -> list[tuple[str, datetime]]:
+    """The first ``count`` runs, and those due at the same time as the last of them (a cut
+    between two things that happen at once would hide one of them by chance)."""
+    if len(runs) <= count:
+        return runs
+    last = runs[count - 1][1]
+    return runs[:count] + [run for run in runs[count:] if run[1] == last]

@@ -219,12 +219,13 @@ class Scheduler:
         )
 
     def next_runs(self) -> list[tuple[str, datetime]]:
-        """The next occurrence of every schedule, by the (possibly demo) clock's time."""
+        """The next occurrence of every schedule, by the (possibly demo) clock's time; those
+        due at the same time in the order of their keys, so a listing is the same every time."""
         if self._aps is None:
             return []
         return sorted(
             ((job.id, job.args[1]) for job in self._aps.get_jobs() if job.id in self._schedules),
-            key=lambda item: item[1],
+            key=lambda item: (item[1], item[0]),
         )
 
     # -- reconcile ----------------------------------------------------------------------------

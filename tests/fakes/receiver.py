@@ -167,6 +167,11 @@ class FakeReceiver:
         self._faults.append(fault)
         return fault
 
+    def refill(self) -> None:
+        """A new rate-limit window: every bucket full again (as after a pause longer than the
+        window, e.g. a restart), so the next send is judged on its own."""
+        self._buckets.clear()
+
     def counts(self) -> Counter[str]:
         """How many messages were created per idempotency key."""
         return Counter(c.key for c in self.created)
