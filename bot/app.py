@@ -191,6 +191,10 @@ class App:
         except Exception as exc:
             return False, f"database: {type(exc).__name__}"
         if current != _head():
+            if current is not None and not migrate.known(current):
+                # A newer release migrated it (migrations first, then a rolling restart; the
+                # schema changes between releases are additive): serve on until replaced.
+                return True, f"ready; database schema at {current}, newer than {_head()}"
             return False, f"database schema at {current}, not {_head()}"
         return True, "ready"
 

@@ -59,7 +59,8 @@ async def _run(engine: AsyncEngine, action) -> None:  # type: ignore[no-untyped-
         await conn.run_sync(run)
 
 
-def _known(revision: str) -> bool:
+def known(revision: str) -> bool:
+    """Whether this release has the revision (a newer release's revisions are unknown)."""
     try:
         return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
     except Exception:  # alembic raises ResolutionError/CommandError for unknown ids
@@ -166,7 +167,7 @@ async def ensure_schema(engine: AsyncEngine, *, auto_migrate: bool) -> str | Non
     current = await current_revision(engine)
     if current == head:
         return head
-    if current is not None and not _known(current):
+    if current is not None and not known(current):
         raise SchemaOutOfDate(newer_schema_message(current, head))
     if auto_migrate:
         await upgrade(engine)

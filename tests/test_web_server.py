@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from adapters.console.adapter import ConsoleAdapter
 from bot.app import App
@@ -164,6 +165,23 @@ async def test_readyz_needs_a_started_app_and_the_newest_schema(tmp_path: Path) 
         assert not ready and detail.startswith("database schema at 0013")
     finally:
         await app.stop()
+
+
+async def test_readyz_stays_ready_when_a_newer_release_migrates_under_it(tmp_path: Path) -> None:
+    """Zero-downtime upgrades: migrations first, then a rolling restart; the replicas of the
+    old release keep serving until each is replaced (a new start would refuse, see below)."""
+    settings = console_settings(tmp_path)
+    app = App(settings, ConsoleAdapter(settings, lines=[], out=io.StringIO()))
+    await app.start()
+    try:
+        async with app.db.engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = '9001'"))
+        ready, detail = await app.readiness()
+        assert ready and detail.startswith("ready; database schema at 9001, newer than")
+    finally:
+        await app.stop()
+    with pytest.raises(migrate.SchemaOutOfDate, match="which this syncup does not know"):
+        await migrate.ensure_schema(app.db.engine, auto_migrate=False)
 
 
 def test_older_slack_http_settings_still_choose_the_address() -> None:
