@@ -477,4 +477,5 @@ import storage.polls  # noqa: E402
 import storage.raci  # noqa: E402
 import storage.slack_installs  # noqa: E402
 import storage.teams  # noqa: E402
+import storage.web_sessions  # noqa: E402
 import storage.webhooks  # noqa: E402, F401
