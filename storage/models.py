@@ -469,6 +469,7 @@ class BlockerEvent(Base):
 
 # Tables that live in their own modules but on this metadata (migrations see every table).
 import storage.celebrations  # noqa: E402
+import storage.digest  # noqa: E402
 import storage.hooks  # noqa: E402
 import storage.kudos  # noqa: E402
 import storage.milestones  # noqa: E402
