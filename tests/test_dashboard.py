@@ -240,3 +240,26 @@ async def test_every_answer_carries_the_security_headers(
         html = (await alice.get(ws(site) + page)).text
         assert "<script" not in html and " on" + "click" not in html
         assert 'href="/static/dashboard.css"' in html and "http" + "s://" not in html
+
+
+async def test_charts_are_svg_images_with_alt_text_from_shown_values(
+    site: Site, alice: httpx.AsyncClient
+) -> None:
+    standups = (await alice.get(f"{ws(site)}/standups")).text
+    found = re.search(r'<img src="([^"]+heatmap\.svg[^"]*)" alt="([^"]+)"', standups)
+    assert found is not None
+    assert "a heatmap of 3 members by 3 days" in found.group(2)
+    svg = await alice.get(found.group(1).replace("&amp;", "&"))
+    assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"
+    assert svg.text.lstrip().startswith("<?xml") and "<svg" in svg.text
+    assert "<script" not in svg.text
+    pulse = (await alice.get(f"{ws(site)}/pulse")).text
+    found = re.search(r'<img src="([^"]+pulse\.svg[^"]*)" alt="([^"]+)"', pulse)
+    assert found is not None
+    assert "1 line over 1 week" in found.group(2)  # the one shown round, not the second
+    assert "1.0" not in found.group(2) and "2.4" not in found.group(2)
+    assert (await alice.get(found.group(1))).status_code == 200
+    # Another workspace's chart, and a chart of nothing.
+    other = await alice.get(f"/w/{site.other_workspace_id}/charts/heatmap.svg")
+    assert other.status_code == 403
+    assert (await alice.get(f"{ws(site)}/charts/pulse.svg?team=999")).status_code == 404

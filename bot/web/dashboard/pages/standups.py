@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from bot.charts.heatmap import ANSWERED, MISSED, NOT_ASKED, OFF, participation_heatmap
 from bot.web.dashboard.pages.context import PageContext
 from storage.models import (
     PromptStatus,
@@ -19,6 +20,15 @@ from storage.models import (
     StandupRun,
 )
 
+# The chart's words for the statuses (bot.charts.heatmap): not answering is "missed".
+CHART_STATUS = {
+    PromptStatus.ANSWERED.value: ANSWERED,
+    PromptStatus.PENDING.value: MISSED,
+    PromptStatus.UNREACHABLE.value: MISSED,
+    PromptStatus.SKIPPED.value: OFF,
+    PromptStatus.AWAY.value: OFF,
+    "": NOT_ASKED,
+}
 DAYS = 14  # columns of the heatmap: the standup's latest scheduled days
 STATUS_WORDS = {
     PromptStatus.ANSWERED.value: "answered",
@@ -69,6 +79,13 @@ async def render(ctx: PageContext) -> tuple[str, dict[str, Any]]:
         (names.get(m, "someone"), [grid[m].get(d, "") for d in days])
         for m in sorted(members, key=lambda m: names.get(m, "").casefold())
     ]
+    chart = participation_heatmap(
+        f"Participation in {chosen.name}",
+        [name for name, _ in heatmap],
+        [d.strftime("%d %b") for d in days],
+        [[CHART_STATUS.get(cell, NOT_ASKED) for cell in cells] for _, cells in heatmap],
+        team=chosen.name,
+    )
     latest = runs[-1] if runs else None
     report: list[tuple[str, str, list[tuple[str, str]]]] = []
     if latest is not None:
@@ -102,4 +119,5 @@ async def render(ctx: PageContext) -> tuple[str, dict[str, Any]]:
         "latest": latest,
         "report": report,
         "answered": answered,
+        "chart": chart if days else None,
     }
