@@ -65,7 +65,9 @@ async def make_link(
     return f"{public_base_url(settings)}/login/link/{token}"
 
 
-def add_to(cli: click.Group, with_database: Any) -> None:
+def add_to(cli: click.Group, with_database: Any, failure: type[click.ClickException]) -> None:
+    """``failure``: bot.cli's one-line ``syncup: ...`` error (passed in: no import cycle)."""
+
     @cli.group()
     def web() -> None:
         """The web dashboard (docs/dashboard.md)."""
@@ -84,7 +86,7 @@ def add_to(cli: click.Group, with_database: Any) -> None:
                     database, ctx.obj["settings"], member, workspace, SystemClock().now()
                 )
             except LinkRefused as exc:
-                raise click.ClickException(str(exc)) from None
+                raise failure(str(exc)) from None
 
         url = with_database(ctx, go)
         minutes = ctx.obj["settings"].dashboard.login_link_minutes
