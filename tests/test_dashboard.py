@@ -14,6 +14,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from bot.config import HttpSection
+from bot.web.server import WebServer
 from storage.db import Database
 from storage.models import Blocker, BlockerEvent, BlockerStatus, OutboxMessage
 from tests.dashboard_world import OTHER_SECRET, XSS, Site, build_site, form_of
@@ -263,3 +265,26 @@ async def test_charts_are_svg_images_with_alt_text_from_shown_values(
     other = await alice.get(f"/w/{site.other_workspace_id}/charts/heatmap.svg")
     assert other.status_code == 403
     assert (await alice.get(f"{ws(site)}/charts/pulse.svg?team=999")).status_code == 404
+
+
+async def test_the_running_server_serves_the_dashboard(site: Site) -> None:
+    """Through uvicorn on 127.0.0.1 (bot.web.server), as `syncup run` serves it."""
+    server = WebServer(site.app, HttpSection(), "127.0.0.1", 0)
+    await server.start()
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        async with httpx.AsyncClient(base_url=base) as client:
+            page = await client.get(await site.link("alice"))
+            assert (
+                page.status_code == 200
+                and "script-src 'none'" in page.headers["content-security-policy"]
+            )
+            signed = await client.post("/login/link", data=form_of(page.text))
+            assert signed.status_code == 303
+            blockers = await client.get(f"{ws(site)}/blockers")
+            assert "Waiting on the database migration" in blockers.text
+            assert (await client.get("/healthz")).json() == {"ok": True}
+            missing = await client.get("/no/such/page")
+            assert missing.status_code == 404 and "<h1>Page not found</h1>" in missing.text
+    finally:
+        await server.stop()
