@@ -288,3 +288,16 @@ async def test_the_running_server_serves_the_dashboard(site: Site) -> None:
             assert missing.status_code == 404 and "<h1>Page not found</h1>" in missing.text
     finally:
         await server.stop()
+
+
+async def test_a_member_reads_only_the_standups_they_take_part_in(site: Site) -> None:
+    async with site.client() as dana:  # not in "Daily"
+        await site.sign_in(dana, "dana")
+        html = (await dana.get(f"{ws(site)}/standups")).text
+        assert "No standup to show" in html and "alice worked" not in html
+        assert XSS not in html and "&lt;script&gt;" not in html
+    async with site.client() as lead:  # a team lead sees every standup
+        await site.sign_in(lead, "lead")
+        assert (
+            "&lt;script&gt;alert(1)&lt;/script&gt;" in (await lead.get(f"{ws(site)}/standups")).text
+        )

@@ -7,9 +7,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from bot.charts.heatmap import ANSWERED, MISSED, NOT_ASKED, OFF, participation_heatmap
+from bot.commands.spec import Permission
 from bot.web.dashboard.pages.context import PageContext
 from storage.models import (
     PromptStatus,
@@ -40,11 +41,14 @@ STATUS_WORDS = {
 
 
 async def render(ctx: PageContext) -> tuple[str, dict[str, Any]]:
-    standups = list(
-        await ctx.db.scalars(
-            select(Standup).where(Standup.workspace_id == ctx.workspace_id).order_by(Standup.name)
-        )
-    )
+    query = select(Standup).where(Standup.workspace_id == ctx.workspace_id)
+    if ctx.seat.permission < Permission.TEAM_LEAD:
+        # A member reads the answers of the standups they take part in or own; leads and
+        # admins, every standup of the workspace (as /standup history lets them).
+        me = ctx.seat.member.id
+        mine = select(StandupParticipant.standup_id).where(StandupParticipant.member_id == me)
+        query = query.where(or_(Standup.id.in_(mine), Standup.owner_id == me))
+    standups = list(await ctx.db.scalars(query.order_by(Standup.name)))
     wanted = ctx.query.get("standup", "")
     chosen = next((s for s in standups if str(s.id) == wanted), standups[0] if standups else None)
     if chosen is None:
