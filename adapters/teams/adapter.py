@@ -17,6 +17,7 @@ from adapters.teams.ids import member_key
 from adapters.teams.inbound import Activity, Inbound
 from adapters.teams.port import TeamsPort
 from adapters.teams.refs import CHANNEL, MEMBER, PLATFORM, Reference, References
+from adapters.teams.tokens import CachedTokens
 from bot.clock import Clock
 from bot.config import ConfigError, Settings, TeamsSection
 from bot.web.asgi import Mount
@@ -75,7 +76,7 @@ class TeamsAdapter:
             "state": False,
         }
         if token is not None:
-            options["token"] = token
+            options["token"] = CachedTokens(token)
         else:
             options["client_secret"] = secret.strip()
         self.sdk = TeamsApp(**options)
