@@ -28,7 +28,7 @@ from microsoft_teams.api.activities.message import MessageActivityInput
 
 from adapters.teams import render
 from adapters.teams.directory import TeamsDirectory
-from adapters.teams.refs import CHANNEL, MEMBER, Reference, References
+from adapters.teams.refs import CHANNEL, MEMBER, REMOVED, Reference, References
 from bot.chat import Context, Message, text
 from bot.delivery.ratelimit import TokenBucket
 from bot.port import (
@@ -212,6 +212,11 @@ class TeamsPort(TeamsDirectory):
 
     async def _service_url(self, tenant: str, channel: str) -> str:
         ref = await self.refs.find(tenant, CHANNEL, channel.split(";")[0])
+        if ref is not None and ref.teams_id and await self.refs.find(tenant, REMOVED, ref.teams_id):
+            raise PermanentDeliveryError(
+                "syncup was removed from the team of this channel: add the app to the team "
+                "again, or choose another channel"
+            )
         if ref is not None:
             return ref.service_url
         url = await self.refs.any_service_url(tenant)

@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import directory
@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 PLATFORM = "teams"
 MEMBER = "member"
 CHANNEL = "channel"
+INSTALL = "install"  # a scope syncup is installed in (adapters.teams.installs)
+REMOVED = "removed"  # a team syncup was removed from
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,39 @@ class References:
             found = Reference(row.service_url, row.teams_id, row.conversation_id, row.name)
         self._cache[(tenant, kind, key)] = found
         return found
+
+    async def forget(self, tenant: str, kind: str, key: str) -> None:
+        assert self.db is not None
+        self._cache.pop((tenant, kind, key), None)
+        async with self.db.transaction() as session:
+            workspace = await session.scalar(
+                select(Workspace).where(
+                    Workspace.platform == PLATFORM, Workspace.external_id == tenant
+                )
+            )
+            if workspace is not None:
+                await session.execute(
+                    delete(TeamsReference).where(
+                        TeamsReference.workspace_id == workspace.id,
+                        TeamsReference.kind == kind,
+                        TeamsReference.key == key,
+                    )
+                )
+
+    async def count(self, tenant: str, kind: str) -> int:
+        assert self.db is not None
+        async with self.db.read() as session:
+            found = await session.scalar(
+                select(func.count())
+                .select_from(TeamsReference)
+                .join(Workspace, Workspace.id == TeamsReference.workspace_id)
+                .where(
+                    Workspace.platform == PLATFORM,
+                    Workspace.external_id == tenant,
+                    TeamsReference.kind == kind,
+                )
+            )
+        return int(found or 0)
 
     async def _warm_up(self, tenant: str) -> None:
         assert self.db is not None
