@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from storage.models import Blocker
 from storage.db import Database
+from storage.models import Blocker
 from tests.fakes.teams.harness import (
     ALICE,
     BOB,
