@@ -92,6 +92,8 @@ async def test_a_pulse_round_posts_only_what_enough_people_answered(world: Teams
         said = str(reply.body.get("value", "")) + shown(fake.dms_to(who)[-1])
         assert f"Your vote is in: {label}." in said, said
     await vote(world, CAROL, dms[CAROL], 1, "1")
+    # bob's card pressed again (a double click, or Teams retrying the invoke): still one answer.
+    await vote(world, BOB, dms[BOB], 0, "4")
     assert [s for s in fake.posts(TEAM_CHANNEL) if "Pulse results" in shown(s)] == []
 
     # The round closes after its open days (4): the results go to the team's channel.
