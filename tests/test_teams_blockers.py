@@ -6,44 +6,27 @@ connector, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import select
 
 from storage.db import Database
 from storage.models import Blocker
+from tests.fakes.teams import harness
 from tests.fakes.teams.harness import (
     ALICE,
     BOB,
+    CAROL,
     TEAM_CHANNEL,
     TeamsWorld,
     actions_of,
     card_of,
     shown,
-    team_teams,
-    teams_world,
 )
 from tests.fakes.teams.server import FakeTeams
 
-# Monday 9 March 2026, 07:00 UTC: 08:00 in Berlin, before the area's business hours.
-START = datetime(2026, 3, 9, 7, tzinfo=UTC)
-CAROL = "cccccccc-0000-4000-8000-0000000000c0"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeTeams]:
-    async with team_teams() as teams:
-        teams.add_user(CAROL, "carol", "Europe/Berlin")
-        yield teams
-
-
-@pytest.fixture
-async def world(fake: FakeTeams, database: Database) -> AsyncIterator[TeamsWorld]:
-    async with teams_world(fake, database.url, START) as w:
-        await w.install([ALICE, BOB, CAROL], TEAM_CHANNEL)
-        yield w
+trio = harness.trio
+trio_installed = harness.trio_installed
 
 
 def escalations(fake: FakeTeams, who: str) -> list[str]:
@@ -51,8 +34,9 @@ def escalations(fake: FakeTeams, who: str) -> list[str]:
 
 
 async def test_a_blocker_climbs_its_ladder_by_dm_and_is_acknowledged_from_the_card(
-    world: TeamsWorld, database: Database
+    trio_installed: TeamsWorld, database: Database
 ) -> None:
+    world = trio_installed
     fake = world.fake
     await world.say(
         ALICE,

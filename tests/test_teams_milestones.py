@@ -5,37 +5,20 @@ pinged). The real Teams SDK and App against the fake connector, on SQLite and Po
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import pytest
-
-from storage.db import Database
+from tests.fakes.teams import harness
 from tests.fakes.teams.harness import (
     ALICE,
     BOB,
     TEAM_CHANNEL,
     TeamsWorld,
     shown,
-    team_teams,
-    teams_world,
 )
-from tests.fakes.teams.server import FakeTeams
 
-START = datetime(2026, 3, 9, 9, tzinfo=UTC)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeTeams]:
-    async with team_teams() as teams:
-        yield teams
-
-
-@pytest.fixture
-async def world(fake: FakeTeams, database: Database) -> AsyncIterator[TeamsWorld]:
-    async with teams_world(fake, database.url, START) as w:
-        await w.install([ALICE, BOB], TEAM_CHANNEL)
-        yield w
+fake = harness.fake
+world = harness.world
+installed = harness.installed
 
 
 def mentioned(activity: dict[str, object]) -> list[str]:
@@ -44,7 +27,8 @@ def mentioned(activity: dict[str, object]) -> list[str]:
     return [str(e["mentioned"]["id"]) for e in entities if e.get("type") == "mention"]
 
 
-async def test_a_milestone_counts_down_and_is_celebrated(world: TeamsWorld) -> None:
+async def test_a_milestone_counts_down_and_is_celebrated(installed: TeamsWorld) -> None:
+    world = installed
     fake = world.fake
     await world.say(
         ALICE,

@@ -6,44 +6,27 @@ and App against the fake connector, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-import pytest
-
-from storage.db import Database
+from tests.fakes.teams import harness
 from tests.fakes.teams.harness import (
     ALICE,
     BOB,
+    CAROL,
+    START,
     TEAM_CHANNEL,
     TeamsWorld,
     actions_of,
     card_of,
     inputs_of,
     shown,
-    team_teams,
-    teams_world,
     text_of,
 )
 from tests.fakes.teams.server import FakeTeams, Sent
 
-START = datetime(2026, 3, 9, 9, tzinfo=UTC)  # Monday, 10:00 in Berlin
-CAROL = "cccccccc-0000-4000-8000-0000000000c0"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeTeams]:
-    async with team_teams() as teams:
-        teams.add_user(CAROL, "carol", "Europe/Berlin")
-        yield teams
-
-
-@pytest.fixture
-async def world(fake: FakeTeams, database: Database) -> AsyncIterator[TeamsWorld]:
-    async with teams_world(fake, database.url, START) as w:
-        await w.install([ALICE, BOB, CAROL], TEAM_CHANNEL)
-        yield w
+trio = harness.trio
+trio_installed = harness.trio_installed
 
 
 def pulse_dm(fake: FakeTeams, who: str) -> Sent:
@@ -59,7 +42,10 @@ async def vote(world: TeamsWorld, who: str, dm: Sent, question: int, label: str)
     return answer
 
 
-async def test_a_pulse_round_posts_only_what_enough_people_answered(world: TeamsWorld) -> None:
+async def test_a_pulse_round_posts_only_what_enough_people_answered(
+    trio_installed: TeamsWorld,
+) -> None:
+    world = trio_installed
     fake = world.fake
     await world.say(ALICE, "pulse setup", channel=TEAM_CHANNEL)
     form_message = fake.dms_to(ALICE)[-1]
