@@ -39,7 +39,7 @@ from bot.chat import (
 )
 from bot.delivery.outbox import enqueue
 from bot.features.blockers import timeline
-from bot.features.blockers.lookup import local, members, name_of, span, zone_of
+from bot.features.blockers.lookup import between, local, members, name_of, span, zone_of
 from bot.features.blockers.timeline import Change, Kind
 from bot.features.standups.report_outbox import Publisher
 from bot.port import Method, Target
@@ -252,7 +252,7 @@ async def render(
         if blocker.resolved_at is None:
             opened.append(f" ({span(now - blocker.created_at)} old)")
         else:
-            opened.append(f" (open for {span(blocker.resolved_at - blocker.created_at)})")
+            opened.append(f" (open for {between(blocker.created_at, blocker.resolved_at)})")
     if blocker.last_reported_at is not None:
         opened.append(f", reported again {local(blocker.last_reported_at, zone)}")
     blocks.append(

@@ -118,6 +118,12 @@ def span(delta: timedelta) -> str:
     return f"{mins}m"
 
 
+def between(start: datetime, end: datetime) -> str:
+    """:func:`span` from ``start`` to ``end`` as they are shown (to the minute), so that the age
+    agrees with the two times printed beside it whatever their seconds."""
+    return span(end.replace(second=0, microsecond=0) - start.replace(second=0, microsecond=0))
+
+
 async def members(session: AsyncSession, ids: set[int | None]) -> dict[int, Member]:
     """The members by id: those the session holds already without a query (a card drawn as
     a blocker opens knows its reporter), the rest in one."""
