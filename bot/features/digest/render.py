@@ -188,11 +188,9 @@ def _pulse(figures: TeamFigures) -> list[Block]:
         now = q.trend.now
         if now is None:
             latest = next((v for v in reversed(q.trend.values) if v is not None), None)
-            shown = "not asked this week" if latest is None else f"last {latest:.1f}"
-        elif q.kind == "enps":
-            shown = f"eNPS {now:+.0f}"
+            shown = "not asked this week" if latest is None else f"last {_score(latest, q.kind)}"
         else:
-            shown = f"{now:.1f} of 5"
+            shown = _score(now, q.kind)
         parts += ["\n• ", Plain(clip(q.text)), f": {shown}"]
         if now is not None:
             parts.append(f" ({change_words(q.trend, decimals=1)})")
@@ -216,6 +214,10 @@ def _pulse(figures: TeamFigures) -> list[Block]:
             )
         )
     return blocks
+
+
+def _score(value: float, kind: str) -> str:
+    return f"eNPS {value:+.0f}" if kind == "enps" else f"{value:.1f} of 5"
 
 
 def _kudos(figures: TeamFigures) -> list[Block]:
