@@ -144,7 +144,8 @@ async def setup(ctx: Context, args: dict[str, Any]) -> Response:
     values = {**inputs.DEFAULTS, "timezone": zone, "leaders": "", **values}
     if "channel" not in values and _here(ctx):
         values["channel"] = _here(ctx)
-    return await save(ctx, parse_values(values), None)
+    errors: dict[str, str] = {}
+    return await save(ctx, parse_values(values, errors=errors), None, errors)
 
 
 async def edit(ctx: Context, args: dict[str, Any]) -> Response:
@@ -152,7 +153,9 @@ async def edit(ctx: Context, args: dict[str, Any]) -> Response:
     line: str | None = args.get("line")
     if not line:
         return OpenForm(inputs.form(await form_values(ctx, digest), state=str(digest.id)))
-    return await save(ctx, parse_values(parse_line(line, with_name=False), partial=True), digest)
+    errors: dict[str, str] = {}
+    data = parse_values(parse_line(line, with_name=False), partial=True, errors=errors)
+    return await save(ctx, data, digest, errors)
 
 
 async def save_form(ctx: Context, event: FormSubmission) -> Response:
@@ -164,7 +167,8 @@ async def save_form(ctx: Context, event: FormSubmission) -> Response:
             raise UserError(
                 "That digest was deleted meanwhile; create it again with /digest setup."
             )
-    return await save(ctx, parse_values(event.values), digest)
+    errors: dict[str, str] = {}
+    return await save(ctx, parse_values(event.values, errors=errors), digest, errors)
 
 
 async def form_values(ctx: Context, digest: Digest) -> dict[str, str]:
@@ -187,9 +191,11 @@ async def form_values(ctx: Context, digest: Digest) -> dict[str, str]:
     }
 
 
-async def save(ctx: Context, data: DigestInput, digest: Digest | None) -> Response:
-    """Resolve every name, then write everything or nothing."""
-    errors: dict[str, str] = {}
+async def save(
+    ctx: Context, data: DigestInput, digest: Digest | None, errors: dict[str, str]
+) -> Response:
+    """Resolve every name, then write everything or nothing (``errors``: the fields' problems
+    found so far, reported with the names that do not resolve)."""
     teams: list[tuple[str, int]] | None = None
     if data.teams is not None:
         try:

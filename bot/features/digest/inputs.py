@@ -107,10 +107,14 @@ def parse_line(line: str, *, with_name: bool) -> dict[str, str]:
     return values
 
 
-def parse_values(values: dict[str, Any], *, partial: bool = False) -> DigestInput:
-    """Check each field given (all of them unless ``partial``); one :class:`UserError` naming
-    every field in error."""
-    errors: dict[str, str] = {}
+def parse_values(
+    values: dict[str, Any], *, partial: bool = False, errors: dict[str, str] | None = None
+) -> DigestInput:
+    """Check each field given (all of them unless ``partial``). Problems go into ``errors``
+    when it is given (the caller adds its own and reports them all at once), else one
+    :class:`UserError` names every field in error."""
+    collect = errors is not None
+    errors = {} if errors is None else errors
 
     def raw(name: str) -> str | None:
         if name not in values:
@@ -138,7 +142,7 @@ def parse_values(values: dict[str, Any], *, partial: bool = False) -> DigestInpu
         sections=check("sections", parse_sections),
         leaders=raw("leaders"),
     )
-    if errors:
+    if errors and not collect:
         raise UserError(summary(errors), errors=errors)
     return parsed
 
