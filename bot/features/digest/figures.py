@@ -648,6 +648,7 @@ class TeamFigures:
     blockers: BlockerFigures | None
     pulse: PulseFigures | None
     kudos: KudosFigures | None
+    zone: str = "UTC"
 
 
 async def team_figures(
@@ -666,4 +667,5 @@ async def team_figures(
         blockers=await blocker_figures(session, scope, weeks) if "blockers" in wanted else None,
         pulse=await pulse_figures(session, scope, weeks) if "pulse" in wanted else None,
         kudos=await kudos_figures(session, scope, weeks, zone) if "kudos" in wanted else None,
+        zone=zone,
     )

@@ -48,9 +48,10 @@ def weeks_label(figures: TeamFigures) -> list[str]:
 
 
 def period_of(figures: TeamFigures) -> str:
+    """``9 Mar to Mon 16 Mar 2026 09:00``: the week's first day to the digest's time."""
     week = figures.weeks[-1]
-    last = date.fromordinal(week.last_day.toordinal() - 1)
-    return f"{week.first_day.day} {week.first_day:%b} to {last.day} {last:%b %Y}"
+    end = week.end.astimezone(zone_info(figures.zone))
+    return f"{week.first_day.day} {week.first_day:%b} to {end:%a} {end.day} {end:%b %Y %H:%M}"
 
 
 def change_words(trend: Trend, *, percent: bool = False, decimals: int = 0) -> str:
@@ -67,6 +68,10 @@ def change_words(trend: Trend, *, percent: bool = False, decimals: int = 0) -> s
     return f"{arrow} {abs(change):.{decimals}f}{unit} against {before} on average before"
 
 
+def days(n: int) -> str:
+    return "less than a day" if n == 0 else f"{n} day{'' if n == 1 else 's'}"
+
+
 def clip(value: str) -> str:
     value = " ".join(value.split())
     return value if len(value) <= TEXT_CLIP else value[: TEXT_CLIP - 1].rstrip() + "\u2026"
@@ -76,37 +81,46 @@ def _line(*parts: Inline | str) -> Text:
     return Text(tuple(Plain(p) if isinstance(p, str) else p for p in parts))
 
 
-def _percent_change(trend: Trend) -> float | None:
-    if trend.now is None or trend.before is None or trend.before == 0:
-        return None
-    return 100 * (trend.now - trend.before) / abs(trend.before)
+def span_of(figures: TeamFigures) -> str:
+    """``9 Feb to Mon 16 Mar 2026 09:00``: the five weeks the trends cover."""
+    first = figures.weeks[0].first_day
+    end = figures.weeks[-1].end.astimezone(zone_info(figures.zone))
+    return f"{first.day} {first:%b} to {end:%a} {end.day} {end:%b %Y %H:%M}"
 
 
 def summary_card(figures: TeamFigures, fired: Sequence[Signal]) -> Chart:
-    """Each figure's change against the mean of the four weeks before, in percent."""
-    rows: list[tuple[str, float | None]] = []
+    """The week's counts next to their mean over the four weeks before, as grouped bars."""
+    rows: list[tuple[str, Trend]] = []
     if figures.standups is not None:
-        rows.append(("Standup participation", _percent_change(figures.standups.rate)))
+        answered = figures.standups.answered_by_week
+        rows.append(("Standup answers", Trend(tuple(map(float, answered)))))
     if figures.blockers is not None:
-        rows.append(("Blockers opened", _percent_change(figures.blockers.opened)))
-        rows.append(("Blockers resolved", _percent_change(figures.blockers.resolved)))
-        rows.append(("Open blockers", _percent_change(figures.blockers.open_at_end)))
-    if figures.pulse is not None:
-        rows.append(("Pulse (mean score)", _percent_change(figures.pulse.index)))
+        rows.append(("Blockers opened", figures.blockers.opened))
+        rows.append(("Blockers resolved", figures.blockers.resolved))
+        rows.append(("Open blockers", figures.blockers.open_at_end))
     if figures.kudos is not None:
-        rows.append(("Kudos", _percent_change(figures.kudos.kudos)))
-    words = "; ".join(f"{label} {'n/a' if v is None else f'{v:+.0f}%'}" for label, v in rows)
+        rows.append(("Kudos", figures.kudos.kudos))
+    now = tuple(t.now for _, t in rows)
+    before = tuple(None if t.before is None else round(t.before, 1) for _, t in rows)
+    words = "; ".join(f"{label} {_count(t.now)} against {_count(t.before)}" for label, t in rows)
     headline = f"{len(fired)} signal{'' if len(fired) == 1 else 's'}" if fired else "No signals"
     return Chart(
         title=f"Weekly digest: {figures.scope.name}",
         labels=tuple(label for label, _ in rows),
-        series=(ChartSeries("Change", tuple(v for _, v in rows)),),
-        alt=f"Change against the four weeks before, {period_of(figures)}: {words}. {headline}.",
-        unit="%",
+        series=(
+            ChartSeries("This week", now),
+            ChartSeries("Mean of the 4 weeks before", before),
+        ),
+        alt=f"The week {period_of(figures)} against the mean of the four weeks before: "
+        f"{words}. {headline}.",
         team=figures.scope.name,
-        period=f"{period_of(figures)} against the 4 weeks before",
+        period=period_of(figures),
         headline=headline,
     )
+
+
+def _count(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}".removesuffix(".0")
 
 
 def _standups(figures: TeamFigures) -> list[Block]:
@@ -121,7 +135,7 @@ def _standups(figures: TeamFigures) -> list[Block]:
     if s.silences:
         parts.append("\nLongest silence: ")
         for n, quiet in enumerate(s.silences):
-            when = "no answer on record" if quiet.days is None else f"{quiet.days} days"
+            when = "no answer on record" if quiet.days is None else days(quiet.days)
             parts += [", " if n else "", Plain(quiet.name), f" ({when})"]
     blocks: list[Block] = [Section(_line(*parts))]
     if s.members and s.days:
@@ -152,7 +166,7 @@ def _blockers(figures: TeamFigures) -> list[Block]:
     if b.oldest:
         parts.append("\nOldest open:")
         for old in b.oldest:
-            parts += [f"\n• #{old.id} ", Plain(clip(old.text)), f" ({old.days_open} days"]
+            parts += [f"\n• #{old.id} ", Plain(clip(old.text)), f" (open {days(old.days_open)}"]
             if old.area:
                 parts += [", ", Plain(old.area)]
                 parts += [", Accountable ", Plain(old.accountable or "nobody named")]
@@ -161,7 +175,7 @@ def _blockers(figures: TeamFigures) -> list[Block]:
         parts.append("\nCross-team dependencies waiting longest:")
         for dep in b.dependencies:
             parts += ["\n• ", Plain(dep.waiting), " waiting on ", Plain(dep.on)]
-            parts += [f" for {dep.days} days (#{dep.blocker_id} ", Plain(clip(dep.text)), ")"]
+            parts += [f" for {days(dep.days)} (#{dep.blocker_id} ", Plain(clip(dep.text)), ")"]
     chart = trend_chart(
         "Blockers by week",
         weeks_label(figures),
@@ -171,7 +185,7 @@ def _blockers(figures: TeamFigures) -> list[Block]:
             ("Open at the week's end", b.open_at_end.values),
         ],
         team=figures.scope.name,
-        period=f"5 weeks to {period_of(figures)}",
+        period=span_of(figures),
     )
     return [Section(_line(*parts)), chart]
 
@@ -211,6 +225,7 @@ def _pulse(figures: TeamFigures) -> list[Block]:
                 scales,
                 scale=(1, 5),
                 team=figures.scope.name,
+                period=span_of(figures),
             )
         )
     return blocks
@@ -247,7 +262,7 @@ def _kudos(figures: TeamFigures) -> list[Block]:
         weeks_label(figures),
         [("Kudos", k.kudos.values)],
         team=figures.scope.name,
-        period=f"5 weeks to {period_of(figures)}",
+        period=span_of(figures),
     )
     return [Section(_line(*parts)), chart]
 
@@ -290,12 +305,7 @@ def digest_message(
 ) -> Message:
     blocks: list[Block] = [
         Header(f"Weekly digest: {figures.scope.name}"),
-        Context(
-            _line(
-                f"Week of {period_of(figures)}, against the four weeks before "
-                f"({zone_info(zone).key} time)"
-            )
-        ),
+        Context(_line(f"The week {period_of(figures)} ({zone}), against the four weeks before")),
         summary_card(figures, fired),
     ]
     for section, build in (
