@@ -54,18 +54,19 @@ def period_of(figures: TeamFigures) -> str:
     return f"{week.first_day.day} {week.first_day:%b} to {end:%a} {end.day} {end:%b %Y %H:%M}"
 
 
-def change_words(trend: Trend, *, percent: bool = False, decimals: int = 0) -> str:
-    """``▲ 12 pts against 70% before`` / ``▼ 2 against 5.5 before`` / ``no earlier weeks``."""
+def change_words(trend: Trend, *, percent: bool = False) -> str:
+    """``▲ 12 pts against 70% before`` / ``▼ 0.5 against 1.5 on average before``."""
     if trend.before is None or trend.now is None:
         return "no earlier weeks to compare"
-    scale = 100 if percent else 1
-    change = (trend.now - trend.before) * scale
-    unit = " pts" if percent else ""
-    before = f"{trend.before * scale:.{decimals}f}{'%' if percent else ''}"
-    if abs(change) < 0.5 * 10**-decimals:
+    if percent:
+        change, before = round(100 * trend.now) - round(100 * trend.before), f"{trend.before:.0%}"
+        moved = f"{abs(change)} pts"
+    else:
+        change = round(trend.now - trend.before, 1)
+        before, moved = _count(trend.before), _count(abs(change))
+    if change == 0:
         return f"no change against {before} on average before"
-    arrow = UP if change > 0 else DOWN
-    return f"{arrow} {abs(change):.{decimals}f}{unit} against {before} on average before"
+    return f"{UP if change > 0 else DOWN} {moved} against {before} on average before"
 
 
 def days(n: int) -> str:
@@ -147,6 +148,7 @@ def _standups(figures: TeamFigures) -> list[Block]:
                 s.cells,
                 team=figures.scope.name,
                 period=period_of(figures),
+                headline=f"Participation {rate} ({s.answered} of {s.asked} answered)",
             )
         )
     return blocks
@@ -196,7 +198,7 @@ def _pulse(figures: TeamFigures) -> list[Block]:
     index = "n/a" if p.index.now is None else f"{p.index.now:.1f} of 5"
     parts: list[Inline | str] = [
         Bold("Pulse"),
-        f": mean score {index} ({change_words(p.index, decimals=1)}).",
+        f": mean score {index} ({change_words(p.index)}).",
     ]
     for q in p.questions:
         now = q.trend.now
@@ -207,7 +209,7 @@ def _pulse(figures: TeamFigures) -> list[Block]:
             shown = _score(now, q.kind)
         parts += ["\n• ", Plain(clip(q.text)), f": {shown}"]
         if now is not None:
-            parts.append(f" ({change_words(q.trend, decimals=1)})")
+            parts.append(f" ({change_words(q.trend)})")
     if p.held_back:
         parts.append(
             f"\n{p.held_back} result(s) had fewer answers than their anonymity threshold and "
