@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from adapters.console.upcoming import in_words
+from storage.db import Database
 from tests.test_console import outbox_rows, run_console
 
 START = "2026-03-09 10:00"  # a Monday, Europe/Berlin (alice's zone)
@@ -46,6 +48,14 @@ async def test_a_digest_from_setup_to_monday_on_the_console(tmp_path: Path) -> N
         "Europe/Berlin; sections: standups, blockers, pulse, kudos, signals; also by DM to "
         "@alice. Next: Mon 16 Mar 2026 09:00 (Europe/Berlin)." in created
     )
+    # /clock says what is next in words: the digest by its name.
+    db = Database(run.url)
+    try:
+        async with db.transaction() as session:
+            words = await in_words(session, "digest:1")
+    finally:
+        await db.dispose()
+    assert words == "post the digest Leadership (one message per team)"
     preview = run.after("alice> /digest preview Leadership").split("alice> /clock")[0]
     assert "(only you can see this)" in preview
     assert "Standups: participation 25%, 2 of 8 answered" in preview
