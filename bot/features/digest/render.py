@@ -207,7 +207,7 @@ def _pulse(figures: TeamFigures) -> list[Block]:
             shown = "not asked this week" if latest is None else f"last {_score(latest, q.kind)}"
         else:
             shown = _score(now, q.kind)
-        parts += ["\n• ", Plain(clip(q.text)), f": {shown}"]
+        parts += ["\n• ", Plain(q.text), f": {shown}"]
         if now is not None:
             parts.append(f" ({change_words(q.trend)})")
     if p.held_back:
