@@ -90,11 +90,10 @@ def span_of(figures: TeamFigures) -> str:
 
 
 def summary_card(figures: TeamFigures, fired: Sequence[Signal]) -> Chart:
-    """The week's counts next to their mean over the four weeks before, as grouped bars."""
+    """The week's blocker and kudos counts next to their mean over the four weeks before, as
+    grouped bars; participation and the signals in the headline (a rate and counts of
+    hundreds of answers would flatten the bars on one axis)."""
     rows: list[tuple[str, Trend]] = []
-    if figures.standups is not None:
-        answered = figures.standups.answered_by_week
-        rows.append(("Standup answers", Trend(tuple(map(float, answered)))))
     if figures.blockers is not None:
         rows.append(("Blockers opened", figures.blockers.opened))
         rows.append(("Blockers resolved", figures.blockers.resolved))
@@ -104,7 +103,15 @@ def summary_card(figures: TeamFigures, fired: Sequence[Signal]) -> Chart:
     now = tuple(t.now for _, t in rows)
     before = tuple(None if t.before is None else round(t.before, 1) for _, t in rows)
     words = "; ".join(f"{label} {_count(t.now)} against {_count(t.before)}" for label, t in rows)
-    headline = f"{len(fired)} signal{'' if len(fired) == 1 else 's'}" if fired else "No signals"
+    heads = []
+    if figures.standups is not None:
+        rate = figures.standups.rate
+        heads.append(f"Participation {'n/a' if rate.now is None else f'{rate.now:.0%}'}")
+        words = "; ".join(
+            w for w in (f"participation {change_words(rate, percent=True)}", words) if w
+        )
+    heads.append(f"{len(fired)} signal{'' if len(fired) == 1 else 's'}" if fired else "No signals")
+    headline = " \u00b7 ".join(heads)
     return Chart(
         title=f"Weekly digest: {figures.scope.name}",
         labels=tuple(label for label, _ in rows),
