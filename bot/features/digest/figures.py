@@ -11,7 +11,8 @@ people; the blockers filed under it). Weeks end at the digest's time: the week s
 days (on the digest zone's wall clock) up to it, compared with the four weeks before it (their
 mean). Pulse scores come from :func:`bot.features.pulse.scores.compute_digest`, the pooled
 results the pulse digest posts, so a result under its anonymity threshold is never a number
-here either: only how many such results were held back.
+here either: only how many such results were held back. The team and the weeks are
+:mod:`bot.features.digest.weeks` (imported here, so that ``figures`` is the one module to use).
 """
 
 from __future__ import annotations
@@ -22,13 +23,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.features.blockers.service import ACTIVE
 from bot.features.blockers.stats import percentile
 from bot.features.blockers.timeline import Kind
+from bot.features.digest.weeks import (
+    Scope,
+    Trend,
+    Week,
+    day_week,
+    mean,
+    week_of,
+    weeks_before,
+)
 from bot.features.pulse.scores import compute_digest
 from bot.timezones import zone as zone_info
 from storage.celebrations import Celebration
@@ -40,7 +50,6 @@ from storage.models import (
     Member,
     PromptStatus,
     Standup,
-    StandupParticipant,
     StandupPrompt,
     StandupRun,
     Team,
@@ -48,7 +57,6 @@ from storage.models import (
 from storage.polls import PollKind, Pulse
 from storage.raci import RaciArea, RaciAssignment, RaciRole
 
-WEEKS = 5  # the week shown and the four it is compared with
 SHOWN = 5  # silences, oldest blockers, dependencies listed
 DUE_SOON = timedelta(days=14)
 ANSWERED, MISSED, OFF = "answered", "missed", "off"
@@ -60,107 +68,6 @@ _STATUS = {
     PromptStatus.AWAY: OFF,
 }
 _RANK = {ANSWERED: 3, MISSED: 2, OFF: 1}
-
-
-# --- teams and weeks -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Scope:
-    """A team of a digest: ``kind`` "standup" or "area", the row's id and name."""
-
-    workspace_id: int
-    kind: str
-    id: int
-    name: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.kind}:{self.id}"
-
-    def members(self) -> Select[tuple[int]]:
-        """The team's member ids, as a subquery."""
-        if self.kind == "standup":
-            return select(StandupParticipant.member_id).where(
-                StandupParticipant.standup_id == self.id
-            )
-        return select(RaciAssignment.member_id).where(
-            RaciAssignment.area_id == self.id, RaciAssignment.member_id.is_not(None)
-        )  # type: ignore[return-value]
-
-    def prompts(self) -> object:
-        """Which standup prompts count: the standup's own, or any of the area's people."""
-        if self.kind == "standup":
-            return StandupRun.standup_id == self.id
-        return StandupPrompt.member_id.in_(self.members())
-
-    def blockers(self) -> object:
-        """Which blockers are the team's: raised by its people, or filed under its area."""
-        by_people = Blocker.member_id.in_(self.members())
-        mine = or_(by_people, Blocker.area_id == self.id) if self.kind == "area" else by_people
-        return and_(Blocker.workspace_id == self.workspace_id, mine)
-
-
-@dataclass(frozen=True)
-class Week:
-    start: datetime  # UTC, inclusive
-    end: datetime  # UTC, exclusive
-    first_day: date  # in the digest's zone, inclusive
-    last_day: date  # exclusive
-
-
-def weeks_before(end: datetime, zone: str, count: int = WEEKS) -> list[Week]:
-    """``count`` weeks of 7 wall-clock days in ``zone`` ending at ``end``, oldest first."""
-    local = end.astimezone(zone_info(zone))
-    out = []
-    for k in range(count, 0, -1):
-        start, stop = local - timedelta(days=7 * k), local - timedelta(days=7 * (k - 1))
-        out.append(
-            Week(start.astimezone(end.tzinfo), stop.astimezone(end.tzinfo), start.date(),
-                 stop.date())
-        )  # fmt: skip
-    return out
-
-
-def _week_of(weeks: Sequence[Week], at: datetime) -> int | None:
-    for n, week in enumerate(weeks):
-        if week.start <= at < week.end:
-            return n
-    return None
-
-
-def _day_week(weeks: Sequence[Week], day: date) -> int | None:
-    for n, week in enumerate(weeks):
-        if week.first_day <= day < week.last_day:
-            return n
-    return None
-
-
-def mean(values: Sequence[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return sum(known) / len(known) if known else None
-
-
-@dataclass(frozen=True)
-class Trend:
-    """A figure per week (oldest first, the shown week last) and its change against the mean
-    of the weeks before it."""
-
-    values: tuple[float | None, ...]
-
-    @property
-    def now(self) -> float | None:
-        return self.values[-1] if self.values else None
-
-    @property
-    def before(self) -> float | None:
-        return mean(self.values[:-1])
-
-    @property
-    def change(self) -> float | None:
-        if self.now is None or self.before is None:
-            return None
-        return self.now - self.before
 
 
 # --- standups ----------------------------------------------------------------------------------
@@ -204,7 +111,7 @@ async def standup_figures(
     )
     asked, answered = [0] * len(weeks), [0] * len(weeks)
     for day, status, n in (await session.execute(counted)).all():
-        k = _day_week(weeks, day)
+        k = day_week(weeks, day)
         kind = _STATUS.get(PromptStatus(status))
         if k is None or kind == OFF:
             continue
@@ -336,11 +243,11 @@ async def blocker_figures(
     opened, resolved = [0] * len(weeks), [0] * len(weeks)
     to_resolve: list[float] = []
     for created, closed, status in rows:
-        k = _week_of(weeks, created)
+        k = week_of(weeks, created)
         if k is not None:
             opened[k] += 1
         if closed is not None and status == "resolved":
-            k = _week_of(weeks, closed)
+            k = week_of(weeks, closed)
             if k is not None:
                 resolved[k] += 1
                 if k == len(weeks) - 1:
@@ -377,7 +284,7 @@ async def blocker_figures(
     ).all()
     escalated: list[set[int]] = [set() for _ in weeks]  # blockers escalated in each week
     for blocker_id, at in escalations:
-        k = _week_of(weeks, at)
+        k = week_of(weeks, at)
         if k is not None:
             escalated[k].add(blocker_id)
     return BlockerFigures(
@@ -573,7 +480,7 @@ async def kudos_figures(
     counts = [0] * len(weeks)
     values: Counter[str] = Counter()
     for _, at, value in rows:
-        k = _week_of(weeks, at)
+        k = week_of(weeks, at)
         if k is None:
             continue
         counts[k] += 1
