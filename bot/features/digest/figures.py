@@ -59,6 +59,7 @@ from storage.raci import RaciArea, RaciAssignment, RaciRole
 
 SHOWN = 5  # silences, oldest blockers, dependencies listed
 DUE_SOON = timedelta(days=14)
+SILENCE_WINDOW = timedelta(weeks=13)  # how far back a silence is looked for
 ANSWERED, MISSED, OFF = "answered", "missed", "off"
 _STATUS = {
     PromptStatus.ANSWERED: ANSWERED,
@@ -77,7 +78,7 @@ _RANK = {ANSWERED: 3, MISSED: 2, OFF: 1}
 class Silence:
     member_id: int
     name: str
-    last_answer: datetime | None  # None: no answer on record
+    last_answer: datetime | None  # None: no answer in SILENCE_WINDOW
     days: int | None
 
 
@@ -161,7 +162,8 @@ async def standup_figures(
 async def _silences(
     session: AsyncSession, scope: Scope, end: datetime, member_ids: Sequence[int]
 ) -> tuple[Silence, ...]:
-    """The members asked at least once whose last answer is oldest (never answered first)."""
+    """The members asked at least once in :data:`SILENCE_WINDOW` whose last answer in it is
+    oldest (none in it first): bounded work on a year of prompts."""
     last = func.max(
         case((StandupPrompt.status == PromptStatus.ANSWERED, StandupPrompt.answered_at))
     )
@@ -173,6 +175,7 @@ async def _silences(
             .where(
                 scope.prompts(),  # type: ignore[arg-type]
                 StandupPrompt.member_id.in_(scope.members()),
+                StandupRun.run_date >= (end - SILENCE_WINDOW).date(),
                 StandupRun.closes_at <= end,
             )
             .group_by(StandupPrompt.member_id, Member.display_name)
