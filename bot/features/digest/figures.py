@@ -31,6 +31,7 @@ from bot.features.blockers.service import ACTIVE
 from bot.features.blockers.stats import percentile
 from bot.features.blockers.timeline import Kind
 from bot.features.digest.weeks import (
+    WEEKS,
     Scope,
     Trend,
     Week,
@@ -59,7 +60,7 @@ from storage.raci import RaciArea, RaciAssignment, RaciRole
 
 SHOWN = 5  # silences, oldest blockers, dependencies listed
 DUE_SOON = timedelta(days=14)
-SILENCE_WINDOW = timedelta(weeks=13)  # how far back a silence is looked for
+SILENCE_WINDOW = timedelta(weeks=WEEKS)  # how far back a silence is looked for
 ANSWERED, MISSED, OFF = "answered", "missed", "off"
 _STATUS = {
     PromptStatus.ANSWERED: ANSWERED,
@@ -174,7 +175,11 @@ async def _silences(
             .join(Member, Member.id == StandupPrompt.member_id)
             .where(
                 scope.prompts(),  # type: ignore[arg-type]
-                StandupPrompt.member_id.in_(scope.members()),
+                *(
+                    ()
+                    if scope.kind == "standup"
+                    else (StandupPrompt.member_id.in_(scope.members()),)
+                ),
                 StandupRun.run_date >= (end - SILENCE_WINDOW).date(),
                 StandupRun.closes_at <= end,
             )

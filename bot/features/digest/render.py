@@ -143,7 +143,7 @@ def _standups(figures: TeamFigures) -> list[Block]:
     if s.silences:
         parts.append("\nLongest silence: ")
         for n, quiet in enumerate(s.silences):
-            when = "no answer in 13 weeks" if quiet.days is None else days(quiet.days)
+            when = "no answer in 5 weeks" if quiet.days is None else days(quiet.days)
             parts += [", " if n else "", Plain(quiet.name), f" ({when})"]
     blocks: list[Block] = [Section(_line(*parts))]
     if s.members and s.days:
