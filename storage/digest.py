@@ -44,9 +44,7 @@ class DigestTeam(Base):
     __tablename__ = "digest_teams"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    digest_id: Mapped[int] = mapped_column(
-        ForeignKey("digests.id", ondelete="CASCADE"), index=True
-    )
+    digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id", ondelete="CASCADE"), index=True)
     standup_id: Mapped[int | None] = mapped_column(
         ForeignKey("standups.id", ondelete="CASCADE"), index=True
     )

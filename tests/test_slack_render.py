@@ -206,6 +206,7 @@ def test_syncup_slack_manifest_prints_json(tmp_path: Path, monkeypatch: pytest.M
         "/kudos",
         "/syncup",
         "/milestone",
+        "/digest",
     ]
     bad = CliRunner().invoke(cli, ["slack", "manifest", "--http-url", "x.example"])
     assert bad.exit_code != 0 and "full URL" in bad.output

@@ -13,6 +13,7 @@ from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.digest import Digest
 from storage.milestones import Milestone
 from storage.models import Member, Standup, StandupPrompt, StandupRun, Team
 from storage.polls import Poll, Pulse
@@ -104,6 +105,11 @@ async def _run_named(session: AsyncSession, run_id: str) -> str:
     return f"{await _standup(session, str(run.standup_id))} for {_day(run.run_date)}"
 
 
+async def _digest(session: AsyncSession, digest_id: str) -> str:
+    digest = await session.get(Digest, int(digest_id))
+    return f"the digest {digest.name}" if digest is not None else "a digest"
+
+
 Namer = Callable[[AsyncSession, str], Awaitable[str]]
 
 # Keys of one thing named from its id: (pattern with an ``id`` group, namer, words with {}).
@@ -123,6 +129,7 @@ _NAMED: tuple[tuple[re.Pattern[str], Namer, str], ...] = (
         "remind who has not answered {}'s pulse round",
     ),
     (re.compile(r"milestone:(?P<id>\d+):t-\d+:[\d-]+"), _milestone, "post {}'s countdown"),
+    (re.compile(r"digest:(?P<id>\d+)"), _digest, "post {} (one message per team)"),
     (
         re.compile(r"milestone:(?P<id>\d+):overdue:[\d-]+"),
         _milestone,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
 from bot.charts.page import Page, Series, draw_header, style_axes
 from bot.charts.style import (
@@ -24,8 +26,8 @@ from bot.charts.style import (
     WIDTH,
 )
 from bot.charts.text import axis_ticks, format_value, value_axis
-from bot.charts.trends import trend_alt
-from bot.chat import Chart, ChartSeries
+from bot.charts.trends import trend_chart
+from bot.chat import Chart
 
 COLUMNS = 3
 PANEL = 170  # px high, title and axes included
@@ -97,23 +99,9 @@ def small_multiples(
     title: str,
     weeks: Sequence[str],
     panels: Sequence[tuple[str, Sequence[float | None]]],
-    *,
-    unit: str = "",
-    scale: tuple[float, float] | None = None,
-    team: str = "",
-    period: str = "",
-    headline: str = "",
+    **options: Any,
 ) -> Chart:
-    """A panel per ``(name, values)``, a value per week, all on the same axes."""
-    return Chart(
-        title=title,
-        labels=tuple(weeks),
-        series=tuple(ChartSeries(name, tuple(values)) for name, values in panels),
-        alt=trend_alt(title, weeks, panels, unit).replace(" line", " panel", 1),
-        style="multiples",
-        unit=unit,
-        team=team,
-        period=period,
-        headline=headline,
-        scale=scale,
-    )
+    """A panel per ``(name, values)``, a value per week, all on the same axes; ``options`` as
+    :func:`~bot.charts.trends.trend_chart` takes them (unit, scale, team, period, headline)."""
+    chart = trend_chart(title, weeks, panels, **options)
+    return replace(chart, style="multiples", alt=chart.alt.replace(" line", " panel", 1))
