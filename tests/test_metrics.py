@@ -23,7 +23,6 @@ from sqlalchemy import select
 from bot import directory
 from bot.app import App
 from bot.chat import Response
-from bot.clock import Clock
 from bot.config import (
     DatabaseSection,
     DeliverySection,
@@ -44,6 +43,7 @@ from tests.fakes.http_port import HttpPort
 from tests.fakes.receiver import FakeReceiver, Fault
 from tests.fakes.webhooks import WebhookReceiver
 from tests.hooks_world import SECRET_IN_REPLY, github_headers, said
+from tests.test_db_outages import IdleAdapter
 from tests.test_standup_runtime import standup_row
 
 KEY = "kJ0Xz8oQm1yVbq3M0nW5bJp7nZ5n8bQw0qYc3y1xH2E="
@@ -71,20 +71,13 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-class FakeAdapter:
+class FakeAdapter(IdleAdapter):
     """The fake platform's adapter: its port sends to the FakeReceiver; events come from the
     test through ``app.core.handle``."""
 
     def __init__(self, clock: FakeClock, port: HttpPort) -> None:
-        self.port = port
-        self._clock = clock
-
-    def clock(self) -> Clock | None:
-        return self._clock
-
-    async def run(self, app: App) -> int:
-        await asyncio.Event().wait()
-        return 0
+        super().__init__(clock)
+        self.port = port  # type: ignore[assignment]
 
 
 @dataclass
