@@ -8,8 +8,8 @@ built and tested alone.
 
 Labels hold kinds, methods, handlers and results only: never a workspace, a member, a channel or
 an action's id (which would name a poll), so a scrape tells nothing about anyone. The outbox
-gauges are read from the database at each scrape (one grouped query over the pending rows, which
-the ``ix_outbox_due`` index finds), so every replica reports the shared outbox.
+gauges are read from the database at each scrape (one grouped query over the pending and dead
+rows, which the ``ix_outbox_due`` index finds), so every replica reports the shared outbox.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class Metrics:
         )
         self.outbox_oldest = Gauge(
             "syncup_outbox_oldest_pending_age_seconds",
-            "Age of the oldest outbox row waiting to be sent, by method (0 when none waits).",
+            "Age of the oldest outbox row waiting to be sent, by method (absent when none waits).",
             ["method"],
             registry=r,
         )
