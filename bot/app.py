@@ -38,6 +38,7 @@ from bot.features import (
 from bot.features.blockers import escalation as blocker_escalation
 from bot.features.polls import ballots
 from bot.features.standups import unreachable
+from bot.metrics import Metrics, MetricsEndpoint
 from bot.port import DEFAULT_MAX_SELECT_OPTIONS, PlatformDirectory, PlatformPort
 from bot.scheduling.housekeeping import Housekeeping
 from bot.scheduling.scheduler import Scheduler
@@ -168,6 +169,20 @@ class App:
             for route in adapter.routes():
                 self.web_app.mount(route)
         self.web_app.mount(self.hooks.mount())
+        # /metrics (bot.metrics): one registry for this app, counted into by each part.
+        self.metrics = Metrics()
+        for part in (self.core, self.scheduler, self.worker, self.webhook_sender, self.hooks):
+            part.metrics = self.metrics
+        self.db.on_pool_wait = self.metrics.pool_wait
+        token = settings.web.metrics_token
+        self.web_app.mount(
+            MetricsEndpoint(
+                self.metrics,
+                self.db,
+                self.clock.now,
+                token.get_secret_value() if token is not None else None,
+            ).mount()
+        )
         if settings.dashboard.enabled:  # everything else under / (bot.web.dashboard)
             self.web_app.fallback = Dashboard(
                 settings,

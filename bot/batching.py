@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.chat import Response
 from bot.events import ActionInvocation, FormSubmission
+from bot.metrics import kind_of
 from storage.models import ProcessedEvent
 from storage.upsert import dialect_insert
 
@@ -157,12 +158,15 @@ class FormBatcher(Generic[E]):
             item = responses.get(_key(q.event))
             if item is None:
                 log.info("duplicate %s event %s ignored", *_key(q.event))
+                core.metrics.event(kind_of(q.event), "duplicate")
                 q.future.set_result(None)
             elif item.fallback:
                 alone.append(q)
             else:
+                core.metrics.event(kind_of(q.event), "ok")
                 q.future.set_result(item.response)
         for q in repeats:
+            core.metrics.event(kind_of(q.event), "duplicate")
             q.future.set_result(None)
         if alone:
             await asyncio.gather(*(self._alone(q) for q in alone))

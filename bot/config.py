@@ -57,6 +57,8 @@ class _Section(BaseModel):
 class BotSection(_Section):
     platform: Literal["auto", "console", "slack", "discord", "teams"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # "json": one JSON object per line (time, level, logger, message, ids) for a log shipper.
+    log_format: Literal["text", "json"] = "text"
     # Third-party loggers to show at log_level although they print payloads (slack_sdk,
     # slack_bolt, discord, ...: see bot.logs); tokens and secrets are still redacted.
     debug_loggers: list[str] = Field(default_factory=list)
@@ -148,6 +150,9 @@ class WebSection(_Section):
     public_url: str = ""
     # Inbound webhook deliveries each hook accepts per minute; more get 429 with Retry-After.
     hook_rate_per_minute: int = Field(120, ge=1)
+    # Set: /metrics answers only "Authorization: Bearer <token>" (Prometheus' authorization
+    # credentials). Empty: /metrics is open; keep it off the public side of a proxy.
+    metrics_token: SecretStr | None = None
 
 
 class DashboardSection(_Section):

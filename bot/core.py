@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
@@ -49,6 +50,7 @@ from bot.events import (
     ShortcutInvocation,
     nul_fields,
 )
+from bot.metrics import Metrics, kind_of
 from bot.port import DEFAULT_MAX_SELECT_OPTIONS, Method, PlatformDirectory, Target
 from storage.db import Database
 from storage.models import Channel, Member, ProcessedEvent, Workspace
@@ -167,6 +169,7 @@ class Core:
         # What the platform can show (bot.app sets them from the port; see bot.port).
         self.edit_window: timedelta | None = None
         self.max_select_options: int = DEFAULT_MAX_SELECT_OPTIONS
+        self.metrics = Metrics()  # the app's (bot.app sets it)
 
     # -- background work ----------------------------------------------------------------------
 
@@ -273,8 +276,17 @@ class Core:
 
     async def handle(self, event: InboundEvent) -> Response:
         """Handle one inbound event exactly once and return the private response, if any."""
+        started = time.perf_counter()
+        try:
+            return await self._handle(event)
+        finally:
+            elapsed = time.perf_counter() - started
+            self.metrics.event_seconds.labels(kind_of(event)).observe(elapsed)
+
+    async def _handle(self, event: InboundEvent) -> Response:
         refused = _refuse_nul(event)
         if refused is not None:
+            self.metrics.event(kind_of(event), "refused")
             return refused
         if isinstance(event, FormSubmission):
             batcher = self._batchers.get(event.form_id)
@@ -300,6 +312,7 @@ class Core:
             async with self.db.transaction() as session:
                 if not await self._first_time(session, origin.platform, origin.event_id, now):
                     log.info("duplicate %s event %s ignored", origin.platform, origin.event_id)
+                    self.metrics.event(kind_of(event), "duplicate")
                     return None
                 workspace = await directory.ensure_workspace(
                     session, origin.platform, origin.workspace_id, origin.workspace_name, now
@@ -313,20 +326,24 @@ class Core:
         except UserError as exc:
             await self._record_handled(event, now)
             log.info("user error in %s: %s", _describe(event), exc.message)
+            self.metrics.event(kind_of(event), "user_error")
             if isinstance(event, FormSubmission) and exc.errors:
                 return FormErrors(dict(exc.errors))
             return reply(marked(exc.message))
         except DatabaseUnavailable:
             # Told once by the database's health, not with a traceback per event.
             log.info("%s not handled: the database is unavailable", _describe(event))
+            self.metrics.event(kind_of(event), "unavailable")
             return reply("syncup cannot reach its database right now; please try again shortly.")
         except Exception:
             ref = uuid.uuid4().hex[:8]
             log.exception("%s failed (ref %s)", _describe(event), ref)
+            self.metrics.event(kind_of(event), "error")
             if ctx is not None:  # the handler failed, not the bookkeeping before it
                 await self._record_handled(event, now)
             return reply(f"Sorry, something went wrong on syncup's side (ref {ref}).")
         assert ctx is not None
+        self.metrics.event(kind_of(event), "ok")
         for callback in ctx._after_commit:
             try:
                 callback()

@@ -14,14 +14,20 @@ like a Slack or Discord token, a Fernet key or token, a webhook or interaction U
 part, a Standard Webhooks ``whsec_`` secret or a PagerDuty ``routing_key``, a password in a
 URL, an ``Authorization`` header, ``*_secret=``/``*token=`` pairs, and
 every secret value of the settings, verbatim.
+
+``[bot] log_format = "json"`` writes one JSON object per line (:class:`JsonFormatter`): the
+time in UTC, the level, the logger, the message (redacted as above), the traceback if any, and
+the ids a call passed with ``extra=`` (scalars only); nothing else of a request.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import TextIO
 
 from pydantic import BaseModel, SecretStr
@@ -85,6 +91,12 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     ),
 ]
 _EXCEPTIONS = logging.Formatter()
+# What every LogRecord has: anything else on a record came from ``extra=``.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "_syncup_redacted",
+}
 
 
 class Redactor(logging.Filter):
@@ -120,6 +132,38 @@ class Redactor(logging.Filter):
             record.stack_info = self.redact(record.stack_info)
         record._syncup_redacted = True
         return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line. Runs after the :class:`Redactor` (a handler's filters come
+    before its formatter); the ``extra=`` values, which the redactor does not see, are
+    redacted here."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key in _STANDARD or key in line or key.startswith("_"):
+                continue
+            if isinstance(value, str):
+                line[key] = self.redactor.redact(value)
+            elif value is None or isinstance(value, bool | int | float):
+                line[key] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.redactor.redact(self.formatException(record.exc_info))
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = record.stack_info
+        return json.dumps(line, ensure_ascii=False, default=str)
 
 
 def sealed(name: str) -> bool:
@@ -165,8 +209,9 @@ def setup_logging(settings: Settings, stream: TextIO | None = None) -> logging.H
         root.removeHandler(old)
         old.close()
     handler = logging.StreamHandler(stream) if stream is not None else _Stderr()
-    handler.setFormatter(logging.Formatter(FORMAT))
     redactor = Redactor(secrets_of(settings))
+    json_lines = settings.bot.log_format == "json"
+    handler.setFormatter(JsonFormatter(redactor) if json_lines else logging.Formatter(FORMAT))
     handler.addFilter(redactor)
     handler._syncup = True  # type: ignore[attr-defined]
     root.addHandler(handler)

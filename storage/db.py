@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -125,6 +125,8 @@ class Database:
         )
         # Outages (unreachable, disk full, read-only) are logged there once, not per failure.
         self.health = DatabaseHealth()
+        # Told how long each transaction waited for its turn (bot.metrics; bot.app sets it).
+        self.on_pool_wait: Callable[[float], None] | None = None
 
     @property
     def dialect(self) -> str:
@@ -173,9 +175,13 @@ class Database:
         loop = asyncio.get_running_loop()
         turns = self._turns.get(loop)
         if turns is None:
-            turns = self._turns[loop] = Turns(self._capacity)
+            turns = self._turns[loop] = Turns(self._capacity, self._waited)
         async with turns.turn(urgent=urgent), self.sessions() as session, session.begin():
             yield session
+
+    def _waited(self, seconds: float) -> None:
+        if self.on_pool_wait is not None:
+            self.on_pool_wait(seconds)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

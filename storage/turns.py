@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 
@@ -23,8 +23,10 @@ class Turns:
     """``slots`` transactions at a time; waiters served first come first served, urgent ones
     before the others (alternating with them when both wait)."""
 
-    def __init__(self, slots: int) -> None:
+    def __init__(self, slots: int, on_wait: Callable[[float], None] | None = None) -> None:
         self.free = slots
+        # Told how long each turn was waited for (0 when a slot was free): bot.metrics.
+        self.on_wait = on_wait
         self._urgent: deque[asyncio.Future[None]] = deque()
         self._other: deque[asyncio.Future[None]] = deque()
         # An urgent waiter was let in ahead of waiting background work: the next turn is theirs.
@@ -41,8 +43,12 @@ class Turns:
     async def _acquire(self, urgent: bool) -> None:
         if self.free > 0 and not self._urgent and not self._other:
             self.free -= 1
+            if self.on_wait is not None:
+                self.on_wait(0.0)
             return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        waiter: asyncio.Future[None] = loop.create_future()
         queue = self._urgent if urgent else self._other
         queue.append(waiter)
         try:
@@ -54,6 +60,8 @@ class Turns:
                 with contextlib.suppress(ValueError):  # else already skipped by a release
                     queue.remove(waiter)
             raise
+        if self.on_wait is not None:
+            self.on_wait(loop.time() - started)
 
     def _release(self) -> None:
         self.free += 1

@@ -44,6 +44,7 @@ from bot.delivery.leases import BucketKey, Claimed, Heartbeat, Leases
 from bot.delivery.ratelimit import Bucket, RateLimiterRegistry
 from bot.delivery.sending import Kind, Result, RowSender, backoff_delay
 from bot.delivery.uninterrupted import complete
+from bot.metrics import Metrics
 from bot.port import PlatformPort
 from storage.db import Database
 from storage.models import OutboxMessage, OutboxStatus
@@ -60,6 +61,13 @@ SAVE_RATES_EVERY_SECONDS = 30.0
 
 def default_instance() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _label(result: Result) -> str:
+    """A send's result as syncup_sends_total labels it (bot.metrics)."""
+    if result.kind is Kind.FINISHED:
+        return "dead" if result.dead_letter is not None else "sent"
+    return {Kind.RETRY: "retried", Kind.RATE_LIMITED: "rate_limited"}.get(result.kind, "skipped")
 
 
 @dataclass
@@ -110,6 +118,7 @@ class DeliveryWorker:
         self._rates_saved = float("-inf")  # loop time of the last save
         # Told of every row that ends dead, after that is committed (see DeadLetter).
         self.on_dead_letter: list[DeadLetterCallback] = []
+        self.metrics = Metrics()  # the app's (bot.app sets it)
         self.leases = Leases(
             db, clock, self.instance, timedelta(seconds=settings.lease_seconds), settings.batch_size
         )
@@ -405,6 +414,7 @@ class DeliveryWorker:
         self._in_flight += 1
         try:
             result = await self._sender.attempt(row, bucket, channel)
+            self.metrics.sent(row.method.value, _label(result))
             if result.dead_letter is not None:
                 await tell(self.on_dead_letter, result.dead_letter)
             return result

@@ -45,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.chat import Message
 from bot.clock import Clock
 from bot.delivery.outbox import enqueue
+from bot.metrics import Metrics
 from bot.port import Method, Target
 from storage.db import Database
 from storage.models import OccurrenceClaim
@@ -176,6 +177,7 @@ class Scheduler:
         self._settled: dict[str, datetime] = {}
         # An occurrence changed what is scheduled: the sources must be read again.
         self._sources_stale = False
+        self.metrics = Metrics()  # the app's (bot.app sets it)
 
     def add_source(self, source: ScheduleSource) -> None:
         self.sources.append(source)
@@ -360,6 +362,7 @@ class Scheduler:
                 )
                 if claimed is None:
                     self._settled[key] = fire_at
+                    self.metrics.occurrence(schedule.handler, "claimed_elsewhere")
                     return False
                 occurrence = Occurrence(session, schedule, fire_at, now, key)
                 await handler(occurrence)
@@ -370,12 +373,14 @@ class Scheduler:
             return False
         except Exception:
             log.exception("occurrence %s failed; it will be retried within its grace", key)
+            self.metrics.occurrence(schedule.handler, "failed")
             return False
         finally:
             self._running -= 1
             if not self._running:
                 self._idle.set()
         self._settled[key] = fire_at
+        self.metrics.occurrence(schedule.handler, "ran", (now - fire_at).total_seconds())
         for callback in occurrence._after_commit:
             try:
                 callback()

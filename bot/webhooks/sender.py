@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from bot.config import WebhooksSection
+from bot.metrics import Metrics
 from bot.port import (
     Delivery,
     DeliveryError,
@@ -98,11 +99,27 @@ class WebhookSender:
             transport=transport,
             headers={"user-agent": USER_AGENT},
         )
+        self.metrics = Metrics()  # the app's (bot.app sets it)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
     async def deliver(self, delivery: Delivery) -> Receipt:
+        try:
+            receipt = await self._deliver(delivery)
+        except RateLimited:
+            self.metrics.webhook("rate_limited")
+            raise
+        except PermanentDeliveryError:
+            self.metrics.webhook("refused")
+            raise
+        except Exception:  # the worker retries these with backoff
+            self.metrics.webhook("failed")
+            raise
+        self.metrics.webhook("sent")
+        return receipt
+
+    async def _deliver(self, delivery: Delivery) -> Receipt:
         data = delivery.data or {}
         endpoint_id = int(data.get("endpoint_id") or 0)
         webhook_id = str(data.get("webhook_id") or "")

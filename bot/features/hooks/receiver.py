@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from bot.clock import Clock
 from bot.features.hooks import service, sources
+from bot.metrics import Metrics
 from bot.web.asgi import Mount, Receive, Scope, Send, TooLarge, answer, read_body, too_large
 from bot.webhooks.keys import Keys, KeyUnavailable, SecretUnreadable
 from storage.db import Database
@@ -157,6 +158,7 @@ class HookReceiver:
         self._loading: dict[str, asyncio.Future[Known | None]] = {}
         self._generation = 0  # moved on by forget
         self._buckets: dict[int, Bucket] = {}
+        self.metrics = Metrics()  # the app's (bot.app sets it)
 
     def mount(self) -> Mount:
         return Mount(PREFIX, self)
@@ -219,25 +221,30 @@ class HookReceiver:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         parts = scope["path"].split("/")
+        source = parts[2] if len(parts) > 2 and parts[2] in sources.SOURCES else "unknown"
+        self.metrics.hook(source, await self._serve(parts, scope, receive, send))
+
+    async def _serve(self, parts: list[str], scope: Scope, receive: Receive, send: Send) -> str:
+        """Answer one request; returns its result as syncup_hook_deliveries_total labels it."""
         if len(parts) != 4 or parts[2] not in sources.SOURCES or not parts[3]:
             await answer(send, 404, _NOT_FOUND)
-            return
+            return "not_found"
         if scope.get("method") != "POST":
             await answer(
                 send, 405, {"ok": False, "error": "POST only"}, headers=[(b"allow", b"POST")]
             )
-            return
+            return "wrong_method"
         try:
             body = await read_body(scope, receive, MAX_BODY_BYTES)
         except TooLarge:
             await too_large(scope, send, MAX_BODY_BYTES)
-            return
+            return "too_large"
         if body is None:
-            return
+            return "gone"
         hook = await self._find(parts[2], parts[3][:64])
         if hook is None:
             await answer(send, 404, _NOT_FOUND)
-            return
+            return "not_found"
         wait = self._bucket(hook.id).take(time.monotonic())
         if wait > 0:
             retry = str(max(1, int(wait + 0.999))).encode()
@@ -248,7 +255,7 @@ class HookReceiver:
                 {"ok": False, "error": "too many deliveries"},
                 headers=[(b"retry-after", retry)],
             )
-            return
+            return "rate_limited"
         headers = {
             bytes(k).decode("latin-1").lower(): bytes(v).decode("latin-1")
             for k, v in scope.get("headers") or []
@@ -259,16 +266,17 @@ class HookReceiver:
         except sources.BadSignature as exc:
             log.info("hooks: refused a delivery to hook %d: %s", hook.id, exc)
             await answer(send, 401, {"ok": False, "error": "invalid signature"})
-            return
+            return "bad_signature"
         arrival = service.Arrival(hook.id, hook.workspace_id, hook.source, delivery, headers, body)
         try:
             outcome = await self.batches.submit(arrival)
         except Exception as exc:  # the database: the sender retries later
             log.warning("hooks: delivery to hook %d not saved (%s); answered 503", hook.id, exc)
             await answer(send, 503, {"ok": False, "error": "try again later"})
-            return
+            return "unavailable"
         log.info("hooks: delivery %r to hook %d: %s", delivery[:64], hook.id, outcome)
         await answer(send, 200, {"ok": True, "outcome": outcome})
+        return outcome
 
     def _bucket(self, hook_id: int) -> Bucket:
         bucket = self._buckets.get(hook_id)
