@@ -669,8 +669,8 @@ class Seeder:
             waiting_member = rng.choice(self.persons).id
         severity = rng.choices(("low", "normal", "high", "critical"), (15, 60, 20, 5))[0]
         # How long it stays open: hours to weeks, a few forgotten for months.
-        hours = rng.lognormvariate(math.log(30), 1.3)
-        if rng.random() < 0.04:
+        hours = rng.lognormvariate(math.log(40), 1.4)
+        if rng.random() < 0.09:
             hours = 24 * 365
         closes = at + timedelta(hours=hours)
         closed = closes <= now
