@@ -41,6 +41,7 @@ from bot.port import DEFAULT_MAX_SELECT_OPTIONS, PlatformDirectory, PlatformPort
 from bot.scheduling.housekeeping import Housekeeping
 from bot.scheduling.scheduler import Scheduler
 from bot.web.asgi import WebApp, WebRoutes
+from bot.web.dashboard.app import Dashboard
 from bot.web.server import PortBusy, WebServer
 from bot.webhooks.keys import Keys
 from bot.webhooks.port import RoutingPort
@@ -165,6 +166,14 @@ class App:
             for route in adapter.routes():
                 self.web_app.mount(route)
         self.web_app.mount(self.hooks.mount())
+        if settings.dashboard.enabled:  # everything else under / (bot.web.dashboard)
+            self.web_app.fallback = Dashboard(
+                settings,
+                self.db,
+                self.clock,
+                base_url=lambda: public_base_url(settings, self.web.port or None),
+                core=self.core,
+            )
         host, port = web_address(settings)
         self.web = WebServer(self.web_app, settings.http, host, port)
 

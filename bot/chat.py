@@ -221,13 +221,17 @@ class Chart:
 
     ``style="card"`` is a celebration card, not a plot: ``title`` big on a coloured band, the
     ``period`` (the dates) and the ``headline`` under it, and ``rows`` as the people, one chip
-    each (a milestone done, :mod:`bot.charts.card`)."""
+    each (a milestone done, :mod:`bot.charts.card`).
+
+    ``style="heatmap"`` is ``rows`` (members) by ``labels`` (days), ``cells`` a status each
+    (:mod:`bot.charts.heatmap`); ``style="multiples"`` is a small panel per series on shared
+    axes (:mod:`bot.charts.multiples`)."""
 
     title: str
     labels: tuple[str, ...]
     series: tuple[ChartSeries, ...]
     alt: str
-    style: Literal["bar", "line", "grid", "card"] = "bar"
+    style: Literal["bar", "line", "grid", "card", "heatmap", "multiples"] = "bar"
     unit: str = ""  # after each value, e.g. "%"
     team: str = ""
     period: str = ""  # "week of 2 Mar", "round of Mon 9 Mar", "2 Mar to 23 Mar"

@@ -586,5 +586,14 @@ def _add_platform_commands() -> None:
 _add_platform_commands()
 
 
+def _add_web_commands() -> None:
+    from bot.web.dashboard.cli import add_to
+
+    add_to(cli, _with_database)
+
+
+_add_web_commands()
+
+
 def main() -> None:
     cli(prog_name="syncup")

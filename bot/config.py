@@ -150,6 +150,30 @@ class WebSection(_Section):
     hook_rate_per_minute: int = Field(120, ge=1)
 
 
+class DashboardSection(_Section):
+    """The web dashboard (bot.web.dashboard, docs/dashboard.md) under ``/`` of [web]."""
+
+    enabled: bool = True
+    # A signed-in session lasts this long (the cookie's lifetime and its signature's age).
+    session_hours: float = Field(12.0, gt=0, le=24 * 30)
+    # `syncup web login-link` links work once, within this many minutes.
+    login_link_minutes: int = Field(15, ge=1, le=24 * 60)
+    # Sign-in attempts (a login link, an OAuth callback) allowed per client address, and per
+    # account, within ten minutes; more get 429.
+    login_attempts_per_ip: int = Field(20, ge=1)
+    login_attempts_per_account: int = Field(5, ge=1)
+    # "Sign in with Slack" (OpenID Connect); the client id and secret default to [slack]'s.
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    # Slack's authorize page; the token and userInfo calls go to [slack] api_base_url.
+    slack_authorize_url: str = "https://slack.com/openid/connect/authorize"
+    # Discord OAuth2 (scope identify); the client id defaults to [discord] application_id.
+    # The token and /users/@me calls go to [discord] api_base_url.
+    discord_client_id: str | None = None
+    discord_client_secret: SecretStr | None = None
+    discord_authorize_url: str = "https://discord.com/oauth2/authorize"
+
+
 class HousekeepingSection(_Section):
     retention_days: int = Field(30, ge=1)
 
@@ -293,6 +317,7 @@ class Settings(BaseSettings):
     housekeeping: HousekeepingSection = Field(default_factory=HousekeepingSection)
     http: HttpSection = Field(default_factory=HttpSection)
     web: WebSection = Field(default_factory=WebSection)
+    dashboard: DashboardSection = Field(default_factory=DashboardSection)
     slack: SlackSection = Field(default_factory=SlackSection)
     discord: DiscordSection = Field(default_factory=DiscordSection)
     teams: TeamsSection = Field(default_factory=TeamsSection)

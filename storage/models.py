@@ -469,6 +469,7 @@ class BlockerEvent(Base):
 
 # Tables that live in their own modules but on this metadata (migrations see every table).
 import storage.celebrations  # noqa: E402
+import storage.digest  # noqa: E402
 import storage.hooks  # noqa: E402
 import storage.kudos  # noqa: E402
 import storage.milestones  # noqa: E402
@@ -477,4 +478,5 @@ import storage.polls  # noqa: E402
 import storage.raci  # noqa: E402
 import storage.slack_installs  # noqa: E402
 import storage.teams  # noqa: E402
+import storage.web_sessions  # noqa: E402
 import storage.webhooks  # noqa: E402, F401

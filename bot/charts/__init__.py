@@ -21,6 +21,10 @@ config folder (``MPLCONFIGDIR``, by default ``~/.cache/matplotlib``): delete its
   coloured by its first letter (the RACI matrix), column labels slanted; see ``bot.charts.grid``.
 * ``style="card"``: a celebration card (a milestone done): the title large on a coloured band,
   the period and headline under it, ``rows`` as people's chips; see ``bot.charts.card``.
+* ``style="heatmap"``: members by days, a coloured cell per status (answered, missed, off, not
+  asked); see ``bot.charts.heatmap`` (and ``participation_heatmap`` to build one).
+* ``style="multiples"``: a small trend panel per series on shared axes; see
+  ``bot.charts.multiples``. ``bot.charts.trends.trend_chart`` builds a ``line`` chart of weeks.
 * ``style="line"``: the labels along the x axis (weeks), one line per series with a dot at each
   value (a gap where a value is None), the values written over the dots, the scale on the y axis.
 
@@ -42,12 +46,15 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.charts.bars import bar_chart
 from bot.charts.card import card_chart
 from bot.charts.grid import grid_chart
+from bot.charts.heatmap import heatmap_chart
 from bot.charts.lines import line_chart
+from bot.charts.multiples import multiples_chart
 from bot.charts.page import Page, Series, counts_of, draw_empty, values_of
 from bot.charts.style import (
     DPI,
@@ -75,11 +82,14 @@ __all__ = [
     "MAX_HEIGHT",
     "PALETTE",
     "WIDTH",
+    "Picture",
     "draw",
     "drawing",
     "figure",
     "format_value",
+    "picture",
     "render_png",
+    "render_svg",
 ]
 
 
@@ -92,6 +102,30 @@ def render_png(chart: Chart) -> bytes:
         out = io.BytesIO()
         figure(chart).savefig(out, format="png", dpi=DPI, metadata={"Software": None})
         return out.getvalue()
+
+
+def render_svg(chart: Chart) -> str:
+    """The same picture as :func:`render_png`, as an SVG document for a web page (text drawn
+    as paths, so it looks the same without the fonts)."""
+    with drawing():
+        out = io.StringIO()
+        figure(chart).savefig(out, format="svg", metadata={"Date": None, "Creator": None})
+        return out.getvalue()
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A chart drawn for chat (``png``) and for a page (``svg``), with its ``alt`` text."""
+
+    png: bytes
+    svg: str
+    alt: str
+
+
+async def picture(chart: Chart) -> Picture:
+    """Both drawings of ``chart`` in a worker thread."""
+    png, svg = await asyncio.to_thread(lambda: (render_png(chart), render_svg(chart)))
+    return Picture(png, svg, chart.alt)
 
 
 @contextmanager
@@ -148,10 +182,14 @@ def figure(chart: Chart) -> Figure:
         grid_chart(page, chart)
     elif chart.style == "card":
         card_chart(page, chart)
+    elif chart.style == "heatmap":
+        heatmap_chart(page, chart)
     elif not labels or not any(v is not None for s in series for v in s.values):
         draw_empty(page, chart)
     elif chart.style == "line":
         line_chart(page, chart, labels, series)
+    elif chart.style == "multiples":
+        multiples_chart(page, chart, labels, series)
     else:
         bar_chart(page, chart, labels, series)
     return drawn

@@ -45,11 +45,14 @@ class WebRoutes(Protocol):
 
 
 class WebApp:
-    """Health checks, then the first mount whose prefix matches, else 404."""
+    """Health checks, then the first mount whose prefix matches, else the fallback (404
+    without one)."""
 
     def __init__(self, readiness: Readiness) -> None:
         self.readiness = readiness
         self.mounts: list[Mount] = []
+        # What answers every path no mount takes (the dashboard under ``/``); None: 404.
+        self.fallback: AsgiApp | None = None
 
     def mount(self, route: Mount) -> None:
         if any(m.prefix == route.prefix for m in self.mounts):
@@ -73,6 +76,9 @@ class WebApp:
             if route.matches(path):
                 await route.app(scope, receive, send)
                 return
+        if self.fallback is not None:
+            await self.fallback(scope, receive, send)
+            return
         await answer(send, 404, {"ok": False, "error": "not found"})
 
 

@@ -1,0 +1,84 @@
+"""Pulse trends: each team's questions with their shown results over the recent rounds.
+
+Only results the pulse feature itself published are shown: :func:`round_results` gives, per
+asking, the pooled score that met the anonymity threshold (or None) and the trend of earlier
+shown results. This page computes no number of its own from ballots, so it cannot show a
+figure below the threshold, nor two overlapping ones that could be subtracted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.features.pulse.scores import QuestionResult, Score, round_results
+from bot.web.dashboard.pages.context import PageContext
+from storage.models import Team
+from storage.polls import Pulse, PulseRound
+
+ROUNDS = 6  # the latest closed rounds read per team: enough to cover a rotating bank
+
+
+@dataclass(frozen=True)
+class Row:
+    text: str
+    kind: str
+    period: date
+    shown: Score | None
+    threshold: int
+    change: float | None
+    trend: tuple[tuple[date, Score], ...]
+    # A later round of the question whose answers are not enough to show (yet).
+    waiting: date | None = None
+
+
+def number(score: Score) -> str:
+    return f"{score.value:+.0f}" if score.kind == "enps" else f"{score.value:.1f}"
+
+
+async def team_results(ctx: PageContext, pulse: Pulse) -> list[Row]:
+    rounds = list(
+        await ctx.db.scalars(
+            select(PulseRound)
+            .where(PulseRound.pulse_id == pulse.id, PulseRound.closed_at.is_not(None))
+            .order_by(PulseRound.period_date.desc())
+            .limit(ROUNDS)
+        )
+    )
+    shown: dict[str, QuestionResult] = {}
+    newest: dict[str, QuestionResult] = {}
+    for round_ in rounds:  # newest first: the first result of a question is its latest
+        for result in await round_results(ctx.db, pulse, round_):
+            newest.setdefault(result.key, result)
+            if result.score is not None:
+                shown.setdefault(result.key, result)
+    rows = []
+    for key, last in newest.items():
+        r = shown.get(key, last)
+        rows.append(
+            Row(
+                text=r.text,
+                kind=r.kind,
+                period=r.period,
+                shown=r.score,
+                threshold=r.threshold,
+                change=r.change,
+                trend=r.trend if r.score is not None else (),
+                waiting=last.period if last.score is None else None,
+            )
+        )
+    rows.sort(key=lambda r: (r.text.casefold(), r.period))
+    return rows
+
+
+async def render(ctx: PageContext) -> tuple[str, dict[str, Any]]:
+    found = await ctx.db.execute(
+        select(Pulse, Team)
+        .join(Team, Team.id == Pulse.team_id)
+        .where(Pulse.workspace_id == ctx.workspace_id)
+        .order_by(Team.name)
+    )
+    teams = [(team, pulse, await team_results(ctx, pulse)) for pulse, team in found]
+    return "pulse.html", {"teams": teams, "number": number}
