@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -36,14 +37,21 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import httpx  # noqa: E402
+from cryptography.fernet import Fernet  # noqa: E402
 from sqlalchemy import and_, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession  # noqa: E402
 
 from benchmarks import seed_year  # noqa: E402
 from benchmarks.standup_fanout import _percentile  # noqa: E402
+from bot.clock import SystemClock  # noqa: E402
+from bot.config import Settings  # noqa: E402
 from bot.features.pulse.scores import compute_digest  # noqa: E402
 from bot.features.standups.history import stats  # noqa: E402
+from bot.web.asgi import WebApp  # noqa: E402
+from bot.web.dashboard.app import Dashboard  # noqa: E402
+from bot.web.dashboard.cli import make_link  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.kudos import Kudos, KudosReceiver  # noqa: E402
 from storage.milestones import Milestone  # noqa: E402
@@ -56,6 +64,7 @@ from storage.models import (  # noqa: E402
     StandupPrompt,
     StandupRun,
     Team,
+    TeamMember,
     Workspace,
 )
 from storage.polls import Pulse  # noqa: E402
@@ -80,6 +89,8 @@ class Place:
     area_id: int
     pulse_ids: list[int]
     now: datetime
+    admin_id: int
+    member_id: int
 
 
 async def place_of(db: Database) -> Place:
@@ -92,14 +103,26 @@ async def place_of(db: Database) -> Place:
         pulse = await session.scalar(select(Pulse.id).where(Pulse.team_id == team))
         area = await session.scalar(
             select(Blocker.area_id)
-            .where(Blocker.workspace_id == ws, Blocker.status.in_(ACTIVE))
+            .where(
+                Blocker.workspace_id == ws,
+                Blocker.status.in_(ACTIVE),
+                Blocker.area_id.is_not(None),
+            )
             .group_by(Blocker.area_id)
             .order_by(func.count().desc())
             .limit(1)
         )
         pulses = list(await session.scalars(select(Pulse.id).where(Pulse.workspace_id == ws)))
-    assert ws and team and standup and pulse
-    return Place(ws, team, standup, pulse, area or 0, pulses, datetime.now(UTC))
+        admin = await session.scalar(
+            select(Member.id).where(Member.workspace_id == ws, Member.is_platform_admin)
+        )
+        member = await session.scalar(
+            select(TeamMember.member_id)
+            .where(TeamMember.team_id == team, TeamMember.member_id != admin)
+            .order_by(TeamMember.member_id.desc())
+        )
+    assert ws and team and standup and pulse and admin and member
+    return Place(ws, team, standup, pulse, area or 0, pulses, datetime.now(UTC), admin, member)
 
 
 # -- what the pages read --------------------------------------------------------------------
@@ -301,6 +324,85 @@ async def queries(db: Database, place: Place, repeats: int) -> None:
         print(line(name, timings, f"  questions={rows}"))
 
 
+# -- the pages, over HTTP ---------------------------------------------------------------------
+
+BASE = "http://dashboard.bench"
+
+
+async def _ready() -> tuple[bool, str]:
+    return True, "ready"
+
+
+def site(db: Database) -> tuple[WebApp, Settings]:
+    """The dashboard on the one ASGI app, as ``bot.app`` serves it (no platform adapter)."""
+    settings = Settings(
+        security={"secret_key": Fernet.generate_key().decode()}, web={"public_url": BASE}
+    )
+    dashboard = Dashboard(settings, db, SystemClock(), base_url=lambda: BASE)
+    app = WebApp(_ready)
+    app.fallback = dashboard
+    return app, settings
+
+
+def _hidden(html: str) -> dict[str, str]:
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', html))
+
+
+async def signed_in(
+    db: Database, app: WebApp, settings: Settings, member: str
+) -> httpx.AsyncClient:
+    """A client signed in the way a person is: a one-time link, its button, the cookie."""
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
+    link = await make_link(db, settings, member, None, datetime.now(UTC))
+    page = await client.get(link.removeprefix(BASE))
+    answer = await client.post("/login/link", data=_hidden(page.text))
+    if answer.status_code != 303:
+        raise SystemExit(f"signing in as {member} failed: {answer.status_code}")
+    return client
+
+
+def page_urls(p: Place) -> dict[str, str]:
+    w = f"/w/{p.workspace_id}"
+    return {
+        "overview": f"{w}/",
+        "standups": f"{w}/standups",
+        "standups (another team)": f"{w}/standups?standup={p.standup_id + 37}",
+        "blockers": f"{w}/blockers",
+        "blockers (area, level 2+)": f"{w}/blockers?area={p.area_id}&level=2",
+        "blockers (resolved)": f"{w}/blockers?status=resolved",
+        "pulse": f"{w}/pulse",
+        "celebrations": f"{w}/celebrations",
+        "raci": f"{w}/raci",
+    }
+
+
+async def pages(db: Database, place: Place, repeats: int) -> None:
+    app, settings = site(db)
+    async with db.read() as session:
+        query = select(Member.id, Member.platform_user_id).where(
+            Member.id.in_([place.admin_id, place.member_id])
+        )
+        names = {mid: uid for mid, uid in (await session.execute(query)).all()}
+    for who, member_id in (("admin", place.admin_id), ("member", place.member_id)):
+        client = await signed_in(db, app, settings, names[member_id])
+        print(f"(a) pages as {who} (member {member_id}), {repeats} requests each after one")
+        try:
+            for name, url in page_urls(place).items():
+                timings: list[float] = []
+                size = 0
+                for attempt in range(repeats + 1):
+                    started = time.perf_counter()
+                    answer = await client.get(url)
+                    if attempt:
+                        timings.append(time.perf_counter() - started)
+                    if answer.status_code != 200:
+                        raise SystemExit(f"{url}: {answer.status_code}")
+                    size = len(answer.content)
+                print(line(name, timings, f"  {size // 1024} KiB"))
+        finally:
+            await client.aclose()
+
+
 async def explain(db: Database, place: Place) -> None:
     """EXPLAIN ANALYZE of the plain queries (PostgreSQL)."""
     statements = {
@@ -328,6 +430,7 @@ def parser() -> argparse.ArgumentParser:
     ap.description = __doc__.split("\n\n")[0]
     ap.add_argument("--reuse", help="an already seeded database's URL: time it, seed nothing")
     ap.add_argument("--repeats", type=int, default=50)
+    ap.add_argument("--parts", default="adq", help="a: pages, d: digest, q: reads")
     ap.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE (PostgreSQL)")
     return ap
 
@@ -348,7 +451,10 @@ async def main() -> int:
             seed_year.print_counts(seeded.counts)
             print(f"seeded in            {seeded.seconds:.1f} s  ({load()})")
         place = await place_of(db)
-        await queries(db, place, args.repeats)
+        if "a" in args.parts:
+            await pages(db, place, args.repeats)
+        if "q" in args.parts:
+            await queries(db, place, args.repeats)
         if args.explain and db.dialect == "postgresql":
             await explain(db, place)
     finally:
