@@ -26,6 +26,7 @@ from bot.features import (
     account,
     blockers,
     celebrations,
+    digest,
     hooks,
     kudos,
     milestones,
@@ -152,6 +153,7 @@ class App:
             wake=self.worker.wake,
         )
         milestones.register(self.core, self.scheduler)  # after hooks: it extends /milestone
+        digest.register(self.core, self.scheduler, lambda: settings.web.public_url)
         Housekeeping(settings.housekeeping.retention_days).register(self.scheduler)
         self.workspace_removal = WorkspaceRemoval(
             timedelta(days=settings.slack.uninstall_grace_days)

@@ -589,7 +589,7 @@ _add_platform_commands()
 def _add_web_commands() -> None:
     from bot.web.dashboard.cli import add_to
 
-    add_to(cli, _with_database)
+    add_to(cli, _with_database, OperatorFailure)
 
 
 _add_web_commands()

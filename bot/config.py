@@ -191,6 +191,7 @@ DEFAULT_SLACK_COMMANDS = {
     "kudos": "/kudos",
     "syncup": "/syncup",
     "milestone": "/milestone",
+    "digest": "/digest",
 }
 
 

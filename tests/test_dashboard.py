@@ -14,6 +14,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from bot.config import HttpSection
+from bot.web.server import WebServer
 from storage.db import Database
 from storage.models import Blocker, BlockerEvent, BlockerStatus, OutboxMessage
 from tests.dashboard_world import OTHER_SECRET, XSS, Site, build_site, form_of
@@ -240,3 +242,62 @@ async def test_every_answer_carries_the_security_headers(
         html = (await alice.get(ws(site) + page)).text
         assert "<script" not in html and " on" + "click" not in html
         assert 'href="/static/dashboard.css"' in html and "http" + "s://" not in html
+
+
+async def test_charts_are_svg_images_with_alt_text_from_shown_values(
+    site: Site, alice: httpx.AsyncClient
+) -> None:
+    standups = (await alice.get(f"{ws(site)}/standups")).text
+    found = re.search(r'<img src="([^"]+heatmap\.svg[^"]*)" alt="([^"]+)"', standups)
+    assert found is not None
+    assert "a heatmap of 3 members by 3 days" in found.group(2)
+    svg = await alice.get(found.group(1).replace("&amp;", "&"))
+    assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"
+    assert svg.text.lstrip().startswith("<?xml") and "<svg" in svg.text
+    assert "<script" not in svg.text
+    pulse = (await alice.get(f"{ws(site)}/pulse")).text
+    found = re.search(r'<img src="([^"]+pulse\.svg[^"]*)" alt="([^"]+)"', pulse)
+    assert found is not None
+    assert "1 line over 1 week" in found.group(2)  # the one shown round, not the second
+    assert "1.0" not in found.group(2) and "2.4" not in found.group(2)
+    assert (await alice.get(found.group(1))).status_code == 200
+    # Another workspace's chart, and a chart of nothing.
+    other = await alice.get(f"/w/{site.other_workspace_id}/charts/heatmap.svg")
+    assert other.status_code == 403
+    assert (await alice.get(f"{ws(site)}/charts/pulse.svg?team=999")).status_code == 404
+
+
+async def test_the_running_server_serves_the_dashboard(site: Site) -> None:
+    """Through uvicorn on 127.0.0.1 (bot.web.server), as `syncup run` serves it."""
+    server = WebServer(site.app, HttpSection(), "127.0.0.1", 0)
+    await server.start()
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        async with httpx.AsyncClient(base_url=base) as client:
+            page = await client.get(await site.link("alice"))
+            assert (
+                page.status_code == 200
+                and "script-src 'none'" in page.headers["content-security-policy"]
+            )
+            signed = await client.post("/login/link", data=form_of(page.text))
+            assert signed.status_code == 303
+            blockers = await client.get(f"{ws(site)}/blockers")
+            assert "Waiting on the database migration" in blockers.text
+            assert (await client.get("/healthz")).json() == {"ok": True}
+            missing = await client.get("/no/such/page")
+            assert missing.status_code == 404 and "<h1>Page not found</h1>" in missing.text
+    finally:
+        await server.stop()
+
+
+async def test_a_member_reads_only_the_standups_they_take_part_in(site: Site) -> None:
+    async with site.client() as dana:  # not in "Daily"
+        await site.sign_in(dana, "dana")
+        html = (await dana.get(f"{ws(site)}/standups")).text
+        assert "No standup to show" in html and "alice worked" not in html
+        assert XSS not in html and "&lt;script&gt;" not in html
+    async with site.client() as lead:  # a team lead sees every standup
+        await site.sign_in(lead, "lead")
+        assert (
+            "&lt;script&gt;alert(1)&lt;/script&gt;" in (await lead.get(f"{ws(site)}/standups")).text
+        )

@@ -58,6 +58,7 @@ def test_the_commands_with_a_feature_are_the_ones_the_core_registers(features: s
         "kudos",
         "syncup",
         "milestone",
+        "digest",
     }
     assert set(feature_specs()) == features
     assert set(DEFAULT_SLACK_COMMANDS) == features

@@ -52,6 +52,7 @@ def feature_specs() -> dict[str, CommandSpec]:
     a test keeps the two the same)."""
     from bot.features.account import SYNCUP
     from bot.features.blockers.spec import BLOCKER
+    from bot.features.digest.spec import DIGEST
     from bot.features.hooks.commands import MILESTONE
     from bot.features.kudos.spec import KUDOS
     from bot.features.polls.spec import POLL
@@ -59,9 +60,8 @@ def feature_specs() -> dict[str, CommandSpec]:
     from bot.features.raci.spec import RACI
     from bot.features.standups.spec import STANDUP
 
-    return {
-        spec.name: spec for spec in (STANDUP, POLL, PULSE, RACI, BLOCKER, KUDOS, SYNCUP, MILESTONE)
-    }
+    specs = (STANDUP, POLL, PULSE, RACI, BLOCKER, KUDOS, SYNCUP, MILESTONE, DIGEST)
+    return {spec.name: spec for spec in specs}
 
 
 def feature_shortcuts() -> list[Shortcut]:

@@ -141,11 +141,13 @@ def participation_heatmap(
     *,
     team: str = "",
     period: str = "",
+    headline: str | None = None,
 ) -> Chart:
     """A member-by-day participation chart: ``cells[m][d]`` is member ``m``'s status on day
     ``d`` (:data:`ANSWERED`, :data:`MISSED`, :data:`OFF` or :data:`NOT_ASKED`). The alt text
     gives the totals, the rate and the members who missed most, so the words carry everything
-    the picture drops."""
+    the picture drops. ``headline`` replaces the default (the share of member-days answered),
+    e.g. with a rate counted per prompt when a day may have several."""
     grid = tuple(
         tuple(
             (row[d] if d < len(row) and row[d] in COLORS else NOT_ASKED) for d in range(len(days))
@@ -171,6 +173,7 @@ def participation_heatmap(
     )
     return Chart(
         title=title, labels=tuple(days), series=(), alt=alt, style="heatmap",
-        team=team, period=period, answers=totals[ANSWERED], headline=f"Participation {rate}",
+        team=team, period=period, answers=totals[ANSWERED],
+        headline=f"Participation {rate}" if headline is None else headline,
         rows=tuple(members), cells=grid,
     )  # fmt: skip

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import directory
 from bot.commands.spec import Permission
-from storage.models import Member, RoleAssignment, RoleName, Workspace
+from bot.events import Actor
+from storage.models import Member, Workspace
 
 
 @dataclass(frozen=True)
@@ -29,18 +31,8 @@ class Seat:
 
 async def permission_of(session: AsyncSession, member: Member) -> Permission:
     """As in chat (bot.directory.permission_of), from what syncup last saw of the member."""
-    if member.is_platform_admin:
-        return Permission.ADMIN
-    roles = set(
-        await session.scalars(
-            select(RoleAssignment.role).where(RoleAssignment.member_id == member.id)
-        )
-    )
-    if RoleName.ADMIN in roles:
-        return Permission.ADMIN
-    if RoleName.TEAM_LEAD in roles:
-        return Permission.TEAM_LEAD
-    return Permission.MEMBER
+    seen = Actor(member.platform_user_id, is_platform_admin=member.is_platform_admin)
+    return await directory.permission_of(session, member, seen)
 
 
 async def workspaces_of(session: AsyncSession, platform: str, user_id: str) -> list[Workspace]:

@@ -8,6 +8,7 @@ the session's CSRF token.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -18,6 +19,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from bot.charts import render_svg
 from bot.clock import Clock
 from bot.config import Settings
 from bot.errors import PermissionDenied, UserError
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 
 WORKSPACE_PAGE = re.compile(r"^/w/(\d{1,18})/([a-z]*)$")
 BLOCKER_ACTION = re.compile(r"^/w/(\d{1,18})/blockers/(\d{1,18})/(acknowledge|resolve)$")
+CHART = re.compile(r"^/w/(\d{1,18})/charts/(heatmap|pulse)\.svg$")
 OAUTH_START = re.compile(r"^/login/(slack|discord)$")
 OAUTH_CALLBACK = re.compile(r"^/login/(slack|discord)/callback$")
 LINK_PAGE = re.compile(r"^/login/link/([A-Za-z0-9_-]{10,100})$")
@@ -142,7 +145,12 @@ class Dashboard:
             return self.oauth_start(request, found.group(1))
         if (found := OAUTH_CALLBACK.match(path)) and method == "GET":
             return await self.oauth_callback(request, found.group(1))
-        known = path == "/" or WORKSPACE_PAGE.match(path) or BLOCKER_ACTION.match(path)
+        known = (
+            path == "/"
+            or WORKSPACE_PAGE.match(path)
+            or BLOCKER_ACTION.match(path)
+            or CHART.match(path)
+        )
         if not known:
             return self.error(404, "Page not found", "There is no such page.", session)
         if session is None:
@@ -156,6 +164,8 @@ class Dashboard:
                 return await self.workspace_page(
                     request, session, int(found.group(1)), found.group(2)
                 )
+            if (found := CHART.match(path)) and method == "GET":
+                return await self.chart(request, session, int(found.group(1)), found.group(2))
             if (found := BLOCKER_ACTION.match(path)) and method == "POST":
                 return await self.blocker_action(
                     request, session, int(found.group(1)), int(found.group(2)), found.group(3)
@@ -319,6 +329,25 @@ class Dashboard:
             csrf=session.csrf,
             **values,
         )
+
+    async def chart(
+        self, request: Request, session: Session, workspace_id: int, name: str
+    ) -> Response:
+        """A page's chart as SVG (an <img> on the page, its alt text there): drawn from the
+        same values the page shows, so it shows nothing the page does not."""
+        async with self.db.transaction() as db:
+            seat = await self._seat(db, session, workspace_id)
+            ctx = PageContext(db, seat, request.query, self.clock.now(), session)
+            _, values = await pages.PAGES["standups" if name == "heatmap" else "pulse"](ctx)
+        if name == "heatmap":
+            chart = values.get("chart")
+        else:
+            wanted = request.query.get("team", "")
+            chart = next((c for t, _, _, c in values["teams"] if str(t.id) == wanted), None)
+        if chart is None:
+            raise NotFound("There is no such chart.")
+        svg = await asyncio.to_thread(render_svg, chart)
+        return Response(body=svg.encode(), content_type="image/svg+xml")
 
     async def blocker_action(
         self, request: Request, session: Session, workspace_id: int, blocker_id: int, verb: str

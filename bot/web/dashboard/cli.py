@@ -16,6 +16,10 @@ from bot.webhooks.keys import KeyUnavailable, find_key
 from storage import web_sessions
 from storage.models import Member, Workspace
 
+# Spent and expired links are deleted when a new one is made, once this old (until then a
+# second use is told "used already" rather than "not valid").
+KEEP_SPENT = timedelta(days=1)
+
 
 class LinkRefused(Exception):
     """One line for the operator: what to change."""
@@ -61,11 +65,14 @@ async def make_link(
             raise LinkRefused(f'several members match "{wanted}"; give the platform user id')
         row = found[0][0]
         lifetime = timedelta(minutes=settings.dashboard.login_link_minutes)
+        await web_sessions.tidy(session, now, KEEP_SPENT)
         token = await web_sessions.create_link(session, row.id, now, lifetime)
     return f"{public_base_url(settings)}/login/link/{token}"
 
 
-def add_to(cli: click.Group, with_database: Any) -> None:
+def add_to(cli: click.Group, with_database: Any, failure: type[click.ClickException]) -> None:
+    """``failure``: bot.cli's one-line ``syncup: ...`` error (passed in: no import cycle)."""
+
     @cli.group()
     def web() -> None:
         """The web dashboard (docs/dashboard.md)."""
@@ -84,7 +91,7 @@ def add_to(cli: click.Group, with_database: Any) -> None:
                     database, ctx.obj["settings"], member, workspace, SystemClock().now()
                 )
             except LinkRefused as exc:
-                raise click.ClickException(str(exc)) from None
+                raise failure(str(exc)) from None
 
         url = with_database(ctx, go)
         minutes = ctx.obj["settings"].dashboard.login_link_minutes

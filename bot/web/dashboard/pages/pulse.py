@@ -13,6 +13,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from bot.charts.trends import trend_chart
+from bot.chat import Chart
 from bot.features.pulse.scores import QuestionResult, Score, round_results
 from bot.web.dashboard.pages.context import PageContext
 from storage.models import Team
@@ -80,5 +82,28 @@ async def render(ctx: PageContext) -> tuple[str, dict[str, Any]]:
         .where(Pulse.workspace_id == ctx.workspace_id)
         .order_by(Team.name)
     )
-    teams = [(team, pulse, await team_results(ctx, pulse)) for pulse, team in found]
+    teams = []
+    for pulse, team in found:
+        rows = await team_results(ctx, pulse)
+        teams.append((team, pulse, rows, trends(team.name, rows)))
     return "pulse.html", {"teams": teams, "number": number}
+
+
+def trends(team: str, rows: list[Row]) -> Chart | None:
+    """The shown results of the team's scale questions as lines over the rounds (eNPS is on
+    another scale and stays in the table); only published results, like the table."""
+    lines = [r for r in rows if r.shown is not None and r.kind == "scale" and r.trend]
+    periods = sorted({day for r in lines for day, _ in r.trend})
+    if not periods:
+        return None
+    series = []
+    for r in lines:
+        values = dict(r.trend)
+        series.append((r.text, [values[d].value if d in values else None for d in periods]))
+    return trend_chart(
+        f"Pulse of {team}",
+        [d.strftime("%d %b") for d in periods],
+        series,
+        scale=(1.0, 5.0),
+        team=team,
+    )

@@ -7,8 +7,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
+from bot.charts.heatmap import ANSWERED, MISSED, NOT_ASKED, OFF, participation_heatmap
+from bot.commands.spec import Permission
 from bot.web.dashboard.pages.context import PageContext
 from storage.models import (
     PromptStatus,
@@ -19,6 +21,15 @@ from storage.models import (
     StandupRun,
 )
 
+# The chart's words for the statuses (bot.charts.heatmap): not answering is "missed".
+CHART_STATUS = {
+    PromptStatus.ANSWERED.value: ANSWERED,
+    PromptStatus.PENDING.value: MISSED,
+    PromptStatus.UNREACHABLE.value: MISSED,
+    PromptStatus.SKIPPED.value: OFF,
+    PromptStatus.AWAY.value: OFF,
+    "": NOT_ASKED,
+}
 DAYS = 14  # columns of the heatmap: the standup's latest scheduled days
 STATUS_WORDS = {
     PromptStatus.ANSWERED.value: "answered",
@@ -30,11 +41,14 @@ STATUS_WORDS = {
 
 
 async def render(ctx: PageContext) -> tuple[str, dict[str, Any]]:
-    standups = list(
-        await ctx.db.scalars(
-            select(Standup).where(Standup.workspace_id == ctx.workspace_id).order_by(Standup.name)
-        )
-    )
+    query = select(Standup).where(Standup.workspace_id == ctx.workspace_id)
+    if ctx.seat.permission < Permission.TEAM_LEAD:
+        # A member reads the answers of the standups they take part in or own; leads and
+        # admins, every standup of the workspace (as /standup history lets them).
+        me = ctx.seat.member.id
+        mine = select(StandupParticipant.standup_id).where(StandupParticipant.member_id == me)
+        query = query.where(or_(Standup.id.in_(mine), Standup.owner_id == me))
+    standups = list(await ctx.db.scalars(query.order_by(Standup.name)))
     wanted = ctx.query.get("standup", "")
     chosen = next((s for s in standups if str(s.id) == wanted), standups[0] if standups else None)
     if chosen is None:
@@ -69,6 +83,13 @@ async def render(ctx: PageContext) -> tuple[str, dict[str, Any]]:
         (names.get(m, "someone"), [grid[m].get(d, "") for d in days])
         for m in sorted(members, key=lambda m: names.get(m, "").casefold())
     ]
+    chart = participation_heatmap(
+        f"Participation in {chosen.name}",
+        [name for name, _ in heatmap],
+        [d.strftime("%d %b") for d in days],
+        [[CHART_STATUS.get(cell, NOT_ASKED) for cell in cells] for _, cells in heatmap],
+        team=chosen.name,
+    )
     latest = runs[-1] if runs else None
     report: list[tuple[str, str, list[tuple[str, str]]]] = []
     if latest is not None:
@@ -102,4 +123,5 @@ async def render(ctx: PageContext) -> tuple[str, dict[str, Any]]:
         "latest": latest,
         "report": report,
         "answered": answered,
+        "chart": chart if days else None,
     }
