@@ -5,18 +5,21 @@ of weekday standups, weekly pulses, polls, 10,000 blockers with their timelines,
 milestones) into a fresh PostgreSQL database next to ``--database-url`` (kept, its URL printed:
 ``--reuse URL`` times an already seeded one again without seeding).
 
-(q) **queries**: what the pages and the digest read, as the product's own modules read it where
-    they exist (``history.stats``, ``compute_digest``) and as plain queries otherwise: a team's
-    member-by-day participation (twelve weeks), today's answers, the blocker board (open ones by
-    age, level and area; one area's), the workspace's blocker figures for a week, pulse results
-    (one team; every team), the kudos and milestones timeline, the RACI matrix. Each is run
-    REPEATS times after a warm-up: p50, p95 and max.
+(a) **pages**: each page of the dashboard over HTTP (httpx against the one ASGI app, signed in
+    with a one-time link as a person is), as a platform admin (sees everything) and as a
+    member: REPEATS requests after one (3 for a page that takes over a second): p50, p95, max.
+(d) **digest**: ``team_figures`` and ``signals`` (every section), what a digest computes per
+    team before it renders: one standup team, one RACI area, and every team of the workspace.
+(q) **reads**: what the pages and the digest read, as plain queries and through the product's
+    ``history.stats`` and ``compute_digest``, to find the slow ones (``--explain``: the plans).
 
 Each figure line ends with the load average (the machine may be shared). Run from the
 repository root::
 
     .venv/bin/python benchmarks/dashboard.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
     .venv/bin/python benchmarks/dashboard.py --reuse postgresql+asyncpg://postgres@127.0.0.1:5432/syncup_bench_x
+    .venv/bin/python benchmarks/dashboard.py --database-url sqlite+aiosqlite:////tmp/year.db \
+        --members 250 --teams 5 --blockers 500 --repeats 5
 """
 
 from __future__ import annotations
