@@ -323,12 +323,14 @@ class StandupPrompt(Base):
     __table_args__ = (
         UniqueConstraint("run_id", "member_id"),
         Index("ix_standup_prompts_remind", "status", "remind_at"),
+        # By member (a new prompt closes the member's other DM conversations), covering what
+        # the digest's silences and the dashboard read per member (migration 0022).
+        Index("ix_standup_prompts_member_run", "member_id", "run_id", "status", "answered_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("standup_runs.id", ondelete="CASCADE"))
-    # Indexed: a new prompt closes the member's other DM conversations by member.
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
     status: Mapped[PromptStatus] = mapped_column(
         _enum(PromptStatus, "prompt_status"), default=PromptStatus.PENDING
     )

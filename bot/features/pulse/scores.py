@@ -483,6 +483,32 @@ async def round_results(
     return await _results(session, history, [a for a in askings if a.round_id == round_.id])
 
 
+async def rounds_results(
+    session: AsyncSession, pulse: Pulse, rounds: Sequence[PulseRound]
+) -> list[QuestionResult]:
+    """:func:`round_results` of several closed rounds of one pulse in one pass (the dashboard
+    shows a team's last few): one read of a history that reaches back :func:`rounds_back`
+    rounds from the oldest of them, then one :func:`_results` for all their askings."""
+    if not rounds:
+        return []
+    newest = max(r.period_date for r in rounds)
+    oldest = min(r.period_date for r in rounds)
+    span = await session.scalar(
+        select(func.count())
+        .select_from(PulseRound)
+        .where(
+            PulseRound.pulse_id == pulse.id,
+            PulseRound.period_date >= oldest,
+            PulseRound.period_date <= newest,
+        )
+    )
+    read, askings = await _recent(session, pulse.id, newest, rounds_back(pulse) + (span or 1) - 1)
+    wanted = {r.id for r in rounds}
+    return await _results(
+        session, _History(read, askings), [a for a in askings if a.round_id in wanted]
+    )
+
+
 def week_start_of(week_end: datetime, zone: str) -> datetime:
     """A week before ``week_end`` on the team's wall clock (167 or 169 hours across DST)."""
     # Arithmetic on an aware datetime is wall-clock arithmetic in its own zone.

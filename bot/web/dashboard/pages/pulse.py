@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from bot.charts.trends import trend_chart
 from bot.chat import Chart
-from bot.features.pulse.scores import QuestionResult, Score, round_results
+from bot.features.pulse.scores import QuestionResult, Score, rounds_results
 from bot.web.dashboard.pages.context import PageContext
 from storage.models import Team
 from storage.polls import Pulse, PulseRound
@@ -40,6 +40,10 @@ def number(score: Score) -> str:
     return f"{score.value:+.0f}" if score.kind == "enps" else f"{score.value:.1f}"
 
 
+def _round_of(result: QuestionResult, rounds: list[PulseRound]) -> int:
+    return next(r.id for r in rounds if r.period_date == result.period)
+
+
 async def team_results(ctx: PageContext, pulse: Pulse) -> list[Row]:
     rounds = list(
         await ctx.db.scalars(
@@ -51,11 +55,13 @@ async def team_results(ctx: PageContext, pulse: Pulse) -> list[Row]:
     )
     shown: dict[str, QuestionResult] = {}
     newest: dict[str, QuestionResult] = {}
-    for round_ in rounds:  # newest first: the first result of a question is its latest
-        for result in await round_results(ctx.db, pulse, round_):
-            newest.setdefault(result.key, result)
-            if result.score is not None:
-                shown.setdefault(result.key, result)
+    # Newest first: the first result of a question is its latest.
+    order = {r.id: i for i, r in enumerate(rounds)}
+    results = await rounds_results(ctx.db, pulse, rounds)
+    for result in sorted(results, key=lambda r: (order[_round_of(r, rounds)], r.poll_id)):
+        newest.setdefault(result.key, result)
+        if result.score is not None:
+            shown.setdefault(result.key, result)
     rows = []
     for key, last in newest.items():
         r = shown.get(key, last)
