@@ -127,5 +127,5 @@ def test_a_long_digest_fits_slack_and_discord_without_losing_words() -> None:
     charts = [b for b in message.blocks if isinstance(b, Chart)]
     assert [c.style for c in charts] == ["bar", "heatmap", "line", "multiples", "line"]
     assert all(c.alt for c in charts)
-    assert "https://s.example/teams/standup-1" in slack_text
-    assert "https://s.example/blockers" in slack_text
+    assert "https://s.example/w/1/standups?standup=1" in slack_text
+    assert "https://s.example/w/1/blockers" in slack_text

@@ -286,21 +286,26 @@ def _signals(fired: Sequence[Signal]) -> list[Block]:
 
 
 def dashboard_links(base: str, figures: TeamFigures, sections: Sequence[str]) -> list[Block]:
+    """Links to the dashboard's pages for this team (bot.web.dashboard: ``/w/<workspace>/...``):
+    the team's own page (a standup's answers and heatmap, an area's blockers), then the pages of
+    the sections shown."""
     if not base:
         return []
-    base = base.rstrip("/")
     scope = figures.scope
+    home = f"{base.rstrip('/')}/w/{scope.workspace_id}"
+    area = f"?area={scope.id}" if scope.kind == "area" else ""
+    team = f"/standups?standup={scope.id}" if scope.kind == "standup" else f"/blockers{area}"
     links: list[Inline | str] = ["Dashboard: "]
-    pages = [(f"/teams/{scope.kind}-{scope.id}", scope.name)]
+    pages = [(team, scope.name)]
     for section, path, label in (
-        ("blockers", "/blockers", "blockers"),
+        ("blockers", f"/blockers{area}", "blockers"),
         ("pulse", "/pulse", "pulse"),
-        ("kudos", "/kudos", "kudos"),
+        ("kudos", "/celebrations", "kudos"),
     ):
-        if section in sections:
+        if section in sections and path != team:
             pages.append((path, label))
     for n, (path, label) in enumerate(pages):
-        links += [" \u00b7 " if n else "", Link(base + path, label)]
+        links += [" \u00b7 " if n else "", Link(home + path, label)]
     return [Context(_line(*links))]
 
 
