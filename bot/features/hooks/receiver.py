@@ -91,26 +91,42 @@ class Bucket:
 class Batches:
     """Group commit: deliveries that arrive while a transaction is being written wait for the
     next one, which writes them all (up to :data:`BATCH`) in a few statements. Each is answered
-    once its transaction committed, so a 200 means it is stored, and at most one transaction
-    per process writes deliveries at a time. If a batch fails as a whole, nothing of it is kept
-    and each delivery is tried again alone: one that cannot be saved (its hook removed in the
-    meantime, a milestone that fails) is answered 503 without costing the others theirs."""
+    once its transaction committed, so a 200 means it is stored. If a batch fails as a whole,
+    nothing of it is kept and each delivery is tried again alone: one that cannot be saved (its
+    hook removed in the meantime, a milestone that fails) is answered 503 without costing the
+    others theirs.
+
+    SQLite has one writer: one batch at a time. PostgreSQL takes :data:`WRITERS` at once, each
+    on its own connection: a batch spends most of its time waiting on the server's round trips,
+    during which the next one can be written. Two batches holding one delivery id are then as
+    two replicas would be: the second one's claim waits for the first one's commit and finds
+    it taken (``duplicate``), or takes it if the first rolled back."""
 
     BATCH = 200
+    WRITERS = 3
 
-    def __init__(self, db: Database, clock: Clock, wake: Callable[[], None] | None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        wake: Callable[[], None] | None,
+        writers: int | None = None,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.wake = wake
+        self.writers = writers or (1 if db.dialect == "sqlite" else self.WRITERS)
         self._pending: list[tuple[service.Arrival, asyncio.Future[str]]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.transactions = 0  # how many were committed (for benchmarks and tests)
 
     async def submit(self, arrival: service.Arrival) -> str:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._pending.append((arrival, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._drain(), name="hooks-batches")
+        if len(self._tasks) < self.writers:
+            task = asyncio.create_task(self._drain(), name="hooks-batches")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await future
 
     async def _drain(self) -> None:

@@ -320,7 +320,9 @@ async def deliver(session: AsyncSession, arrivals: Sequence[Arrival], now: datet
     first: dict[tuple[int, str], int] = {}
     for index, arrival in enumerate(arrivals):
         first.setdefault((arrival.hook_id, arrival.delivery_id), index)
-    claimed = await _claim(session, list(first), sources.seen_until(now))
+    # In one order everywhere: two transactions claiming some of the same ids (replicas, or
+    # concurrent batches on PostgreSQL) wait for each other rather than deadlock.
+    claimed = await _claim(session, sorted(first), sources.seen_until(now))
     fresh = [index for key, index in first.items() if key in claimed]
     if not fresh:
         return outcomes
