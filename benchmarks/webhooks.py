@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
@@ -173,6 +174,7 @@ async def run(
         if with_worker:
             await worker.start()
         jobs = make_jobs(hook_secrets, deliveries)
+        load_before = " ".join(f"{n:.2f}" for n in os.getloadavg())
         first = await send(server.port, jobs, concurrency)
         resent = await send(server.port, jobs[:200], concurrency)
         channels = HOOKS * RULES
@@ -191,7 +193,17 @@ async def run(
                 .where(OutboxMessage.method == Method.POST.value)
             )
         await db.dispose()
-    return report(first, resent, port, deliveries, concurrency, seen or 0, queued or 0)
+    print(f"load average before the run: {load_before}")
+    return report(
+        first,
+        resent,
+        port,
+        deliveries,
+        concurrency,
+        seen or 0,
+        queued or 0,
+        receiver.batches.transactions,
+    )
 
 
 async def ready() -> tuple[bool, str]:
@@ -287,6 +299,7 @@ def report(
     concurrency: int,
     seen: int,
     queued: int,
+    transactions: int,
 ) -> int:
     times = sorted(t * 1000 for t, _, _ in first)
     q = statistics.quantiles(times, n=100)
@@ -315,6 +328,7 @@ def report(
         f"{deliveries}, 0)"
     )
     print(f"resent 200: {duplicates} answered duplicate (goal 200)")
+    print(f"written in {transactions} transactions (group commit)")
     print(
         f"channel pacing: at most {per_second:.0f} posts in any 1 s in one channel "
         f"(limit: burst {CHANNEL_RATE_LIMIT.burst} + {CHANNEL_RATE_LIMIT.rate}/s)"

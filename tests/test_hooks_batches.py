@@ -166,3 +166,30 @@ async def test_only_the_newest_deliveries_of_each_hook_are_kept(
                 )
             )
         assert left == [f"c{n}" for n in range(6, many)] + ["again"]
+
+
+async def test_batches_written_at_once_act_on_each_delivery_id_once(database: Database) -> None:
+    """On PostgreSQL several batches are written at once (Batches.WRITERS); copies of one id in
+    batches written together are acted on once, as across replicas. On SQLite the writers
+    take turns, with the same outcome."""
+    async with hooks_world(database) as world:
+        ids = await hook_ids(world, "ci", "cd")
+        batches = Batches(world.db, world.clock, None, writers=3)
+
+        async def spread(n: int) -> object:
+            await asyncio.sleep(0.001 * (n % 7))  # arrive over several batches
+            hook = ids["ci"] if n % 2 else ids["cd"]
+            return await batches.submit(arrival(world, hook, f"d-{n % 10}", f"v{n % 10}"))
+
+        outcomes = await asyncio.gather(*(spread(n) for n in range(60)))
+        assert sorted(set(outcomes)) == ["duplicate", "posted"]
+        assert outcomes.count("posted") == 10  # 5 ids for each of 2 hooks, each acted on once
+        assert batches.transactions > 1
+        posts = await world.posts()
+        keys = [p.idempotency_key.rsplit(":", 1)[0] for p in posts]
+        assert len(keys) == len(set(keys)) == 10
+        async with world.db.transaction() as session:
+            seen = await session.scalar(select(func.count()).select_from(HookSeen))
+            kept = await session.scalar(select(func.count()).select_from(HookDelivery))
+        assert seen == 10
+        assert kept == 10

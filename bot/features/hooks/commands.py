@@ -194,6 +194,7 @@ def handlers(keys: Keys, receiver: HookReceiver, base_url: Callable[[], str]) ->
                 milestone=milestone,
                 now=ctx.now,
             )
+            ctx.after_commit(lambda: receiver.forget(found.source, found.token))
             return reply(
                 text("Rule ", Bold(str(rule.id)), " added to ", Bold(found.name), ":"),
                 describe_rule(rule),
@@ -201,6 +202,7 @@ def handlers(keys: Keys, receiver: HookReceiver, base_url: Callable[[], str]) ->
             )
         if action == "unrule":
             rule = await service.remove_rule(ctx.session, found, line or None)
+            ctx.after_commit(lambda: receiver.forget(found.source, found.token))
             return reply(text(f"Rule {rule.id} of ", Bold(found.name), " removed."))
         if action == "test":
             return await _test(ctx, found)

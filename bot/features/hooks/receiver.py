@@ -21,10 +21,11 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from bot.clock import Clock
 from bot.features.hooks import service, sources
@@ -32,7 +33,7 @@ from bot.metrics import Metrics
 from bot.web.asgi import Mount, Receive, Scope, Send, TooLarge, answer, read_body, too_large
 from bot.webhooks.keys import Keys, KeyUnavailable, SecretUnreadable
 from storage.db import Database
-from storage.hooks import Hook
+from storage.hooks import Hook, HookRule
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,17 @@ CACHE_SECONDS = 5.0
 # a hook that receives deliveries steadily never has them wait for its read.
 REFRESH_AT = 0.8
 _NOT_FOUND = {"ok": False, "error": "not found"}
+# At most this many hooks are read in one query (a burst to many hooks not in memory).
+READ_AT_ONCE = 200
+# Built once: read for every burst of hooks not in memory.
+_HOOKS = select(Hook.id, Hook.workspace_id, Hook.source, Hook.token, Hook.secret).where(
+    Hook.token.in_(bindparam("tokens", expanding=True))
+)
+_RULES = (
+    select(*service.RULE_COLUMNS)
+    .where(HookRule.hook_id.in_(bindparam("hooks", expanding=True)))
+    .order_by(HookRule.id)
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,8 @@ class Known:
     source: str
     secret: str
     loaded: float
+    # The hook's rules by event, read with it: a delivery's transaction does not read them again.
+    rules: Mapping[str, tuple[service.Rule, ...]]
 
 
 class Bucket:
@@ -78,26 +92,42 @@ class Bucket:
 class Batches:
     """Group commit: deliveries that arrive while a transaction is being written wait for the
     next one, which writes them all (up to :data:`BATCH`) in a few statements. Each is answered
-    once its transaction committed, so a 200 means it is stored, and at most one transaction
-    per process writes deliveries at a time. If a batch fails as a whole, nothing of it is kept
-    and each delivery is tried again alone: one that cannot be saved (its hook removed in the
-    meantime, a milestone that fails) is answered 503 without costing the others theirs."""
+    once its transaction committed, so a 200 means it is stored. If a batch fails as a whole,
+    nothing of it is kept and each delivery is tried again alone: one that cannot be saved (its
+    hook removed in the meantime, a milestone that fails) is answered 503 without costing the
+    others theirs.
+
+    SQLite has one writer: one batch at a time. PostgreSQL takes :data:`WRITERS` at once, each
+    on its own connection: a batch spends most of its time waiting on the server's round trips,
+    during which the next one can be written. Two batches holding one delivery id are then as
+    two replicas would be: the second one's claim waits for the first one's commit and finds
+    it taken (``duplicate``), or takes it if the first rolled back."""
 
     BATCH = 200
+    WRITERS = 3
 
-    def __init__(self, db: Database, clock: Clock, wake: Callable[[], None] | None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        wake: Callable[[], None] | None,
+        writers: int | None = None,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.wake = wake
+        self.writers = writers or (1 if db.dialect == "sqlite" else self.WRITERS)
         self._pending: list[tuple[service.Arrival, asyncio.Future[str]]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.transactions = 0  # how many were committed (for benchmarks and tests)
 
     async def submit(self, arrival: service.Arrival) -> str:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._pending.append((arrival, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._drain(), name="hooks-batches")
+        if len(self._tasks) < self.writers:
+            task = asyncio.create_task(self._drain(), name="hooks-batches")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await future
 
     async def _drain(self) -> None:
@@ -156,6 +186,9 @@ class HookReceiver:
         self.batches = Batches(db, clock, wake)
         self._known: dict[str, Known] = {}
         self._loading: dict[str, asyncio.Future[Known | None]] = {}
+        # Keys for the next read: (source, token, what their requests wait on).
+        self._wanted: dict[str, tuple[str, str, asyncio.Future[Known | None]]] = {}
+        self._reader: asyncio.Task[None] | None = None
         self._generation = 0  # moved on by forget
         self._buckets: dict[int, Bucket] = {}
         self.metrics = Metrics()  # the app's (bot.app sets it)
@@ -164,16 +197,21 @@ class HookReceiver:
         return Mount(PREFIX, self)
 
     def forget(self, source: str, token: str) -> None:
-        """A hook was removed here: stop answering for it at once."""
-        self._known.pop(f"{source}/{token}", None)
+        """A hook was removed, or its rules changed, here: read it again before the next
+        delivery (a removed one answers 404 at once)."""
+        key = f"{source}/{token}"
+        self._known.pop(key, None)
+        if key not in self._wanted:  # a read under way began before the change: not it
+            self._loading.pop(key, None)
         self._generation += 1
 
     async def _find(self, source: str, token: str) -> Known | None:
         """The hook with this token and source. Keyed by both, so a token asked for under
         another source is looked up in the database like one that does not exist: the same
         answer after the same work (a cached hit would answer sooner and tell it exists).
-        Requests for one key that arrive while it is being read wait for that one read (a
-        burst to a hook not in memory is one query, not one per request)."""
+        Every hook asked for while none is being read is read in the next query, together
+        (a burst to twenty hooks not in memory is one query, not twenty, and each key is read
+        once however many requests wait for it)."""
         key = f"{source}/{token}"
         known = self._known.get(key)
         age = time.monotonic() - known.loaded if known is not None else CACHE_SECONDS
@@ -181,42 +219,78 @@ class HookReceiver:
             return known
         loading = self._loading.get(key)
         if loading is None:
-            loading = self._loading[key] = asyncio.ensure_future(self._load(source, token))
+            loading = self._loading[key] = asyncio.get_running_loop().create_future()
             loading.add_done_callback(functools.partial(self._loaded, key))
+            self._wanted[key] = (source, token, loading)
+            if self._reader is None or self._reader.done():
+                self._reader = asyncio.create_task(self._read_wanted(), name="hooks-read")
         if age < CACHE_SECONDS and known is not None:
             return known  # still valid: read again ahead of its expiry, without waiting
         # Shielded: a request that goes away does not cancel the read the others wait for.
         return await asyncio.shield(loading)
 
     def _loaded(self, key: str, loading: asyncio.Future[Known | None]) -> None:
-        self._loading.pop(key, None)
+        if self._loading.get(key) is loading:
+            del self._loading[key]
         if not loading.cancelled() and loading.exception() is not None:
             # Those waiting get the error; a read ahead of expiry nobody waits for is retried
             # by the next delivery.
             log.warning("hooks: a hook could not be read (%s)", type(loading.exception()).__name__)
 
-    async def _load(self, source: str, token: str) -> Known | None:
+    async def _read_wanted(self) -> None:
+        await asyncio.sleep(0)  # the other requests of this turn of the loop join the read
+        while self._wanted:
+            keys = list(self._wanted)[:READ_AT_ONCE]
+            wanted = {key: self._wanted.pop(key) for key in keys}
+            try:
+                found = await self._load({key: (s, t) for key, (s, t, _) in wanted.items()})
+            except Exception as exc:
+                for _, _, loading in wanted.values():
+                    _fail(loading, exc)
+                continue
+            for key, (_, _, loading) in wanted.items():
+                if not loading.done():
+                    loading.set_result(found[key])
+
+    async def _load(self, wanted: Mapping[str, tuple[str, str]]) -> dict[str, Known | None]:
         generation = self._generation
         # Only hooks that exist are kept: a scan of made-up tokens cannot fill memory.
         async with self.db.read() as session:
-            row = (
-                await session.execute(
-                    select(Hook.id, Hook.workspace_id, Hook.source, Hook.secret).where(
-                        Hook.token == token, Hook.source == source
-                    )
+            rows = {
+                row.token: row
+                for row in await session.execute(
+                    _HOOKS, {"tokens": sorted({token for _, token in wanted.values()})}
                 )
-            ).first()
-        if row is None:
-            self._known.pop(f"{source}/{token}", None)  # removed by another replica
-            return None
-        try:
-            secret = self.keys.box().open(row.secret)
-        except (KeyUnavailable, SecretUnreadable) as exc:
-            log.error("hooks: hook %d cannot be checked: %s", row.id, exc)
-            return None
-        found = Known(row.id, row.workspace_id, row.source, secret, time.monotonic())
-        if generation == self._generation:  # else removed here while it was read
-            self._known[f"{source}/{token}"] = found
+            }
+            matched = {
+                key: rows[token]
+                for key, (source, token) in wanted.items()
+                if token in rows and rows[token].source == source
+            }
+            rules: dict[int, dict[str, list[service.Rule]]] = defaultdict(lambda: defaultdict(list))
+            if matched:
+                ids = sorted({row.id for row in matched.values()})
+                for rule in await session.execute(_RULES, {"hooks": ids}):
+                    rules[rule.hook_id][rule.event].append(rule)
+        now = time.monotonic()
+        found: dict[str, Known | None] = {}
+        for key in wanted:
+            row = matched.get(key)
+            if row is None:
+                self._known.pop(key, None)  # removed by another replica
+                found[key] = None
+                continue
+            try:
+                secret = self.keys.box().open(row.secret)
+            except (KeyUnavailable, SecretUnreadable) as exc:
+                log.error("hooks: hook %d cannot be checked: %s", row.id, exc)
+                found[key] = None
+                continue
+            by_event = {event: tuple(listed) for event, listed in rules[row.id].items()}
+            hook = Known(row.id, row.workspace_id, row.source, secret, now, by_event)
+            if generation == self._generation:  # else removed here while it was read
+                self._known[key] = hook
+            found[key] = hook
         return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -267,7 +341,9 @@ class HookReceiver:
             log.info("hooks: refused a delivery to hook %d: %s", hook.id, exc)
             await answer(send, 401, {"ok": False, "error": "invalid signature"})
             return "bad_signature"
-        arrival = service.Arrival(hook.id, hook.workspace_id, hook.source, delivery, headers, body)
+        arrival = service.Arrival(
+            hook.id, hook.workspace_id, hook.source, delivery, headers, body, hook.rules
+        )
         try:
             outcome = await self.batches.submit(arrival)
         except Exception as exc:  # the database: the sender retries later

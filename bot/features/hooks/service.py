@@ -209,7 +209,7 @@ class Rule(Protocol):
 _SEEN = HookSeen.__table__
 _DELIVERIES = HookDelivery.__table__
 # The columns a delivery reads (rows, not ORM objects: a burst reads many).
-_RULE_COLUMNS = (
+RULE_COLUMNS = (
     HookRule.id,
     HookRule.hook_id,
     HookRule.event,
@@ -220,7 +220,7 @@ _RULE_COLUMNS = (
 )
 # Built once: a burst's transactions skip building and keying them anew.
 _RULES = (
-    select(*_RULE_COLUMNS)
+    select(*RULE_COLUMNS)
     .where(
         HookRule.hook_id.in_(bindparam("hooks", expanding=True)),
         HookRule.event.in_(bindparam("events", expanding=True)),
@@ -306,6 +306,9 @@ class Arrival:
     delivery_id: str
     headers: Mapping[str, str]
     body: bytes
+    # The hook's rules by event, when the caller has them (the receiver reads them with the
+    # hook); None: read in the delivery's transaction.
+    rules: Mapping[str, Sequence[Rule]] | None = None
 
 
 async def deliver(session: AsyncSession, arrivals: Sequence[Arrival], now: datetime) -> list[str]:
@@ -317,7 +320,9 @@ async def deliver(session: AsyncSession, arrivals: Sequence[Arrival], now: datet
     first: dict[tuple[int, str], int] = {}
     for index, arrival in enumerate(arrivals):
         first.setdefault((arrival.hook_id, arrival.delivery_id), index)
-    claimed = await _claim(session, list(first), sources.seen_until(now))
+    # In one order everywhere: two transactions claiming some of the same ids (replicas, or
+    # concurrent batches on PostgreSQL) wait for each other rather than deadlock.
+    claimed = await _claim(session, sorted(first), sources.seen_until(now))
     fresh = [index for key, index in first.items() if key in claimed]
     if not fresh:
         return outcomes
@@ -329,7 +334,9 @@ async def deliver(session: AsyncSession, arrivals: Sequence[Arrival], now: datet
         except sources.Ignored as exc:
             parsed[index] = str(exc)
     wanted = {
-        (arrivals[i].hook_id, p.event) for i, p in parsed.items() if isinstance(p, sources.Incoming)
+        (arrivals[i].hook_id, p.event)
+        for i, p in parsed.items()
+        if isinstance(p, sources.Incoming) and arrivals[i].rules is None
     }
     by_event: dict[tuple[int, str], list[Rule]] = defaultdict(list)
     if wanted:
@@ -347,7 +354,10 @@ async def deliver(session: AsyncSession, arrivals: Sequence[Arrival], now: datet
             outcome, reason = "ignored", incoming
         else:
             event = incoming.event
-            rules = by_event.get((arrival.hook_id, event), [])
+            if arrival.rules is not None:
+                rules = arrival.rules.get(event, ())
+            else:
+                rules = by_event.get((arrival.hook_id, event), [])
             outcome, reason = await _plan(session, arrival, incoming, rules, posts, now)
         outcomes[index] = outcome
         records.append(
