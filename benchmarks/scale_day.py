@@ -4,25 +4,27 @@ Three real ``syncup run`` processes (Slack HTTP mode, OAuth installs) share one 
 database behind a round-robin TCP proxy, against the fake Slack on 127.0.0.1
 (tests/fakes/slack/server.py, the adapter tests' fake) holding WORKSPACES workspaces of MEMBERS
 members in 20 zones, at Slack's limits per workspace, per channel and per method
-(benchmarks/scale_world.py). One member-local standup per workspace (three questions, a
-reminder after 60 minutes, a report reply per answer).
+(benchmarks/scale_world.py). One standup per zone in each workspace (a team per zone, in its
+own time zone: three questions, a reminder after 30 minutes, answers for an hour, a report reply
+per answer; one member in ten names a blocker).
 
 The simulated day: every replica's clock is real time plus an offset the benchmark writes to a
 file (``[bot] clock_offset_file``, bot.clock.OffsetFileClock). Time runs at real speed while
 there is work (leases, heartbeats and Slack's limits stay honest); when everything is quiet
-(no answer in flight, nothing pending in the outbox) the benchmark moves every clock to a few
-seconds before the next event, as the console's /clock does for one process. The events: each
-zone's 09:00 (every member's prompt, in their zone), the answers (90% of the members press
-"Answer" and submit the modal: signed block_actions and view_submission requests as Slack sends
-them, through the proxy), the reports, the reminders an hour later for the rest, and POLLS
+(no answer in flight, nothing pending in the outbox) the benchmark moves every clock to shortly
+before the next event, as the console's /clock does for one process. The events: each zone's
+09:00 (every member's prompt), the answers (90% of the members press "Answer" within two minutes
+and submit the modal: signed block_actions and view_submission requests as Slack sends them,
+through the proxy), the reports, the reminders half an hour later for the rest, and POLLS
 anonymous polls per workspace (``/poll ... --anonymous --closes 2h``) with VOTERS voters each,
-closed by the scheduler two hours later.
+closed by the scheduler two hours later. ``--time-limit`` ends the day early (the figures then
+cover what ran); ``--days N`` repeats it (the soak: memory at each day's start).
 
-Faults: during the third zone's prompts one replica is killed with SIGKILL (restarted 30 s
-later); during the eighth zone's the replicas' connections to PostgreSQL are cut for OUTAGE
-seconds. The machine's PostgreSQL is shared, so it is not stopped: the replicas reach it through
-a TCP proxy (tests/fakes/tcp_proxy.py) that closes its listener and every connection, which is
-what a stopped server looks like from the replicas.
+Faults: during the first zone's prompts, a quarter in, one replica is killed with SIGKILL
+(restarted 30 s later); two thirds in, the replicas' connections to PostgreSQL are cut for
+OUTAGE seconds. The machine's PostgreSQL is shared, so it is not stopped: the replicas reach it
+through a TCP proxy (tests/fakes/tcp_proxy.py) that closes its listener and every connection,
+which is what a stopped server looks like from the replicas.
 
 It prints: each zone's prompts' delivery time against the bound Slack's limits set, the 429s,
 duplicates and losses counted at the fake (prompts, reminders, report replies, polls) and in the
@@ -71,9 +73,11 @@ from storage.polls import Poll  # noqa: E402
 from tests.fakes.slack import payloads  # noqa: E402
 from tests.fakes.slack.server import start_fake_slack  # noqa: E402
 
-LEAD = timedelta(seconds=12)  # a jump lands this long before the next event
-ANSWER_SPREAD = 20.0  # members answer within this many seconds of their prompt
-RETRY_FOR = 120.0  # a member retries a failed request this long (Slack retries, people click)
+LEAD = timedelta(seconds=20)  # a jump lands this long before the next event
+ANSWER_SPREAD = 120.0  # members answer within this many seconds of their prompt
+# A request that failed (a replica killed, the database away, no answer in time) is sent again
+# after these pauses, as Slack retries an event and a person clicks again; then it is lost.
+RETRIES = (2.0, 10.0, 30.0)
 
 
 class NotQuiet(Exception):
@@ -141,8 +145,8 @@ class Day:
         the database away); returns the status, body and the last attempt's round trip."""
         assert self._http is not None
         raw, ctype = payloads.http_body(kind, payload)
-        deadline = time.monotonic() + RETRY_FOR
         url = f"http://127.0.0.1:{self.proxy_port}/slack/events"
+        pauses = list(RETRIES)
         while True:
             headers = {"Content-Type": ctype, **payloads.sign(world.SIGNING_SECRET, raw)}
             started = time.monotonic()
@@ -153,7 +157,7 @@ class Day:
             except (aiohttp.ClientError, TimeoutError):
                 status, text = 599, ""
             took = time.monotonic() - started
-            if status < 500 or time.monotonic() > deadline:
+            if status < 500 or not pauses:
                 try:
                     import json
 
@@ -162,7 +166,7 @@ class Day:
                     body = {}
                 return status, body if isinstance(body, dict) else {}, took
             self.timings.failed[str(payload.get("type") or kind)] += 1
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(pauses.pop(0))
 
     def spawn(self, work: Any) -> None:
         task = asyncio.ensure_future(work)
@@ -170,7 +174,7 @@ class Day:
         task.add_done_callback(self.inflight.discard)
 
     def on_prompt(self, user: str, post: Post) -> None:
-        if self.answers(user) and len(self.tally.prompts[user]) == 1:
+        if self.answers(user) and len(self.tally.prompts[user]) <= self.args.days:
             self.spawn(self.answer(user, post))
 
     @staticmethod
@@ -183,7 +187,7 @@ class Day:
         button = find_button(post.blocks, "Answer")
         assert button is not None
         team = f"T{user[1:4]}"
-        for _ in range(5):
+        for _ in range(2):  # the modal did not open: press once more
             press = payloads.block_action(
                 button["action_id"],
                 user=user,
@@ -204,11 +208,10 @@ class Day:
             except TimeoutError:
                 self.timings.failed["no modal"] += 1
                 continue
-            values = {
-                b["element"]["action_id"]: f"done-{user} part {n}"
-                for n, b in enumerate(view["blocks"])
-                if b.get("type") == "input"
-            }
+            inputs = [b["element"]["action_id"] for b in view["blocks"] if b.get("type") == "input"]
+            values = {name: f"done-{user} part {n}" for n, name in enumerate(inputs)}
+            if int(user[-3:]) % 10:  # one member in ten names a blocker (the last question)
+                values[inputs[-1]] = "no"
             submission = payloads.view_submission(view, values, user=user, team=team)
             status, body, took = await self.send("interactive", submission)
             if status == 200 and not body.get("errors"):
@@ -231,10 +234,10 @@ class Day:
                 or 0
             )
 
-    async def quiet(self, timeout: float) -> None:
+    async def quiet(self, within: float) -> None:
         """Wait until nothing is in flight: only then may the clocks jump (a jump past a lease
         would hand rows being sent to another replica)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         if self.args.time_limit:
             deadline = min(deadline, self.day_started + self.args.time_limit)
         while time.monotonic() < deadline:
@@ -246,8 +249,10 @@ class Day:
         self.notes.append(f"not quiet at {self.sim_now():%H:%M} sim")
         raise NotQuiet
 
-    async def until(self, check: Any, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
+    async def until(self, check: Any, within: float) -> bool:
+        deadline = time.monotonic() + within
+        if self.args.time_limit:
+            deadline = min(deadline, self.day_started + self.args.time_limit)
         while time.monotonic() < deadline:
             if check():
                 return True
@@ -271,9 +276,11 @@ class Day:
         def arrived() -> int:
             return sum(1 for u in users if len(self.tally.prompts[u]) > event.day)
 
-        if fault:
-            await self.until(lambda: arrived() >= want // 3, 300)
-            self.spawn(self.kill_replica() if fault == "kill" else self.cut_database())
+        if fault:  # a quarter in, kill -9 a replica; two thirds in, cut the database
+            await self.until(lambda: arrived() >= want // 4, 600)
+            self.spawn(self.kill_replica())
+            await self.until(lambda: arrived() >= want * 2 // 3, 600)
+            self.spawn(self.cut_database())
         ok = await self.until(lambda: arrived() >= want, 600)
         times = [
             self.tally.prompts[u][event.day].at
@@ -390,7 +397,10 @@ class Day:
                 self.takeover["all"] = time.monotonic() - killed
                 break
             await asyncio.sleep(0.1)
-        await restart
+        try:
+            await restart
+        except RuntimeError as exc:  # the run ended while it restarted
+            self.notes.append(f"restart of {victim.name}: {exc}")
 
     async def _restart(self, replica: world.Replica, after: float) -> None:
         await asyncio.sleep(after)
@@ -459,7 +469,8 @@ class Day:
         self.pg, self.fake = pg, fake
         self.clock_file = workdir / "clock-offset"
         begin, events = self.schedule(datetime.now(UTC) + timedelta(days=2))
-        self.jump_to(begin)
+        # The replicas start well before the first event (a start reads every schedule).
+        self.jump_to(begin - timedelta(minutes=20))
         self.sim_begin = begin
         replica_url = make_url(self.url).set(host="127.0.0.1", port=pg.port)
         replica_url_text = replica_url.render_as_string(hide_password=False)
@@ -468,14 +479,15 @@ class Day:
             name = f"replica-{n + 1}"
             config = workdir / f"{name}.toml"
             config.write_text(
-                world.config_text(name, replica_url_text, fake.api_url, port, self.clock_file, 5.0)
+                world.config_text(name, replica_url_text, fake.api_url, port, self.clock_file, 15.0)
             )
             self.replicas.append(world.Replica(name, config, port, workdir / f"{name}.log"))
+        started = time.monotonic()
         for replica in self.replicas:
             await replica.start()
         for replica in self.replicas:
             assert replica.proc is not None
-            await world.wait_ready(replica.port, replica.proc, timeout=120)
+            await world.wait_ready(replica.port, replica.proc, within=900)
         proxy = world.RoundRobinProxy([r.port for r in self.replicas])
         await proxy.start()
         self.proxy_port = proxy.port
@@ -488,6 +500,7 @@ class Day:
         )
         prompt_events = 0
         self.day_started = time.monotonic()
+        print(f"replicas ready in {self.day_started - started:.0f} s", flush=True)
         self.day_rss: list[list[float]] = []
         try:
             for done, event in enumerate(events):
@@ -507,25 +520,29 @@ class Day:
                     self.stopped_at = event.at
                     self.notes.append(f"stopped before {event.kind} at {event.at:%H:%M} sim")
                     break
+                if self.args.progress:
+                    print(
+                        f"{time.monotonic() - self.day_started:7.0f} s: {event.kind} "
+                        f"{event.zone if event.zone >= 0 else ''} at {event.at:%H:%M} sim",
+                        flush=True,
+                    )
                 if event.kind != "end" and event.at - LEAD > self.sim_now():
                     self.jump_to(event.at - LEAD)
                 if event.kind == "prompt":
-                    fault = ""
-                    if event.day == 0 and prompt_events == 2:
-                        fault = "kill"
-                    elif event.day == 0 and prompt_events == 4:
-                        fault = "cut"
+                    fault = "kill, cut" if event.day == 0 and prompt_events == 0 else ""
                     prompt_events += 1
                     self.prompted[event.zone] += 1
                     await self.prompts(event, fault)
                 elif event.kind == "polls":
-                    await self.until(lambda: self.sim_now() >= event.at, 60)
+                    await self.until(lambda at=event.at: self.sim_now() >= at, 60)
                     await self.create_polls()
                 elif event.kind == "close-polls":
                     await self.polls_closed()
                 elif event.kind == "reminder":
                     self.reminded[event.zone] += 1
-                    await self.until(lambda: self.sim_now() >= event.at + timedelta(seconds=5), 60)
+                    await self.until(
+                        lambda at=event.at: self.sim_now() >= at + timedelta(seconds=5), 60
+                    )
                 if event.kind in ("polls", "end") or (
                     event.kind == "prompt" and event.zone == events[0].zone and event.day > 0
                 ):
@@ -554,9 +571,16 @@ class Day:
             {u: len(p) for u, p in self.tally.prompts.items()},
         )
         late = [u for u in members if not self.answers(u)]
-        kinds = {"reminder": "A reminder: *daily*", "thanks": "Thanks! Saved your answers"}
-        got = {k: Counter({u: sum(1 for p in ps if p.text.startswith(mark))
-                           for u, ps in self.tally.other_dms.items()}) for k, mark in kinds.items()}
+        kinds = {"reminder": "A reminder: *daily", "thanks": "Thanks! Saved your answers"}
+        got = {
+            k: Counter(
+                {
+                    u: sum(1 for p in ps if p.text.startswith(mark))
+                    for u, ps in self.tally.other_dms.items()
+                }
+            )
+            for k, mark in kinds.items()
+        }
         reminders_dup, reminders_lost = counted(
             {u: self.reminded[zone[u]] for u in late}, dict(got["reminder"])
         )
@@ -573,6 +597,8 @@ class Day:
         replies_dup, replies_lost = counted(answered, dict(replies))
         polls = self.polls_expected
         voters_ok = sum(1 for _, n in getattr(self, "poll_voters", []) if n == self.voters)
+        t = self.timings
+        served, limited = self.tally.served, self.tally.rate_limited
         print(
             f"\nA day at scale: {a.workspaces} workspaces x {a.members} members in 20 zones, "
             f"{a.replicas} replicas, {days} day(s), {self.elapsed:.0f} s of real time"
@@ -582,49 +608,45 @@ class Day:
         bound = max(0.0, (per_ws - world.TEAM_POST_RATE[1]) / world.TEAM_POST_RATE[0])
         worst = max((s for s, _ in spans), default=0.0)
         median = sorted(s for s, _ in spans)[len(spans) // 2] if spans else 0.0
+        ratio = worst / bound if bound else float("inf")
         print(
             f"  prompts per zone: {per_ws * a.workspaces:.0f} ({per_ws:.0f} a workspace); "
             f"delivered in median {median:.1f} s, worst {worst:.1f} s; the per-workspace limit "
-            f"alone needs {bound:.1f} s (worst/bound {worst / bound if bound else float('inf'):.1f}x)"
+            f"alone needs {bound:.1f} s (worst/bound {ratio:.1f}x)"
         )
-        total_posts = sum(
-            self.tally.served[m] for m in ("chat.postMessage", "chat.update", "chat.postEphemeral")
+        total = sum(served[m] for m in ("chat.postMessage", "chat.update", "chat.postEphemeral"))
+        print(
+            f"  messages sent: {total} (chat.postMessage {served['chat.postMessage']}, "
+            f"chat.update {served['chat.update']}, views.open {served['views.open']})"
         )
         print(
-            f"  messages sent: {total_posts} (chat.postMessage {self.tally.served['chat.postMessage']}, "
-            f"chat.update {self.tally.served['chat.update']}, views.open {self.tally.served['views.open']})"
-        )
-        print(
-            f"  429s: {sum(self.tally.rate_limited.values())} {dict(self.tally.rate_limited)}, "
+            f"  429s: {sum(limited.values())} {dict(limited)}, "
             f"chat.postMessage by target: {dict(self.tally.limited_where)}"
         )
         print(f"  other DMs by kind: {self.tally.dm_kinds.most_common(6)}")
+        of_prompts = sum(self.prompted[zone[u]] for u in members)
+        of_reminders = sum(self.reminded[zone[u]] for u in late)
+        print(f"  prompts: duplicates {prompts_dup}, losses {prompts_lost} (of {of_prompts})")
         print(
-            f"  prompts: duplicates {prompts_dup}, losses {prompts_lost} (of {sum(self.prompted[zone[u]] for u in members)})"
+            f"  reminders: duplicates {reminders_dup}, losses {reminders_lost} "
+            f"(of {of_reminders}); per late member: {dict(sorted(per_late.items()))}"
         )
-        print(
-            f"  reminders: duplicates {reminders_dup}, losses {reminders_lost} (of {sum(self.reminded[zone[u]] for u in late)})"
-        )
-        print(f"  reminders per late member: {dict(sorted(per_late.items()))}")
         print(f"  answer confirmations (DM): duplicates {thanks_dup}, losses {thanks_lost}")
         print(
-            f"  report replies: duplicates {replies_dup}, losses {replies_lost} (of {sum(answered.values())})"
+            f"  report replies: duplicates {replies_dup}, losses {replies_lost} "
+            f"(of {sum(answered.values())})"
         )
         print(f"  polls closed with exactly {self.voters} voters: {voters_ok} of {polls}")
         print(
-            f"  answers: {len(self.timings.answers)}, p50 {percentile(self.timings.answers, 50) * 1000:.0f} ms, "
-            f"p99 {percentile(self.timings.answers, 99) * 1000:.0f} ms "
-            f"(the Answer button: p99 {percentile(self.timings.presses, 99) * 1000:.0f} ms)"
+            f"  answers: {len(t.answers)}, p50 {_ms(t.answers, 50)}, p99 {_ms(t.answers, 99)} "
+            f"(the Answer button: p99 {_ms(t.presses, 99)})"
         )
+        print(f"  votes: {len(t.votes)}, p50 {_ms(t.votes, 50)}, p99 {_ms(t.votes, 99)}")
+        print(f"  requests retried (replica killed, database cut): {dict(t.failed)}")
         print(
-            f"  votes: {len(self.timings.votes)}, p50 {percentile(self.timings.votes, 50) * 1000:.0f} ms, "
-            f"p99 {percentile(self.timings.votes, 99) * 1000:.0f} ms"
-        )
-        print(f"  requests retried (replica killed, database cut): {dict(self.timings.failed)}")
-        print(
-            f"  kill -9 of replica-2 holding {self.takeover.get('held', 0)} leased rows: first taken "
-            f"over after {self.takeover.get('first', float('nan')):.1f} s, all sent after "
-            f"{self.takeover.get('all', float('nan')):.1f} s"
+            f"  kill -9 of replica-2 holding {self.takeover.get('held', 0)} leased rows: "
+            f"first taken over after {self.takeover.get('first', float('nan')):.1f} s, "
+            f"all sent after {self.takeover.get('all', float('nan')):.1f} s"
         )
         for replica in self.replicas:
             peaks = ", ".join(f"{p:.0f}" for p in replica.peaks)
@@ -634,10 +656,20 @@ class Day:
                 print(f"  memory at checkpoint {n}: " + ", ".join(f"{m:.0f}" for m in row) + " MiB")
         for note in self.notes:
             print(f"  note: {note}")
-        print(
-            f"  load average: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (2 cores, shared)"
-        )
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"  load average: {load} (2 cores, shared)")
         return prompts_dup == prompts_lost == replies_dup == replies_lost == 0
+
+
+def keep(workdir: Path, folder: Path, tally: Tally) -> None:
+    """The replicas' logs and what the fake counted, for a look after the run."""
+    for log in workdir.glob("*.log"):
+        (folder / log.name).write_bytes(log.read_bytes())
+    (folder / "scale-day-tally.json").write_text(tally.dump())
+
+
+def _ms(values: list[float], pct: float) -> str:
+    return f"{percentile(values, pct) * 1000:.0f} ms"
 
 
 def free_port() -> int:
@@ -666,14 +698,11 @@ async def main_async(args: argparse.Namespace) -> int:
             try:
                 await day.run(pg, fake, Path(tmp))
             finally:
+                for replica in day.replicas:  # also when the start failed
+                    await replica.stop()
                 if args.keep_logs:
-                    for log in Path(tmp).glob("*.log"):
-                        (Path(args.keep_logs) / log.name).write_bytes(log.read_bytes())
-        try:
-            return 0 if day.report() else 1
-        except Exception:
-            (Path(args.keep_logs or '.') / 'scale-day-tally.json').write_text(day.tally.dump())
-            raise
+                    keep(Path(tmp), Path(args.keep_logs), day.tally)
+        return 0 if day.report() else 1
     finally:
         await pg.down()
         await fake.stop()
@@ -698,6 +727,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--time-limit", type=float, default=0.0, help="stop the day after this many seconds"
     )
+    parser.add_argument("--progress", action="store_true", help="print each event as it comes")
     parser.add_argument("--keep-logs", default="", help="copy the replicas' logs to this folder")
     args = parser.parse_args(argv)
     if args.members < 20 or args.replicas < 2:

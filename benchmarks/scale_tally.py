@@ -47,7 +47,9 @@ class Tally:
             {
                 "prompts": {u: len(p) for u, p in self.prompts.items()},
                 "other_dms": {u: [p.text[:200] for p in ps] for u, ps in self.other_dms.items()},
-                "channel_posts": {c: [p.text[:200] for p in ps] for c, ps in self.channel_posts.items()},
+                "channel_posts": {
+                    c: [p.text[:200] for p in ps] for c, ps in self.channel_posts.items()
+                },
                 "answered": self.answered,
                 "rate_limited": self.rate_limited,
                 "served": self.served,
@@ -119,7 +121,7 @@ def percentile(values: list[float], pct: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 def counted(expected: dict[str, int], seen: dict[str, int]) -> tuple[int, int]:

@@ -29,8 +29,8 @@ CLIENT_ID = "1111.2222"
 SIGNING_SECRET = "scale-day-signing-secret"
 ENCRYPTION_KEY = "p1Q4SW0rSwK2hOgoUzdz8q4yYyc3eMugZ4mDtvZ7LQs="
 STANDUP_TIME = "09:00"
-REMINDER_MINUTES = 60
-WINDOW_MINUTES = 240
+REMINDER_MINUTES = 30
+WINDOW_MINUTES = 60
 
 # Slack's documented limits, per workspace (team) and method, as (rate a second, burst):
 # chat.postMessage 1 a second per channel and a workspace-wide ceiling; Tier 3 (50+ a minute)
@@ -140,31 +140,40 @@ async def seed(url: str, workspaces: int, members: int) -> None:
                 await session.execute(insert(Member), rows)
                 ids = list(
                     await session.scalars(
-                        select(Member.id).where(Member.workspace_id == workspace.id)
+                        select(Member.id)
+                        .where(Member.workspace_id == workspace.id)
+                        .order_by(Member.platform_user_id)
                     )
                 )
-                standup = Standup(
-                    workspace_id=workspace.id,
-                    name="daily",
-                    report_channel_id=channel.id,
-                    questions=[dict(q) for q in QUESTIONS],
-                    days=[1, 2, 3, 4, 5, 6, 7],
-                    every_weeks=1,
-                    anchor_date=date(2026, 1, 5),
-                    time_of_day=STANDUP_TIME,
-                    team_timezone=None,
-                    reminder_minutes=REMINDER_MINUTES,
-                    window_minutes=WINDOW_MINUTES,
-                    report_mode="each",
-                    created_at=now,
-                    updated_at=now,
-                )
-                session.add(standup)
-                await session.flush()
-                await session.execute(
-                    insert(StandupParticipant),
-                    [{"standup_id": standup.id, "member_id": m} for m in ids],
-                )
+                # One standup per zone (a team per zone, in its own time zone): each member's
+                # prompt at 09:00 in their zone. A member-local standup of everyone would do
+                # the same with one schedule per member (docs/operations.md, "A day at scale").
+                by_zone: dict[str, list[int]] = {}
+                for n, member_id in enumerate(ids):
+                    by_zone.setdefault(zone_of(n), []).append(member_id)
+                for zone, zone_ids in by_zone.items():
+                    standup = Standup(
+                        workspace_id=workspace.id,
+                        name=f"daily {zone}",
+                        report_channel_id=channel.id,
+                        questions=[dict(q) for q in QUESTIONS],
+                        days=[1, 2, 3, 4, 5, 6, 7],
+                        every_weeks=1,
+                        anchor_date=date(2026, 1, 5),
+                        time_of_day=STANDUP_TIME,
+                        team_timezone=zone,
+                        reminder_minutes=REMINDER_MINUTES,
+                        window_minutes=WINDOW_MINUTES,
+                        report_mode="each",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    session.add(standup)
+                    await session.flush()
+                    await session.execute(
+                        insert(StandupParticipant),
+                        [{"standup_id": standup.id, "member_id": m} for m in zone_ids],
+                    )
     finally:
         await db.dispose()
 
@@ -270,8 +279,8 @@ class Replica:
             await self.proc.wait()
 
 
-async def wait_ready(port: int, proc: asyncio.subprocess.Process, timeout: float = 60) -> None:
-    async with asyncio.timeout(timeout):
+async def wait_ready(port: int, proc: asyncio.subprocess.Process, within: float = 60) -> None:
+    async with asyncio.timeout(within):
         while True:
             if proc.returncode is not None:
                 raise RuntimeError(f"replica on port {port} exited with {proc.returncode}")
