@@ -15,10 +15,11 @@ import signal
 import socket
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Protocol
 
 from bot import webhooks
-from bot.clock import Clock, SystemClock
+from bot.clock import Clock, OffsetFileClock, SystemClock
 from bot.config import Settings, adapter_module, public_base_url, web_address
 from bot.core import Core
 from bot.delivery.worker import DeliveryWorker
@@ -81,6 +82,11 @@ def load_adapter(settings: Settings) -> Adapter:
     return adapter_module(settings).create_adapter(settings)  # type: ignore[no-any-return]
 
 
+def configured_clock(settings: Settings) -> Clock:
+    path = settings.bot.clock_offset_file
+    return OffsetFileClock(Path(path)) if path else SystemClock()
+
+
 def instance_name(settings: Settings) -> str:
     return settings.bot.instance_name or f"{socket.gethostname()}:{os.getpid()}"
 
@@ -101,7 +107,7 @@ class App:
     def __init__(self, settings: Settings, adapter: Adapter) -> None:
         self.settings = settings
         self.adapter = adapter
-        self.clock: Clock = adapter.clock() or SystemClock()
+        self.clock: Clock = adapter.clock() or configured_clock(settings)
         self.instance = instance_name(settings)
         self.db = Database(settings.database.url, echo=settings.database.echo, watch_outages=True)
         # Set while this process holds the SQLite file's lock: any lease left in it is a dead

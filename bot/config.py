@@ -63,6 +63,9 @@ class BotSection(_Section):
     # slack_bolt, discord, ...: see bot.logs); tokens and secrets are still redacted.
     debug_loggers: list[str] = Field(default_factory=list)
     instance_name: str = ""
+    # Benchmarks only (benchmarks/scale_day.py): a file holding how many seconds this
+    # process's clock runs ahead of real time, re-read when it changes (bot.clock.OffsetFileClock).
+    clock_offset_file: str = ""
 
     @field_validator("debug_loggers")
     @classmethod

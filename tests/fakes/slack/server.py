@@ -220,6 +220,13 @@ class FakeSlack:
         # kind) when an app's ack arrives (Socket Mode here, HTTP mode in the harness). Tests
         # compare positions (the ack came before the first look-up was answered), not clocks.
         self.timeline: list[tuple[str, str]] = []
+        # Look-up indexes over ``messages`` and ``views`` (a day at scale posts 100,000s), kept
+        # up to date lazily so that a test may still append to or clear the lists itself.
+        self._posted: dict[tuple[str, str], Posted] = {}
+        self._posted_seen: tuple[int, int] = (0, 0)
+        self._view_triggers: set[str] = set()
+        self._view_ids: dict[str, int] = {}
+        self._views_seen: tuple[int, int] = (0, 0)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -415,6 +422,36 @@ class FakeSlack:
                 return None, "user_disabled"
         return channel, ""
 
+    def find_message(self, channel: str, ts: str) -> Posted | None:
+        """The message ``ts`` in ``channel`` (an index over :attr:`messages`)."""
+        seen_list, seen = self._posted_seen
+        if seen_list != id(self.messages) or seen > len(self.messages):
+            self._posted, seen = {}, 0
+        for posted in self.messages[seen:]:
+            self._posted.setdefault((posted.channel, posted.ts), posted)
+        self._posted_seen = (id(self.messages), len(self.messages))
+        found = self._posted.get((channel, ts))
+        if found is not None and found.channel == channel and found.ts == ts:
+            return found
+        # An entry a test replaced or edited by hand: the list is the truth.
+        return next((m for m in self.messages if m.channel == channel and m.ts == ts), None)
+
+    def _view_index(self) -> None:
+        seen_list, seen = self._views_seen
+        if seen_list != id(self.views) or seen > len(self.views):
+            self._view_triggers, self._view_ids, seen = set(), {}, 0
+        for n in range(seen, len(self.views)):
+            self._view_triggers.add(self.views[n]["trigger_id"])
+            self._view_ids.setdefault(self.views[n]["id"], n)
+        self._views_seen = (id(self.views), len(self.views))
+
+    def _view_at(self, view_id: Any) -> int | None:
+        self._view_index()
+        n = self._view_ids.get(str(view_id))
+        if n is not None and n < len(self.views) and self.views[n]["id"] == view_id:
+            return n
+        return next((i for i, v in enumerate(self.views) if v["id"] == view_id), None)
+
     def revoke(self, team_id: str) -> None:
         """The app was uninstalled: the team's tokens stop working."""
         self.tokens = {t: team for t, team in self.tokens.items() if team != team_id}
@@ -435,7 +472,7 @@ class FakeSlack:
         if channel is None:
             return {"ok": False, "error": error}
         thread = args.get("thread_ts") or None
-        if thread and not any(m.ts == thread and m.channel == channel.id for m in self.messages):
+        if thread and self.find_message(channel.id, thread) is None:
             return {"ok": False, "error": "thread_not_found"}
         metadata = args.get("metadata")
         if isinstance(metadata, str):
@@ -470,12 +507,12 @@ class FakeSlack:
         channel_id, ts = str(args.get("channel", "")), str(args.get("ts", ""))
         if channel_id.startswith("U"):
             return {"ok": False, "error": "channel_not_found"}  # updates need the D... id
-        for posted in self.messages:
-            if posted.channel == channel_id and posted.ts == ts:
-                posted.text = args.get("text", posted.text)
-                posted.blocks = args.get("blocks", posted.blocks)
-                posted.edits += 1
-                return {"ok": True, "channel": channel_id, "ts": ts}
+        posted = self.find_message(channel_id, ts)
+        if posted is not None:
+            posted.text = args.get("text", posted.text)
+            posted.blocks = args.get("blocks", posted.blocks)
+            posted.edits += 1
+            return {"ok": True, "channel": channel_id, "ts": ts}
         return {"ok": False, "error": "message_not_found"}
 
     def _m_chat_postEphemeral(self, args: dict[str, Any], **kw: Any) -> dict[str, Any]:
@@ -721,7 +758,8 @@ class FakeSlack:
             return {"ok": False, "error": "invalid_arguments"}
         if not args.get("trigger_id"):
             return {"ok": False, "error": "invalid_trigger_id"}
-        if any(v["trigger_id"] == args["trigger_id"] for v in self.views):
+        self._view_index()
+        if args["trigger_id"] in self._view_triggers:
             return {"ok": False, "error": "trigger_exchanged"}
         problems = blockkit.check_view(view)
         if problems:
@@ -743,11 +781,12 @@ class FakeSlack:
         if problems:
             self.violations.extend(f"views.update: {p}" for p in problems)
             return {"ok": False, "error": "invalid_arguments"}
-        for n, shown in enumerate(self.views):
-            if shown["id"] == args.get("view_id"):
-                keep = {k: shown[k] for k in ("id", "trigger_id", "team_id")}
-                self.views[n] = {**view, **keep, "hash": f"h{next(self._ids)}"}
-                return {"ok": True, "view": self.views[n]}
+        n = self._view_at(args.get("view_id"))
+        if n is not None:
+            shown = self.views[n]
+            keep = {k: shown[k] for k in ("id", "trigger_id", "team_id")}
+            self.views[n] = {**view, **keep, "hash": f"h{next(self._ids)}"}
+            return {"ok": True, "view": self.views[n]}
         return {"ok": False, "error": "not_found"}
 
     def _m_apps_connections_open(self, args: dict[str, Any], **kw: Any) -> dict[str, Any]:
