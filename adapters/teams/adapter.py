@@ -12,15 +12,17 @@ from microsoft_teams.api.auth.cloud_environment import PUBLIC, CloudEnvironment,
 from microsoft_teams.api.auth.credentials import TokenProvider
 from microsoft_teams.apps import App as TeamsApp
 
+from adapters.teams import installs
 from adapters.teams.http import MESSAGES_PATH, AsgiServerAdapter
 from adapters.teams.ids import member_key
 from adapters.teams.inbound import Activity, Inbound
 from adapters.teams.port import TeamsPort
 from adapters.teams.refs import CHANNEL, MEMBER, PLATFORM, Reference, References
+from adapters.teams.tokens import CachedTokens
 from bot.clock import Clock
 from bot.config import ConfigError, Settings, TeamsSection
 from bot.web.asgi import Mount
-from bot.workspace_removal import mark_installed
+from bot.workspace_removal import mark_installed, mark_uninstalled
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -75,7 +77,7 @@ class TeamsAdapter:
             "state": False,
         }
         if token is not None:
-            options["token"] = token
+            options["token"] = CachedTokens(token)
         else:
             options["client_secret"] = secret.strip()
         self.sdk = TeamsApp(**options)
@@ -171,9 +173,9 @@ class TeamsAdapter:
             await self._installed(_raw(ctx.activity))
 
     async def _installed(self, raw: dict[str, Any]) -> None:
-        """The bot added to a team, a chat or a member's personal scope, or members added:
-        keep their conversation references (so their DMs can be sent), and the tenant is
-        installed again if it was being removed."""
+        """The bot added to or removed from a team, a chat or a member's personal scope, or
+        members added: keep their conversation references (so their DMs can be sent), and
+        track where the app is installed (:mod:`adapters.teams.installs`)."""
         app = self._app
         assert app is not None and self.inbound is not None
         activity = Activity(raw)
@@ -181,16 +183,23 @@ class TeamsAdapter:
             return
         bot = str(activity.recipient.get("id") or "")
         now = app.clock.now()
+        change = installs.change_of(raw)
+        scope = installs.scope_of(activity)
+        if change == "remove":
+            if scope is not None:
+                await self._removed(activity, scope)
+            return
         await self.inbound.remember(activity)
         added = [m for m in raw.get("membersAdded") or [] if isinstance(m, dict)]
-        if raw.get("type") == "installationUpdate" and raw.get("action", "add").startswith("add"):
+        if change == "add":
             await mark_installed(app.db, PLATFORM, activity.tenant)
-        if any(m.get("id") == bot for m in added):
-            await mark_installed(app.db, PLATFORM, activity.tenant)
+            if scope is not None:
+                await installs.added(self.refs, activity, scope, now)
+            await installs.first_admin(app.db, activity.tenant, activity.actor(), now)
             team = activity.channel_data.get("team") or {}
             if isinstance(team, dict) and team.get("id"):
                 name = str(team.get("name") or "General")
-                ref = Reference(activity.service_url, None, str(team["id"]), name)
+                ref = Reference(activity.service_url, str(team["id"]), str(team["id"]), name)
                 await self.refs.remember(activity.tenant, CHANNEL, str(team["id"]), ref, now)
         for member in added:
             aad = member.get("aadObjectId")
@@ -200,6 +209,27 @@ class TeamsAdapter:
                 activity.service_url, str(member.get("id")), None, str(member.get("name") or "")
             )
             await self.refs.remember(activity.tenant, MEMBER, member_key(str(aad)), ref, now)
+
+    async def _removed(self, activity: Activity, scope: str) -> None:
+        app = self._app
+        assert app is not None
+        now = app.clock.now()
+        if not await installs.removed(self.refs, activity, scope, now):
+            log.info(
+                "teams: removed from %s in tenant %s; still installed elsewhere",
+                scope,
+                activity.tenant,
+            )
+            return
+        known = await mark_uninstalled(app.db, PLATFORM, activity.tenant, now)
+        log.warning(
+            "teams: removed from tenant %s everywhere; its data is deleted in %d days unless "
+            "syncup is added again",
+            activity.tenant,
+            app.workspace_removal.grace.days,
+        )
+        if known:
+            await app.scheduler.reconcile()
 
 
 def _raw(activity: Any) -> dict[str, Any]:

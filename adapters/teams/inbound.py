@@ -196,7 +196,11 @@ class Inbound:
             )
         channel = activity.channel_id
         if channel:
-            ref = Reference(service, None, channel, activity.channel_name)
+            # A channel's reference names its team (``teams_id``): posts stop when syncup is
+            # removed from that team.
+            team_id = _dict(activity.channel_data.get("team")).get("id")
+            team_ref = str(team_id) if team_id else None
+            ref = Reference(service, team_ref, channel, activity.channel_name)
             await self.refs.remember(tenant, CHANNEL, channel, ref, now, workspace_name=team)
 
     # -- messages --------------------------------------------------------------------------------

@@ -28,8 +28,9 @@ from microsoft_teams.api.activities.message import MessageActivityInput
 
 from adapters.teams import render
 from adapters.teams.directory import TeamsDirectory
-from adapters.teams.refs import CHANNEL, MEMBER, Reference, References
+from adapters.teams.refs import CHANNEL, MEMBER, REMOVED, Reference, References
 from bot.chat import Context, Message, text
+from bot.delivery.ratelimit import TokenBucket
 from bot.port import (
     Delivery,
     DeliveryError,
@@ -44,17 +45,19 @@ from bot.port import (
 log = logging.getLogger(__name__)
 
 PLATFORM = "teams"
-# Teams allows a bot about 50 requests a second per tenant, and per conversation 7 a second,
-# 8 in 2 s, 60 in 30 s and 1,800 an hour. DMs each have a conversation of their own, so the
-# tenant's budget binds them; a channel's own bucket keeps under 8 in 2 s and 60 in 30 s
-# (4 at once, then 1.85 a second). The hourly cap is left to 429 and Retry-After.
+# Teams allows a bot 50 requests a second per tenant over every connector call, and per
+# conversation 7 a second, 8 in 2 s, 60 in 30 s and 1,800 an hour. The tenant's budget is one
+# bucket here, which every connector call takes a token from (a DM to a member without a chat
+# yet is two calls: the chat's creation and the send), at 0.97 of the limit and never more than
+# one at once (50 in any second). The worker's per-method buckets may each use all of it; a
+# channel's own bucket keeps under 60 in 30 s (1 + 30 x 1.94 = 59.2) and 8 in 2 s. The hourly
+# cap per conversation (1,800) is left to 429 and Retry-After.
+TENANT_LIMIT = RateLimit(rate=47.5, burst=2)
 RATE_LIMITS: Mapping[Method, RateLimit] = {
-    Method.POST: RateLimit(rate=10.0, burst=10),
-    Method.DM: RateLimit(rate=20.0, burst=20),
-    Method.UPDATE: RateLimit(rate=10.0, burst=10),
-    Method.EPHEMERAL: RateLimit(rate=10.0, burst=10),
+    method: RateLimit(rate=TENANT_LIMIT.rate, burst=5)
+    for method in (Method.POST, Method.DM, Method.UPDATE, Method.EPHEMERAL)
 }
-CHANNEL_LIMIT = RateLimit(rate=1.85, burst=4)
+CHANNEL_LIMIT = RateLimit(rate=1.94, burst=1)
 RETRIED = {412, 429, 500, 502, 503, 504}
 DM_PREFIX = "dm:"
 PRIVATE_NOTE = "Only you can see this (Teams cannot show it privately in the channel)."
@@ -103,6 +106,7 @@ class TeamsPort(TeamsDirectory):
     ) -> None:
         self._api = api
         self._now = now or (lambda: datetime.now(UTC))
+        self._tenants: dict[str, TokenBucket] = {}
         super().__init__(refs, self._roster, self._now)
 
     async def _roster(self, service_url: str, conversation_id: str) -> list[Any]:
@@ -116,6 +120,14 @@ class TeamsPort(TeamsDirectory):
 
     def channel_rate_limit(self) -> RateLimit | None:
         return CHANNEL_LIMIT
+
+    async def paced(self, tenant: str) -> None:
+        """Wait for the tenant's budget: before every connector call (Teams counts each)."""
+        bucket = self._tenants.get(tenant)
+        if bucket is None:
+            bucket = TokenBucket(TENANT_LIMIT.rate, TENANT_LIMIT.burst)
+            self._tenants[tenant] = bucket
+        await bucket.acquire()
 
     async def deliver(self, delivery: Delivery) -> Receipt:
         what = f"{delivery.method.value} {delivery.outbox_id}"
@@ -153,7 +165,7 @@ class TeamsPort(TeamsDirectory):
             msg = delivery.message
             if delivery.method is Method.EPHEMERAL:
                 msg = Message((*msg.blocks, Context(text(PRIVATE_NOTE))), msg.summary)
-            receipt = await self._post(conversation, service, msg)
+            receipt = await self._post(tenant, conversation, service, msg)
             # 1:1 chat ids run past what the outbox keeps (64 characters): the member's id
             # stands for the chat, and an update finds the chat again from it.
             return Receipt(DM_PREFIX + target.user_id, receipt.message_id, receipt.part_ids)
@@ -162,13 +174,14 @@ class TeamsPort(TeamsDirectory):
             raise PermanentDeliveryError("a post needs a channel")
         service = await self._service_url(tenant, channel)
         conversation = f"{channel};messageid={target.thread_of}" if target.thread_of else channel
-        receipt = await self._post(conversation, service, delivery.message)
+        receipt = await self._post(tenant, conversation, service, delivery.message)
         return Receipt(channel, receipt.message_id, receipt.part_ids)
 
-    async def _post(self, conversation: str, service: str, msg: Message) -> Receipt:
+    async def _post(self, tenant: str, conversation: str, service: str, msg: Message) -> Receipt:
         ids: list[str] = []
         for content in render.render_message(msg):
             payload = render.activity(content, msg.fallback())
+            await self.paced(tenant)
             sent = await self._api(service).conversations.create_activity(
                 conversation, sdk_activity(payload)
             )
@@ -184,6 +197,7 @@ class TeamsPort(TeamsDirectory):
         api = self._api(service)
         for n, content in enumerate(cards):
             payload = render.activity(content, delivery.message.fallback())
+            await self.paced(delivery.workspace_id)
             if n < len(old):
                 await api.conversations.update_activity(conversation, old[n], sdk_activity(payload))
                 ids.append(old[n])
@@ -191,12 +205,18 @@ class TeamsPort(TeamsDirectory):
                 sent = await api.conversations.create_activity(conversation, sdk_activity(payload))
                 ids.append(sent.id)
         for extra in old[len(cards) :]:
+            await self.paced(delivery.workspace_id)
             await api.conversations.delete_activity(conversation, extra)
         parts = tuple(ids) if len(ids) > 1 or len(old) > 1 else None
         return Receipt(conversation, ids[0], parts)
 
     async def _service_url(self, tenant: str, channel: str) -> str:
         ref = await self.refs.find(tenant, CHANNEL, channel.split(";")[0])
+        if ref is not None and ref.teams_id and await self.refs.find(tenant, REMOVED, ref.teams_id):
+            raise PermanentDeliveryError(
+                "syncup was removed from the team of this channel: add the app to the team "
+                "again, or choose another channel"
+            )
         if ref is not None:
             return ref.service_url
         url = await self.refs.any_service_url(tenant)
@@ -220,6 +240,7 @@ class TeamsPort(TeamsDirectory):
             channel_data={"tenant": {"id": tenant}},
         )
         try:
+            await self.paced(tenant)
             created = await self._api(ref.service_url).conversations.create(params)
         except httpx.HTTPStatusError as exc:
             if exc.response.status_code in (403, 404):
@@ -227,7 +248,9 @@ class TeamsPort(TeamsDirectory):
                     f"Teams refused a chat with this member ({exc.response.status_code})"
                 ) from None
             raise
-        await self.refs.remember(
+        # Kept in memory at once, stored in the background: the send need not wait for a write
+        # (were it lost, Teams answers the same chat to the next creation).
+        self.refs.remember_later(
             tenant,
             MEMBER,
             user_id,

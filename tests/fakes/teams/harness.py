@@ -329,6 +329,7 @@ async def team_teams() -> AsyncIterator[FakeTeams]:
 
 ALICE = "aaaaaaaa-0000-4000-8000-00000000a11c"
 BOB = "bbbbbbbb-0000-4000-8000-0000000000b0"
+CAROL = "cccccccc-0000-4000-8000-0000000000c0"
 TEAM_CHANNEL = "19:team@thread.tacv2"
 
 # Monday 9 March 2026, 07:00 UTC: 08:00 in Berlin (alice), 03:00 in New York (bob).
@@ -345,6 +346,22 @@ async def fake() -> AsyncIterator[FakeTeams]:
 @pytest.fixture
 async def world(fake: FakeTeams, database: Database) -> AsyncIterator[TeamsWorld]:
     async with teams_world(fake, database.url, START) as built:
+        yield built
+
+
+@pytest.fixture
+async def trio() -> AsyncIterator[FakeTeams]:
+    """The fake Teams with carol (Berlin) as well; tests take it as ``fake = harness.trio``."""
+    async with team_teams() as teams:
+        teams.add_user(CAROL, "carol", "Europe/Berlin")
+        yield teams
+
+
+@pytest.fixture
+async def trio_installed(trio: FakeTeams, database: Database) -> AsyncIterator[TeamsWorld]:
+    """A world on :func:`trio`, the app added to the team with alice, bob and carol."""
+    async with teams_world(trio, database.url, START) as built:
+        await built.install([ALICE, BOB, CAROL], TEAM_CHANNEL)
         yield built
 
 

@@ -15,8 +15,9 @@ could never answer it.
   (reply in a thread), ``PUT .../activities/{activityId}`` (update),
   ``GET /v3/conversations/{id}/members``. Every call is recorded.
 * Teams' limits per bot and conversation: 7 operations a second, 8 in 2 s, 60 in 30 s, 1,800 an
-  hour; over them, 429 with ``Retry-After``. An activity over 28 KB (Adaptive Cards' limit) is
-  refused with 413 and recorded in :attr:`FakeTeams.violations`.
+  hour (a 1:1 chat's creation counts in that chat); and per bot and tenant, 50 requests a second
+  over every connector call; over any of them, 429 with ``Retry-After``. An activity over 28 KB
+  (Adaptive Cards' limit) is refused with 413 and recorded in :attr:`FakeTeams.violations`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ KID = "fake-teams-key"
 MAX_ACTIVITY_BYTES = 28 * 1024
 # (operations, seconds) per bot per conversation (Teams' documented per-thread limits).
 WINDOWS = ((7, 1.0), (8, 2.0), (60, 30.0), (1800, 3600.0))
+# (requests, seconds) per bot per tenant, over every connector call.
+TENANT_WINDOWS = ((50, 1.0),)
 
 
 @dataclass
@@ -90,12 +93,15 @@ class FakeTeams:
         self.deleted: list[Sent] = []
         self.violations: list[str] = []
         self.users: dict[str, User] = {}  # by Entra object id
+        self._by_teams_id: dict[str, User] = {}
         self.chats: dict[str, str] = {}  # 1:1 conversation id -> Entra object id
         self.channels: dict[str, str] = {}  # channel conversation id -> name
         self.issued: set[str] = set()
         self.limit = True
+        self.rate_limited = 0  # 429s for Teams' limits (not the forced ones)
         self.faults: deque[tuple[int, dict[str, str]]] = deque()  # the next answers to force
         self._ops: dict[str, deque[float]] = {}
+        self._tenant_ops: deque[float] = deque()
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -161,6 +167,7 @@ class FakeTeams:
     def add_user(self, aad_id: str, name: str, timezone: str) -> User:
         user = User(aad_id, f"29:{aad_id}-teams-{uuid.uuid4().hex}", name, timezone)
         self.users[aad_id] = user
+        self._by_teams_id[user.teams_id] = user
         return user
 
     def add_channel(self, conversation_id: str, name: str) -> None:
@@ -260,20 +267,34 @@ class FakeTeams:
         if not self.limit:
             return None
         now = time.monotonic()
-        ops = self._ops.setdefault(conversation, deque())
-        while ops and ops[0] <= now - WINDOWS[-1][1]:
-            ops.popleft()
-        for count, seconds in WINDOWS:
-            recent = [t for t in ops if t > now - seconds]
-            if len(recent) >= count:
-                wait = recent[-count] + seconds - now
-                return web.json_response(
-                    {"error": {"code": "ThrottledRequest", "message": "Too many requests"}},
-                    status=429,
-                    headers={"Retry-After": f"{max(wait, 0.05):.2f}"},
-                )
-        ops.append(now)
+        wait = max(
+            self._over(self._ops.setdefault(conversation, deque()), WINDOWS, now),
+            self._over(self._tenant_ops, TENANT_WINDOWS, now),
+        )
+        if wait > 0:
+            self.rate_limited += 1
+            return web.json_response(
+                {"error": {"code": "ThrottledRequest", "message": "Too many requests"}},
+                status=429,
+                headers={"Retry-After": f"{max(wait, 0.05):.2f}"},
+            )
+        self._ops[conversation].append(now)
+        self._tenant_ops.append(now)
         return None
+
+    @staticmethod
+    def _over(ops: deque[float], windows: tuple[tuple[int, float], ...], now: float) -> float:
+        """How long until one more operation fits every window (0: it fits now)."""
+        while ops and ops[0] <= now - windows[-1][1]:
+            ops.popleft()
+        wait = 0.0
+        for count, seconds in windows:
+            if len(ops) < count:
+                continue
+            oldest = ops[-count]  # the count-th most recent operation
+            if oldest > now - seconds:
+                wait = max(wait, oldest + seconds - now)
+        return wait
 
     async def _record(self, request: web.Request, status: int, body: Any) -> None:
         self.calls.append(Call(request.method, request.path, body, status))
@@ -288,16 +309,20 @@ class FakeTeams:
     async def _create_conversation(self, request: web.Request) -> web.Response:
         body = await request.json()
         members = body.get("members") or []
-        refused = self._refuse(request, "create")
+        teams_id = members[0].get("id") if members else None
+        user = self._by_teams_id.get(str(teams_id))
+        if user is not None and user.aad_id not in self.users:
+            user = None
+        chat = f"a:1{user.aad_id}-chat" if user is not None else "create"
+        refused = self._refuse(request, chat)
         if refused is not None:
             await self._record(request, refused.status, body)
             return refused
-        teams_id = members[0].get("id") if members else None
-        user = next((u for u in self.users.values() if u.teams_id == teams_id), None)
-        if user is None or body.get("tenantId") != TENANT or body.get("isGroup"):
+        refuse = user is None or user.teams_id != teams_id or body.get("isGroup")
+        if refuse or body.get("tenantId") != TENANT:
             await self._record(request, 403, body)
             return web.json_response({"error": {"code": "Forbidden"}}, status=403)
-        conversation = f"a:1{user.aad_id}-chat"
+        conversation = chat
         self.chats[conversation] = user.aad_id
         await self._record(request, 201, body)
         return web.json_response({"id": conversation}, status=201)
