@@ -61,6 +61,32 @@ async def dms(db: Database, clock: JumpClock, ws: int, members: int, each: int) 
     return keys
 
 
+async def held_dms(
+    db: Database, clock: JumpClock, receiver: FakeReceiver, members: int, each: int
+) -> tuple[list[str], Fault]:
+    """:func:`dms`, every request then held on the wire until the test releases them."""
+    keys = await dms(db, clock, await add_workspace(db, "W-1"), members, each)
+    return keys, receiver.inject(Fault("hold", times=None))
+
+
+async def deliver_once_held(
+    worker: DeliveryWorker, receiver: FakeReceiver, hold: Fault, keys: list[str], at_once: int
+) -> None:
+    """Run ``worker`` until ``at_once`` requests are held on the wire together (checked at the
+    fake), then let everything through until ``keys`` are all delivered."""
+    await worker.start()
+    try:
+        async with asyncio.timeout(SAFETY):
+            await receiver.wait_until(lambda: hold.hits >= at_once)
+        assert receiver.in_flight == at_once  # that many sends of one bucket at once
+        hold.clear()
+        hold.release()
+        async with asyncio.timeout(SAFETY):
+            await receiver.wait_for_keys(keys)
+    finally:
+        await worker.stop()
+
+
 def per_member(keys: list[str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for key in keys:
@@ -72,25 +98,13 @@ def per_member(keys: list[str]) -> dict[str, list[str]]:
 async def test_dms_to_different_members_overlap_up_to_the_cap_one_members_in_order(
     cap: int, database: Database, receiver: FakeReceiver, port: HttpPort, clock: JumpClock
 ) -> None:
-    ws = await add_workspace(database, "W-1")
-    keys = await dms(database, clock, ws, members=6, each=4)
     # Every request waits on the wire until the test has seen ``cap`` of them there at once.
-    hold = receiver.inject(Fault("hold", times=None))
+    keys, hold = await held_dms(database, clock, receiver, members=6, each=4)
     worker = DeliveryWorker(
         database, port, settings(max_in_flight_per_bucket=cap), clock=clock, instance="w1"
     )
 
-    await worker.start()
-    try:
-        async with asyncio.timeout(SAFETY):
-            await receiver.wait_until(lambda: hold.hits >= cap)
-        assert receiver.in_flight == cap  # that many sends of one bucket at once
-        hold.clear()
-        hold.release()
-        async with asyncio.timeout(SAFETY):
-            await receiver.wait_for_keys(keys)
-    finally:
-        await worker.stop()
+    await deliver_once_held(worker, receiver, hold, keys, at_once=cap)
 
     assert receiver.max_in_flight == cap  # reached, never exceeded
     assert receiver.max_target_in_flight == 1  # one member's DMs never overlap
@@ -114,16 +128,7 @@ async def test_posts_to_one_channel_never_overlap_posts_to_two_do(
     hold = receiver.inject(Fault("hold", times=None))
     worker = DeliveryWorker(database, port, settings(), clock=clock, instance="w1")
 
-    await worker.start()
-    try:
-        async with asyncio.timeout(SAFETY):
-            await receiver.wait_until(lambda: hold.hits >= 2)
-        hold.clear()
-        hold.release()
-        async with asyncio.timeout(SAFETY):
-            await receiver.wait_for_keys(keys)
-    finally:
-        await worker.stop()
+    await deliver_once_held(worker, receiver, hold, keys, at_once=2)
 
     assert receiver.max_in_flight == 2
     assert receiver.max_target_in_flight == 1
@@ -179,9 +184,7 @@ async def test_a_429_among_concurrent_sends_loses_nothing_doubles_nothing_and_pa
 async def test_a_worker_ended_with_sends_in_flight_then_another_delivers_the_rest_once(
     how: str, database: Database, receiver: FakeReceiver, port: HttpPort, clock: JumpClock
 ) -> None:
-    ws = await add_workspace(database, "W-1")
-    keys = await dms(database, clock, ws, members=6, each=3)
-    hold = receiver.inject(Fault("hold", times=None))
+    keys, hold = await held_dms(database, clock, receiver, members=6, each=3)
     first = DeliveryWorker(
         database, port, settings(max_in_flight_per_bucket=4), clock=clock, instance="first"
     )
