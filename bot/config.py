@@ -116,6 +116,9 @@ class DeliverySection(_Section):
     lease_seconds: float = Field(10.0, gt=0)
     backoff_base_seconds: float = Field(2.0, gt=0)
     backoff_max_seconds: float = Field(600.0, gt=0)
+    # Sends of one (workspace, method) bucket in flight at once, each to a different target
+    # (channel, DM recipient); 1 sends them strictly one after another.
+    max_in_flight_per_bucket: int = Field(8, ge=1, le=100)
     # Learn each bucket's rate from the platform's answers (docs/operations.md, "Pacing");
     # [delivery.rates] is then the ceiling.
     adaptive_rates: bool = True

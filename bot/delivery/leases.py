@@ -49,6 +49,7 @@ class Claimed:
     method: Method
     depends_on_id: int | None
     channel_id: str | None = None  # the target's channel, for per-channel pacing
+    user_id: str | None = None  # a DM's recipient (or its DM channel), for the target's lane
 
     @property
     def bucket(self) -> BucketKey:
@@ -114,7 +115,11 @@ class Leases:
                     continue
                 channel = (target or {}).get("channel_id")
                 channel_id = str(channel) if channel is not None else None
-                claimed.append(Claimed(row_id, ws_id, external, kind, depends_on, channel_id))
+                user = (target or {}).get("user_id") or (target or {}).get("dm_channel_id")
+                user_id = str(user) if user is not None else None
+                claimed.append(
+                    Claimed(row_id, ws_id, external, kind, depends_on, channel_id, user_id)
+                )
             if unknown:
                 log.error("outbox %s: unknown method; dead-lettered", unknown)
                 await session.execute(

@@ -134,6 +134,10 @@ class RowSender:
         prepared = await self._prepare(row)
         if isinstance(prepared, Result):
             return prepared
+        if bucket.is_paused():
+            # A 429 to a send in flight beside this one came back while this one was being
+            # prepared: it must not start before the pause ends.
+            return await self._held_back(row, prepared, bucket)
         try:
             receipt = await self._port.deliver(prepared.delivery)
         except RateLimited as exc:
@@ -268,19 +272,29 @@ class RowSender:
             retry_after,
         )
 
-        def apply(msg: OutboxMessage) -> bool:
-            if not self._ours(msg):
-                return False
-            msg.attempts = max(0, msg.attempts - 1)  # a 429 is pacing, not a failed attempt
-            msg.rate_limited += 1
-            msg.next_attempt_at = due
-            msg.sending_since = prepared.prior_sending_since  # a 429 proves this one not sent
-            msg.lease_until = None
-            msg.leased_by = None
-            return True
-
-        await self._record(row, apply)
+        await self._record(row, functools.partial(self._put_back, prepared, due, 1))
         return Result(Kind.RATE_LIMITED, not_before=due)
+
+    async def _held_back(self, row: Claimed, prepared: _Prepared, bucket: Bucket) -> Result:
+        """Undo the attempt of a send that did not start because its bucket is paused."""
+        remaining = bucket.pause_remaining()
+        due = self._clock.now() + timedelta(seconds=remaining)
+        self._wake_in(remaining + PAUSE_WAKE_MARGIN_SECONDS)
+        await self._record(row, functools.partial(self._put_back, prepared, due, 0))
+        return Result(Kind.RATE_LIMITED, not_before=due)
+
+    def _put_back(
+        self, prepared: _Prepared, due: datetime, rate_limited: int, msg: OutboxMessage
+    ) -> bool:
+        if not self._ours(msg):
+            return False
+        msg.attempts = max(0, msg.attempts - 1)  # a 429 is pacing, not a failed attempt
+        msg.rate_limited += rate_limited
+        msg.next_attempt_at = due
+        msg.sending_since = prepared.prior_sending_since  # a 429 proves this one not sent
+        msg.lease_until = None
+        msg.leased_by = None
+        return True
 
     async def _failed(self, row: Claimed, prepared: _Prepared, exc: Exception) -> Result:
         now = self._clock.now()

@@ -5,7 +5,13 @@ sends each one and records its outcome (:mod:`bot.delivery.sending`), and tells 
 callbacks about rows that ended dead (:mod:`bot.delivery.dead_letters`). This module paces them.
 
 The claimed rows are grouped by (workspace, method) bucket: buckets drain concurrently, each one
-sequentially in id order behind its token bucket.
+behind its token bucket. Inside a bucket's drain the rows are split into *lanes*, one per target
+(a channel for posts, updates and ephemerals, a recipient for DMs): each lane sends its rows one
+after the other in id order, and up to ``[delivery] max_in_flight_per_bucket`` lanes have a send
+in flight at once. So DMs to different members overlap (a bucket is no longer held to one send
+per round trip), while one target's sends keep their order and never overlap. The pacing still
+gates every send's start; with the setting at 1 the bucket sends strictly one after another, in
+id order, except for the channel lanes below.
 
 Per-channel pacing (the port's ``channel_rate_limit()``, e.g. Slack's one message a second per
 channel) applies to posts and updates. Inside one bucket's drain the rows are split into *lanes*,
@@ -45,7 +51,7 @@ from bot.delivery.ratelimit import Bucket, RateLimiterRegistry
 from bot.delivery.sending import Kind, Result, RowSender, backoff_delay
 from bot.delivery.uninterrupted import complete
 from bot.metrics import Metrics
-from bot.port import PlatformPort
+from bot.port import Method, PlatformPort
 from storage.db import Database
 from storage.models import OutboxMessage, OutboxStatus
 from storage.outages import DatabaseUnavailable
@@ -78,6 +84,9 @@ class _Drain:
     # Set by a 429: every lane stops, and its rows go back not due before this.
     not_before: datetime | None = None
     lanes: list[asyncio.Task[None]] = field(default_factory=list)
+    # The bucket's sends in flight at once (None: no cap beyond one per lane). Taken before a
+    # token, so the waiters queue in the order their lanes started (about id order).
+    slots: asyncio.Semaphore | None = None
 
 
 class DeliveryWorker:
@@ -307,21 +316,27 @@ class DeliveryWorker:
     async def _drain_lanes(self, key: BucketKey, rows: list[Claimed]) -> int:
         bucket = self._limits.bucket(*key)
         drain = _Drain()
-        if not self._limits.paces_channels(key[1]):
+        paced = self._limits.paces_channels(key[1])
+        cap = self._settings.max_in_flight_per_bucket
+        if not paced and cap == 1:
             await self._drain_lane(key, bucket, None, rows, drain)
             return drain.finished
         lanes: dict[str | None, list[Claimed]] = {}
         for row in rows:
-            lanes.setdefault(row.channel_id, []).append(row)
+            lanes.setdefault(row.channel_id if paced else _target(row), []).append(row)
+
+        def channel(lane: list[Claimed]) -> Bucket | None:
+            return self._channel_bucket(key, lane[0].channel_id) if paced else None
+
         if len(lanes) == 1:
-            ((channel_id, lane),) = lanes.items()
-            await self._drain_lane(key, bucket, self._channel_bucket(key, channel_id), lane, drain)
+            (lane,) = lanes.values()
+            await self._drain_lane(key, bucket, channel(lane), lane, drain)
             return drain.finished
+        if cap > 1:
+            drain.slots = asyncio.Semaphore(cap)
         drain.lanes = [
-            asyncio.create_task(
-                self._drain_lane(key, bucket, self._channel_bucket(key, channel_id), lane, drain)
-            )
-            for channel_id, lane in lanes.items()
+            asyncio.create_task(self._drain_lane(key, bucket, channel(lane), lane, drain))
+            for lane in lanes.values()
         ]
         # Cancelling this drain cancels the lanes and waits for them (each gives its rows back).
         await asyncio.gather(*drain.lanes, return_exceptions=True)
@@ -356,18 +371,24 @@ class DeliveryWorker:
                 parent = self._pending_rows.get(row.depends_on_id or -1)
                 if parent is not None:
                     await parent.wait()  # claimed here too: no need to defer, it is coming
-                if channel is None:
-                    await bucket.acquire()
-                else:
-                    await channel.acquire_with(bucket)
-                if self._stopping or drain.not_before is not None:
-                    break
-                queue.popleft()
+                if drain.slots is not None:
+                    await drain.slots.acquire()
                 try:
-                    result = await complete(self._process_in(row, bucket, channel, drain))
-                except Exception:
-                    queue.appendleft(row)  # nothing was committed for it: give it back
-                    raise
+                    if channel is None:
+                        await bucket.acquire()
+                    else:
+                        await channel.acquire_with(bucket)
+                    if self._stopping or drain.not_before is not None:
+                        break
+                    queue.popleft()
+                    try:
+                        result = await complete(self._process_in(row, bucket, channel, drain))
+                    except Exception:
+                        queue.appendleft(row)  # nothing was committed for it: give it back
+                        raise
+                finally:
+                    if drain.slots is not None:
+                        drain.slots.release()
                 if result.kind is Kind.RATE_LIMITED:
                     current = asyncio.current_task()
                     for lane in drain.lanes:
@@ -432,3 +453,14 @@ class DeliveryWorker:
 
         handle = loop.call_later(delay, fire)
         self._timers.add(handle)
+
+
+def _target(row: Claimed) -> str | None:
+    """A row's lane inside its bucket: rows to one target go one at a time, in id order. A DM's
+    recipient, else its channel (a post, an update of a message there, an ephemeral); None (one
+    lane of its own) when the row names neither, e.g. a webhook's."""
+    if row.method is Method.DM:
+        return f"user:{row.user_id}" if row.user_id is not None else None
+    if row.method is Method.WEBHOOK:
+        return None
+    return f"channel:{row.channel_id}" if row.channel_id is not None else None

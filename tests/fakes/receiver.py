@@ -125,6 +125,12 @@ class FakeReceiver:
         self._by_key: dict[str, Created] = {}
         self._messages: dict[str, Created] = {}
         self._changed = asyncio.Condition()
+        # Requests being served now, in all and per target (see :func:`target_of`), and the
+        # most seen at once: how much the worker overlaps its sends, counted here.
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.target_in_flight: Counter[str] = Counter()
+        self.max_target_in_flight = 0
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
 
@@ -208,7 +214,16 @@ class FakeReceiver:
         workspace = str(body["workspace"])
         method = str(body["method"])
         idempotent = request.headers.get(IDEMPOTENCY_HEADER) == key
-        response, outcome = await self._serve(body, key, workspace, method, idempotent)
+        target = target_of(body)
+        self.in_flight += 1
+        self.target_in_flight[target] += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self.max_target_in_flight = max(self.max_target_in_flight, self.target_in_flight[target])
+        try:
+            response, outcome = await self._serve(body, key, workspace, method, idempotent)
+        finally:
+            self.in_flight -= 1
+            self.target_in_flight[target] -= 1
         now = asyncio.get_running_loop().time()
         self.requests.append(Request(key, workspace, method, idempotent, outcome, now))
         await self._notify()
@@ -307,6 +322,15 @@ class FakeReceiver:
             status=429,
             headers={"Retry-After": f"{seconds:.3f}"},
         )
+
+
+def target_of(body: dict[str, Any]) -> str:
+    """What one send goes to: a DM's recipient, an update's message, a post's channel."""
+    if body["method"] == "dm":
+        return f"user:{body.get('user_id') or body.get('dm_channel_id')}"
+    if body["method"] == "update":
+        return f"message:{body.get('message_id')}"
+    return f"channel:{body.get('channel_id')}"
 
 
 def _ok(created: Created) -> web.Response:
