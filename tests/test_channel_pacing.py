@@ -288,7 +288,11 @@ async def test_without_a_channel_limit_nothing_changes(database: Database) -> No
     ws = await add_workspace(database, "W-1")
     for i in range(6):
         await put(database, clock, ws, f"k-{i}", target=Target(channel_id=f"C-{i % 2}"))
-    worker = DeliveryWorker(database, port, settings(), clock=clock, instance="w1")
+    # One send in flight per bucket (docs/operations.md, "Several sends in flight"): the
+    # workspace's posts go out one after another, in id order, across both channels.
+    worker = DeliveryWorker(
+        database, port, settings(max_in_flight_per_bucket=1), clock=clock, instance="w1"
+    )
     async with asyncio.timeout(SAFETY):
         assert await worker.run_once() == 6
     assert [k for _, _, k, _ in port.arrivals] == [f"k-{i}" for i in range(6)]  # id order
