@@ -509,6 +509,65 @@ async def rounds_results(
     )
 
 
+async def latest_shown(
+    session: AsyncSession, pulse_ids: Iterable[int], rounds: int
+) -> dict[int, list[tuple[str, str, date, Score]]]:
+    """``pulse id -> [(key, text, period, score)]``: each question's latest result shown in
+    the pulse's last ``rounds`` closed rounds, for many pulses in two queries (the overview's
+    cards). Only published results: a pool's head (``result_pool_id`` is its own id) and the
+    ballots of the polls its close recorded in it, as :func:`_results` reads them."""
+    ids = sorted(set(pulse_ids))
+    if not ids:
+        return {}
+    ranked = (
+        select(
+            PulseRound.id,
+            PulseRound.pulse_id,
+            PulseRound.period_date,
+            func.row_number()
+            .over(partition_by=PulseRound.pulse_id, order_by=PulseRound.period_date.desc())
+            .label("n"),
+        )
+        .where(PulseRound.pulse_id.in_(ids), PulseRound.closed_at.is_not(None))
+        .subquery()
+    )
+    rows = await session.execute(
+        select(
+            ranked.c.pulse_id,
+            ranked.c.period_date,
+            Poll.id,
+            Poll.question_key,
+            Poll.question,
+            Poll.kind,
+        )
+        .join(Poll, Poll.round_id == ranked.c.id)
+        .where(ranked.c.n <= rounds, Poll.result_pool_id == Poll.id)
+        .order_by(ranked.c.pulse_id, ranked.c.n, Poll.id)
+    )
+    heads: dict[int, tuple[int, str, str, str, date]] = {}
+    seen: set[tuple[int, str]] = set()
+    for pulse_id, period, pid, key, text, kind in rows.all():
+        key = key or f"poll{pid}"
+        if (pulse_id, key) not in seen:  # newest round first: the first is the latest
+            seen.add((pulse_id, key))
+            heads[pid] = (pulse_id, key, text, kind, period)
+    dists: dict[int, dict[int, int]] = {pid: {} for pid in heads}
+    if heads:
+        found = await session.execute(
+            select(Poll.result_pool_id, PollBallot.choice, func.count())
+            .join(Poll, Poll.id == PollBallot.poll_id)
+            .where(Poll.result_pool_id.in_(sorted(heads)))
+            .group_by(Poll.result_pool_id, PollBallot.choice)
+        )
+        for head, choice, count in found.all():
+            dists[head][choice] = count
+    out: dict[int, list[tuple[str, str, date, Score]]] = {pid: [] for pid in ids}
+    for head, (pulse_id, key, text, kind, period) in heads.items():
+        if dists[head]:
+            out[pulse_id].append((key, text, period, _combined(kind, [dists[head]])))
+    return out
+
+
 def week_start_of(week_end: datetime, zone: str) -> datetime:
     """A week before ``week_end`` on the team's wall clock (167 or 169 hours across DST)."""
     # Arithmetic on an aware datetime is wall-clock arithmetic in its own zone.
