@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import case, func, or_, select, update
@@ -610,6 +610,79 @@ async def compute_digest(session: AsyncSession, pulse_id: int, week_end: datetim
         questions=questions,
         polls=polls,
     )
+
+
+async def weekly_questions(
+    session: AsyncSession, pulse_id: int, week_ends: Sequence[datetime]
+) -> list[list[QuestionResult]]:
+    """``compute_digest(session, pulse_id, end).questions`` for each of ``week_ends`` (oldest
+    first), from one read of the history the oldest week needs plus the rounds after it and
+    one :func:`_results` for every week's askings (the digest's trends: no query per week).
+    Each week's askings are those its own digest reads: closed in its week, in the last
+    :func:`rounds_back` rounds up to its end."""
+    found = (
+        await session.execute(
+            select(Pulse, Team).join(Team, Team.id == Pulse.team_id).where(Pulse.id == pulse_id)
+        )
+    ).one_or_none()
+    if found is None:
+        raise LookupError(f"no pulse {pulse_id}")
+    pulse, team = found
+    if not week_ends:
+        return []
+    zone = zone_info(team.timezone)
+    spans = [
+        (week_start_of(end, team.timezone), end, end.astimezone(zone).date()) for end in week_ends
+    ]
+    first_until, last_until = min(u for *_, u in spans), max(u for *_, u in spans)
+    later = await session.scalar(
+        select(func.count())
+        .select_from(PulseRound)
+        .where(
+            PulseRound.pulse_id == pulse.id,
+            PulseRound.period_date > first_until,
+            PulseRound.period_date <= last_until,
+        )
+    )
+    back = rounds_back(pulse)
+    rounds, askings = await _recent(session, pulse.id, last_until, back + (later or 0))
+    newest_first = sorted(rounds, key=lambda r: r[1], reverse=True)
+    weeks: list[list[_Asking]] = []
+    oldest: list[date] = []  # the first round each week's own digest reads
+    for start, end, until in spans:
+        window = [r for r in newest_first if r[1] <= until][:back]
+        read = {rid for rid, _ in window}
+        oldest.append(window[-1][1] if window else until)
+        currents = [
+            a
+            for a in askings
+            if a.round_id in read and a.closed_at is not None and start < a.closed_at <= end
+        ]
+        currents.sort(key=lambda a: (a.period, a.poll_id))
+        weeks.append(currents)
+    results = await _results(
+        session, _History(rounds, askings), [a for currents in weeks for a in currents]
+    )
+    out: list[list[QuestionResult]] = []
+    cursor = 0
+    for currents, first in zip(weeks, oldest, strict=True):
+        # What the longer history adds to a week's results (its earlier shown results), cut
+        # back to the rounds that week's digest reads.
+        out.append(
+            [
+                replace(
+                    r,
+                    trend=tuple(t for t in r.trend if t[0] >= first),
+                    previous=r.previous if (r.previous_period or first) >= first else None,
+                    previous_period=r.previous_period
+                    if (r.previous_period or first) >= first
+                    else None,
+                )
+                for r in results[cursor : cursor + len(currents)]
+            ]
+        )
+        cursor += len(currents)
+    return out
 
 
 async def _closed_polls(
