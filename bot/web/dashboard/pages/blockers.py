@@ -84,45 +84,46 @@ def page_number(raw: str | None) -> int:
     return found
 
 
-def _created_within(now: datetime, key: str) -> Any:
-    """An active blocker's column as a condition on ``created_at`` (its age is ``now`` less
-    it), so the board's filter and its counts are index range scans."""
-    bounds = [(k, under) for k, _, under in AGES]
-    i = next(n for n, (k, _) in enumerate(bounds) if k == key)
-    young, old = (bounds[i - 1][1] if i else None), bounds[i][1]
+def _bounds(key: str) -> tuple[timedelta | None, timedelta | None]:
+    """A column's ages: at least the previous column's bound, under its own."""
+    i = next(n for n, (k, _, _) in enumerate(AGES) if k == key)
+    return (AGES[i - 1][2] if i else None), AGES[i][2]
+
+
+def _within(ctx: PageContext, resolved: bool, key: str) -> Any:
+    """A column as a condition in SQL. An active blocker's age is ``now`` less its creation: a
+    range of ``created_at`` (an index range scan). A resolved one's is the time it took, in
+    days (PostgreSQL's interval, SQLite's julian days)."""
+    young, old = _bounds(key)
     where = []
-    if young is not None:
-        where.append(Blocker.created_at <= now - young)
-    if old is not None:
-        where.append(Blocker.created_at > now - old)
+    if not resolved:
+        if young is not None:
+            where.append(Blocker.created_at <= ctx.now - young)
+        if old is not None:
+            where.append(Blocker.created_at > ctx.now - old)
+    else:
+        if ctx.db.get_bind().dialect.name == "sqlite":
+            took: Any = func.julianday(Blocker.resolved_at) - func.julianday(Blocker.created_at)
+        else:
+            took = func.extract("epoch", Blocker.resolved_at - Blocker.created_at) / 86400
+        if young is not None:
+            where.append(took >= young / timedelta(days=1))
+        if old is not None:
+            where.append(took < old / timedelta(days=1))
     return and_(*where) if where else true()
 
 
-async def _age_counts(
-    ctx: PageContext, query: Select[Any], resolved: bool
-) -> tuple[dict[str, int], list[tuple[int, str]]]:
-    """Cards per column of the whole filtered board, and (resolved blockers only: their age
-    is their time to resolution) each one's id and column, oldest first."""
-    if not resolved:
-        column = case(
-            *[(_created_within(ctx.now, key), key) for key, _, _ in AGES[:-1]],
-            else_=AGES[-1][0],
-        )
-        # Grouped by the label of a subquery: PostgreSQL would not match a GROUP BY repeating
-        # the CASE with its own bound parameters.
-        sub = query.with_only_columns(column.label("col")).order_by(None).subquery()
-        rows = await ctx.db.execute(select(sub.c.col, func.count()).group_by(sub.c.col))
-        return {key: int(n) for key, n in rows.all()}, []
-    keyed = [
-        (bid, age_key(max((done or ctx.now) - made, timedelta(0))))
-        for bid, made, done in await ctx.db.execute(
-            query.with_only_columns(Blocker.id, Blocker.created_at, Blocker.resolved_at)
-        )
-    ]
-    counts: dict[str, int] = {}
-    for _, key in keyed:
-        counts[key] = counts.get(key, 0) + 1
-    return counts, keyed
+async def _age_counts(ctx: PageContext, query: Select[Any], resolved: bool) -> dict[str, int]:
+    """Cards per column of the whole filtered board, counted in SQL."""
+    column = case(
+        *[(_within(ctx, resolved, key), key) for key, _, _ in AGES[:-1]],
+        else_=AGES[-1][0],
+    )
+    # Grouped by the label of a subquery: PostgreSQL would not match a GROUP BY repeating
+    # the CASE with its own bound parameters.
+    sub = query.with_only_columns(column.label("col")).order_by(None).subquery()
+    rows = await ctx.db.execute(select(sub.c.col, func.count()).group_by(sub.c.col))
+    return {key: int(n) for key, n in rows.all()}
 
 
 async def render(ctx: PageContext) -> tuple[str, dict[str, Any]]:
@@ -145,18 +146,14 @@ async def render(ctx: PageContext) -> tuple[str, dict[str, Any]]:
         query = query.where(Blocker.escalation_level >= level)
     query = query.order_by(Blocker.created_at, Blocker.id)
     resolved = status == "resolved"
-    counts, keyed = await _age_counts(ctx, query, resolved)
+    counts = await _age_counts(ctx, query, resolved)
     total = counts.get(age, 0) if age else sum(counts.values())
     pages = max(1, -(-total // PAGE))
     if page > pages:
         raise NotFound(f"There is no page {page} of this board: it has {pages}.")
-    if resolved and age:
-        ids = [bid for bid, key in keyed if key == age][(page - 1) * PAGE : page * PAGE]
-        rows = list(await ctx.db.scalars(query.where(Blocker.id.in_(ids)))) if ids else []
-    else:
-        if age:
-            query = query.where(_created_within(ctx.now, age))
-        rows = list(await ctx.db.scalars(query.offset((page - 1) * PAGE).limit(PAGE)))
+    if age:
+        query = query.where(_within(ctx, resolved, age))
+    rows = list(await ctx.db.scalars(query.offset((page - 1) * PAGE).limit(PAGE)))
     names = await ctx.names({b.member_id for b in rows} | {b.waiting_on_member_id for b in rows})
     area_names = {a.id: a.name for a in areas}
     columns: dict[str, list[Card]] = {key: [] for key, _, _ in AGES}
