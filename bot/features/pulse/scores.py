@@ -35,7 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import Select, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.timezones import zone as zone_info
@@ -510,15 +510,13 @@ async def rounds_results(
 
 
 async def latest_shown(
-    session: AsyncSession, pulse_ids: Iterable[int], rounds: int
-) -> dict[int, list[tuple[str, str, date, Score]]]:
-    """``pulse id -> [(key, text, period, score)]``: each question's latest result shown in
-    the pulse's last ``rounds`` closed rounds, for many pulses in two queries (the overview's
-    cards). Only published results: a pool's head (``result_pool_id`` is its own id) and the
-    ballots of the polls its close recorded in it, as :func:`_results` reads them."""
-    ids = sorted(set(pulse_ids))
-    if not ids:
-        return {}
+    session: AsyncSession, pulses: Select[tuple[int]], rounds: int, first: int
+) -> dict[int, list[tuple[str, date, Score]]]:
+    """``pulse id -> [(text, period, score)]``: the ``first`` (by question text) of each
+    pulse's questions' latest results shown in its last ``rounds`` closed rounds, for every
+    pulse ``pulses`` selects, in two queries (the overview's cards). Only published results: a
+    pool's head (``result_pool_id`` is its own id) and the ballots of the polls its close
+    recorded in it, as :func:`_results` reads them."""
     ranked = (
         select(
             PulseRound.id,
@@ -528,7 +526,7 @@ async def latest_shown(
             .over(partition_by=PulseRound.pulse_id, order_by=PulseRound.period_date.desc())
             .label("n"),
         )
-        .where(PulseRound.pulse_id.in_(ids), PulseRound.closed_at.is_not(None))
+        .where(PulseRound.pulse_id.in_(pulses), PulseRound.closed_at.is_not(None))
         .subquery()
     )
     rows = await session.execute(
@@ -544,27 +542,30 @@ async def latest_shown(
         .where(ranked.c.n <= rounds, Poll.result_pool_id == Poll.id)
         .order_by(ranked.c.pulse_id, ranked.c.n, Poll.id)
     )
-    heads: dict[int, tuple[int, str, str, str, date]] = {}
-    seen: set[tuple[int, str]] = set()
+    latest: dict[int, dict[str, tuple[int, str, str, date]]] = {}
     for pulse_id, period, pid, key, text, kind in rows.all():
-        key = key or f"poll{pid}"
-        if (pulse_id, key) not in seen:  # newest round first: the first is the latest
-            seen.add((pulse_id, key))
-            heads[pid] = (pulse_id, key, text, kind, period)
+        # Newest round first: a question's first head is its latest shown result.
+        latest.setdefault(pulse_id, {}).setdefault(key or f"poll{pid}", (pid, text, kind, period))
+    heads: dict[int, tuple[int, str, str, date]] = {}
+    for pulse_id, found in latest.items():
+        chosen = sorted(found.values(), key=lambda h: (h[1].casefold(), h[3]))[:first]
+        heads.update((pid, (pulse_id, text, kind, period)) for pid, text, kind, period in chosen)
     dists: dict[int, dict[int, int]] = {pid: {} for pid in heads}
     if heads:
-        found = await session.execute(
+        tallies = await session.execute(
             select(Poll.result_pool_id, PollBallot.choice, func.count())
-            .join(Poll, Poll.id == PollBallot.poll_id)
+            .join(PollBallot, PollBallot.poll_id == Poll.id)
             .where(Poll.result_pool_id.in_(sorted(heads)))
             .group_by(Poll.result_pool_id, PollBallot.choice)
         )
-        for head, choice, count in found.all():
+        for head, choice, count in tallies.all():
             dists[head][choice] = count
-    out: dict[int, list[tuple[str, str, date, Score]]] = {pid: [] for pid in ids}
-    for head, (pulse_id, key, text, kind, period) in heads.items():
+    out: dict[int, list[tuple[str, date, Score]]] = {}
+    for head, (pulse_id, text, kind, period) in heads.items():
         if dists[head]:
-            out[pulse_id].append((key, text, period, _combined(kind, [dists[head]])))
+            out.setdefault(pulse_id, []).append((text, period, _combined(kind, [dists[head]])))
+    for results in out.values():
+        results.sort(key=lambda r: (r[0].casefold(), r[1]))
     return out
 
 

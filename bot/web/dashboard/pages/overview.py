@@ -58,7 +58,7 @@ async def _standup_cards(ctx: PageContext, base: str) -> list[TeamCard]:
     )
     if not standups:
         return []
-    ids = [s.id for s in standups]
+    ids = select(Standup.id).where(Standup.workspace_id == ctx.workspace_id)
     sizes = dict(
         (
             await ctx.db.execute(
@@ -86,14 +86,19 @@ async def _standup_cards(ctx: PageContext, base: str) -> list[TeamCard]:
         )
     }
     counts: dict[int, dict[PromptStatus, int]] = {r.id: {} for r in runs.values()}
-    if counts:
-        rows = await ctx.db.execute(
-            select(StandupPrompt.run_id, StandupPrompt.status, func.count())
-            .where(StandupPrompt.run_id.in_(list(counts)))
-            .group_by(StandupPrompt.run_id, StandupPrompt.status)
-        )
-        for run_id, status, n in rows.all():
-            counts[run_id][status] = n
+    latest = select(StandupRun.id).join(
+        last,
+        (StandupRun.standup_id == last.c.standup_id)
+        & (StandupRun.run_date == last.c.day)
+        & (StandupRun.occasion == ""),
+    )
+    rows = await ctx.db.execute(
+        select(StandupPrompt.run_id, StandupPrompt.status, func.count())
+        .where(StandupPrompt.run_id.in_(latest))
+        .group_by(StandupPrompt.run_id, StandupPrompt.status)
+    )
+    for run_id, status, n in rows.all():
+        counts[run_id][status] = n
     blocked = await _open_blockers(ctx, StandupParticipant.standup_id, StandupParticipant.member_id)
     cards = []
     for standup in standups:
@@ -131,17 +136,19 @@ async def _pulse_cards(ctx: PageContext, base: str) -> list[TeamCard]:
     ).all()
     if not pulses:
         return []
-    team_ids = [team.id for _, team in pulses]
+    mine = select(Pulse.team_id).where(Pulse.workspace_id == ctx.workspace_id)
     sizes = dict(
         (
             await ctx.db.execute(
                 select(TeamMember.team_id, func.count())
-                .where(TeamMember.team_id.in_(team_ids))
+                .where(TeamMember.team_id.in_(mine))
                 .group_by(TeamMember.team_id)
             )
         ).all()
     )
-    shown = await latest_shown(ctx.db, [pid for pid, _ in pulses], ROUNDS)
+    shown = await latest_shown(
+        ctx.db, select(Pulse.id).where(Pulse.workspace_id == ctx.workspace_id), ROUNDS, 3
+    )
     blocked = await _open_blockers(ctx, TeamMember.team_id, TeamMember.member_id)
     cards = []
     for pulse_id, team in pulses:
@@ -151,8 +158,8 @@ async def _pulse_cards(ctx: PageContext, base: str) -> list[TeamCard]:
             int(sizes.get(team.id, 0)),
             f"{base}/pulse?team={team.id}#team-{team.id}",
         )
-        results = sorted(shown.get(pulse_id, []), key=lambda r: (r[1].casefold(), r[2]))
-        for _, text, _, score in results[:3]:
+        results = shown.get(pulse_id, [])
+        for text, _, score in results:
             card.facts.append(f"{text}: {number(score)}")
         if not results:
             card.facts.append("No pulse result to show yet")
