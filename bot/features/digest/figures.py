@@ -9,7 +9,7 @@ kudos by time.
 A **team** (:class:`Scope`) is a standup (its participants, its runs) or a RACI area (its
 people; the blockers filed under it). Weeks end at the digest's time: the week shown is the 7
 days (on the digest zone's wall clock) up to it, compared with the four weeks before it (their
-mean). Pulse scores come from :func:`bot.features.pulse.scores.weekly_questions` (each week as
+mean). Pulse scores come from :func:`bot.features.pulse.bulk.weekly_questions` (each week as
 its pulse digest computes it), the pooled results the pulse digest posts, so a result under
 its anonymity threshold is never a number here either: only how many such results were held back.
 """
@@ -29,7 +29,7 @@ from sqlalchemy.orm import aliased
 from bot.features.blockers.service import ACTIVE
 from bot.features.blockers.stats import percentile
 from bot.features.blockers.timeline import Kind
-from bot.features.pulse.scores import weekly_questions
+from bot.features.pulse.bulk import weekly_questions
 from bot.timezones import zone as zone_info
 from storage.celebrations import Celebration
 from storage.kudos import Kudos, KudosReceiver

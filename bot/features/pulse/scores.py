@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Select, case, func, or_, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.timezones import zone as zone_info
@@ -509,71 +509,22 @@ async def rounds_results(
     )
 
 
-async def latest_shown(
-    session: AsyncSession, pulses: Select[tuple[int]], rounds: int, first: int
-) -> dict[int, list[tuple[str, date, Score]]]:
-    """``pulse id -> [(text, period, score)]``: the ``first`` (by question text) of each
-    pulse's questions' latest results shown in its last ``rounds`` closed rounds, for every
-    pulse ``pulses`` selects, in two queries (the overview's cards). Only published results: a
-    pool's head (``result_pool_id`` is its own id) and the ballots of the polls its close
-    recorded in it, as :func:`_results` reads them."""
-    ranked = (
-        select(
-            PulseRound.id,
-            PulseRound.pulse_id,
-            PulseRound.period_date,
-            func.row_number()
-            .over(partition_by=PulseRound.pulse_id, order_by=PulseRound.period_date.desc())
-            .label("n"),
-        )
-        .where(PulseRound.pulse_id.in_(pulses), PulseRound.closed_at.is_not(None))
-        .subquery()
-    )
-    rows = await session.execute(
-        select(
-            ranked.c.pulse_id,
-            ranked.c.period_date,
-            Poll.id,
-            Poll.question_key,
-            Poll.question,
-            Poll.kind,
-        )
-        .join(Poll, Poll.round_id == ranked.c.id)
-        .where(ranked.c.n <= rounds, Poll.result_pool_id == Poll.id)
-        .order_by(ranked.c.pulse_id, ranked.c.n, Poll.id)
-    )
-    latest: dict[int, dict[str, tuple[int, str, str, date]]] = {}
-    for pulse_id, period, pid, key, text, kind in rows.all():
-        # Newest round first: a question's first head is its latest shown result.
-        latest.setdefault(pulse_id, {}).setdefault(key or f"poll{pid}", (pid, text, kind, period))
-    heads: dict[int, tuple[int, str, str, date]] = {}
-    for pulse_id, found in latest.items():
-        chosen = sorted(found.values(), key=lambda h: (h[1].casefold(), h[3]))[:first]
-        heads.update((pid, (pulse_id, text, kind, period)) for pid, text, kind, period in chosen)
-    dists: dict[int, dict[int, int]] = {pid: {} for pid in heads}
-    if heads:
-        tallies = await session.execute(
-            select(Poll.result_pool_id, PollBallot.choice, func.count())
-            .join(PollBallot, PollBallot.poll_id == Poll.id)
-            .where(Poll.result_pool_id.in_(sorted(heads)))
-            .group_by(Poll.result_pool_id, PollBallot.choice)
-        )
-        for head, choice, count in tallies.all():
-            dists[head][choice] = count
-    out: dict[int, list[tuple[str, date, Score]]] = {}
-    for head, (pulse_id, text, kind, period) in heads.items():
-        if dists[head]:
-            out.setdefault(pulse_id, []).append((text, period, _combined(kind, [dists[head]])))
-    for results in out.values():
-        results.sort(key=lambda r: (r[0].casefold(), r[1]))
-    return out
-
-
 def week_start_of(week_end: datetime, zone: str) -> datetime:
     """A week before ``week_end`` on the team's wall clock (167 or 169 hours across DST)."""
     # Arithmetic on an aware datetime is wall-clock arithmetic in its own zone.
     local = week_end.astimezone(zone_info(zone))
     return (local - timedelta(days=7)).astimezone(week_end.tzinfo)
+
+
+async def _pulse_and_team(session: AsyncSession, pulse_id: int) -> tuple[Pulse, Team]:
+    found = (
+        await session.execute(
+            select(Pulse, Team).join(Team, Team.id == Pulse.team_id).where(Pulse.id == pulse_id)
+        )
+    ).one_or_none()
+    if found is None:
+        raise LookupError(f"no pulse {pulse_id}")
+    return found[0], found[1]
 
 
 async def compute_digest(session: AsyncSession, pulse_id: int, week_end: datetime) -> Digest:
@@ -583,14 +534,7 @@ async def compute_digest(session: AsyncSession, pulse_id: int, week_end: datetim
     change against its previous shown result and its participation; and the team's other polls
     that closed that week, with their counts. Pure data; a bounded number of queries whatever
     the number of ballots."""
-    found = (
-        await session.execute(
-            select(Pulse, Team).join(Team, Team.id == Pulse.team_id).where(Pulse.id == pulse_id)
-        )
-    ).one_or_none()
-    if found is None:
-        raise LookupError(f"no pulse {pulse_id}")
-    pulse, team = found
+    pulse, team = await _pulse_and_team(session, pulse_id)
     week_start = week_start_of(week_end, team.timezone)
     until = week_end.astimezone(zone_info(team.timezone)).date()
     rounds, askings = await _recent(session, pulse.id, until, rounds_back(pulse))
@@ -611,79 +555,6 @@ async def compute_digest(session: AsyncSession, pulse_id: int, week_end: datetim
         questions=questions,
         polls=polls,
     )
-
-
-async def weekly_questions(
-    session: AsyncSession, pulse_id: int, week_ends: Sequence[datetime]
-) -> list[list[QuestionResult]]:
-    """``compute_digest(session, pulse_id, end).questions`` for each of ``week_ends`` (oldest
-    first), from one read of the history the oldest week needs plus the rounds after it and
-    one :func:`_results` for every week's askings (the digest's trends: no query per week).
-    Each week's askings are those its own digest reads: closed in its week, in the last
-    :func:`rounds_back` rounds up to its end."""
-    found = (
-        await session.execute(
-            select(Pulse, Team).join(Team, Team.id == Pulse.team_id).where(Pulse.id == pulse_id)
-        )
-    ).one_or_none()
-    if found is None:
-        raise LookupError(f"no pulse {pulse_id}")
-    pulse, team = found
-    if not week_ends:
-        return []
-    zone = zone_info(team.timezone)
-    spans = [
-        (week_start_of(end, team.timezone), end, end.astimezone(zone).date()) for end in week_ends
-    ]
-    first_until, last_until = min(u for *_, u in spans), max(u for *_, u in spans)
-    later = await session.scalar(
-        select(func.count())
-        .select_from(PulseRound)
-        .where(
-            PulseRound.pulse_id == pulse.id,
-            PulseRound.period_date > first_until,
-            PulseRound.period_date <= last_until,
-        )
-    )
-    back = rounds_back(pulse)
-    rounds, askings = await _recent(session, pulse.id, last_until, back + (later or 0))
-    newest_first = sorted(rounds, key=lambda r: r[1], reverse=True)
-    weeks: list[list[_Asking]] = []
-    oldest: list[date] = []  # the first round each week's own digest reads
-    for start, end, until in spans:
-        window = [r for r in newest_first if r[1] <= until][:back]
-        read = {rid for rid, _ in window}
-        oldest.append(window[-1][1] if window else until)
-        currents = [
-            a
-            for a in askings
-            if a.round_id in read and a.closed_at is not None and start < a.closed_at <= end
-        ]
-        currents.sort(key=lambda a: (a.period, a.poll_id))
-        weeks.append(currents)
-    results = await _results(
-        session, _History(rounds, askings), [a for currents in weeks for a in currents]
-    )
-    out: list[list[QuestionResult]] = []
-    cursor = 0
-    for currents, first in zip(weeks, oldest, strict=True):
-        # What the longer history adds to a week's results (its earlier shown results), cut
-        # back to the rounds that week's digest reads.
-        out.append(
-            [
-                replace(
-                    r,
-                    trend=tuple(t for t in r.trend if t[0] >= first),
-                    previous=r.previous if (r.previous_period or first) >= first else None,
-                    previous_period=r.previous_period
-                    if (r.previous_period or first) >= first
-                    else None,
-                )
-                for r in results[cursor : cursor + len(currents)]
-            ]
-        )
-        cursor += len(currents)
-    return out
 
 
 async def _closed_polls(

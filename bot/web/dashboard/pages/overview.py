@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bot.features.blockers.service import ACTIVE
-from bot.features.pulse.scores import latest_shown
+from bot.features.pulse.bulk import latest_shown
 from bot.web.dashboard.pages.context import PageContext
 from bot.web.dashboard.pages.pulse import ROUNDS, number
 from storage.kudos import Kudos
