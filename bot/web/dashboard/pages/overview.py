@@ -49,6 +49,14 @@ async def _open_blockers(ctx: PageContext, group: Any, members: Any) -> dict[int
     return {gid: int(n) for gid, n in rows.all()}
 
 
+async def _sizes(ctx: PageContext, group: Any, groups: Any) -> dict[int, int]:
+    """``group id -> its rows`` (members) for every group ``groups`` selects, in one query."""
+    rows = await ctx.db.execute(
+        select(group, func.count()).where(group.in_(groups)).group_by(group)
+    )
+    return {gid: int(n) for gid, n in rows.all()}
+
+
 async def _standup_cards(ctx: PageContext, base: str) -> list[TeamCard]:
     """One query per figure over every standup of the workspace, none per standup."""
     standups = list(
@@ -59,15 +67,7 @@ async def _standup_cards(ctx: PageContext, base: str) -> list[TeamCard]:
     if not standups:
         return []
     ids = select(Standup.id).where(Standup.workspace_id == ctx.workspace_id)
-    sizes = dict(
-        (
-            await ctx.db.execute(
-                select(StandupParticipant.standup_id, func.count())
-                .where(StandupParticipant.standup_id.in_(ids))
-                .group_by(StandupParticipant.standup_id)
-            )
-        ).all()
-    )
+    sizes = await _sizes(ctx, StandupParticipant.standup_id, ids)
     last = (
         select(StandupRun.standup_id, func.max(StandupRun.run_date).label("day"))
         .where(StandupRun.standup_id.in_(ids), StandupRun.occasion == "")
@@ -137,15 +137,7 @@ async def _pulse_cards(ctx: PageContext, base: str) -> list[TeamCard]:
     if not pulses:
         return []
     mine = select(Pulse.team_id).where(Pulse.workspace_id == ctx.workspace_id)
-    sizes = dict(
-        (
-            await ctx.db.execute(
-                select(TeamMember.team_id, func.count())
-                .where(TeamMember.team_id.in_(mine))
-                .group_by(TeamMember.team_id)
-            )
-        ).all()
-    )
+    sizes = await _sizes(ctx, TeamMember.team_id, mine)
     shown = await latest_shown(
         ctx.db, select(Pulse.id).where(Pulse.workspace_id == ctx.workspace_id), ROUNDS, 3
     )
