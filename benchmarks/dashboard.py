@@ -377,6 +377,7 @@ def page_urls(p: Place) -> dict[str, str]:
         "blockers": f"{w}/blockers",
         "blockers (area, level 2+)": f"{w}/blockers?area={p.area_id}&level=2",
         "blockers (resolved)": f"{w}/blockers?status=resolved",
+        "blockers (page 10)": f"{w}/blockers?page=10",
         "pulse": f"{w}/pulse",
         "celebrations": f"{w}/celebrations",
         "raci": f"{w}/raci",

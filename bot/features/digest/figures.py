@@ -9,10 +9,11 @@ kudos by time.
 A **team** (:class:`Scope`) is a standup (its participants, its runs) or a RACI area (its
 people; the blockers filed under it). Weeks end at the digest's time: the week shown is the 7
 days (on the digest zone's wall clock) up to it, compared with the four weeks before it (their
-mean). Pulse scores come from :func:`bot.features.pulse.scores.compute_digest`, the pooled
-results the pulse digest posts, so a result under its anonymity threshold is never a number
-here either: only how many such results were held back. The team and the weeks are
-:mod:`bot.features.digest.weeks` (imported here, so that ``figures`` is the one module to use).
+mean). Pulse scores come from :func:`bot.features.pulse.bulk.weekly_questions` (each week as
+its pulse digest computes it), the pooled results the pulse digest posts, so a result under
+its anonymity threshold is never a number here either: only how many such results were held back.
+The team and the weeks are :mod:`bot.features.digest.weeks` (imported here, so that ``figures``
+is the one module to use).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from bot.features.digest.weeks import (
     week_of,
     weeks_before,
 )
-from bot.features.pulse.scores import compute_digest
+from bot.features.pulse.bulk import weekly_questions
 from bot.timezones import zone as zone_info
 from storage.celebrations import Celebration
 from storage.kudos import Kudos, KudosReceiver
@@ -434,10 +435,10 @@ async def pulse_figures(session: AsyncSession, scope: Scope, weeks: Sequence[Wee
     names: dict[str, tuple[str, str, int | None]] = {}
     index: list[list[float]] = [[] for _ in weeks]
     held_back = 0
+    ends = [week.end - timedelta(microseconds=1) for week in weeks]
     for pulse_id in await pulses_of(session, scope):
-        for k, week in enumerate(weeks):
-            digest = await compute_digest(session, pulse_id, week.end - timedelta(microseconds=1))
-            for result in digest.questions:
+        for k, questions in enumerate(await weekly_questions(session, pulse_id, ends)):
+            for result in questions:
                 if result.score is None:
                     held_back += k == len(weeks) - 1
                     continue

@@ -516,13 +516,7 @@ def week_start_of(week_end: datetime, zone: str) -> datetime:
     return (local - timedelta(days=7)).astimezone(week_end.tzinfo)
 
 
-async def compute_digest(session: AsyncSession, pulse_id: int, week_end: datetime) -> Digest:
-    """The numbers of a team's weekly digest for the week ending at ``week_end`` (what closed
-    after ``week_end`` less a week on the team's wall clock, up to and including ``week_end``):
-    every pulse question whose round closed that week, with its score (pooled if needed), its
-    change against its previous shown result and its participation; and the team's other polls
-    that closed that week, with their counts. Pure data; a bounded number of queries whatever
-    the number of ballots."""
+async def _pulse_and_team(session: AsyncSession, pulse_id: int) -> tuple[Pulse, Team]:
     found = (
         await session.execute(
             select(Pulse, Team).join(Team, Team.id == Pulse.team_id).where(Pulse.id == pulse_id)
@@ -530,7 +524,17 @@ async def compute_digest(session: AsyncSession, pulse_id: int, week_end: datetim
     ).one_or_none()
     if found is None:
         raise LookupError(f"no pulse {pulse_id}")
-    pulse, team = found
+    return found[0], found[1]
+
+
+async def compute_digest(session: AsyncSession, pulse_id: int, week_end: datetime) -> Digest:
+    """The numbers of a team's weekly digest for the week ending at ``week_end`` (what closed
+    after ``week_end`` less a week on the team's wall clock, up to and including ``week_end``):
+    every pulse question whose round closed that week, with its score (pooled if needed), its
+    change against its previous shown result and its participation; and the team's other polls
+    that closed that week, with their counts. Pure data; a bounded number of queries whatever
+    the number of ballots."""
+    pulse, team = await _pulse_and_team(session, pulse_id)
     week_start = week_start_of(week_end, team.timezone)
     until = week_end.astimezone(zone_info(team.timezone)).date()
     rounds, askings = await _recent(session, pulse.id, until, rounds_back(pulse))

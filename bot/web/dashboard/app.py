@@ -28,7 +28,7 @@ from bot.web.dashboard import access, pages
 from bot.web.dashboard.http import BadRequest, Request, Response, redirect
 from bot.web.dashboard.limits import AttemptLimiter
 from bot.web.dashboard.oauth import Account, SignInFailed, providers
-from bot.web.dashboard.pages.context import PageContext
+from bot.web.dashboard.pages.context import NotFound, PageContext
 from bot.web.dashboard.sessions import (
     PRE_COOKIE,
     PRE_SECONDS,
@@ -54,10 +54,6 @@ STYLESHEET = files("bot.web.dashboard").joinpath("static/dashboard.css").read_by
 
 
 class Forbidden(Exception):
-    pass
-
-
-class NotFound(Exception):
     pass
 
 

@@ -1,5 +1,6 @@
 """The blocker board: active blockers in columns by age, each with its escalation level and
-area; filters by status, area, level and age in the query string (plain GET forms). Admins
+area; filters by status, area, level and age in the query string (plain GET forms), 50 cards
+a page, the oldest first, with links that keep the filters. Admins
 get Acknowledge and Resolve buttons, which go through the blocker service like the chat
 buttons (permissions, timeline, cards and outbound webhooks queued by its listeners)."""
 
@@ -8,14 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
-from sqlalchemy import select
+from sqlalchemy import Select, and_, case, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import PermissionDenied
 from bot.features.blockers import lookup, service
 from bot.web.dashboard.access import Seat
-from bot.web.dashboard.pages.context import PageContext
+from bot.web.dashboard.http import BadRequest
+from bot.web.dashboard.pages.context import NotFound, PageContext
 from storage.models import Blocker, BlockerStatus
 
 # Columns of the board: (key, label, younger than).
@@ -31,7 +34,7 @@ STATUSES = {
     "acknowledged": (BlockerStatus.ACKNOWLEDGED,),
     "resolved": (BlockerStatus.RESOLVED,),
 }
-SHOWN = 500  # cards at most; the filters narrow a larger board
+PAGE = 50  # cards a page, the oldest first; links lead to the next ones
 
 
 class NoSuchBlocker(Exception):
@@ -71,6 +74,58 @@ def _int(raw: str | None) -> int | None:
     return int(raw) if raw and raw.isdigit() and len(raw) < 10 else None
 
 
+def page_number(raw: str | None) -> int:
+    """``?page=`` as a page number from 1; anything else is a request to fix, not a guess."""
+    if raw is None or raw == "":
+        return 1
+    found = _int(raw)
+    if found is None or found < 1:
+        raise BadRequest(f"page must be a whole number from 1, not {raw[:20]!r}.")
+    return found
+
+
+def _bounds(key: str) -> tuple[timedelta | None, timedelta | None]:
+    """A column's ages: at least the previous column's bound, under its own."""
+    i = next(n for n, (k, _, _) in enumerate(AGES) if k == key)
+    return (AGES[i - 1][2] if i else None), AGES[i][2]
+
+
+def _within(ctx: PageContext, resolved: bool, key: str) -> Any:
+    """A column as a condition in SQL. An active blocker's age is ``now`` less its creation: a
+    range of ``created_at`` (an index range scan). A resolved one's is the time it took, in
+    days (PostgreSQL's interval, SQLite's julian days)."""
+    young, old = _bounds(key)
+    where = []
+    if not resolved:
+        if young is not None:
+            where.append(Blocker.created_at <= ctx.now - young)
+        if old is not None:
+            where.append(Blocker.created_at > ctx.now - old)
+    else:
+        if ctx.db.get_bind().dialect.name == "sqlite":
+            took: Any = func.julianday(Blocker.resolved_at) - func.julianday(Blocker.created_at)
+        else:
+            took = func.extract("epoch", Blocker.resolved_at - Blocker.created_at) / 86400
+        if young is not None:
+            where.append(took >= young / timedelta(days=1))
+        if old is not None:
+            where.append(took < old / timedelta(days=1))
+    return and_(*where) if where else true()
+
+
+async def _age_counts(ctx: PageContext, query: Select[Any], resolved: bool) -> dict[str, int]:
+    """Cards per column of the whole filtered board, counted in SQL."""
+    column = case(
+        *[(_within(ctx, resolved, key), key) for key, _, _ in AGES[:-1]],
+        else_=AGES[-1][0],
+    )
+    # Grouped by the label of a subquery: PostgreSQL would not match a GROUP BY repeating
+    # the CASE with its own bound parameters.
+    sub = query.with_only_columns(column.label("col")).order_by(None).subquery()
+    rows = await ctx.db.execute(select(sub.c.col, func.count()).group_by(sub.c.col))
+    return {key: int(n) for key, n in rows.all()}
+
+
 async def render(ctx: PageContext) -> tuple[str, dict[str, Any]]:
     status = ctx.query.get("status", "active")
     if status not in STATUSES:
@@ -78,6 +133,9 @@ async def render(ctx: PageContext) -> tuple[str, dict[str, Any]]:
     area_id = _int(ctx.query.get("area"))
     level = _int(ctx.query.get("level"))
     age = ctx.query.get("age", "")
+    if age not in {key for key, _, _ in AGES}:
+        age = ""
+    page = page_number(ctx.query.get("page"))
     areas = await lookup.areas(ctx.db, ctx.workspace_id)
     query = select(Blocker).where(
         Blocker.workspace_id == ctx.workspace_id, Blocker.status.in_(STATUSES[status])
@@ -86,7 +144,16 @@ async def render(ctx: PageContext) -> tuple[str, dict[str, Any]]:
         query = query.where(Blocker.area_id == area_id)
     if level is not None:
         query = query.where(Blocker.escalation_level >= level)
-    rows = list(await ctx.db.scalars(query.order_by(Blocker.created_at).limit(SHOWN)))
+    query = query.order_by(Blocker.created_at, Blocker.id)
+    resolved = status == "resolved"
+    counts = await _age_counts(ctx, query, resolved)
+    total = counts.get(age, 0) if age else sum(counts.values())
+    pages = max(1, -(-total // PAGE))
+    if page > pages:
+        raise NotFound(f"There is no page {page} of this board: it has {pages}.")
+    if age:
+        query = query.where(_within(ctx, resolved, age))
+    rows = list(await ctx.db.scalars(query.offset((page - 1) * PAGE).limit(PAGE)))
     names = await ctx.names({b.member_id for b in rows} | {b.waiting_on_member_id for b in rows})
     area_names = {a.id: a.name for a in areas}
     columns: dict[str, list[Card]] = {key: [] for key, _, _ in AGES}
@@ -94,8 +161,6 @@ async def render(ctx: PageContext) -> tuple[str, dict[str, Any]]:
         since = (b.resolved_at if b.status == BlockerStatus.RESOLVED else None) or ctx.now
         b_age = max(since - b.created_at, timedelta(0))
         key = age_key(b_age)
-        if age and key != age:
-            continue
         waiting = ""
         if b.waiting_on_member_id is not None:
             waiting = "@" + names.get(b.waiting_on_member_id, "someone")
@@ -116,13 +181,23 @@ async def render(ctx: PageContext) -> tuple[str, dict[str, Any]]:
             )
         )
     done = ctx.query.get("done")
+    filters = {"status": status, "area": area_id, "level": level, "age": age}
+    kept = {k: v for k, v in filters.items() if v not in (None, "")}
     return "blockers.html", {
-        "columns": [(key, label, columns[key]) for key, label, _ in AGES if not age or key == age],
+        "columns": [
+            (key, label, columns[key], counts.get(key, 0))
+            for key, label, _ in AGES
+            if not age or key == age
+        ],
         "areas": areas,
-        "filters": {"status": status, "area": area_id, "level": level, "age": age},
+        "filters": filters,
         "statuses": list(STATUSES),
         "ages": [(key, label) for key, label, _ in AGES],
-        "total": sum(len(c) for c in columns.values()),
+        "total": total,
+        "page": page,
+        "pages": pages,
+        "shown": len(rows),
+        "page_link": lambda n: "?" + urlencode({**kept, "page": n}),
         "done": done if done in ("acknowledged", "resolved") else None,
         "done_id": _int(ctx.query.get("id")),
         "can_act": ctx.seat.admin,

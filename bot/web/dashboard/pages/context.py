@@ -13,6 +13,10 @@ from bot.web.dashboard.sessions import Session
 from storage.models import Member
 
 
+class NotFound(Exception):
+    """Something the query string names is not in the workspace: a 404 page saying what."""
+
+
 @dataclass
 class PageContext:
     db: AsyncSession

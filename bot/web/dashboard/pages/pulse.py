@@ -16,7 +16,7 @@ from sqlalchemy import select
 from bot.charts.trends import trend_chart
 from bot.chat import Chart
 from bot.features.pulse.scores import QuestionResult, Score, rounds_results
-from bot.web.dashboard.pages.context import PageContext
+from bot.web.dashboard.pages.context import NotFound, PageContext
 from storage.models import Team
 from storage.polls import Pulse, PulseRound
 
@@ -82,17 +82,34 @@ async def team_results(ctx: PageContext, pulse: Pulse) -> list[Row]:
 
 
 async def render(ctx: PageContext) -> tuple[str, dict[str, Any]]:
-    found = await ctx.db.execute(
-        select(Pulse, Team)
-        .join(Team, Team.id == Pulse.team_id)
-        .where(Pulse.workspace_id == ctx.workspace_id)
-        .order_by(Team.name)
-    )
+    """One team's trends a page (``?team=<id>``, the first team by name without it): a team
+    selector lists the others, as the standups page does."""
+    found = (
+        await ctx.db.execute(
+            select(Pulse, Team)
+            .join(Team, Team.id == Pulse.team_id)
+            .where(Pulse.workspace_id == ctx.workspace_id)
+            .order_by(Team.name)
+        )
+    ).all()
+    wanted = ctx.query.get("team", "")
+    if wanted:
+        chosen = next(((p, t) for p, t in found if str(t.id) == wanted), None)
+        if chosen is None:
+            raise NotFound(f"This workspace has no pulse team {wanted[:20]!r}.")
+    else:
+        chosen = found[0] if found else None
     teams = []
-    for pulse, team in found:
+    if chosen is not None:
+        pulse, team = chosen
         rows = await team_results(ctx, pulse)
         teams.append((team, pulse, rows, trends(team.name, rows)))
-    return "pulse.html", {"teams": teams, "number": number}
+    return "pulse.html", {
+        "teams": teams,
+        "choices": [team for _, team in found],
+        "chosen": chosen[1] if chosen else None,
+        "number": number,
+    }
 
 
 def trends(team: str, rows: list[Row]) -> Chart | None:
