@@ -54,6 +54,7 @@ from bot.features.digest.figures import Scope, team_figures  # noqa: E402
 from bot.features.digest.signals import signals  # noqa: E402
 from bot.features.pulse.scores import compute_digest  # noqa: E402
 from bot.features.standups.history import stats  # noqa: E402
+from bot.heap import settle_heap  # noqa: E402
 from bot.web.asgi import WebApp  # noqa: E402
 from bot.web.dashboard.app import Dashboard  # noqa: E402
 from bot.web.dashboard.cli import make_link  # noqa: E402
@@ -386,6 +387,7 @@ def page_urls(p: Place) -> dict[str, str]:
 
 async def pages(db: Database, place: Place, repeats: int) -> None:
     app, settings = site(db)
+    settle_heap()  # as the server does when it starts (bot.web.server)
     async with db.read() as session:
         query = select(Member.id, Member.platform_user_id).where(
             Member.id.in_([place.admin_id, place.member_id])

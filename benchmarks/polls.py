@@ -54,7 +54,6 @@ from benchmarks.standup_fanout import (  # noqa: E402
     _pg_admin,
     scratch_database,
 )
-from bot.app import settle_heap  # noqa: E402
 from bot.chat import Reply  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.core import Core  # noqa: E402
@@ -64,6 +63,7 @@ from bot.features.polls import ballots  # noqa: E402
 from bot.features.polls.render import VOTE_ACTION, vote_action_id  # noqa: E402
 from bot.features.pulse.bank import default_bank  # noqa: E402
 from bot.features.pulse.scores import compute_digest  # noqa: E402
+from bot.heap import settle_heap  # noqa: E402
 from bot.scheduling.scheduler import Scheduler  # noqa: E402
 from storage import migrate  # noqa: E402
 from storage.db import Database  # noqa: E402

@@ -64,13 +64,13 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import func, insert, select, text, update  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from bot.app import settle_heap  # noqa: E402
 from bot.chat import FormErrors, Reply  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import DeliverySection  # noqa: E402
 from bot.core import Core  # noqa: E402
 from bot.delivery.worker import DeliveryWorker  # noqa: E402
 from bot.events import Actor, CommandInvocation, FormSubmission, Origin  # noqa: E402
+from bot.heap import settle_heap  # noqa: E402
 from bot.port import Method, RateLimit  # noqa: E402
 from bot.scheduling.scheduler import Scheduler  # noqa: E402
 from storage import migrate  # noqa: E402

@@ -8,7 +8,6 @@ returning an object that satisfies :class:`Adapter`.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -39,6 +38,7 @@ from bot.features import (
 from bot.features.blockers import escalation as blocker_escalation
 from bot.features.polls import ballots
 from bot.features.standups import unreachable
+from bot.heap import settle_heap
 from bot.metrics import Metrics, MetricsEndpoint
 from bot.port import DEFAULT_MAX_SELECT_OPTIONS, PlatformDirectory, PlatformPort
 from bot.scheduling.housekeeping import Housekeeping
@@ -93,14 +93,6 @@ def instance_name(settings: Settings) -> str:
 
 def process_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def settle_heap() -> None:
-    """Move everything allocated so far (modules, metadata, schemas: it lives as long as the
-    process) out of the cyclic GC's sight. Otherwise each full collection rescans it all and
-    stops the event loop for tens of milliseconds, which a burst of answers feels."""
-    gc.collect()
-    gc.freeze()
 
 
 class App:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import socket
 
 import uvicorn
 
 from bot.config import HttpSection
+from bot.heap import settle_heap_once
 from bot.web.asgi import WebApp
 from bot.web.guard import guarded_protocol
 
@@ -28,23 +28,6 @@ GRACE_SECONDS = 3
 
 class PortBusy(Exception):
     """The address cannot be bound; the message is one line saying what to change."""
-
-
-def settle_heap() -> None:
-    """Move what start-up made (modules, SQLAlchemy's mappers and statement caches, settings),
-    which lives as long as the process, out of the garbage collector's sight. Otherwise a full
-    collection walks it all, now and then, in the middle of a burst: a stall of 0.1 to 0.3 s
-    for every request in flight (benchmarks/webhooks.py). Collected once first, so what is
-    garbage already is not kept for ever. Once a process: later starts (tests) skip it."""
-    global _settled
-    if _settled:
-        return
-    _settled = True
-    gc.collect()
-    gc.freeze()
-
-
-_settled = False
 
 
 class WebServer:
@@ -83,7 +66,7 @@ class WebServer:
             return
         sock = self._bind()
         self.port = sock.getsockname()[1]
-        settle_heap()
+        settle_heap_once()
         config = uvicorn.Config(
             self.app,
             http=guarded_protocol(self.limits),

@@ -68,10 +68,17 @@ async def _standup_cards(ctx: PageContext, base: str) -> list[TeamCard]:
         return []
     ids = select(Standup.id).where(Standup.workspace_id == ctx.workspace_id)
     sizes = await _sizes(ctx, StandupParticipant.standup_id, ids)
+    # Each standup's latest day, one index look-up per standup (uq standup_id, run_date,
+    # occasion), rather than a max over every run of the workspace.
+    day = (
+        select(func.max(StandupRun.run_date))
+        .where(StandupRun.standup_id == Standup.id, StandupRun.occasion == "")
+        .correlate(Standup)
+        .scalar_subquery()
+    )
     last = (
-        select(StandupRun.standup_id, func.max(StandupRun.run_date).label("day"))
-        .where(StandupRun.standup_id.in_(ids), StandupRun.occasion == "")
-        .group_by(StandupRun.standup_id)
+        select(Standup.id.label("standup_id"), day.label("day"))
+        .where(Standup.workspace_id == ctx.workspace_id)
         .subquery()
     )
     runs = {
@@ -86,15 +93,9 @@ async def _standup_cards(ctx: PageContext, base: str) -> list[TeamCard]:
         )
     }
     counts: dict[int, dict[PromptStatus, int]] = {r.id: {} for r in runs.values()}
-    latest = select(StandupRun.id).join(
-        last,
-        (StandupRun.standup_id == last.c.standup_id)
-        & (StandupRun.run_date == last.c.day)
-        & (StandupRun.occasion == ""),
-    )
     rows = await ctx.db.execute(
         select(StandupPrompt.run_id, StandupPrompt.status, func.count())
-        .where(StandupPrompt.run_id.in_(latest))
+        .where(StandupPrompt.run_id.in_([r.id for r in runs.values()]))
         .group_by(StandupPrompt.run_id, StandupPrompt.status)
     )
     for run_id, status, n in rows.all():
