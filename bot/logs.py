@@ -95,7 +95,7 @@ _EXCEPTIONS = logging.Formatter()
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
     "asctime",
-    "_syncup_redacted",
+    "_syncup_redacted_by",
 }
 
 
@@ -116,7 +116,11 @@ class Redactor(logging.Filter):
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "_syncup_redacted", False):
+        # Each redactor once per record: a handler set up earlier (another settings' secrets,
+        # a library's handler guarded then) may have passed it first; redacting again is safe.
+        # (The redactors themselves are kept: an id could be a dead one's, reused.)
+        done: list[Redactor] = record.__dict__.setdefault("_syncup_redacted_by", [])
+        if any(r is self for r in done):
             return True
         try:
             message = record.getMessage()
@@ -130,7 +134,7 @@ class Redactor(logging.Filter):
             record.exc_text = self.redact(record.exc_text)
         if record.stack_info:
             record.stack_info = self.redact(record.stack_info)
-        record._syncup_redacted = True
+        done.append(self)
         return True
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import BotSection, DatabaseSection, Settings, SlackSection
-from bot.logs import REDACTED, setup_logging
+from bot.logs import REDACTED, Redactor, setup_logging
 from storage import migrate
 from storage.db import Database
 from tests.test_polls_create import START, running_world
@@ -126,3 +126,18 @@ def test_a_bad_log_format_is_one_line(tmp_path: Path) -> None:
         "syncup: Invalid configuration: Invalid bot.log_format in syncup.toml (or "
         "$SYNCUP_BOT_LOG_FORMAT): Input should be 'text' or 'json'. See config.example.toml."
     ]
+
+
+def test_a_record_another_redactor_saw_first_is_still_redacted() -> None:
+    """A handler guarded by an earlier set-up (other settings, other secrets) may see a record
+    first; this set-up's secrets are still taken out of it (the message and the traceback)."""
+    try:
+        raise RuntimeError(f"failed with {SIGNING_SECRET}")
+    except RuntimeError:
+        record = logging.LogRecord(
+            "bot.test", logging.ERROR, __file__, 1, f"with {SIGNING_SECRET}", None, sys.exc_info()
+        )
+    Redactor(["an-older-secret"]).filter(record)
+    Redactor([SIGNING_SECRET]).filter(record)
+    assert SIGNING_SECRET not in record.getMessage()
+    assert record.exc_text and SIGNING_SECRET not in record.exc_text
