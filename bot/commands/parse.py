@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bot.commands.spec import CommandSpec, OptionSpec, OptionType, SubcommandSpec
-from bot.errors import UsageError
+from bot.errors import UsageError, UserError
 from bot.timezones import validate_timezone
 
 _QUOTES = ('"', "'", "\u201c", "\u201d", "\u2018", "\u2019", "\u201e")
@@ -170,3 +171,27 @@ def _convert_one(spec: CommandSpec, sub: SubcommandSpec, option: OptionSpec, val
 def _usage(spec: CommandSpec, sub: SubcommandSpec, problem: str) -> UsageError:
     example = f" Example: `{sub.example}`." if sub.example else ""
     return UsageError(f"{problem} Usage: `{spec.usage(sub)}`.{example}")
+
+
+def option_values(
+    chunks: list[str],
+    fields: Sequence[str],
+    aliases: Mapping[str, str],
+    command: str,
+    values: dict[str, str],
+) -> dict[str, str]:
+    """``--key value`` chunks (a line split before each option) into ``values``: each key
+    through ``aliases``, an unknown one refused with the closest known (``Type `/command
+    help`.``), one given twice refused."""
+    for chunk in chunks:
+        word, _, value = chunk.partition(" ")
+        key = word.strip().lower()
+        key = aliases.get(key, key)
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f" Did you mean --{close[0]}?" if close else ""
+            raise UserError(f"Unknown option --{word.strip()}.{hint} Type `/{command} help`.")
+        if key in values and key != "name":
+            raise UserError(f"--{key} is given twice; give it once.")
+        values[key] = value.strip()
+    return values

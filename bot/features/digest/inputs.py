@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.chat import Form, TextField
+from bot.commands.parse import option_values
 from bot.errors import UserError
 from bot.features.pulse.settings import one_day
 from bot.features.standups.settings import WEEKDAYS, parse_time
@@ -94,17 +95,7 @@ def parse_line(line: str, *, with_name: bool) -> dict[str, str]:
         values["name"] = " ".join(words)
     elif head.strip():
         raise UserError(f'I did not expect "{head.strip()}"; give only --options, e.g. --day fri.')
-    for chunk in rest:
-        word, _, value = chunk.partition(" ")
-        key = _ALIASES.get(word.strip().lower(), word.strip().lower())
-        if key not in FIELDS:
-            close = difflib.get_close_matches(key, FIELDS, n=1)
-            hint = f" Did you mean --{close[0]}?" if close else ""
-            raise UserError(f"Unknown option --{word.strip()}.{hint} Type `/digest help`.")
-        if key in values and key != "name":
-            raise UserError(f"--{key} is given twice; give it once.")
-        values[key] = value.strip()
-    return values
+    return option_values(rest, FIELDS, _ALIASES, "digest", values)
 
 
 def parse_values(

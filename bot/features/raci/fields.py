@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.chat import Form, TextField
-from bot.commands.parse import split_tokens
+from bot.commands.parse import option_values, split_tokens
 from bot.errors import UserError
 from bot.features.standups.settings import WEEKDAYS, parse_days, parse_holidays, parse_time
 from bot.timezones import validate_timezone
@@ -278,18 +278,7 @@ def parse_line(line: str, *, with_name: bool) -> dict[str, str]:
         raise UserError(
             f'I did not expect "{head.strip()}"; give only --options, e.g. --accountable @bob.'
         )
-    for chunk in rest:
-        word, _, value = chunk.partition(" ")
-        key = word.strip().lower()
-        key = _OPTION_ALIASES.get(key, key)
-        if key not in FIELDS:
-            close = difflib.get_close_matches(key, list(FIELDS), n=1)
-            hint = f" Did you mean --{close[0]}?" if close else ""
-            raise UserError(f"Unknown option --{word.strip()}.{hint} Type `/raci help`.")
-        if key in values and key != "name":
-            raise UserError(f"--{key} is given twice; give it once.")
-        values[key] = value.strip()
-    return values
+    return option_values(rest, FIELDS, _OPTION_ALIASES, "raci", values)
 
 
 # --- the form ---------------------------------------------------------------------------------
