@@ -5,6 +5,7 @@ background work waits, and a waiter that gives up neither keeps nor loses a turn
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 from storage.db import Database
@@ -14,6 +15,15 @@ from storage.turns import Turns
 async def _hold(turn: AbstractAsyncContextManager[object], gate: asyncio.Event) -> None:
     async with turn:
         await gate.wait()
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Wait (by the state, not a guessed delay: CI's machine is busy) until ``condition`` holds."""
+    for _ in range(2000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never held in 20 s")
 
 
 async def _order(turns: Turns, plan: list[tuple[str, bool]]) -> list[str]:
@@ -99,16 +109,14 @@ async def test_an_urgent_transaction_of_the_database_passes_queued_writers(
         async with database.transaction(urgent=urgent):
             served.append(name)
 
+    loop = asyncio.get_running_loop()
     holders = [asyncio.create_task(_hold(database.transaction(), gate)) for _ in range(capacity)]
-    for _ in range(50):  # until every slot is taken
-        await asyncio.sleep(0.01)
-        turns = database._turns.get(asyncio.get_running_loop())
-        if turns is not None and turns.free == 0:
-            break
+    await _until(lambda: (t := database._turns.get(loop)) is not None and t.free == 0)
+    turns = database._turns[loop]
     background = asyncio.create_task(write("background", False))
-    await asyncio.sleep(0.01)
+    await _until(lambda: len(turns._other) == 1)  # queued behind the holders
     urgent = asyncio.create_task(write("urgent", True))
-    await asyncio.sleep(0.01)
+    await _until(lambda: len(turns._urgent) == 1)
     gate.set()
     await asyncio.gather(*holders, background, urgent)
     assert served == ["urgent", "background"]
