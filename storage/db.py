@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from storage import private_files
+from storage import private_files, sqlite_driver
 from storage.outages import DatabaseHealth, DatabaseUnavailable, classify
 from storage.turns import Turns
 
@@ -48,11 +48,14 @@ def create_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine
         logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)
     if parsed.get_backend_name() == "sqlite":
         private_files.create_private(parsed.database)
-        engine = create_async_engine(
-            url,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-            **kwargs,
+        # Each statement in one trip to aiosqlite's thread (storage.sqlite_driver).
+        connect = sqlite_driver.connector(
+            parsed.database or ":memory:",
+            timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+            check_same_thread=False,
+            uri=parsed.query.get("uri") in ("true", "1"),
         )
+        engine = create_async_engine(url, async_creator=connect, **kwargs)
         _configure_sqlite(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
