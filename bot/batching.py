@@ -36,7 +36,7 @@ from bot.chat import Response
 from bot.events import ActionInvocation, FormSubmission
 from bot.metrics import kind_of
 from storage.models import ProcessedEvent
-from storage.upsert import dialect_insert
+from storage.upsert import insert_do_nothing
 
 if TYPE_CHECKING:
     from bot.core import Core
@@ -182,13 +182,10 @@ async def _first_times(
     """Insert the events' ids; returns those not seen before (one statement)."""
     if not events:
         return set()
-    insert = dialect_insert(session)
     # executemany (SQLAlchemy batches it into multi-row INSERTs with RETURNING): one compiled
     # statement for every batch size, where .values([...]) would compile anew each time.
-    stmt = (
-        insert(ProcessedEvent)
-        .on_conflict_do_nothing()
-        .returning(ProcessedEvent.platform, ProcessedEvent.event_id)
+    stmt = insert_do_nothing(session, ProcessedEvent).returning(
+        ProcessedEvent.platform, ProcessedEvent.event_id
     )
     rows = [
         {"platform": e.origin.platform, "event_id": e.origin.event_id, "received_at": now}

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.chat import MESSAGE_ADAPTER, Message
 from bot.port import Method, Target
 from storage.models import OutboxMessage, OutboxStatus
-from storage.upsert import dialect_insert, insert_unless_exists
+from storage.upsert import insert_do_nothing, insert_unless_exists
 
 # Keys per IN (...) list, inside SQLite's and asyncpg's bound-parameter limits.
 _IN_CHUNK = 5000
@@ -105,14 +105,11 @@ async def enqueue_many(
     keeps its first row, as with :func:`enqueue`."""
     if not messages:
         return {}, set()
-    insert = dialect_insert(session)
     # The table, not the mapped class: a Core executemany skips the ORM's bulk-insert
     # bookkeeping, a third of the time for thousands of rows.
     table = OutboxMessage.__table__
-    stmt = (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(table.c.id, table.c.idempotency_key)
+    stmt = insert_do_nothing(session, table, ["idempotency_key"]).returning(
+        table.c.id, table.c.idempotency_key
     )
     rows = [
         {

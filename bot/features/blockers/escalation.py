@@ -72,7 +72,7 @@ from storage.models import (
 )
 from storage.outages import DatabaseUnavailable
 from storage.raci import BlockerSettings, RaciArea, RaciRole
-from storage.upsert import dialect_insert
+from storage.upsert import insert_do_nothing
 
 log = logging.getLogger(__name__)
 
@@ -378,11 +378,7 @@ class Escalations:
     async def claim(self, session: AsyncSession, steps: list[Step], now: datetime) -> set[str]:
         """Insert every step's key into ``occurrence_claims``; the keys this call inserted
         (a key already there was fired by another replica or an earlier run)."""
-        stmt = (
-            dialect_insert(session)(OccurrenceClaim)
-            .on_conflict_do_nothing(index_elements=["key"])
-            .returning(OccurrenceClaim.key)
-        )
+        stmt = insert_do_nothing(session, OccurrenceClaim, ["key"]).returning(OccurrenceClaim.key)
         rows = [
             {
                 "key": step.key,

@@ -9,7 +9,6 @@ the hook's recent deliveries.
 
 from __future__ import annotations
 
-import functools
 import random
 import re
 import secrets
@@ -32,7 +31,7 @@ from bot.webhooks.formats import new_secret
 from bot.webhooks.keys import Keys, KeyUnavailable
 from storage.hooks import Hook, HookDelivery, HookRule, HookSeen
 from storage.models import Member, Workspace
-from storage.upsert import dialect_insert
+from storage.upsert import insert_do_nothing
 
 # Deliveries kept per hook for `/milestone hook list`, pruned in about one batch out of
 # 1 / PRUNE_CHANCE (a few more may be kept in between).
@@ -230,12 +229,9 @@ _RULES = (
 _RECORD = insert_table(_DELIVERIES)
 
 
-@functools.cache
-def _claim_statement(insert: Callable[[Any], Any]) -> Any:
-    return (
-        insert(_SEEN)
-        .on_conflict_do_nothing(index_elements=["hook_id", "delivery_id"])
-        .returning(_SEEN.c.hook_id, _SEEN.c.delivery_id)
+def _claim_statement(session: AsyncSession) -> Any:
+    return insert_do_nothing(session, _SEEN, ["hook_id", "delivery_id"]).returning(
+        _SEEN.c.hook_id, _SEEN.c.delivery_id
     )
 
 
@@ -375,7 +371,7 @@ async def _claim(
     session: AsyncSession, keys: list[tuple[int, str]], until: datetime
 ) -> set[tuple[int, str]]:
     """Insert (hook, delivery id) into ``hook_seen``; returns those not there before."""
-    stmt = _claim_statement(dialect_insert(session))
+    stmt = _claim_statement(session)
     claimed: set[tuple[int, str]] = set()
     for start in range(0, len(keys), WRITE_SLICE):
         rows = [

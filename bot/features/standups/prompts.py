@@ -49,7 +49,7 @@ from storage.models import (
     StandupPrompt,
     StandupRun,
 )
-from storage.upsert import dialect_insert, insert_unless_exists
+from storage.upsert import insert_do_nothing, insert_unless_exists
 
 FORM_ID = "standup-answer"
 # The longest answer, typed in a DM or in the form (the form field's limit, Slack's section).
@@ -427,11 +427,8 @@ async def _prompt_slice(
         }
         for m in people
     ]
-    insert = dialect_insert(session)
-    stmt = (
-        insert(StandupPrompt)
-        .on_conflict_do_nothing(index_elements=["run_id", "member_id"])
-        .returning(StandupPrompt.id, StandupPrompt.member_id)
+    stmt = insert_do_nothing(session, StandupPrompt, ["run_id", "member_id"]).returning(
+        StandupPrompt.id, StandupPrompt.member_id
     )
     created = {member_id: prompt_id for prompt_id, member_id in await session.execute(stmt, rows)}
     asked = [m for m in people if m.id in created and m.id not in away]
