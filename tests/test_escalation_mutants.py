@@ -11,12 +11,21 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select, update
 
-from bot.features.blockers import ladder, policy
+from bot.core import Core
+from bot.features import raci
+from bot.features.blockers import escalation, ladder, policy, timeline
 from bot.features.blockers.business_time import BusinessCalendar, CalendarError
 from bot.features.blockers.ladder import LadderState
 from bot.features.blockers.policy import DEFAULT_POLICY
+from bot.features.blockers.timeline import Kind
+from bot.scheduling.scheduler import Scheduler
+from storage.db import Database
+from storage.models import Blocker, BlockerEvent
 from storage.raci import RaciArea
+from tests.blocker_world import DANA, World, make_world
+from tests.test_escalation_sweep import escalations, open_blocker, replica, steps_sent
 
 BERLIN = ZoneInfo("Europe/Berlin")
 H = timedelta(hours=1)
@@ -265,3 +274,138 @@ def test_a_step_fired_ten_minutes_late_is_on_time_and_a_moment_more_is_delayed()
         DEFAULT_POLICY, UTC_DAY, state, due_at + ladder.DELAY_TOLERANCE + timedelta(microseconds=1)
     )
     assert late.step.level == 1 and late.delayed and late.skipped == 0
+
+
+# -- the sweep (tests/blocker_world.py: "data pipeline" works 09:00-17:00 in Berlin, its
+# Responsible dana, its Accountable erin; the clock starts on Monday 9 March 2026, 10:00 UTC) --
+
+
+@pytest.fixture
+async def world(database: Database) -> World:
+    return await make_world(database)
+
+
+async def test_a_dm_already_due_is_still_sent_when_the_blocker_is_resolved_that_moment(
+    database: Database, world: World
+) -> None:
+    # Only DMs held for a member's working hours are withdrawn; one queued for now (dana is at
+    # work) is on its way, even if the blocker is resolved in the same instant.
+    number = await open_blocker(world, "The nightly ETL job fails --area data pipeline")
+    world.clock.set(datetime(2026, 3, 9, 14, 0, 20, tzinfo=UTC))
+    await replica(database, world, "r").scheduler.reconcile()
+    [dm] = await steps_sent(world)
+    assert dm.next_attempt_at == world.clock.now()
+    await world.run(f"/blocker resolve {number}", DANA)
+    assert [row.id for row in await steps_sent(world)] == [dm.id]
+    assert (await world.blocker(number)).next_escalation_at is None
+
+
+async def test_a_closed_blocker_left_with_a_step_booked_is_not_escalated(
+    database: Database, world: World
+) -> None:
+    # Resolved and cancelled by something that did not stop the ladder (an older version, an
+    # edit in the database): the sweep stops it instead of paging anyone.
+    numbers = [await open_blocker(world, f"ETL {n} fails --area data pipeline") for n in (1, 2)]
+    async with database.transaction() as session:
+        for number, status in zip(numbers, ("resolved", "cancelled"), strict=True):
+            await session.execute(update(Blocker).where(Blocker.id == number).values(status=status))
+    world.clock.set(datetime(2026, 3, 10, 14, tzinfo=UTC))
+    await replica(database, world, "r").scheduler.reconcile()
+    assert await steps_sent(world) == [] and await escalations(world) == []
+    for number in numbers:
+        assert (await world.blocker(number)).next_escalation_at is None
+
+
+async def test_a_blocker_booked_without_a_ladder_start_starts_its_ladder_when_found_due(
+    database: Database, world: World
+) -> None:
+    # Booked by a version that kept no ladder start: found due, it starts afresh from then.
+    number = await open_blocker(world, "ETL stalls --area data pipeline")
+    async with database.transaction() as session:
+        await session.execute(
+            update(Blocker).where(Blocker.id == number).values(escalation_anchor_at=None)
+        )
+    world.clock.set(datetime(2026, 3, 9, 14, 1, tzinfo=UTC))  # 15:01 in Berlin
+    r = replica(database, world, "r")
+    await r.scheduler.reconcile()
+    assert await steps_sent(world) == []
+    blocker = await world.blocker(number)
+    assert blocker.escalation_anchor_at == world.clock.now()
+    # Four business hours from Monday 15:01: Tuesday 11:01 in Berlin.
+    assert blocker.next_escalation_at == datetime(2026, 3, 10, 10, 1, tzinfo=UTC)
+    world.clock.set(datetime(2026, 3, 10, 10, 2, tzinfo=UTC))
+    await r.scheduler.reconcile()
+    assert [d["level"] for d in await escalations(world, number)] == [1]
+
+
+async def test_the_longest_overdue_blocker_is_escalated_first(
+    database: Database, world: World
+) -> None:
+    normal = await open_blocker(world, "ETL report late --area data pipeline")  # due 14:00
+    world.clock.set(datetime(2026, 3, 9, 10, 5, tzinfo=UTC))
+    critical = await open_blocker(world, "Prod data lost --area data pipeline --severity critical")
+    # Nothing ran until 14:01: the critical blocker has waited since 10:05, the other since 14:00.
+    core = Core(database, world.clock)
+    raci.register(core)
+    scheduler = Scheduler(database, world.clock, instance="one", reconcile_interval=3600)
+    escalation.register(core, scheduler, batch_size=1)
+    world.clock.set(datetime(2026, 3, 9, 14, 1, tzinfo=UTC))
+    await scheduler.reconcile()
+    await core.idle()
+    async with database.transaction() as session:
+        order = await session.scalars(
+            select(BlockerEvent.blocker_id)
+            .where(BlockerEvent.kind == Kind.ESCALATED)
+            .order_by(BlockerEvent.id)
+        )
+        assert list(order) == [critical, normal]
+
+
+async def test_each_batch_commits_on_its_own(database: Database, world: World) -> None:
+    # Batches of one: a blocker whose step fails holds back neither the one before it nor,
+    # once the failure is gone, itself.
+    numbers = [
+        await open_blocker(world, f"ETL part {n} fails --area data pipeline") for n in (1, 2)
+    ]
+    failing = {numbers[1]}
+
+    async def broken(change: timeline.Change) -> None:
+        if change.entry.kind == Kind.ESCALATED and change.blocker.id in failing:
+            raise RuntimeError("this blocker's step cannot be written")
+
+    core = Core(database, world.clock)
+    raci.register(core)
+    scheduler = Scheduler(database, world.clock, instance="one", reconcile_interval=3600)
+    escalation.register(core, scheduler, batch_size=1)
+    timeline.listen(broken)
+    try:
+        world.clock.set(datetime(2026, 3, 9, 14, 1, tzinfo=UTC))
+        await scheduler.reconcile()
+        await core.idle()
+        assert [d["level"] for d in await escalations(world, numbers[0])] == [1]
+        assert await escalations(world, numbers[1]) == []
+        failing.clear()
+        await scheduler.reconcile()
+        await core.idle()
+    finally:
+        timeline._listeners.remove(broken)
+    for number in numbers:
+        assert [d["level"] for d in await escalations(world, number)] == [1]
+    assert len(await steps_sent(world)) == 2
+
+
+async def test_after_a_sweep_the_next_one_is_booked_at_the_next_due_step(
+    database: Database, world: World
+) -> None:
+    await open_blocker(world, "ETL schema drift --area data pipeline")
+    world.clock.set(datetime(2026, 3, 9, 14, 0, 20, tzinfo=UTC))
+    r = replica(database, world, "r")
+    await r.scheduler.start()  # its first reconcile fires level 1
+    try:
+        assert len(await escalations(world)) == 1
+        # Level 2, one business day after the start: Tuesday 11:00 in Berlin.
+        assert r.scheduler.next_runs() == [
+            (escalation.SWEEP_KEY, datetime(2026, 3, 10, 10, tzinfo=UTC))
+        ]
+    finally:
+        await r.scheduler.stop()
