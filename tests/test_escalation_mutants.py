@@ -300,19 +300,26 @@ async def test_a_dm_already_due_is_still_sent_when_the_blocker_is_resolved_that_
     assert (await world.blocker(number)).next_escalation_at is None
 
 
-async def test_a_closed_blocker_left_with_a_step_booked_is_not_escalated(
+async def test_closed_blockers_left_with_a_step_booked_are_not_escalated_nor_hold_up_others(
     database: Database, world: World
 ) -> None:
-    # Resolved and cancelled by something that did not stop the ladder (an older version, an
-    # edit in the database): the sweep stops it instead of paging anyone.
-    numbers = [await open_blocker(world, f"ETL {n} fails --area data pipeline") for n in (1, 2)]
+    # Resolved and cancelled by something that did not stop their ladders (an older version,
+    # an edit in the database): the sweep stops them instead of paging anyone, all in one
+    # batch, so that an open blocker due after more of them than a reconcile pass has batches
+    # (ten) is still escalated in that pass.
+    closed = [await open_blocker(world, f"ETL {n} fails --area data pipeline") for n in range(11)]
+    world.clock.advance(timedelta(minutes=1))
+    still_open = await open_blocker(world, "ETL 11 fails --area data pipeline")
     async with database.transaction() as session:
-        for number, status in zip(numbers, ("resolved", "cancelled"), strict=True):
+        for n, number in enumerate(closed):
+            status = ("resolved", "cancelled")[n % 2]
             await session.execute(update(Blocker).where(Blocker.id == number).values(status=status))
-    world.clock.set(datetime(2026, 3, 10, 14, tzinfo=UTC))
+    world.clock.set(datetime(2026, 3, 9, 14, 2, tzinfo=UTC))
     await replica(database, world, "r").scheduler.reconcile()
-    assert await steps_sent(world) == [] and await escalations(world) == []
-    for number in numbers:
+    assert [d["level"] for d in await escalations(world, still_open)] == [1]
+    assert len(await steps_sent(world)) == 1
+    for number in closed:
+        assert await escalations(world, number) == []
         assert (await world.blocker(number)).next_escalation_at is None
 
 
