@@ -5,6 +5,7 @@ ladder's boundaries; the sweep's timeline entries, held DMs and stopping rules."
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -416,3 +417,31 @@ async def test_after_a_sweep_the_next_one_is_booked_at_the_next_due_step(
         ]
     finally:
         await r.scheduler.stop()
+
+
+async def test_a_sweep_passes_over_the_blockers_another_replica_is_escalating_postgresql_only(
+    database: Database, world: World
+) -> None:
+    """PostgreSQL: a replica in the middle of a batch holds its blockers' rows; another
+    replica's sweep skips them (``SKIP LOCKED``) and escalates the rest instead of waiting for
+    that batch. SQLite has no row locks: one writer at a time."""
+    if database.dialect != "postgresql":
+        pytest.skip("a check only PostgreSQL can make (row locks)")
+    busy = await open_blocker(world, "ETL A fails --area data pipeline")
+    world.clock.advance(timedelta(minutes=1))
+    other = await open_blocker(world, "ETL B fails --area data pipeline")
+    world.clock.set(datetime(2026, 3, 9, 14, 2, tzinfo=UTC))
+    swept = asyncio.Event()
+    async with database.transaction() as held:  # the first replica's batch, still open
+        await held.execute(select(Blocker).where(Blocker.id == busy).with_for_update())
+
+        async def second_replica() -> None:
+            await replica(database, world, "second").scheduler.reconcile()
+            swept.set()
+
+        task = asyncio.create_task(second_replica())
+        async with asyncio.timeout(60):  # a safety net: without SKIP LOCKED it waits for us
+            await swept.wait()
+        await task
+    assert [d["level"] for d in await escalations(world, other)] == [1]
+    assert await escalations(world, busy) == []
