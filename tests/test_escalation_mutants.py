@@ -23,7 +23,7 @@ from bot.features.blockers.policy import DEFAULT_POLICY
 from bot.features.blockers.timeline import Kind
 from bot.scheduling.scheduler import Scheduler
 from storage.db import Database
-from storage.models import Blocker, BlockerEvent
+from storage.models import Blocker, BlockerEvent, OutboxMessage, OutboxStatus
 from storage.raci import RaciArea
 from tests.blocker_world import DANA, World, make_world
 from tests.test_escalation_sweep import escalations, open_blocker, replica, steps_sent
@@ -445,3 +445,28 @@ async def test_a_sweep_passes_over_the_blockers_another_replica_is_escalating_po
         await task
     assert [d["level"] for d in await escalations(world, other)] == [1]
     assert await escalations(world, busy) == []
+
+
+async def test_a_dead_lettered_escalation_dm_is_kept_when_the_blocker_is_resolved(
+    database: Database, world: World
+) -> None:
+    # Bob's DM is held until his day starts (13:00 UTC). A replica whose clock runs ahead
+    # tried it and dead-lettered it; resolving the blocker withdraws only DMs still waiting,
+    # so the dead letter stays for the operator to see.
+    world.clock.set(datetime(2026, 3, 9, 6, tzinfo=UTC))
+    number = await open_blocker(
+        world, "Need the ETL credentials --area data pipeline --waiting-on @bob"
+    )
+    world.clock.set(datetime(2026, 3, 9, 12, 0, 30, tzinfo=UTC))
+    await replica(database, world, "r").scheduler.reconcile()
+    [dm] = await steps_sent(world)
+    assert dm.next_attempt_at == datetime(2026, 3, 9, 13, tzinfo=UTC)
+    async with database.transaction() as session:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == dm.id)
+            .values(status=OutboxStatus.DEAD, last_error="account deactivated")
+        )
+    await world.run(f"/blocker resolve {number}")
+    [kept] = await steps_sent(world)
+    assert (kept.id, kept.status) == (dm.id, OutboxStatus.DEAD)
