@@ -470,3 +470,60 @@ async def test_a_dead_lettered_escalation_dm_is_kept_when_the_blocker_is_resolve
     await world.run(f"/blocker resolve {number}")
     [kept] = await steps_sent(world)
     assert (kept.id, kept.status) == (dm.id, OutboxStatus.DEAD)
+
+
+async def test_a_step_booked_under_hours_the_area_no_longer_keeps_is_re_timed_not_sent(
+    database: Database, world: World
+) -> None:
+    number = await open_blocker(world, "ETL job fails --area data pipeline")  # due 14:00 UTC
+    # The area moves to New York hours: 4 business hours from 09:00 EDT are 13:00 EDT.
+    async with database.transaction() as session:
+        await session.execute(
+            update(RaciArea)
+            .where(RaciArea.id == world.areas["data pipeline"])
+            .values(timezone="America/New_York")
+        )
+    r = replica(database, world, "r")
+    world.clock.set(datetime(2026, 3, 9, 14, 0, 20, tzinfo=UTC))
+    await r.scheduler.reconcile()
+    assert await steps_sent(world) == []
+    assert (await world.blocker(number)).next_escalation_at == datetime(2026, 3, 9, 17, tzinfo=UTC)
+    world.clock.set(datetime(2026, 3, 9, 17, 0, 20, tzinfo=UTC))
+    await r.scheduler.reconcile()
+    assert [d["level"] for d in await escalations(world, number)] == [1]
+
+
+async def test_a_ladder_pages_named_members_and_channels_and_says_so(
+    database: Database, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    frank = world.members["frank"]
+    levels = [
+        (f"member:{frank}", "1h"),
+        ("channel:C-ops", "2h"),
+        ("member:99999", "3h"),  # nobody: a member since deleted
+        ("webhook:7", "4h"),  # sent by the webhooks' listener, not here
+    ]
+    async with database.transaction() as session:
+        await session.execute(
+            update(RaciArea)
+            .where(RaciArea.id == world.areas["data pipeline"])
+            .values(policy={"levels": [{"target": t, "after": a} for t, a in levels]})
+        )
+    number = await open_blocker(world, "ETL job fails --area data pipeline")  # Mon 11:00 Berlin
+    r = replica(database, world, "r")
+    for hour in (11, 12, 13, 14):  # UTC: one level each hour from 12:00 in Berlin
+        world.clock.set(datetime(2026, 3, 9, hour, 0, 20, tzinfo=UTC))
+        await r.scheduler.reconcile()
+    details = await escalations(world, number)
+    assert [(d["level"], d["target"], d["targets"], d["label"]) for d in details] == [
+        (1, f"member:{frank}", [frank], "@frank"),
+        (2, "channel:C-ops", [], "#C-ops"),
+        (3, "member:99999", [], "member #99999"),
+        (4, "webhook:7", [], "webhook #7"),
+    ]
+    sent = await steps_sent(world)
+    assert [(row.method, row.target) for row in sent] == [
+        ("dm", {"user_id": "U6"}),
+        ("post", {"channel_id": "C-ops"}),
+    ]
+    assert f"blocker {number}: policy names unknown member 99999" in caplog.messages
