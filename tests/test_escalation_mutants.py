@@ -527,3 +527,34 @@ async def test_a_ladder_pages_named_members_and_channels_and_says_so(
         ("post", {"channel_id": "C-ops"}),
     ]
     assert f"blocker {number}: policy names unknown member 99999" in caplog.messages
+
+
+async def test_a_held_dm_holds_only_itself_and_queued_steps_wake_the_sender(
+    database: Database, world: World
+) -> None:
+    # Both opened Monday 06:00 UTC, both due at 12:00 UTC (13:00 in Berlin): bob's DM waits
+    # for his day (13:00 UTC in New York), dana's goes at once, and so does everything else
+    # queued (the blockers' cards).
+    world.clock.set(datetime(2026, 3, 9, 6, tzinfo=UTC))
+    held = await open_blocker(world, "Need ETL credentials --area data pipeline --waiting-on @bob")
+    await open_blocker(world, "ETL disk full --area data pipeline")
+    r = replica(database, world, "r")
+    wakes: list[str] = []
+    r.scheduler.on_outbox.append(lambda: wakes.append("woken"))
+    now = datetime(2026, 3, 9, 12, 0, 30, tzinfo=UTC)
+    world.clock.set(now)
+    await r.scheduler.reconcile()
+    assert wakes == ["woken"]
+    bob_dm = f"blocker:{held}:esc:0:0:1:dm:{world.members['bob']}"
+    times = {row.idempotency_key: row.next_attempt_at for row in await world.outbox()}
+    assert times.pop(bob_dm) == datetime(2026, 3, 9, 13, tzinfo=UTC)
+    assert any(":esc:" in key for key in times)  # dana's
+    assert all(at <= now for at in times.values()), times
+    # A sweep that only re-times (nothing queued) wakes nobody.
+    world.clock.set(datetime(2026, 3, 9, 12, 5, tzinfo=UTC))
+    async with database.transaction() as session:
+        await session.execute(
+            update(Blocker).where(Blocker.id == held).values(next_escalation_at=world.clock.now())
+        )
+    await r.scheduler.reconcile()
+    assert wakes == ["woken"]
