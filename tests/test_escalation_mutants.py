@@ -24,7 +24,7 @@ from bot.features.blockers.timeline import Kind
 from bot.scheduling.scheduler import Scheduler
 from storage.db import Database
 from storage.models import Blocker, BlockerEvent, OutboxMessage, OutboxStatus
-from storage.raci import RaciArea
+from storage.raci import RaciArea, RaciAssignment
 from tests.blocker_world import DANA, World, make_world
 from tests.test_escalation_sweep import escalations, open_blocker, replica, steps_sent
 
@@ -558,3 +558,22 @@ async def test_a_held_dm_holds_only_itself_and_queued_steps_wake_the_sender(
         )
     await r.scheduler.reconcile()
     assert wakes == ["woken"]
+
+
+async def test_a_level_with_two_people_pages_both_and_names_both(
+    database: Database, world: World
+) -> None:
+    dana, bob = world.members["dana"], world.members["bob"]
+    async with database.transaction() as session:
+        session.add(
+            RaciAssignment(
+                area_id=world.areas["data pipeline"], role="R", who=f"member:{bob}", member_id=bob
+            )
+        )
+    number = await open_blocker(world, "ETL job fails --area data pipeline")
+    world.clock.set(datetime(2026, 3, 9, 14, 0, 20, tzinfo=UTC))  # 10:00 in New York
+    await replica(database, world, "r").scheduler.reconcile()
+    [detail] = await escalations(world, number)
+    assert sorted(detail["targets"]) == sorted([dana, bob])
+    assert detail["label"] in ("@dana, @bob", "@bob, @dana")
+    assert sorted(row.target["user_id"] for row in await steps_sent(world)) == ["U2", "U4"]
