@@ -25,7 +25,7 @@ from bot.scheduling.scheduler import Scheduler
 from storage.db import Database
 from storage.models import Blocker, BlockerEvent, OutboxMessage, OutboxStatus
 from storage.raci import RaciArea, RaciAssignment
-from tests.blocker_world import DANA, World, make_world
+from tests.blocker_world import DANA, ERIN, World, make_world
 from tests.test_escalation_sweep import escalations, open_blocker, replica, steps_sent
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -577,3 +577,39 @@ async def test_a_level_with_two_people_pages_both_and_names_both(
     assert sorted(detail["targets"]) == sorted([dana, bob])
     assert detail["label"] in ("@dana, @bob", "@bob, @dana")
     assert sorted(row.target["user_id"] for row in await steps_sent(world)) == ["U2", "U4"]
+
+
+async def test_an_acknowledged_critical_blocker_pauses_in_wall_clock_time(
+    database: Database, world: World
+) -> None:
+    saturday_night = datetime(2026, 3, 14, 22, tzinfo=UTC)
+    world.clock.set(saturday_night)
+    number = await open_blocker(world, "Prod data lost --area data pipeline --severity critical")
+    await world.run(f"/blocker ack {number}", ERIN)
+    # The pause is one working day's length (8 hours) of every hour, not Monday's hours.
+    assert (await world.blocker(number)).next_escalation_at == saturday_night + 8 * H
+
+
+async def test_a_ladder_restarted_in_a_later_round_starts_from_its_first_round(
+    database: Database, world: World
+) -> None:
+    async with database.transaction() as session:
+        await session.execute(
+            update(RaciArea)
+            .where(RaciArea.id == world.areas["data pipeline"])
+            .values(policy={"levels": [{"target": "responsible", "after": "1h"}], "repeat": 2})
+        )
+    number = await open_blocker(world, "ETL job fails --area data pipeline")  # Mon 11:00 Berlin
+    r = replica(database, world, "r")
+    for hour in (11, 12):  # rounds 0 and 1 at 12:00 and 13:00 in Berlin
+        world.clock.set(datetime(2026, 3, 9, hour, 0, 20, tzinfo=UTC))
+        await r.scheduler.reconcile()
+    await world.run(f"/blocker ack {number}", DANA)  # paused one business day
+    world.clock.set(datetime(2026, 3, 10, 12, 1, tzinfo=UTC))
+    await r.scheduler.reconcile()
+    details = await escalations(world, number)
+    assert [(d["round"], d["level"]) for d in details] == [(0, 1), (1, 1), (0, 1)]
+    keys = [row.idempotency_key for row in await steps_sent(world)]
+    assert keys[-1].startswith(f"blocker:{number}:esc:1:0:1:")
+    blocker = await world.blocker(number)
+    assert (blocker.escalation_round, blocker.escalation_level) == (0, 1)
