@@ -604,6 +604,8 @@ async def test_a_ladder_restarted_in_a_later_round_starts_from_its_first_round(
     for hour in (11, 12):  # rounds 0 and 1 at 12:00 and 13:00 in Berlin
         world.clock.set(datetime(2026, 3, 9, hour, 0, 20, tzinfo=UTC))
         await r.scheduler.reconcile()
+    # Round 2 is next, an hour later.
+    assert (await world.blocker(number)).next_escalation_at == datetime(2026, 3, 9, 13, tzinfo=UTC)
     await world.run(f"/blocker ack {number}", DANA)  # paused one business day
     world.clock.set(datetime(2026, 3, 10, 12, 1, tzinfo=UTC))
     await r.scheduler.reconcile()
@@ -613,3 +615,22 @@ async def test_a_ladder_restarted_in_a_later_round_starts_from_its_first_round(
     assert keys[-1].startswith(f"blocker:{number}:esc:1:0:1:")
     blocker = await world.blocker(number)
     assert (blocker.escalation_round, blocker.escalation_level) == (0, 1)
+
+
+async def test_a_snoozed_blocker_is_not_escalated_before_its_snooze_ends(
+    database: Database, world: World
+) -> None:
+    number = await open_blocker(world, "ETL job fails --area data pipeline")  # due 14:00 UTC
+    answer = await world.run(f"/blocker snooze {number} 2026-03-10 12:00", DANA)
+    assert answer.startswith(f"Snoozed blocker #{number} until Tue 10 Mar 12:00"), answer
+    until = datetime(2026, 3, 10, 11, tzinfo=UTC)  # 12:00 in Berlin
+    assert (await world.blocker(number)).next_escalation_at == until
+    r = replica(database, world, "r")
+    world.clock.set(datetime(2026, 3, 9, 14, 1, tzinfo=UTC))
+    await r.scheduler.reconcile()
+    assert await escalations(world, number) == []
+    # Then the highest step due by then (level 2, due 11:00 in Berlin) fires, once.
+    world.clock.set(until + timedelta(seconds=20))
+    await r.scheduler.reconcile()
+    [detail] = await escalations(world, number)
+    assert (detail["level"], detail["skipped"]) == (2, 1)
