@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 
 from bot.core import Core
 from bot.features import raci
-from bot.features.blockers import escalation, ladder, policy, timeline
+from bot.features.blockers import escalation, ladder, policy, policy_commands, timeline
 from bot.features.blockers.business_time import BusinessCalendar, CalendarError
 from bot.features.blockers.ladder import LadderState
 from bot.features.blockers.policy import DEFAULT_POLICY
@@ -25,7 +25,7 @@ from bot.scheduling.scheduler import Scheduler
 from storage.db import Database
 from storage.models import Blocker, BlockerEvent, OutboxMessage, OutboxStatus
 from storage.raci import RaciArea, RaciAssignment
-from tests.blocker_world import DANA, ERIN, World, make_world
+from tests.blocker_world import ADMIN, DANA, ERIN, World, make_world, said, submit
 from tests.test_escalation_sweep import escalations, open_blocker, replica, steps_sent
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -634,3 +634,27 @@ async def test_a_snoozed_blocker_is_not_escalated_before_its_snooze_ends(
     await r.scheduler.reconcile()
     [detail] = await escalations(world, number)
     assert (detail["level"], detail["skipped"]) == (2, 1)
+
+
+async def test_a_short_snooze_keeps_the_ladders_times(database: Database, world: World) -> None:
+    number = await open_blocker(world, "ETL job fails --area data pipeline")  # Mon 11:00 Berlin
+    world.clock.advance(H)
+    await world.run(f"/blocker snooze {number} 2026-03-09 13:00", DANA)  # Berlin time
+    # The ladder still counts from the opening: level 1 at 15:00 in Berlin, after the snooze.
+    assert (await world.blocker(number)).next_escalation_at == datetime(2026, 3, 9, 14, tzinfo=UTC)
+
+
+async def test_saving_the_default_policy_counts_the_blockers_it_re_times(
+    database: Database, world: World
+) -> None:
+    raci.register(world.core)
+    policy_commands.register(world.core)
+    await open_blocker(world, "The nightly ETL fails --area data pipeline")
+    nowhere = await open_blocker(world, "The coffee machine is broken")
+    assert (await world.blocker(nowhere)).area_id is None  # no area: nothing to escalate to
+    values = {"levels": "responsible 2h", "repeat": "0", "reack": "1d"}
+    saved = await world.core.handle(submit("raci-policy", ADMIN, values, "default"))
+    assert (
+        said(saved).splitlines()[0]
+        == "Saved the workspace's default escalation policy. 1 open blocker(s) re-timed."
+    )
