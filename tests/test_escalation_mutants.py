@@ -658,3 +658,15 @@ async def test_saving_the_default_policy_counts_the_blockers_it_re_times(
         said(saved).splitlines()[0]
         == "Saved the workspace's default escalation policy. 1 open blocker(s) re-timed."
     )
+
+
+async def test_a_change_after_the_ladder_is_over_books_nothing(
+    database: Database, world: World
+) -> None:
+    number = await open_blocker(world, "ETL docs typo --area data pipeline --severity low")
+    world.clock.set(datetime(2026, 3, 9, 14, 0, 20, tzinfo=UTC))
+    await replica(database, world, "r").scheduler.reconcile()
+    assert [d["level"] for d in await escalations(world, number)] == [1]  # its only level
+    answer = await world.run(f"/blocker snooze {number} 2026-03-10 12:00", DANA)
+    assert answer.startswith(f"Snoozed blocker #{number}"), answer
+    assert (await world.blocker(number)).next_escalation_at is None
