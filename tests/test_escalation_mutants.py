@@ -670,3 +670,22 @@ async def test_a_change_after_the_ladder_is_over_books_nothing(
     answer = await world.run(f"/blocker snooze {number} 2026-03-10 12:00", DANA)
     assert answer.startswith(f"Snoozed blocker #{number}"), answer
     assert (await world.blocker(number)).next_escalation_at is None
+
+
+async def test_the_sweep_is_booked_at_the_earliest_due_blocker_and_named_in_utc(
+    database: Database, world: World, host_zone: Callable[[str], None]
+) -> None:
+    # Two replicas in different zones must name one sweep alike: the key is in UTC.
+    host_zone("Pacific/Kiritimati")
+    later = await open_blocker(world, "ETL report late --area data pipeline")  # due 14:00
+    world.clock.set(datetime(2026, 3, 9, 10, 5, tzinfo=UTC))
+    earliest = await open_blocker(world, "Prod data lost --area data pipeline --severity critical")
+    assert later < earliest
+    async with database.transaction() as session:
+        [schedule] = await escalation.EscalationSchedules().schedules(session, world.clock.now())
+    due = datetime(2026, 3, 9, 10, 5, tzinfo=UTC)
+    assert schedule.trigger.run_date == due
+    assert schedule.payload == {"first": earliest}
+    assert schedule.occurrence_key(due) == (
+        f"blockers:escalation:{earliest}@2026-03-09T10:05:00.000000Z"
+    )
