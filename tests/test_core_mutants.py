@@ -25,6 +25,7 @@ from bot.core import Context, Core, Shortcut
 from bot.errors import UserError
 from bot.events import (
     ActionInvocation,
+    Actor,
     CommandInvocation,
     DirectMessageReceived,
     FormSubmission,
@@ -631,7 +632,10 @@ def test_registration_mistakes_are_refused_with_what_is_wrong(database: Database
     assert [s.name for s in core.specs["small"].subcommands] == ["one"]
     for on in ("message", "user"):
         core.add_shortcut(Shortcut(f"sc-{on}", "Label", on), handler)
-    assert sorted(core.shortcuts) == ["sc-message", "sc-user"]
+    assert [(s.shortcut_id, s.on) for s in core.shortcuts.values()] == [
+        ("sc-message", "message"),
+        ("sc-user", "user"),
+    ]
     with pytest.raises(ValueError, match="shortcut sc-channel: on must be message or user"):
         core.add_shortcut(Shortcut("sc-channel", "Label", "channel"), handler)
     assert "sc-channel" not in core.shortcuts
@@ -650,3 +654,20 @@ async def test_an_extended_command_runs_its_new_subcommands_and_lists_them(
     assert core.specs["probe"].description == "test command"
     assert said(await core.handle(command("/probe two"))) == "two for alice"
     assert said(await core.handle(command("/probe post still here"))) == "queued"
+
+
+async def test_an_event_whose_bookkeeping_fails_is_not_recorded_postgresql_only(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When the core fails before the handler runs (here: a display name longer than its
+    column, which only PostgreSQL refuses), the event is not recorded as handled: the failure
+    was syncup's own, so the platform's retry runs it again rather than being dropped."""
+    if world.database.dialect != "postgresql":
+        pytest.skip("a check only PostgreSQL can make (SQLite does not enforce String lengths)")
+    long_named = Actor("U9", "x" * 300)
+    event = CommandInvocation(origin("long-1"), long_named, "probe", "quiet")
+    first = said(await world.core.handle(event))
+    assert first.startswith("Sorry, something went wrong on syncup's side (ref ")
+    assert said(await world.core.handle(event)).startswith("Sorry, something went wrong")
+    assert await world.rows(ProcessedEvent) == []
+    assert world.counted("command", "error") == 2
