@@ -17,6 +17,7 @@ SQLite and PostgreSQL, storage only (no platform): each test runs in about a sec
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ import pytest
 from sqlalchemy import delete, inspect, select
 
 from bot.errors import UserError
-from bot.features.polls import ballots
+from bot.features.polls import ballots, service
 from storage.db import Database
 from storage.models import Member, Workspace
 from storage.polls import (
@@ -386,6 +387,26 @@ async def test_open_answers_are_the_polls_own_sorted_and_only_when_asked_for(
             assert (await tally(database, first, with_texts=False)).texts == []
             assert (await tally(database, second)).texts == ["More pairing"]
             assert (await tally(database, choice)).texts == []
+
+
+async def test_counting_an_open_anonymous_poll_does_not_wait_for_a_vote_in_flight_postgresql_only(
+    database: Database,
+) -> None:
+    """PostgreSQL: a vote holds a shared lock on its poll's row until it commits
+    (``service.vote``); a count (``/poll list``, the results) takes a shared lock too, so that a
+    close cannot drop the ballots it reads, and runs beside the vote instead of waiting for it.
+    SQLite has one writer and no row locks: nothing to see there."""
+    if database.dialect != "postgresql":
+        pytest.skip("a check only PostgreSQL can make (row locks)")
+    people = await members(database)
+    poll_id = await new_poll(database, people, anonymous=True)
+    await vote(database, poll_id, people["ann"], 0)
+    async with database.transaction() as voting:
+        assert await service.load_poll(voting, poll_id, lock="share") is not None
+        # A safety net, not a measure: an exclusive lock would wait here for the vote's commit.
+        async with asyncio.timeout(30):
+            counted = await tally(database, poll_id)
+    assert (counted.counts, counted.voters) == ({0: 1}, 1)
 
 
 # -- tidy: what start-up drops ---------------------------------------------------------------------
