@@ -474,6 +474,15 @@ async def test_the_source_prompts_each_member_in_their_zone_and_a_team_once_in_i
     assert team.trigger.get_next_fire_time(None, NOW) == utc(date(2026, 3, 10), 3, 30)
 
 
+async def test_a_member_local_standup_with_nobody_on_it_prompts_nobody_and_stops_no_other(
+    database: Database,
+) -> None:
+    where = await place(database, {"ann": "Europe/Berlin"})
+    await add_standup(database, where, [])
+    fine = await add_standup(database, where, ["ann"])
+    assert sorted(await source(database)) == [f"standup:{fine}:m:{where.members['ann']}"]
+
+
 async def test_no_prompts_for_a_workspace_that_removed_the_app(database: Database) -> None:
     kept = await place(database, {"ann": "Europe/Berlin"})
     gone = await place(database, {"bob": "Europe/Berlin"}, external="w2")
