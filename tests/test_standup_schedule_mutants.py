@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import time as host_clock
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -634,10 +636,17 @@ async def test_a_report_marked_out_of_date_and_left_is_swept_once_per_mark(
     await add_prompt(
         database, by_prompt, bob, report_dirty=True, updated_at=NOW - timedelta(seconds=4)
     )
-    # A prompt marked earlier than the run's own mark: the earlier one counts.
+    # A prompt marked later than the run's own mark: the earlier one counts.
     await add_prompt(
-        database, by_run, ann, report_dirty=True, updated_at=marked - timedelta(minutes=1)
+        database, by_run, ann, report_dirty=True, updated_at=marked + timedelta(minutes=1)
     )
+    # Marked exactly SWEEP_AFTER ago, on the run alone: swept.
+    only_run = await add_run(
+        database, standup_id, run_date=date(2026, 3, 4), dirty_since=NOW - schedules.SWEEP_AFTER
+    )
+    # A prompt that is not marked, however old its last change: nothing to sweep.
+    clean = await add_run(database, standup_id, run_date=date(2026, 3, 3))
+    await add_prompt(database, clean, ann, updated_at=NOW - timedelta(hours=1))
     await add_prompt(database, fresh, ann, report_dirty=True, updated_at=NOW)
     # A run closed long ago: its forgotten marks are not swept any more.
     old = await add_run(
@@ -648,9 +657,12 @@ async def test_a_report_marked_out_of_date_and_left_is_swept_once_per_mark(
     sweeps = [
         s for s in (await source(database)).values() if s.handler == schedules.REFRESH_HANDLER
     ]
-    earliest = marked - timedelta(minutes=1)
     expected = {
-        by_run: (f"standup:run:{by_run}:refresh@2026-03-09T05:55:59.999750Z", earliest),
+        by_run: (f"standup:run:{by_run}:refresh@2026-03-09T05:56:59.999750Z", marked),
+        only_run: (
+            f"standup:run:{only_run}:refresh@2026-03-09T05:59:55.000000Z",
+            NOW - timedelta(seconds=5),
+        ),
         by_prompt: (
             f"standup:run:{by_prompt}:refresh@2026-03-09T05:59:55.000000Z",
             NOW - timedelta(seconds=5),
@@ -665,3 +677,27 @@ async def test_a_report_marked_out_of_date_and_left_is_swept_once_per_mark(
         assert run_at(schedule) == since + schedules.SWEEP_AFTER
         assert schedule.grace == schedules.SWEEP_GRACE
         assert schedule.payload == {"run_id": run_id}
+
+
+async def test_a_sweeps_key_is_in_utc_whatever_the_hosts_zone(database: Database) -> None:
+    """Replicas on hosts set to different zones must claim a sweep under one key, or it would
+    run once per zone."""
+    where = await place(database, {"ann": None})
+    standup_id = await add_standup(database, where, ["ann"])
+    run_id = await add_run(database, standup_id, dirty_since=NOW - timedelta(minutes=1))
+    expected = [f"standup:run:{run_id}:refresh@2026-03-09T05:59:00.000000Z"]
+    before = os.environ.get("TZ")
+    try:
+        for host_zone in ("UTC", "Asia/Kolkata", "America/New_York"):
+            os.environ["TZ"] = host_zone
+            host_clock.tzset()
+            found = await source(database)
+            assert [k for k, s in found.items() if s.handler == schedules.REFRESH_HANDLER] == (
+                expected
+            ), host_zone
+    finally:
+        if before is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = before
+        host_clock.tzset()
