@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.features.hooks import sources
+from bot.webhooks import formats
 from bot.webhooks.formats import sign
 
 NOW = datetime(2026, 12, 7, 9, tzinfo=UTC)
@@ -579,3 +580,142 @@ def test_each_sender_offers_its_own_events_and_placeholders() -> None:
         "alias",
         "version",
     )
+
+
+# --- what syncup's own webhooks send (bot.webhooks.formats) ------------------------------------
+
+
+def test_a_new_secret_is_whsec_and_32_random_bytes() -> None:
+    first, second = formats.new_secret(), formats.new_secret()
+    assert first.startswith("whsec_") and first != second
+    assert len(base64.b64decode(first.removeprefix("whsec_"), validate=True)) == 32
+
+
+def test_a_body_is_compact_json_with_its_text_as_utf8() -> None:
+    assert formats.encode({"a": 1, "b": ["é", None]}) == '{"a":1,"b":["é",null]}'.encode()
+
+
+def test_a_standard_request_carries_its_id_timestamp_and_signature_over_the_body() -> None:
+    event = {"type": "blocker.opened", "timestamp": "t", "data": {"text": "ü"}}
+    headers, body = formats.standard_request(event, "msg_9", WHSEC, STAMP)
+    assert body == formats.encode(event)
+    assert headers == {
+        "content-type": "application/json",
+        "user-agent": "syncup-webhooks/1",
+        "webhook-id": "msg_9",
+        "webhook-timestamp": str(STAMP),
+        "webhook-signature": sign(WHSEC, "msg_9", STAMP, body),
+    }
+    # What syncup sends, syncup's own receiver (and any Standard Webhooks one) accepts.
+    assert sources.verify("standard", WHSEC, headers, body, NOW) == "msg_9"
+
+
+def blocker_event(kind: str = "blocker.escalated", **blocker: object) -> dict[str, object]:
+    shown: dict[str, object] = {
+        "id": 41,
+        "text": "the feature store is down",
+        "area": {"id": 3, "name": "Payments"},
+        "severity": "high",
+        "status": "open",
+        "reporter": {"id": "U1", "name": "Ana"},
+        "waiting_on": {"kind": "member", "id": "U2", "name": "Bo"},
+        "age_seconds": 90,
+        "link": "https://chat/p/1",
+    }
+    shown.update(blocker)
+    data = {
+        "workspace": {"platform": "slack", "id": "T1", "name": "Acme"},
+        "blocker": shown,
+        "change": {"kind": "escalated", "actor": None, "detail": {"level": 2}},
+    }
+    return {"type": kind, "timestamp": "2026-12-07T09:00:00Z", "data": data}
+
+
+def test_a_pagerduty_trigger_for_a_blocker_says_everything_about_it() -> None:
+    event = blocker_event()
+    assert formats.pagerduty_body(event, "R1", "msg_1") == {
+        "routing_key": "R1",
+        "event_action": "trigger",
+        "dedup_key": "syncup-blocker-41",
+        "links": [{"href": "https://chat/p/1", "text": "Where it was reported"}],
+        "payload": {
+            "summary": "Blocker #41 (Payments): the feature store is down",
+            "source": "syncup Acme",
+            "severity": "error",
+            "timestamp": "2026-12-07T09:00:00Z",
+            "component": "Payments",
+            "group": "Acme",
+            "class": "blocker.escalated",
+            "custom_details": {
+                "status": "open",
+                "reporter": "Ana",
+                "waiting_on": "Bo",
+                "age_seconds": 90,
+                "change": {"kind": "escalated", "actor": None, "detail": {"level": 2}},
+            },
+        },
+    }
+
+
+def test_a_pagerduty_trigger_for_a_blocker_without_area_link_or_people() -> None:
+    event = blocker_event(area=None, link=None, reporter=None, waiting_on=None, severity="odd")
+    event["data"]["workspace"] = {"id": "T1", "name": ""}  # type: ignore[index]
+    body = formats.pagerduty_body(event, "R1", "msg_1")
+    assert "links" not in body
+    payload = body["payload"]
+    assert payload["summary"] == "Blocker #41: the feature store is down"
+    assert payload["component"] == "blockers" and "group" not in payload
+    assert payload["source"] == "syncup T1" and payload["severity"] == "warning"
+    details = payload["custom_details"]
+    assert details["reporter"] is None and details["waiting_on"] is None
+    for ours, theirs in (("critical", "critical"), ("normal", "warning"), ("low", "info")):
+        shown = formats.pagerduty_body(blocker_event(severity=ours), "R", "m")
+        assert shown["payload"]["severity"] == theirs
+
+
+def test_a_pagerduty_summary_is_cut_to_1024_characters() -> None:
+    body = formats.pagerduty_body(blocker_event(text="x" * 2000), "R1", "msg_1")
+    summary = body["payload"]["summary"]
+    assert len(summary) == 1024 and summary.startswith("Blocker #41 (Payments): xxx")
+
+
+@pytest.mark.parametrize(
+    ("kind", "action"),
+    [
+        ("blocker.acknowledged", "acknowledge"),
+        ("blocker.resolved", "resolve"),
+        ("blocker.cancelled", "resolve"),
+    ],
+)
+def test_a_blocker_acknowledged_or_closed_acts_on_its_incident(kind: str, action: str) -> None:
+    assert formats.pagerduty_body(blocker_event(kind), "R1", "msg_1") == {
+        "routing_key": "R1",
+        "event_action": action,
+        "dedup_key": "syncup-blocker-41",
+    }
+
+
+def test_a_pagerduty_event_that_is_no_blocker_triggers_with_its_summary() -> None:
+    test = {
+        "type": "webhook.test",
+        "data": {"workspace": {"id": "T1", "name": "Acme"}, "summary": "a test", "dedup_key": "k"},
+    }
+    assert formats.pagerduty_body(test, "R1", "msg_1") == {
+        "routing_key": "R1",
+        "event_action": "trigger",
+        "dedup_key": "k",
+        "payload": {"summary": "a test", "source": "syncup Acme", "severity": "info"},
+    }
+    resolve = {**test, "data": {**test["data"], "action": "resolve"}}  # type: ignore[dict-item]
+    assert formats.pagerduty_body(resolve, "R1", "msg_1") == {
+        "routing_key": "R1",
+        "event_action": "resolve",
+        "dedup_key": "k",
+    }
+    bare = formats.pagerduty_body({"type": "other.thing"}, "R1", "msg_7")
+    assert bare["dedup_key"] == "syncup-msg_7"
+    assert bare["payload"] == {"summary": "other.thing", "source": "syncup", "severity": "info"}
+    # A blocker given without an id is not a blocker's incident.
+    odd = {"type": "x", "data": {"blocker": {"text": "t"}, "dedup_key": "d"}}
+    assert formats.pagerduty_dedup_key(odd, "msg_8") == "d"
+    assert formats.pagerduty_dedup_key({"type": "x", "data": {"blocker": "41"}}, "m") == "syncup-m"
