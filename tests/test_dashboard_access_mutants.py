@@ -23,7 +23,7 @@ from bot.events import Actor
 from bot.web.dashboard import access, sessions
 from bot.web.dashboard.sessions import PRE_SECONDS, Signer, same
 from storage.db import Database
-from storage.models import RoleAssignment, RoleName
+from storage.models import RoleAssignment, RoleName, Workspace
 
 NOW = datetime(2026, 12, 7, 9, tzinfo=UTC)
 
@@ -33,20 +33,29 @@ NOW = datetime(2026, 12, 7, 9, tzinfo=UTC)
 
 async def make_workspaces(database: Database) -> dict[str, int]:
     """U1 is a member of several Slack workspaces (two named alike), is also a Discord user with
-    the same id, is in one uninstalled workspace, and is not in one where only U2 is."""
+    the same id, is in one uninstalled workspace, and is not in one where only U2 is.
+
+    The two alike-named workspaces are stored out of their id order both ways a query may read
+    them: U1 joined the later one first, and the earlier one was renamed last (PostgreSQL
+    writes an updated row at the end of its table)."""
     ids: dict[str, int] = {}
     roles = {"alpha-1": RoleName.ADMIN, "alpha-2": RoleName.TEAM_LEAD}  # U1's, by role
+    places = (
+        ("beta", "slack", "T1", "Beta", "U1", False),
+        ("alpha-1", "slack", "T2", "Alpha (new)", "U1", False),
+        ("alpha-2", "slack", "T3", "Alpha", "U1", False),
+        ("guild", "discord", "G1", "Aardvark", "U1", False),
+        ("gone", "slack", "T4", "Aaron", "U1", False),
+        ("theirs", "slack", "T5", "Abc", "U2", False),
+        ("owned", "slack", "T6", "Zed", "U1", True),
+    )
     async with database.transaction() as session:
-        for key, platform, external, name, user, platform_admin in (
-            ("beta", "slack", "T1", "Beta", "U1", False),
-            ("alpha-1", "slack", "T2", "Alpha", "U1", False),
-            ("alpha-2", "slack", "T3", "Alpha", "U1", False),
-            ("guild", "discord", "G1", "Aardvark", "U1", False),
-            ("gone", "slack", "T4", "Aaron", "U1", False),
-            ("theirs", "slack", "T5", "Abc", "U2", False),
-            ("owned", "slack", "T6", "Zed", "U1", True),
-        ):
-            workspace = await directory.ensure_workspace(session, platform, external, name, NOW)
+        workspaces = {
+            key: await directory.ensure_workspace(session, platform, external, name, NOW)
+            for key, platform, external, name, *_ in places
+        }
+        for key, _, _, _, user, platform_admin in reversed(places):
+            workspace = workspaces[key]
             actor = Actor(user, user, is_platform_admin=platform_admin)
             member = await directory.ensure_member(session, workspace, actor, NOW)
             ids[key] = workspace.id
@@ -61,6 +70,10 @@ async def make_workspaces(database: Database) -> dict[str, int]:
                         granted_at=NOW,
                     )
                 )
+    async with database.transaction() as session:
+        renamed = await session.get(Workspace, ids["alpha-1"])
+        assert renamed is not None
+        renamed.name = "Alpha"
     return ids
 
 
