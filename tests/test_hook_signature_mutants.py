@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -729,3 +730,29 @@ def test_a_pagerduty_event_that_is_no_blocker_triggers_with_its_summary() -> Non
     odd = {"type": "x", "data": {"blocker": {"text": "t"}, "dedup_key": "d"}}
     assert formats.pagerduty_dedup_key(odd, "msg_8") == "d"
     assert formats.pagerduty_dedup_key({"type": "x", "data": {"blocker": "41"}}, "m") == "syncup-m"
+
+
+def test_the_signature_is_over_the_same_instant_whatever_the_hosts_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The package reads a naive time as UTC: a host in another zone must still sign the
+    timestamp it sends (the specification's vector)."""
+    vector = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    body = b'{"test": 2432232314}'
+    try:
+        for zone in ("Asia/Kolkata", "America/New_York"):
+            monkeypatch.setenv("TZ", zone)
+            time.tzset()
+            assert sign(WHSEC, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body) == vector
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_a_blocker_that_is_not_an_object_is_no_blocker_for_pagerduty() -> None:
+    event = {"type": "x.y", "data": {"blocker": "41", "summary": "plain"}}
+    assert formats.pagerduty_body(event, "R1", "msg_1")["payload"] == {
+        "summary": "plain",
+        "source": "syncup",
+        "severity": "info",
+    }
