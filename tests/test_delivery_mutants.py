@@ -110,6 +110,8 @@ async def test_a_claim_leases_each_due_row_to_this_worker_for_one_lease_and_says
     )
     # A channel id stored as a number (an old row) is still a channel lane.
     await set_row(database, reply, target={"channel_id": 42})
+    # Rewritten after the others (on PostgreSQL it now lies after them): still handed first.
+    await set_row(database, post, target={"channel_id": "C1"})
     leases = Leases(database, clock, "A", LEASE, batch_size=10)
 
     claimed = await leases.claim(())
