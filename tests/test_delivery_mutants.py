@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from bot.config import DeliverySection
@@ -48,7 +48,7 @@ from bot.port import (
     Target,
 )
 from storage.db import Database
-from storage.models import OutboxMessage, OutboxStatus
+from storage.models import Member, OutboxMessage, OutboxStatus
 from tests.fakes.clock import FakeClock
 from tests.test_delivery import add_workspace, put
 
@@ -937,3 +937,40 @@ async def test_an_outcome_not_recorded_after_three_tries_is_told_and_left_to_may
     ]
     left = await row(world.db, row_id)
     assert (left.status, left.sending_since, left.leased_by) == (OutboxStatus.PENDING, START, "A")
+
+
+async def test_the_dm_channel_a_send_opened_is_kept_on_that_member_only(world: World) -> None:
+    one = world.ws = await add_workspace(world.db, "W-1")
+    two = await add_workspace(world.db, "W-2")
+    members = {(one, "U1"): "D-old", (one, "U2"): "D-U2", (two, "U1"): "D-elsewhere"}
+    async with world.db.transaction() as session:
+        for (ws, user), channel in members.items():
+            session.add(
+                Member(
+                    workspace_id=ws,
+                    platform_user_id=user,
+                    display_name=user,
+                    dm_channel_id=channel,
+                    created_at=START,
+                    updated_at=START,
+                )
+            )
+    dm = await put(
+        world.db,
+        world.clock,  # type: ignore[arg-type]
+        one,
+        "dm",
+        method=Method.DM,
+        target=Target(user_id="U1", dm_channel_id="D-old"),
+    )
+    # The platform answered from another DM channel than the one kept (it was reopened).
+    world.platform.answer_with(Receipt(channel_id="D-new", message_id="m-1"))
+
+    assert (await world.attempt(dm)).kind is Kind.FINISHED
+
+    async with world.db.transaction() as session:
+        kept = {
+            (m.workspace_id, m.platform_user_id): m.dm_channel_id
+            for m in await session.scalars(select(Member))
+        }
+    assert kept == {**members, (one, "U1"): "D-new"}
