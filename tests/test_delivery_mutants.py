@@ -974,3 +974,33 @@ async def test_the_dm_channel_a_send_opened_is_kept_on_that_member_only(world: W
             for m in await session.scalars(select(Member))
         }
     assert kept == {**members, (one, "U1"): "D-new"}
+
+
+async def test_a_dm_through_the_channel_it_was_queued_with_changes_no_member(world: World) -> None:
+    ws = world.ws = await add_workspace(world.db, "W-1")
+    async with world.db.transaction() as session:
+        # The member's DM channel was reopened after this DM was queued.
+        session.add(
+            Member(
+                workspace_id=ws,
+                platform_user_id="U1",
+                display_name="U1",
+                dm_channel_id="D-since",
+                created_at=START,
+                updated_at=START,
+            )
+        )
+    dm = await put(
+        world.db,
+        world.clock,  # type: ignore[arg-type]
+        ws,
+        "dm",
+        method=Method.DM,
+        target=Target(user_id="U1", dm_channel_id="D-queued"),
+    )
+    world.platform.answer_with(Receipt(channel_id="D-queued", message_id="m-1"))
+
+    assert (await world.attempt(dm)).kind is Kind.FINISHED
+
+    async with world.db.transaction() as session:
+        assert await session.scalar(select(Member.dm_channel_id)) == "D-since"
