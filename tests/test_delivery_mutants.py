@@ -939,22 +939,23 @@ async def test_an_outcome_not_recorded_after_three_tries_is_told_and_left_to_may
     assert (left.status, left.sending_since, left.leased_by) == (OutboxStatus.PENDING, START, "A")
 
 
+def _member(workspace_id: int, user: str, dm_channel: str) -> Member:
+    return Member(
+        workspace_id=workspace_id,
+        platform_user_id=user,
+        display_name=user,
+        dm_channel_id=dm_channel,
+        created_at=START,
+        updated_at=START,
+    )
+
+
 async def test_the_dm_channel_a_send_opened_is_kept_on_that_member_only(world: World) -> None:
     one = world.ws = await add_workspace(world.db, "W-1")
     two = await add_workspace(world.db, "W-2")
     members = {(one, "U1"): "D-old", (one, "U2"): "D-U2", (two, "U1"): "D-elsewhere"}
     async with world.db.transaction() as session:
-        for (ws, user), channel in members.items():
-            session.add(
-                Member(
-                    workspace_id=ws,
-                    platform_user_id=user,
-                    display_name=user,
-                    dm_channel_id=channel,
-                    created_at=START,
-                    updated_at=START,
-                )
-            )
+        session.add_all(_member(ws, user, channel) for (ws, user), channel in members.items())
     dm = await put(
         world.db,
         world.clock,  # type: ignore[arg-type]
@@ -980,16 +981,7 @@ async def test_a_dm_through_the_channel_it_was_queued_with_changes_no_member(wor
     ws = world.ws = await add_workspace(world.db, "W-1")
     async with world.db.transaction() as session:
         # The member's DM channel was reopened after this DM was queued.
-        session.add(
-            Member(
-                workspace_id=ws,
-                platform_user_id="U1",
-                display_name="U1",
-                dm_channel_id="D-since",
-                created_at=START,
-                updated_at=START,
-            )
-        )
+        session.add(_member(ws, "U1", "D-since"))
     dm = await put(
         world.db,
         world.clock,  # type: ignore[arg-type]
