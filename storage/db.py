@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.dialects.sqlite import aiosqlite as aiosqlite_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -48,13 +49,11 @@ def create_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine
         logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)
     if parsed.get_backend_name() == "sqlite":
         private_files.create_private(parsed.database)
-        # Each statement in one trip to aiosqlite's thread (storage.sqlite_driver).
-        connect = sqlite_driver.connector(
-            parsed.database or ":memory:",
-            timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
-            check_same_thread=False,
-            uri=parsed.query.get("uri") in ("true", "1"),
-        )
+        # Each statement in one trip to aiosqlite's thread (storage.sqlite_driver), connected
+        # with the arguments SQLAlchemy's dialect makes of the URL (a URI's mode=ro included).
+        args, options = aiosqlite_dialect.dialect().create_connect_args(parsed)
+        options["timeout"] = SQLITE_BUSY_TIMEOUT_MS / 1000
+        connect = sqlite_driver.connector(*args, **options)
         engine = create_async_engine(url, async_creator=connect, **kwargs)
         _configure_sqlite(engine)
         return engine
