@@ -8,6 +8,10 @@ five statements waited for twenty turns of the loop, which made the single SQLit
 slowest link. :class:`Connection` here does open, execute, fetch and close in one call on the
 thread; only a result longer than :data:`PREFETCH` rows (an export streamed with ``yield_per``)
 keeps its cursor open and fetches the rest in chunks, so memory stays bounded.
+
+SQLAlchemy's pool also rolls back every connection it gets back, after a commit too: a trip to
+the thread for nothing, made while the single writer's turn is still held. :meth:`Connection.
+rollback` skips it when the connection is in no transaction and nothing is queued for it.
 """
 
 from __future__ import annotations
@@ -118,6 +122,36 @@ def _fetch(cursor: sqlite3.Cursor) -> list[Any]:
 
 class Connection(aiosqlite.Connection):
     """aiosqlite's connection whose cursors run a statement in one trip to its thread."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Calls handed to the thread (counted on the event loop) and calls it has finished
+        # (counted on the thread): each has one writer, so they are read without a lock.
+        self.submitted = 0
+        self.finished = 0
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        self.submitted += 1
+
+        def run() -> Any:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.finished += 1
+
+        return await super()._execute(run)
+
+    async def rollback(self) -> None:
+        connection = self._conn
+        # Only when every call made has run: a BEGIN still queued (its caller cancelled) would
+        # otherwise leave a transaction open after this returns.
+        if (
+            connection is not None
+            and self.finished == self.submitted
+            and not connection.in_transaction
+        ):
+            return
+        await super().rollback()
 
     def raw(self) -> sqlite3.Connection:
         connection = self._conn  # aiosqlite's: set once the thread has connected

@@ -5,6 +5,8 @@ to another; a driver that lost rows past its first read would cut exports short.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -131,3 +133,40 @@ async def test_the_sqlite_driver_reports_errors_and_rowcounts(tmp_path: Path) ->
             assert await conn.scalar(text("SELECT count(*) FROM t WHERE at = 'x'")) == 2
     finally:
         await database.dispose()
+
+
+async def test_the_sqlite_driver_rolls_back_what_is_open_and_skips_the_rest(
+    tmp_path: Path,
+) -> None:
+    """SQLAlchemy's pool rolls back every connection it gets back, after a commit too. With
+    nothing open that rollback makes no trip to the driver's thread; an open transaction is
+    rolled back, and so is one whose BEGIN is still queued behind other work when the
+    rollback comes (its caller cancelled), which would otherwise be left open."""
+    connection = await sqlite_driver.connector(str(tmp_path / "r.db"), isolation_level=None)()
+    try:
+        cursor = await connection.cursor()
+        await cursor.execute("CREATE TABLE t (v INTEGER)")
+        trips = connection.submitted
+        await connection.rollback()
+        assert connection.submitted == trips
+
+        await cursor.execute("BEGIN IMMEDIATE")
+        await cursor.execute("INSERT INTO t VALUES (1)")
+        await connection.rollback()
+        assert not connection.raw().in_transaction
+        await cursor.execute("SELECT count(*) FROM t")
+        assert await cursor.fetchall() == [(0,)]
+
+        gate = threading.Event()
+        busy = asyncio.ensure_future(connection.call(gate.wait))
+        begin = asyncio.ensure_future(cursor.execute("BEGIN IMMEDIATE"))
+        await asyncio.sleep(0)  # both are queued for the thread, which waits at the gate
+        begin.cancel()
+        rollback = asyncio.ensure_future(connection.rollback())
+        await asyncio.sleep(0)
+        gate.set()
+        await busy
+        await rollback
+        assert not connection.raw().in_transaction
+    finally:
+        await connection.close()
