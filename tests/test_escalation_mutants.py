@@ -833,3 +833,62 @@ async def test_an_area_with_an_unusable_calendar_escalates_in_utc_office_hours_a
     assert (await world.blocker(number)).next_escalation_at == datetime(2026, 3, 9, 14, tzinfo=UTC)
     reason = "Working days are ISO weekdays: 1 (Monday) to 7 (Sunday)"
     assert f"area {area_id} has an unusable calendar ({reason}); using UTC 09-17" in caplog.messages
+
+
+def _one_at_a_time(database: Database, world: World) -> tuple[Core, Scheduler]:
+    """A replica sweeping one blocker per batch, so that a few due blockers fill batches."""
+    core = Core(database, world.clock)
+    raci.register(core)
+    scheduler = Scheduler(database, world.clock, instance="one", reconcile_interval=3600)
+    escalation.register(core, scheduler, batch_size=1)
+    return core, scheduler
+
+
+async def test_full_batches_carry_on_in_one_background_pass_at_a_time(
+    database: Database, world: World
+) -> None:
+    # 12 due blockers, one per batch: the reconcile pass takes 10 (its reloads), and the
+    # full batches start passes in the background to take the rest; one such pass at a time
+    # (a full batch while one runs asks it to go round again instead of starting another).
+    numbers = [
+        await open_blocker(world, f"ETL shard {n} fails --area data pipeline") for n in range(12)
+    ]
+    core, scheduler = _one_at_a_time(database, world)
+    reconcile, most = scheduler.reconcile, 0
+
+    def count() -> None:
+        nonlocal most
+        tasks = asyncio.all_tasks()
+        most = max(most, sum(t.get_name() == "escalation-sweep" and not t.done() for t in tasks))
+
+    async def counted() -> None:
+        count()
+        await reconcile()
+        count()
+
+    scheduler.reconcile = counted  # type: ignore[method-assign]
+    world.clock.set(datetime(2026, 3, 9, 14, 1, tzinfo=UTC))
+    await scheduler.reconcile()
+    await core.idle()
+    assert len(await steps_sent(world)) == len(numbers)
+    assert most == 1
+
+
+async def test_a_background_sweep_pass_that_fails_is_logged_by_its_name(
+    database: Database, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    await open_blocker(world, "ETL job fails --area data pipeline")
+    core, scheduler = _one_at_a_time(database, world)
+    reconcile, caller = scheduler.reconcile, asyncio.current_task()
+
+    async def failing_in_the_background() -> None:
+        if asyncio.current_task() is not caller:
+            raise RuntimeError("the scheduler broke")
+        await reconcile()
+
+    scheduler.reconcile = failing_in_the_background  # type: ignore[method-assign]
+    world.clock.set(datetime(2026, 3, 9, 14, 1, tzinfo=UTC))
+    await scheduler.reconcile()  # a full batch (of one) asks for another pass
+    await core.idle()
+    assert len(await steps_sent(world)) == 1
+    assert "background task escalation-sweep failed" in caplog.messages
