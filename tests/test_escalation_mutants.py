@@ -28,7 +28,7 @@ from storage.models import Blocker, BlockerEvent, Member, OutboxMessage, OutboxS
 from storage.raci import BlockerSettings, RaciArea, RaciAssignment
 from tests.blocker_world import ADMIN, DANA, ERIN, World, make_world, said, submit
 from tests.raci_world import FakeDirectory
-from tests.test_escalation_sweep import escalations, open_blocker, replica, steps_sent
+from tests.test_escalation_sweep import escalations, open_blocker, replica, steps_sent, texts
 
 BERLIN = ZoneInfo("Europe/Berlin")
 H = timedelta(hours=1)
@@ -892,3 +892,25 @@ async def test_a_background_sweep_pass_that_fails_is_logged_by_its_name(
     await core.idle()
     assert len(await steps_sent(world)) == 1
     assert "background task escalation-sweep failed" in caplog.messages
+
+
+async def test_a_channel_step_posts_the_blocker_with_its_buttons(
+    database: Database, world: World
+) -> None:
+    async with database.transaction() as session:
+        await session.execute(
+            update(RaciArea)
+            .where(RaciArea.id == world.areas["data pipeline"])
+            .values(policy={"levels": [{"target": "channel", "after": "1h"}]})
+        )
+    number = await open_blocker(world, "ETL job fails --area data pipeline")  # Mon 11:00 Berlin
+    world.clock.set(datetime(2026, 3, 9, 11, 0, 20, tzinfo=UTC))
+    await replica(database, world, "r").scheduler.reconcile()
+    [post] = await steps_sent(world)
+    assert (post.method, post.target) == ("post", {"channel_id": "C-data"})
+    assert post.idempotency_key == f"blocker:{number}:esc:0:0:1:post"
+    body = texts(post)
+    assert f"Blocker #{number} escalated (level 1)" in body and "ETL job fails" in body
+    assert "R: @dana" in body and "A: @erin" in body
+    actions = [b["action_id"] for b in post.payload["blocks"][-1]["elements"]]
+    assert f"blocker:ack:{number}" in actions and f"blocker:resolve:{number}" in actions
