@@ -915,3 +915,31 @@ async def test_a_channel_step_posts_the_blocker_with_its_buttons(
     assert "R: @dana" in body and "A: @erin" in body
     actions = [b["action_id"] for b in post.payload["blocks"][-1]["elements"]]
     assert f"blocker:ack:{number}" in actions and f"blocker:resolve:{number}" in actions
+
+
+async def test_an_areas_policy_is_read_with_the_areas_own_working_day(
+    database: Database, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A 6-hour day (10:00-16:00 in Berlin): "1d" then "7h" is in order (6 hours, then 7), as
+    # /raci policy accepted it for this area; read with a standard 8-hour day it would not be,
+    # and the area would fall back to the built-in ladder.
+    async with database.transaction() as session:
+        await session.execute(
+            update(RaciArea)
+            .where(RaciArea.id == world.areas["data pipeline"])
+            .values(
+                day_start_minute=600,
+                day_end_minute=960,
+                policy={
+                    "levels": [
+                        {"target": "responsible", "after": "1d"},
+                        {"target": "accountable", "after": "7h"},
+                    ]
+                },
+            )
+        )
+    caplog.set_level(logging.WARNING, logger=escalation.__name__)
+    number = await open_blocker(world, "ETL job fails --area data pipeline")  # Mon 11:00 Berlin
+    # One working day: five hours on Monday, the sixth on Tuesday from 10:00 in Berlin.
+    assert (await world.blocker(number)).next_escalation_at == datetime(2026, 3, 10, 10, tzinfo=UTC)
+    assert not any("unusable" in line for line in caplog.messages)
