@@ -6,6 +6,7 @@ ladder's boundaries; the sweep's timeline entries, held DMs and stopping rules."
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -23,10 +24,11 @@ from bot.features.blockers.policy import DEFAULT_POLICY
 from bot.features.blockers.timeline import Kind
 from bot.scheduling.scheduler import Scheduler
 from storage.db import Database
-from storage.models import Blocker, BlockerEvent, OutboxMessage, OutboxStatus
-from storage.raci import RaciArea, RaciAssignment
+from storage.models import Blocker, BlockerEvent, Member, OutboxMessage, OutboxStatus, Workspace
+from storage.raci import BlockerSettings, RaciArea, RaciAssignment
 from tests.blocker_world import ADMIN, DANA, ERIN, World, make_world, said, submit
-from tests.test_escalation_sweep import escalations, open_blocker, replica, steps_sent
+from tests.raci_world import FakeDirectory
+from tests.test_escalation_sweep import escalations, open_blocker, replica, steps_sent, texts
 
 BERLIN = ZoneInfo("Europe/Berlin")
 H = timedelta(hours=1)
@@ -689,3 +691,255 @@ async def test_the_sweep_is_booked_at_the_earliest_due_blocker_and_named_in_utc(
     assert schedule.occurrence_key(due) == (
         f"blockers:escalation:{earliest}@2026-03-09T10:05:00.000000Z"
     )
+
+
+# -- whom a step pages, and the plans it follows (compose, recipients, Plans) ------------------
+
+
+async def test_a_dm_goes_to_the_members_known_dm_channel(database: Database, world: World) -> None:
+    # A platform that gave syncup dana's DM channel: the step's DM names it, so the sender
+    # writes there instead of opening a conversation first.
+    async with database.transaction() as session:
+        await session.execute(
+            update(Member).where(Member.id == world.members["dana"]).values(dm_channel_id="D-dana")
+        )
+    await open_blocker(world, "The nightly ETL job fails --area data pipeline")
+    world.clock.set(datetime(2026, 3, 9, 14, 0, 20, tzinfo=UTC))
+    await replica(database, world, "r").scheduler.reconcile()
+    [dm] = await steps_sent(world)
+    assert (dm.method, dm.target) == ("dm", {"user_id": "U4", "dm_channel_id": "D-dana"})
+
+
+async def test_a_blocker_waiting_on_a_member_goes_to_the_areas_accountable_at_level_two(
+    database: Database, world: World
+) -> None:
+    # Waiting on bob: bob is the Responsible of this blocker (level 1), but the Accountable
+    # (level 2) is still the area's, erin, not bob again.
+    number = await open_blocker(
+        world, "Need the ETL credentials --area data pipeline --waiting-on @bob"
+    )
+    world.clock.set(datetime(2026, 3, 10, 13, 30, tzinfo=UTC))  # level 2 due, bob at work too
+    await replica(database, world, "r").scheduler.reconcile()
+    [detail] = await escalations(world, number)
+    assert (detail["level"], detail["targets"], detail["label"]) == (
+        2,
+        [world.members["erin"]],
+        "@erin",
+    )
+    assert [row.target["user_id"] for row in await steps_sent(world)] == ["U5"]
+
+
+async def test_a_responsible_user_group_is_expanded_by_the_platform_and_each_member_paged(
+    database: Database, world: World
+) -> None:
+    # dana holds R herself and through the user group "data-eng" with frank: the step pages
+    # both, frank found through the platform's list of the group's members.
+    async with database.transaction() as session:
+        session.add(
+            RaciAssignment(
+                area_id=world.areas["data pipeline"], role="R", who="group:S-eng", label="@data-eng"
+            )
+        )
+    number = await open_blocker(world, "ETL job fails --area data pipeline")
+    r = replica(database, world, "r")
+    r.core.directory = FakeDirectory(  # type: ignore[assignment]
+        members={"U4": "dana", "U6": "frank"}, groups={"S-eng": ("data-eng", ["U4", "U6"])}
+    )
+    world.clock.set(datetime(2026, 3, 9, 14, 0, 20, tzinfo=UTC))
+    await r.scheduler.reconcile()
+    [detail] = await escalations(world, number)
+    dana, frank = world.members["dana"], world.members["frank"]
+    assert (detail["targets"], detail["label"]) == ([dana, frank], "@dana, @frank")
+    assert sorted(row.target["user_id"] for row in await steps_sent(world)) == ["U4", "U6"]
+
+
+async def test_the_workspaces_default_policy_times_the_areas_without_their_own(
+    database: Database, world: World
+) -> None:
+    async with database.transaction() as session:
+        workspace = await session.scalar(select(Workspace))
+        assert workspace is not None
+        session.add(
+            BlockerSettings(
+                workspace_id=workspace.id,
+                default_policy={"levels": [{"target": "accountable", "after": "2h"}]},
+                updated_at=world.clock.now(),
+            )
+        )
+    number = await open_blocker(world, "ETL job fails --area data pipeline")  # Mon 11:00 Berlin
+    assert (await world.blocker(number)).next_escalation_at == datetime(2026, 3, 9, 12, tzinfo=UTC)
+    world.clock.set(datetime(2026, 3, 9, 12, 0, 20, tzinfo=UTC))
+    await replica(database, world, "r").scheduler.reconcile()
+    [detail] = await escalations(world, number)
+    assert (detail["level"], detail["label"]) == (1, "@erin")
+
+
+@pytest.mark.parametrize(
+    ("where", "stored", "reason"),
+    [
+        ("area", {"levels": []}, "A policy needs at least one level (a target and a delay)"),
+        ("workspace", {"repeat": 1}, "A policy needs at least one level (a target and a delay)"),
+        ("workspace", {"levels": "x", "pause": 1}, "Unknown policy field(s): pause"),
+    ],
+)
+async def test_an_unusable_stored_policy_escalates_by_the_built_in_one_and_says_where(
+    database: Database,
+    world: World,
+    caplog: pytest.LogCaptureFixture,
+    where: str,
+    stored: dict,
+    reason: str,
+) -> None:
+    # Written by hand or by an older version: the blocker still escalates (the built-in
+    # policy: the Responsible after 4 business hours) and the log names the policy's owner.
+    area_id = world.areas["data pipeline"]
+    async with database.transaction() as session:
+        workspace = await session.scalar(select(Workspace))
+        assert workspace is not None
+        if where == "area":
+            await session.execute(
+                update(RaciArea).where(RaciArea.id == area_id).values(policy=stored)
+            )
+        else:
+            session.add(
+                BlockerSettings(
+                    workspace_id=workspace.id, default_policy=stored, updated_at=world.clock.now()
+                )
+            )
+    owner = f"area {area_id}" if where == "area" else f"workspace {workspace.id}"
+    caplog.set_level(logging.WARNING, logger=escalation.__name__)
+    number = await open_blocker(world, "ETL job fails --area data pipeline")  # Mon 11:00 Berlin
+    assert (await world.blocker(number)).next_escalation_at == datetime(2026, 3, 9, 14, tzinfo=UTC)
+    assert f"{owner} has an unusable escalation policy ({reason}); using the default" in (
+        caplog.messages
+    )
+
+
+async def test_an_area_with_an_unusable_calendar_escalates_in_utc_office_hours_and_says_so(
+    database: Database, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Saved before calendars were checked: weekday 8. The area's other settings (12:00-20:00
+    # in Berlin, which would give 15:00 UTC) are not guessed at; the ladder counts Mon-Fri
+    # 09:00-17:00 UTC instead.
+    area_id = world.areas["data pipeline"]
+    async with database.transaction() as session:
+        await session.execute(
+            update(RaciArea)
+            .where(RaciArea.id == area_id)
+            .values(work_days=[1, 8], day_start_minute=720, day_end_minute=1200)
+        )
+    caplog.set_level(logging.WARNING, logger=escalation.__name__)
+    number = await open_blocker(world, "ETL job fails --area data pipeline")  # Mon 10:00 UTC
+    assert (await world.blocker(number)).next_escalation_at == datetime(2026, 3, 9, 14, tzinfo=UTC)
+    reason = "Working days are ISO weekdays: 1 (Monday) to 7 (Sunday)"
+    assert f"area {area_id} has an unusable calendar ({reason}); using UTC 09-17" in caplog.messages
+
+
+def _one_at_a_time(database: Database, world: World) -> tuple[Core, Scheduler]:
+    """A replica sweeping one blocker per batch, so that a few due blockers fill batches."""
+    core = Core(database, world.clock)
+    raci.register(core)
+    scheduler = Scheduler(database, world.clock, instance="one", reconcile_interval=3600)
+    escalation.register(core, scheduler, batch_size=1)
+    return core, scheduler
+
+
+async def test_full_batches_carry_on_in_one_background_pass_at_a_time(
+    database: Database, world: World
+) -> None:
+    # 12 due blockers, one per batch: the reconcile pass takes 10 (its reloads), and the
+    # full batches start passes in the background to take the rest; one such pass at a time
+    # (a full batch while one runs asks it to go round again instead of starting another).
+    numbers = [
+        await open_blocker(world, f"ETL shard {n} fails --area data pipeline") for n in range(12)
+    ]
+    core, scheduler = _one_at_a_time(database, world)
+    reconcile, most = scheduler.reconcile, 0
+
+    def count() -> None:
+        nonlocal most
+        tasks = asyncio.all_tasks()
+        most = max(most, sum(t.get_name() == "escalation-sweep" and not t.done() for t in tasks))
+
+    async def counted() -> None:
+        count()
+        await reconcile()
+        count()
+
+    scheduler.reconcile = counted  # type: ignore[method-assign]
+    world.clock.set(datetime(2026, 3, 9, 14, 1, tzinfo=UTC))
+    await scheduler.reconcile()
+    async with asyncio.timeout(120):  # a safety net: passes that never stop going round
+        await core.idle()
+    assert len(await steps_sent(world)) == len(numbers)
+    assert most == 1
+
+
+async def test_a_background_sweep_pass_that_fails_is_logged_by_its_name(
+    database: Database, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    await open_blocker(world, "ETL job fails --area data pipeline")
+    core, scheduler = _one_at_a_time(database, world)
+    reconcile, caller = scheduler.reconcile, asyncio.current_task()
+
+    async def failing_in_the_background() -> None:
+        if asyncio.current_task() is not caller:
+            raise RuntimeError("the scheduler broke")
+        await reconcile()
+
+    scheduler.reconcile = failing_in_the_background  # type: ignore[method-assign]
+    world.clock.set(datetime(2026, 3, 9, 14, 1, tzinfo=UTC))
+    await scheduler.reconcile()  # a full batch (of one) asks for another pass
+    await core.idle()
+    assert len(await steps_sent(world)) == 1
+    assert "background task escalation-sweep failed" in caplog.messages
+
+
+async def test_a_channel_step_posts_the_blocker_with_its_buttons(
+    database: Database, world: World
+) -> None:
+    async with database.transaction() as session:
+        await session.execute(
+            update(RaciArea)
+            .where(RaciArea.id == world.areas["data pipeline"])
+            .values(policy={"levels": [{"target": "channel", "after": "1h"}]})
+        )
+    number = await open_blocker(world, "ETL job fails --area data pipeline")  # Mon 11:00 Berlin
+    world.clock.set(datetime(2026, 3, 9, 11, 0, 20, tzinfo=UTC))
+    await replica(database, world, "r").scheduler.reconcile()
+    [post] = await steps_sent(world)
+    assert (post.method, post.target) == ("post", {"channel_id": "C-data"})
+    assert post.idempotency_key == f"blocker:{number}:esc:0:0:1:post"
+    body = texts(post)
+    assert f"Blocker #{number} escalated (level 1)" in body and "ETL job fails" in body
+    assert "R: @dana" in body and "A: @erin" in body
+    actions = [b["action_id"] for b in post.payload["blocks"][-1]["elements"]]
+    assert f"blocker:ack:{number}" in actions and f"blocker:resolve:{number}" in actions
+
+
+async def test_an_areas_policy_is_read_with_the_areas_own_working_day(
+    database: Database, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A 6-hour day (10:00-16:00 in Berlin): "1d" then "7h" is in order (6 hours, then 7), as
+    # /raci policy accepted it for this area; read with a standard 8-hour day it would not be,
+    # and the area would fall back to the built-in ladder.
+    async with database.transaction() as session:
+        await session.execute(
+            update(RaciArea)
+            .where(RaciArea.id == world.areas["data pipeline"])
+            .values(
+                day_start_minute=600,
+                day_end_minute=960,
+                policy={
+                    "levels": [
+                        {"target": "responsible", "after": "1d"},
+                        {"target": "accountable", "after": "7h"},
+                    ]
+                },
+            )
+        )
+    caplog.set_level(logging.WARNING, logger=escalation.__name__)
+    number = await open_blocker(world, "ETL job fails --area data pipeline")  # Mon 11:00 Berlin
+    # One working day: five hours on Monday, the sixth on Tuesday from 10:00 in Berlin.
+    assert (await world.blocker(number)).next_escalation_at == datetime(2026, 3, 10, 10, tzinfo=UTC)
+    assert not any("unusable" in line for line in caplog.messages)

@@ -47,7 +47,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.triggers.date import DateTrigger
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import Core
@@ -279,10 +279,6 @@ def due_query(now: datetime, limit: int = BATCH_SIZE) -> Any:
         .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)
     )
-
-
-async def earliest_due(session: AsyncSession) -> datetime | None:
-    return await session.scalar(select(func.min(Blocker.next_escalation_at)))
 
 
 # -- the sweep ----------------------------------------------------------------------------------
