@@ -282,6 +282,20 @@ async def test_typed_options_with_an_unknown_or_missing_subcommand_are_refused(
     ]
 
 
+async def test_typed_options_that_do_not_fit_are_answered_with_the_usage(world: World) -> None:
+    """A platform's typed command (Discord's slash options) missing a required option, or with
+    one the subcommand does not have, is told what is wrong and how to type it: not an apology
+    for a failure."""
+    missing = CommandInvocation(origin("u-1"), ALICE, "probe", "", "post", {})
+    usage = "Usage: /probe post <WORDS...>."
+    assert said(await world.core.handle(missing)) == f"WORDS is missing. {usage}"
+    extra = CommandInvocation(origin("u-2"), ALICE, "probe", "", "post", {"words": "a", "x": 1})
+    assert said(await world.core.handle(extra)) == f"Unknown option x. {usage}"
+    assert world.counted("command", "user_error") == 2
+    assert world.counted("command", "error") == 0
+    assert await world.rows(OutboxMessage) == []
+
+
 async def test_an_unavailable_database_is_answered_plainly_and_logged_without_a_traceback(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
