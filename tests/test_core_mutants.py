@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bot.batching import Batch
 from bot.chat import MESSAGE_ADAPTER, FormErrors, Response, message, reply
 from bot.commands.spec import CommandSpec, OptionSpec, OptionType, SubcommandSpec
 from bot.core import Context, Core, Shortcut
@@ -445,6 +446,26 @@ async def test_without_a_platform_directory_only_a_known_channel_will_do(world: 
 
 
 # -- routing ------------------------------------------------------------------------------------
+
+
+async def test_an_action_id_with_more_parts_still_reaches_its_batch(world: World) -> None:
+    """Presses group-commit by the action id's first part: ``probe:7:x`` is a ``probe`` press
+    and joins the batch like ``probe:7`` does, rather than being handled alone."""
+    batched: list[str] = []
+
+    async def alone(ctx: Context, event: ActionInvocation) -> Response:
+        return reply(f"alone {event.action_id}")
+
+    async def batch(pressed: Batch[ActionInvocation]) -> None:
+        for item in pressed.items:
+            batched.append(item.event.action_id)
+            item.response = reply(f"batched {item.event.action_id}")
+
+    world.core.add_action("probe", alone, batch=batch)
+    for n, action_id in enumerate(("probe:7", "probe:7:x")):
+        pressed = ActionInvocation(origin(f"batch-{n}"), BOB, action_id)
+        assert said(await world.core.handle(pressed)) == f"batched {action_id}"
+    assert batched == ["probe:7", "probe:7:x"]
 
 
 async def test_actions_forms_shortcuts_and_dms_reach_their_handlers(
