@@ -18,8 +18,9 @@
 # diff) and a score per module. WORKDIR (default /tmp/syncup-mutation) keeps mutmut's cache: a
 # second run only tests mutants whose code or tests changed. JOBS (default 1) mutants run at once;
 # TIMEOUT (default 15) times a mutant's tests' recorded time ends it as a timeout (counted killed,
-# and listed: mutmut limits CPU time from the tests' durations without their fixtures, so a low
-# TIMEOUT stops mutants that do not hang; rerun a listed one with -s or MUTANT_UNDER_TEST).
+# and listed: mutmut limits CPU time, and wall time to half of it, from the tests' durations
+# without their fixtures, so a low TIMEOUT, or 15 under load, stops mutants that do not hang: use
+# 60 on a busy machine; rerun a listed one with -s or MUTANT_UNDER_TEST).
 # docs/testing.md says when to run it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,11 +35,11 @@ while getopts "t:k:m:s" opt; do
     k) filter=$OPTARG ;;
     m) mutants=$OPTARG ;;
     s) recheck=1 ;;
-    *) sed -n '2,23p' "$0"; exit 2 ;;
+    *) sed -n '2,24p' "$0"; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
-if [ $# -eq 0 ]; then sed -n '2,23p' "$0"; exit 2; fi
+if [ $# -eq 0 ]; then sed -n '2,24p' "$0"; exit 2; fi
 for module in "$@"; do
   [ -f "$module" ] || { echo "mutation.sh: no such module: $module" >&2; exit 2; }
 done
@@ -48,7 +49,9 @@ python=${PYTHON:-$root/.venv/bin/python}
   exit 2
 }
 workdir=${WORKDIR:-/tmp/syncup-mutation}
-mkdir -p "$workdir"
+mkdir -p "$workdir/tmp"
+# pytest's temporary folders per run: two runs sharing /tmp/pytest-of-$USER remove each other's.
+export TMPDIR="$workdir/tmp"
 # A copy of the tracked files as they are in the working tree; mutmut's cache (mutants/) stays.
 git ls-files -z --cached --others --exclude-standard | rsync -a --from0 --files-from=- ./ "$workdir/"
 
