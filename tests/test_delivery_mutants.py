@@ -996,3 +996,73 @@ async def test_a_dm_through_the_channel_it_was_queued_with_changes_no_member(wor
 
     async with world.db.transaction() as session:
         assert await session.scalar(select(Member.dm_channel_id)) == "D-since"
+
+
+# --- two replicas and one row (PostgreSQL's row locks) ------------------------------------------
+
+
+async def test_a_row_taken_over_while_its_attempt_is_prepared_goes_out_once_postgresql_only(
+    world: World,
+) -> None:
+    """PostgreSQL: two replicas contend for one row. Replica A's lease ran out just as it began
+    its attempt, and replica B claims due rows at that very moment, between A's check that the
+    row is still its own and A's commit of the attempt. A holds the row locked from that check
+    to its commit, so B's claim passes over it (``SKIP LOCKED``) and the platform gets the
+    message once. SQLite cannot see this: it has no row locks (one writer at a time), and B's
+    claim there would wait for A's transaction to end."""
+    if world.db.dialect != "postgresql":
+        pytest.skip("a check only PostgreSQL can make (row locks)")
+    row_id = await one_post(world)
+    mine = await world.claim_one(row_id)
+    world.clock.advance(LEASE)  # A's lease runs out now: the row is due for a claim again
+    b_leases = Leases(world.db, world.clock, "B", LEASE, batch_size=10)
+    b_sender = RowSender(
+        world.db,
+        world.platform,
+        world.settings,
+        b_leases,
+        clock=world.clock,
+        rng=random.Random(SEED),
+        wake_in=world.wakes.append,
+    )
+    b_claimed: list[Claimed] = []
+    real = world.db.transaction
+    armed = [True]
+
+    @contextlib.asynccontextmanager
+    async def b_claims_after_the_check(**kwargs: Any) -> Any:
+        """A's next transaction: right after its first statement (reading the row to check
+        it), B claims, in a transaction of its own."""
+        async with real(**kwargs) as session:
+            if armed:
+                armed.clear()
+                execute = session.execute
+
+                async def then_b_claims(*args: Any, **kw: Any) -> Any:
+                    session.execute = execute  # type: ignore[method-assign]
+                    result = await execute(*args, **kw)
+                    b_claimed.extend(await b_leases.claim(()))
+                    return result
+
+                session.execute = then_b_claims  # type: ignore[method-assign]
+            yield session
+
+    world.db.transaction = b_claims_after_the_check  # type: ignore[method-assign]
+
+    async def b_sends_meanwhile(delivery: Delivery) -> Receipt:
+        """While A's send is in flight, B sends what its claim gave it."""
+        for theirs in b_claimed:
+            await b_sender.attempt(theirs, world.bucket)
+        return Receipt(channel_id="C1", message_id="m-A")
+
+    world.platform.answer(b_sends_meanwhile)
+    world.platform.answer_with(Receipt(channel_id="C1", message_id="m-B"))
+
+    result = await world.sender.attempt(mine, world.bucket)
+
+    assert [d.outbox_id for d in world.platform.deliveries] == [row_id]
+    assert b_claimed == []
+    assert result.kind is Kind.FINISHED
+    sent = await row(world.db, row_id)
+    assert (sent.status, sent.platform_message_id, sent.attempts) == (OutboxStatus.SENT, "m-A", 1)
+    assert await b_leases.claim(()) == []
