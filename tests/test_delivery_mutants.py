@@ -19,6 +19,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from bot.config import DeliverySection
+from bot.delivery import sending
 from bot.delivery.adaptive import Pace
 from bot.delivery.leases import Claimed, Leases
 from bot.delivery.ratelimit import TokenBucket
@@ -450,6 +452,36 @@ async def test_a_send_whose_outcome_was_never_learnt_goes_out_with_maybe_sent(
     assert (delivery.attempt, delivery.maybe_sent) == (2, True)
 
 
+async def test_a_send_in_flight_holds_its_row_for_a_lease_from_when_it_went_out(
+    world: World,
+) -> None:
+    row_id = await one_post(world)
+    mine = await world.claim_one(row_id)
+    world.clock.advance(timedelta(seconds=3))  # it waited its turn in the bucket
+    went_out = START + timedelta(seconds=3)
+    other = Leases(world.db, world.clock, "B", LEASE, batch_size=10)
+    seen: dict[str, object] = {}
+
+    async def in_flight(delivery: Delivery) -> Receipt:
+        held = await row(world.db, row_id)
+        seen["row"] = (held.leased_by, held.lease_until, held.sending_since, held.attempts)
+        seen["claimed"] = await other.claim(())
+        # Past the lease the claim gave, but not a lease past the send: still A's.
+        world.clock.advance(LEASE - TICK)
+        seen["claimed later"] = await other.claim(())
+        return Receipt(channel_id="C1", message_id="m-1")
+
+    world.platform.answer(in_flight)
+
+    assert (await world.sender.attempt(mine, world.bucket)).kind is Kind.FINISHED
+    assert seen == {
+        "row": ("A", went_out + LEASE, went_out, 1),
+        "claimed": [],
+        "claimed later": [],
+    }
+    assert (await row(world.db, row_id)).platform_message_id == "m-1"
+
+
 # --- a 429 --------------------------------------------------------------------------------------
 
 
@@ -865,6 +897,16 @@ async def test_a_payload_that_no_longer_decodes_is_dead_lettered_unsent(
     assert dead.last_error.endswith(" validation errors")
     assert result.dead_letter.error == dead.last_error
     assert (result.dead_letter.outbox_id, result.dead_letter.unreachable) == (row_id, False)
+    # The dead letter says what was lost and where it was to go, like any other.
+    assert (result.dead_letter.idempotency_key, result.dead_letter.target) == (
+        "post",
+        Target(channel_id="C1"),
+    )
+    assert (
+        result.dead_letter.workspace_id,
+        result.dead_letter.platform_workspace_id,
+        result.dead_letter.method,
+    ) == (world.ws, "W-1", Method.POST)
     assert [r.getMessage() for r in caplog.records] == [
         f"outbox {row_id}: payload does not decode; dead-lettered"
     ]
@@ -939,6 +981,40 @@ async def test_an_outcome_not_recorded_after_three_tries_is_told_and_left_to_may
     assert (left.status, left.sending_since, left.leased_by) == (OutboxStatus.PENDING, START, "A")
 
 
+async def test_a_database_hiccup_is_retried_after_0_2_then_0_4_seconds(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recording retries after short, growing pauses: about half a second in all, well within
+    the lease, so the row is still this worker's when the outcome is finally written."""
+    row_id = await one_post(world)
+    waits: list[float] = []
+
+    async def pause(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(sending, "asyncio", SimpleNamespace(sleep=pause))
+
+    async def sent_then_hiccups(delivery: Delivery) -> Receipt:
+        hiccups(world, [OSError(), OSError()])
+        return Receipt(channel_id="C1", message_id="m-1")
+
+    world.platform.answer(sent_then_hiccups)
+    assert (await world.attempt(row_id)).kind is Kind.FINISHED
+    assert waits == [0.2, 0.4]
+
+    # Three failures: the same two pauses, then it gives up (no pause after the last try).
+    second = await put(world.db, world.clock, world.ws, "second")  # type: ignore[arg-type]
+
+    async def sent_then_down(delivery: Delivery) -> Receipt:
+        hiccups(world, [OSError(), OSError(), OSError()])
+        return Receipt(channel_id="C1", message_id="m-2")
+
+    world.platform.answer(sent_then_down)
+    waits.clear()
+    assert (await world.attempt(second)).kind is Kind.SKIPPED
+    assert waits == [0.2, 0.4]
+
+
 def _member(workspace_id: int, user: str, dm_channel: str) -> Member:
     return Member(
         workspace_id=workspace_id,
@@ -996,3 +1072,73 @@ async def test_a_dm_through_the_channel_it_was_queued_with_changes_no_member(wor
 
     async with world.db.transaction() as session:
         assert await session.scalar(select(Member.dm_channel_id)) == "D-since"
+
+
+# --- two replicas and one row (PostgreSQL's row locks) ------------------------------------------
+
+
+async def test_a_row_taken_over_while_its_attempt_is_prepared_goes_out_once_postgresql_only(
+    world: World,
+) -> None:
+    """PostgreSQL: two replicas contend for one row. Replica A's lease ran out just as it began
+    its attempt, and replica B claims due rows at that very moment, between A's check that the
+    row is still its own and A's commit of the attempt. A holds the row locked from that check
+    to its commit, so B's claim passes over it (``SKIP LOCKED``) and the platform gets the
+    message once. SQLite cannot see this: it has no row locks (one writer at a time), and B's
+    claim there would wait for A's transaction to end."""
+    if world.db.dialect != "postgresql":
+        pytest.skip("a check only PostgreSQL can make (row locks)")
+    row_id = await one_post(world)
+    mine = await world.claim_one(row_id)
+    world.clock.advance(LEASE)  # A's lease runs out now: the row is due for a claim again
+    b_leases = Leases(world.db, world.clock, "B", LEASE, batch_size=10)
+    b_sender = RowSender(
+        world.db,
+        world.platform,
+        world.settings,
+        b_leases,
+        clock=world.clock,
+        rng=random.Random(SEED),
+        wake_in=world.wakes.append,
+    )
+    b_claimed: list[Claimed] = []
+    real = world.db.transaction
+    armed = [True]
+
+    @contextlib.asynccontextmanager
+    async def b_claims_after_the_check(**kwargs: Any) -> Any:
+        """A's next transaction: right after its first statement (reading the row to check
+        it), B claims, in a transaction of its own."""
+        async with real(**kwargs) as session:
+            if armed:
+                armed.clear()
+                execute = session.execute
+
+                async def then_b_claims(*args: Any, **kw: Any) -> Any:
+                    session.execute = execute  # type: ignore[method-assign]
+                    result = await execute(*args, **kw)
+                    b_claimed.extend(await b_leases.claim(()))
+                    return result
+
+                session.execute = then_b_claims  # type: ignore[method-assign]
+            yield session
+
+    world.db.transaction = b_claims_after_the_check  # type: ignore[method-assign]
+
+    async def b_sends_meanwhile(delivery: Delivery) -> Receipt:
+        """While A's send is in flight, B sends what its claim gave it."""
+        for theirs in b_claimed:
+            await b_sender.attempt(theirs, world.bucket)
+        return Receipt(channel_id="C1", message_id="m-A")
+
+    world.platform.answer(b_sends_meanwhile)
+    world.platform.answer_with(Receipt(channel_id="C1", message_id="m-B"))
+
+    result = await world.sender.attempt(mine, world.bucket)
+
+    assert [d.outbox_id for d in world.platform.deliveries] == [row_id]
+    assert b_claimed == []
+    assert result.kind is Kind.FINISHED
+    sent = await row(world.db, row_id)
+    assert (sent.status, sent.platform_message_id, sent.attempts) == (OutboxStatus.SENT, "m-A", 1)
+    assert await b_leases.claim(()) == []
