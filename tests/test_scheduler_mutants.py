@@ -7,10 +7,9 @@ running (every minute unless told otherwise)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from datetime import datetime, time, timedelta
 
-import pytest
 from apscheduler.triggers.date import DateTrigger
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,15 +30,6 @@ from tests.test_scheduler import (
     local,
     schedule,
 )
-
-
-@pytest.fixture
-async def replicas(database: Database) -> AsyncIterator[Replicas]:
-    harness = Replicas(database.url)
-    try:
-        yield harness
-    finally:
-        await harness.close()
 
 
 def scheduler_of(replicas: Replicas, clock: FakeClock, instance: str = "a") -> Scheduler:
