@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import text
@@ -22,6 +23,9 @@ from storage import migrate
 from storage.db import Database
 from tests.fakes.http_port import HttpPort
 from tests.fakes.receiver import FakeReceiver
+
+if TYPE_CHECKING:
+    from tests.test_scheduler import Replicas
 
 PG_URL_ENV = "SYNCUP_TEST_DATABASE_URL"
 # Every app a test runs serves HTTP on a free port ([web] port 0), never on 8080: tests run
@@ -108,6 +112,19 @@ async def sqlite_database(tmp_path: Path) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.dispose()
+
+
+@pytest.fixture
+async def replicas(database: Database) -> AsyncIterator[Replicas]:
+    """Scheduler processes on ``database``, each with its own engine and pool (the scheduler
+    tests' ``Replicas``); stopped and disposed of after the test."""
+    from tests.test_scheduler import Replicas
+
+    harness = Replicas(database.url)
+    try:
+        yield harness
+    finally:
+        await harness.close()
 
 
 @pytest.fixture

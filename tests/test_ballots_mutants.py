@@ -439,3 +439,185 @@ async def test_start_up_keeps_the_tables_of_open_anonymous_polls_and_drops_close
     assert (await tally(database, still_open)).counts == {2: 1}
     assert (await tally(database, named)).counts == {1: 1}
     assert await ballots.tidy(database) == []
+
+
+# -- check_choices: what a vote may be -------------------------------------------------------------
+
+
+def poll_of(kind: PollKind, *, options: int = 0, max_choices: int = 1) -> Poll:
+    """A poll as ``create_poll`` gets it: options only for single and multiple choice, a number
+    of choices above 1 only for multiple choice (``options.py`` refuses anything else)."""
+    return Poll(kind=kind.value, options=[f"o{n}" for n in range(options)], max_choices=max_choices)
+
+
+def refusal(poll: Poll, choices: Sequence[int], text: str | None = None) -> str | None:
+    """What the voter is told, or None for a vote that is taken."""
+    try:
+        ballots.check_choices(poll, choices, text)
+    except UserError as error:
+        return error.message
+    return None
+
+
+STALE = "That option is not in this poll any more; run the poll's buttons again."
+
+
+def test_a_vote_the_polls_kind_does_not_allow_is_refused_with_what_to_do_instead() -> None:
+    single = poll_of(PollKind.SINGLE, options=3)
+    multiple = poll_of(PollKind.MULTIPLE, options=4, max_choices=2)
+    scale, enps = poll_of(PollKind.SCALE), poll_of(PollKind.ENPS)
+    text = poll_of(PollKind.TEXT)
+    verdicts = {
+        # An open answer: some text, whatever the choices say; blank is refused.
+        ("text", "written", ()): refusal(text, [], "Fewer meetings"),
+        ("text", "written, with the button's 0", (0,)): refusal(text, [0], "Fewer meetings"),
+        ("text", "none", (0,)): refusal(text, [0], None),
+        ("text", "empty", (0,)): refusal(text, [0], ""),
+        ("text", "blank", (0,)): refusal(text, [0], "  \n "),
+        # Single choice: exactly one of its options (the same one twice is one).
+        ("single", "nothing", ()): refusal(single, []),
+        ("single", "first", (0,)): refusal(single, [0]),
+        ("single", "last", (2,)): refusal(single, [2]),
+        ("single", "twice the same", (1, 1)): refusal(single, [1, 1]),
+        ("single", "two", (0, 1)): refusal(single, [0, 1]),
+        ("single", "past the end", (3,)): refusal(single, [3]),
+        ("single", "negative", (-1,)): refusal(single, [-1]),
+        # Multiple choice: up to max_choices of its options.
+        ("multiple", "nothing", ()): refusal(multiple, []),
+        ("multiple", "one", (3,)): refusal(multiple, [3]),
+        ("multiple", "the most", (0, 3)): refusal(multiple, [0, 3]),
+        ("multiple", "the most, repeated", (0, 3, 0)): refusal(multiple, [0, 3, 0]),
+        ("multiple", "one too many", (0, 1, 2)): refusal(multiple, [0, 1, 2]),
+        ("multiple", "past the end", (0, 4)): refusal(multiple, [0, 4]),
+        # Scale 1 to 5, eNPS 0 to 10, one answer each.
+        ("scale", "1", (1,)): refusal(scale, [1]),
+        ("scale", "5", (5,)): refusal(scale, [5]),
+        ("scale", "0", (0,)): refusal(scale, [0]),
+        ("scale", "6", (6,)): refusal(scale, [6]),
+        ("scale", "two", (2, 3)): refusal(scale, [2, 3]),
+        ("enps", "0", (0,)): refusal(enps, [0]),
+        ("enps", "10", (10,)): refusal(enps, [10]),
+        ("enps", "11", (11,)): refusal(enps, [11]),
+        ("enps", "-1", (-1,)): refusal(enps, [-1]),
+        ("enps", "nothing", ()): refusal(enps, []),
+    }
+    write = "Write an answer before sending it."
+    pick = "Pick an option."
+    assert verdicts == {
+        ("text", "written", ()): None,
+        ("text", "written, with the button's 0", (0,)): None,
+        ("text", "none", (0,)): write,
+        ("text", "empty", (0,)): write,
+        ("text", "blank", (0,)): write,
+        ("single", "nothing", ()): pick,
+        ("single", "first", (0,)): None,
+        ("single", "last", (2,)): None,
+        ("single", "twice the same", (1, 1)): None,
+        ("single", "two", (0, 1)): "Pick at most 1 option.",
+        ("single", "past the end", (3,)): STALE,
+        ("single", "negative", (-1,)): STALE,
+        ("multiple", "nothing", ()): pick,
+        ("multiple", "one", (3,)): None,
+        ("multiple", "the most", (0, 3)): None,
+        ("multiple", "the most, repeated", (0, 3, 0)): None,
+        ("multiple", "one too many", (0, 1, 2)): "Pick at most 2 options.",
+        ("multiple", "past the end", (0, 4)): STALE,
+        ("scale", "1", (1,)): None,
+        ("scale", "5", (5,)): None,
+        ("scale", "0", (0,)): STALE,
+        ("scale", "6", (6,)): STALE,
+        ("scale", "two", (2, 3)): "Pick at most 1 option.",
+        ("enps", "0", (0,)): None,
+        ("enps", "10", (10,)): None,
+        ("enps", "11", (11,)): STALE,
+        ("enps", "-1", (-1,)): STALE,
+        ("enps", "nothing", ()): pick,
+    }
+
+
+# -- lock_voters and cast_many: a batch of votes ---------------------------------------------------
+
+
+async def test_a_batch_sees_each_voters_standing_in_its_own_poll_only(database: Database) -> None:
+    """What a batch learns before it casts (voted before? final after a reopen?) is about the
+    members it asked for, in the poll it is for: a vote elsewhere or a member it did not ask
+    about must not make it replace a ballot that is not there or skip recording the vote."""
+    people = await members(database)
+    ann, bea, cal, dot = (people[n] for n in NAMES)
+    other = await new_poll(database, people, anonymous=False)
+    poll_id = await new_poll(database, people, anonymous=True, audience=["ann", "bea", "cal"])
+    for member in (ann, bea, cal, dot):
+        await vote(database, other, member, 0)
+    await vote(database, poll_id, bea, 1)
+    await close(database, poll_id)
+    async with database.transaction() as session:
+        poll = await session.get(Poll, poll_id)
+        assert poll is not None
+        poll.closed_at = None
+        await ballots.open_keyed(session, poll)
+    await vote(database, poll_id, cal, 2)
+    async with database.transaction() as session:
+        poll = await session.get(Poll, poll_id)
+        assert poll is not None
+        state = await ballots.lock_voters(session, poll, {ann, bea, cal, dot})
+        assert state == {ann: (False, False), bea: (True, True), cal: (True, False)}
+        assert await ballots.lock_voters(session, poll, [cal]) == {cal: (True, False)}
+        assert await ballots.lock_voters(session, poll, []) == {}
+
+
+async def test_a_batch_records_votes_and_replaces_ballots_in_its_own_poll_only(
+    database: Database,
+) -> None:
+    """A member with ballots in other polls votes in a batch: their ballot in this poll is the one
+    replaced, their participation in this poll the one recorded; the others stay as they were."""
+    people = await members(database)
+    ann, bea, cal = people["ann"], people["bea"], people["cal"]
+    for anonymous in (False, True):
+        other = await new_poll(database, people, anonymous=anonymous)
+        poll_id = await new_poll(database, people, anonymous=anonymous, kind=PollKind.MULTIPLE)
+        await vote(database, other, ann, 0)
+        await vote(database, other, bea, 0)
+        await vote(database, poll_id, ann, 0)
+        before_other = await participation(database, other)
+        await vote_in_batch(database, poll_id, {ann: [2, 1, 2], bea: [2], cal: [1]})
+        counted = await tally(database, poll_id)
+        assert (counted.counts, counted.voters) == ({1: 2, 2: 2}, 3), anonymous
+        assert await participation(database, poll_id) == {
+            people[n]: (n != "dot", False) for n in NAMES
+        }
+        assert await participation(database, other) == before_other
+        assert (await tally(database, other)).counts == {0: 2}, anonymous
+        if not anonymous:
+            assert await named_rows(database, poll_id) == sorted(
+                [
+                    (f"m{ann}", 1, None, ann),
+                    (f"m{ann}", 2, None, ann),
+                    (f"m{bea}", 2, None, bea),
+                    (f"m{cal}", 1, None, cal),
+                ]
+            )
+            assert await named_rows(database, other) == [
+                (f"m{ann}", 0, None, ann),
+                (f"m{bea}", 0, None, bea),
+            ]
+        else:
+            secret = await secret_of(database, poll_id)
+            key = {
+                m: hmac.new(secret, str(m).encode(), hashlib.sha256).hexdigest()
+                for m in (ann, bea, cal)
+            }
+            assert await keyed_rows(database, poll_id) == sorted(
+                [(key[ann], 1, None), (key[ann], 2, None), (key[bea], 2, None), (key[cal], 1, None)]
+            )
+
+
+async def test_a_batch_left_with_no_vote_touches_nothing(database: Database) -> None:
+    """Every click of a poll refused (``vote_batch`` casts what is left, here nothing): no read
+    of the poll's secret, nothing written, no error for the batch, even with the secret gone."""
+    people = await members(database)
+    poll_id = await new_poll(database, people, anonymous=True)
+    async with database.transaction() as session:
+        await session.execute(delete(secret_table(poll_id)))
+    await vote_in_batch(database, poll_id, {})
+    assert await keyed_rows(database, poll_id) == []
+    assert set((await participation(database, poll_id)).values()) == {(False, False)}

@@ -186,15 +186,6 @@ class Replicas:
 
 
 @pytest.fixture
-async def replicas(database: Database) -> AsyncIterator[Replicas]:
-    harness = Replicas(database.url)
-    try:
-        yield harness
-    finally:
-        await harness.close()
-
-
-@pytest.fixture
 async def sqlite_replicas(sqlite_database: Database) -> AsyncIterator[Replicas]:
     harness = Replicas(sqlite_database.url)
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time as time_module
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -43,15 +43,6 @@ from tests.test_scheduler import (
 )
 
 SCHEDULER_LOG = "bot.scheduling.scheduler"
-
-
-@pytest.fixture
-async def replicas(database: Database) -> AsyncIterator[Replicas]:
-    harness = Replicas(database.url)
-    try:
-        yield harness
-    finally:
-        await harness.close()
 
 
 def the_one_error(caplog: pytest.LogCaptureFixture) -> tuple[str, str]:

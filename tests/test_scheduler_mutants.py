@@ -7,10 +7,9 @@ running (every minute unless told otherwise)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from datetime import datetime, time, timedelta
 
-import pytest
 from apscheduler.triggers.date import DateTrigger
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,15 +30,6 @@ from tests.test_scheduler import (
     local,
     schedule,
 )
-
-
-@pytest.fixture
-async def replicas(database: Database) -> AsyncIterator[Replicas]:
-    harness = Replicas(database.url)
-    try:
-        yield harness
-    finally:
-        await harness.close()
 
 
 def scheduler_of(replicas: Replicas, clock: FakeClock, instance: str = "a") -> Scheduler:
@@ -191,3 +181,29 @@ async def test_without_an_interval_the_scheduler_reconciles_every_minute(
     assert scheduler._aps is not None
     job = scheduler._aps.get_job(RECONCILE_JOB_ID)
     assert job is not None and job.trigger.interval == timedelta(minutes=1)
+
+
+async def test_after_its_occurrences_ran_or_failed_the_scheduler_is_idle_and_stops(
+    database: Database, replicas: Replicas
+) -> None:
+    """Shutting down waits for running occurrences and only for them: once each has run, been
+    claimed elsewhere or failed, the scheduler says it is not busy and ``stop()`` returns
+    (``App.stop`` and the console's clock wait on this)."""
+    nine = local(MONDAY, time(9), BERLIN)
+    clock = FakeClock(nine + timedelta(minutes=1))
+    # Not in replicas.schedulers: a stop() that never returns fails this test (at the safety
+    # net) instead of hanging its teardown.
+    a = Scheduler(replicas.database(), clock, instance="a", reconcile_interval=3600)
+    b = Scheduler(replicas.database(), clock, instance="b", reconcile_interval=3600)
+    standup = schedule(daily(time(9), BERLIN))
+    broken = Schedule("digest", "broken", daily(time(9), BERLIN))
+    for replica in (a, b):
+        replica.add_handler(HANDLER, Recorder(replica.instance))
+        replica.add_handler("broken", Recorder(replica.instance, fail=True))
+    assert await a.run_occurrence(standup, nine) is True
+    assert await b.run_occurrence(standup, nine) is False
+    assert await a.run_occurrence(broken, nine) is False
+    for replica in (a, b):
+        assert not replica.busy()
+        async with asyncio.timeout(WAIT_LIMIT):  # a safety net, not a measure
+            await replica.stop()
