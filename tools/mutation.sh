@@ -12,7 +12,8 @@
 #   -m GLOBS    only the mutants whose names match, e.g. "bot.directory.x_permission_of__mutmut_*"
 #               (functions: x_NAME, methods: xǁCLASSǁNAME); the score counts only mutants tested
 #   -s          recheck: run the -t tests (as they are now) against each survivor of the last run
-#               in WORKDIR only, and say which are killed now (minutes, where a rerun takes long)
+#               in WORKDIR only, and say which are killed now (minutes, where a rerun takes long);
+#               one that runs past RECHECK_TIMEOUT seconds (default 900) is a kill (it hung)
 #
 # Prints mutmut's results (each surviving mutant's name; `mutmut show NAME` in $WORKDIR shows its
 # diff) and a score per module. WORKDIR (default /tmp/syncup-mutation) keeps mutmut's cache: a
@@ -35,11 +36,11 @@ while getopts "t:k:m:s" opt; do
     k) filter=$OPTARG ;;
     m) mutants=$OPTARG ;;
     s) recheck=1 ;;
-    *) sed -n '2,24p' "$0"; exit 2 ;;
+    *) sed -n '2,25p' "$0"; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
-if [ $# -eq 0 ]; then sed -n '2,24p' "$0"; exit 2; fi
+if [ $# -eq 0 ]; then sed -n '2,25p' "$0"; exit 2; fi
 for module in "$@"; do
   [ -f "$module" ] || { echo "mutation.sh: no such module: $module" >&2; exit 2; }
 done
@@ -84,9 +85,14 @@ if [ -n "$recheck" ]; then
   while read -r name _; do
     name=${name%:}
     # shellcheck disable=SC2086
-    if MUTANT_UNDER_TEST=$name "$python" -m pytest -q -x -p no:cacheprovider -p no:randomly \
-      -k "$filter" $tests > /dev/null 2>&1; then
+    # A mutant that hangs (a stop() that never returns) is a kill, not a stalled recheck.
+    status=0
+    MUTANT_UNDER_TEST=$name timeout "${RECHECK_TIMEOUT:-900}" "$python" -m pytest -q -x \
+      -p no:cacheprovider -p no:randomly -k "$filter" $tests > /dev/null 2>&1 || status=$?
+    if [ "$status" -eq 0 ]; then
       echo "    $name: survived"
+    elif [ "$status" -eq 124 ]; then
+      echo "    $name: killed (hung: stopped after ${RECHECK_TIMEOUT:-900} s)"
     else
       echo "    $name: killed"
     fi
