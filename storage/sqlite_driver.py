@@ -125,6 +125,10 @@ class Connection(aiosqlite.Connection):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # aiosqlite's thread is not a daemon: one connection left open (a task cancelled while
+        # it closed the pool) would keep the process from ever exiting. SQLite survives a
+        # thread stopped mid-write (WAL), and the app closes its pool before it exits.
+        self.daemon = True
         # Calls handed to the thread (counted on the event loop) and calls it has finished
         # (counted on the thread): each has one writer, so they are read without a lock.
         self.submitted = 0
@@ -142,7 +146,7 @@ class Connection(aiosqlite.Connection):
         return await super()._execute(run)
 
     async def rollback(self) -> None:
-        connection = self._conn
+        connection = self._connection
         # Only when every call made has run: a BEGIN still queued (its caller cancelled) would
         # otherwise leave a transaction open after this returns.
         if (

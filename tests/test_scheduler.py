@@ -475,6 +475,7 @@ async def test_a_job_firing_late_keeps_to_the_missed_policy(
         await recorder.ran.wait()
 
     assert recorder.runs == [two_hours_on]
+    await scheduler.stop()  # the handler ran inside its claim's transaction: wait for the commit
     assert list(await claims(database)) == [late.occurrence_key(two_hours_on)]
 
 

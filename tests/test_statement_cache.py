@@ -6,6 +6,8 @@ to another; a driver that lost rows past its first read would cut exports short.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -170,3 +172,34 @@ async def test_the_sqlite_driver_rolls_back_what_is_open_and_skips_the_rest(
         assert not connection.raw().in_transaction
     finally:
         await connection.close()
+
+
+def test_a_sqlite_connection_left_open_does_not_keep_the_process_alive(tmp_path: Path) -> None:
+    """aiosqlite's thread waits for work for as long as its connection is open; unless it is a
+    daemon, one connection never closed (a task cancelled while the pool was disposed) keeps
+    the interpreter from exiting, and a test run or `syncup` command hangs after its end."""
+    script = f"""
+import asyncio
+import subprocess
+import sys
+from sqlalchemy import text
+from storage.db import Database
+
+async def main():
+    database = Database("sqlite+aiosqlite:///{tmp_path / "open.db"}")
+    async with database.engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    # the pool keeps its connection open: no dispose()
+
+asyncio.run(main())
+print("done")
+"""
+    finished = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.strip() == "done"
