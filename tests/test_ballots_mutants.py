@@ -120,6 +120,15 @@ async def close(db: Database, poll_id: int) -> None:
         await ballots.close_poll(session, poll, NOW + timedelta(hours=1))
 
 
+async def reopen(db: Database, poll_id: int) -> None:
+    """Open a closed poll again: a new secret and new tables for its ballots, as a reopen makes."""
+    async with db.transaction() as session:
+        poll = await session.get(Poll, poll_id)
+        assert poll is not None
+        poll.closed_at = None
+        await ballots.open_keyed(session, poll)
+
+
 async def keyed_rows(db: Database, poll_id: int) -> list[tuple[str, int, str | None]]:
     table = keyed_table(poll_id)
     async with db.transaction() as session:
@@ -311,11 +320,7 @@ async def test_after_a_close_and_reopen_an_earlier_anonymous_voter_is_refused_wi
     poll_id = await new_poll(database, people, anonymous=True)
     await vote(database, poll_id, ann, 0)
     await close(database, poll_id)
-    async with database.transaction() as session:
-        poll = await session.get(Poll, poll_id)
-        assert poll is not None
-        poll.closed_at = None
-        await ballots.open_keyed(session, poll)
+    await reopen(database, poll_id)
     with pytest.raises(UserError) as refused:
         await vote(database, poll_id, ann, 1)
     assert str(refused.value) == ballots.FINAL_MESSAGE
@@ -550,11 +555,7 @@ async def test_a_batch_sees_each_voters_standing_in_its_own_poll_only(database: 
         await vote(database, other, member, 0)
     await vote(database, poll_id, bea, 1)
     await close(database, poll_id)
-    async with database.transaction() as session:
-        poll = await session.get(Poll, poll_id)
-        assert poll is not None
-        poll.closed_at = None
-        await ballots.open_keyed(session, poll)
+    await reopen(database, poll_id)
     await vote(database, poll_id, cal, 2)
     async with database.transaction() as session:
         poll = await session.get(Poll, poll_id)

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -288,6 +289,14 @@ async def world(database: Database) -> World:
     return await make_world(database)
 
 
+async def set_area(database: Database, world: World, **values: Any) -> None:
+    """Change the "data pipeline" area's columns (policy, zone, hours) as /raci would have."""
+    async with database.transaction() as session:
+        await session.execute(
+            update(RaciArea).where(RaciArea.id == world.areas["data pipeline"]).values(**values)
+        )
+
+
 async def test_a_dm_already_due_is_still_sent_when_the_blocker_is_resolved_that_moment(
     database: Database, world: World
 ) -> None:
@@ -479,12 +488,7 @@ async def test_a_step_booked_under_hours_the_area_no_longer_keeps_is_re_timed_no
 ) -> None:
     number = await open_blocker(world, "ETL job fails --area data pipeline")  # due 14:00 UTC
     # The area moves to New York hours: 4 business hours from 09:00 EDT are 13:00 EDT.
-    async with database.transaction() as session:
-        await session.execute(
-            update(RaciArea)
-            .where(RaciArea.id == world.areas["data pipeline"])
-            .values(timezone="America/New_York")
-        )
+    await set_area(database, world, timezone="America/New_York")
     r = replica(database, world, "r")
     world.clock.set(datetime(2026, 3, 9, 14, 0, 20, tzinfo=UTC))
     await r.scheduler.reconcile()
@@ -505,12 +509,9 @@ async def test_a_ladder_pages_named_members_and_channels_and_says_so(
         ("member:99999", "3h"),  # nobody: a member since deleted
         ("webhook:7", "4h"),  # sent by the webhooks' listener, not here
     ]
-    async with database.transaction() as session:
-        await session.execute(
-            update(RaciArea)
-            .where(RaciArea.id == world.areas["data pipeline"])
-            .values(policy={"levels": [{"target": t, "after": a} for t, a in levels]})
-        )
+    await set_area(
+        database, world, policy={"levels": [{"target": t, "after": a} for t, a in levels]}
+    )
     number = await open_blocker(world, "ETL job fails --area data pipeline")  # Mon 11:00 Berlin
     r = replica(database, world, "r")
     for hour in (11, 12, 13, 14):  # UTC: one level each hour from 12:00 in Berlin
@@ -595,12 +596,9 @@ async def test_an_acknowledged_critical_blocker_pauses_in_wall_clock_time(
 async def test_a_ladder_restarted_in_a_later_round_starts_from_its_first_round(
     database: Database, world: World
 ) -> None:
-    async with database.transaction() as session:
-        await session.execute(
-            update(RaciArea)
-            .where(RaciArea.id == world.areas["data pipeline"])
-            .values(policy={"levels": [{"target": "responsible", "after": "1h"}], "repeat": 2})
-        )
+    await set_area(
+        database, world, policy={"levels": [{"target": "responsible", "after": "1h"}], "repeat": 2}
+    )
     number = await open_blocker(world, "ETL job fails --area data pipeline")  # Mon 11:00 Berlin
     r = replica(database, world, "r")
     for hour in (11, 12):  # rounds 0 and 1 at 12:00 and 13:00 in Berlin
@@ -898,12 +896,7 @@ async def test_a_background_sweep_pass_that_fails_is_logged_by_its_name(
 async def test_a_channel_step_posts_the_blocker_with_its_buttons(
     database: Database, world: World
 ) -> None:
-    async with database.transaction() as session:
-        await session.execute(
-            update(RaciArea)
-            .where(RaciArea.id == world.areas["data pipeline"])
-            .values(policy={"levels": [{"target": "channel", "after": "1h"}]})
-        )
+    await set_area(database, world, policy={"levels": [{"target": "channel", "after": "1h"}]})
     number = await open_blocker(world, "ETL job fails --area data pipeline")  # Mon 11:00 Berlin
     world.clock.set(datetime(2026, 3, 9, 11, 0, 20, tzinfo=UTC))
     await replica(database, world, "r").scheduler.reconcile()
@@ -923,21 +916,18 @@ async def test_an_areas_policy_is_read_with_the_areas_own_working_day(
     # A 6-hour day (10:00-16:00 in Berlin): "1d" then "7h" is in order (6 hours, then 7), as
     # /raci policy accepted it for this area; read with a standard 8-hour day it would not be,
     # and the area would fall back to the built-in ladder.
-    async with database.transaction() as session:
-        await session.execute(
-            update(RaciArea)
-            .where(RaciArea.id == world.areas["data pipeline"])
-            .values(
-                day_start_minute=600,
-                day_end_minute=960,
-                policy={
-                    "levels": [
-                        {"target": "responsible", "after": "1d"},
-                        {"target": "accountable", "after": "7h"},
-                    ]
-                },
-            )
-        )
+    await set_area(
+        database,
+        world,
+        day_start_minute=600,
+        day_end_minute=960,
+        policy={
+            "levels": [
+                {"target": "responsible", "after": "1d"},
+                {"target": "accountable", "after": "7h"},
+            ]
+        },
+    )
     caplog.set_level(logging.WARNING, logger=escalation.__name__)
     number = await open_blocker(world, "ETL job fails --area data pipeline")  # Mon 11:00 Berlin
     # One working day: five hours on Monday, the sixth on Tuesday from 10:00 in Berlin.

@@ -11,6 +11,7 @@ import hmac
 import io
 import re
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -200,9 +201,9 @@ def test_older_slack_http_settings_still_choose_the_address() -> None:
     assert public_base_url(public) == "https://syncup.example.com"
 
 
-async def test_a_request_head_over_the_cap_closes_the_connection() -> None:
-    """llhttp bounds no header size of its own: the guard closes a connection whose head
-    grows past MAX_HEAD_BYTES, while a large but bounded head is served."""
+@pytest.fixture
+async def bare_server() -> AsyncIterator[WebServer]:
+    """The core's HTTP server with nothing mounted: it answers /healthz."""
 
     async def ready() -> tuple[bool, str]:
         return True, "ready"
@@ -210,47 +211,48 @@ async def test_a_request_head_over_the_cap_closes_the_connection() -> None:
     server = WebServer(WebApp(ready), HttpSection(), "127.0.0.1", 0)
     await server.start()
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        big = b"X-Filler: " + b"a" * 8000 + b"\r\n"
-        writer.write(b"GET /healthz HTTP/1.1\r\nHost: s\r\n" + big * 2 + b"\r\n")
-        await writer.drain()
-        assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 200")
-        writer.close()
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        writer.write(b"GET /healthz HTTP/1.1\r\nHost: s\r\n")
-        with contextlib.suppress(ConnectionError):
-            for _ in range(MAX_HEAD_BYTES // len(big) + 2):  # headers that never end
-                writer.write(big)
-                await writer.drain()
-        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, never answered
-        writer.close()
+        yield server
     finally:
         await server.stop()
 
 
-async def test_answers_leave_at_once_without_waiting_for_the_clients_ack() -> None:
+async def test_a_request_head_over_the_cap_closes_the_connection(bare_server: WebServer) -> None:
+    """llhttp bounds no header size of its own: the guard closes a connection whose head
+    grows past MAX_HEAD_BYTES, while a large but bounded head is served."""
+    server = bare_server
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    big = b"X-Filler: " + b"a" * 8000 + b"\r\n"
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: s\r\n" + big * 2 + b"\r\n")
+    await writer.drain()
+    assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 200")
+    writer.close()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: s\r\n")
+    with contextlib.suppress(ConnectionError):
+        for _ in range(MAX_HEAD_BYTES // len(big) + 2):  # headers that never end
+            writer.write(big)
+            await writer.drain()
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, never answered
+    writer.close()
+
+
+async def test_answers_leave_at_once_without_waiting_for_the_clients_ack(
+    bare_server: WebServer,
+) -> None:
     """uvicorn writes a response's head and body separately. With Nagle's algorithm on, the
     body waits for the client's ACK of the head, which a client delays by up to 40 ms: every
     answer took 40 ms more (webhook senders, the dashboard, Slack's HTTP mode). asyncio turns
     Nagle off only on sockets made for TCP, so the listening socket must say IPPROTO_TCP;
     each accepted connection then has TCP_NODELAY."""
-
-    async def ready() -> tuple[bool, str]:
-        return True, "ready"
-
-    server = WebServer(WebApp(ready), HttpSection(), "127.0.0.1", 0)
-    await server.start()
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        writer.write(b"GET /healthz HTTP/1.1\r\nHost: s\r\n\r\n")
-        assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 200")
-        assert server._server is not None
-        accepted = [
-            connection.transport.get_extra_info("socket")
-            for connection in server._server.server_state.connections
-        ]
-        assert len(accepted) == 1
-        assert accepted[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
-        writer.close()
-    finally:
-        await server.stop()
+    server = bare_server
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: s\r\n\r\n")
+    assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 200")
+    assert server._server is not None
+    accepted = [
+        connection.transport.get_extra_info("socket")
+        for connection in server._server.server_state.connections
+    ]
+    assert len(accepted) == 1
+    assert accepted[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    writer.close()
