@@ -468,6 +468,30 @@ async def test_an_action_id_with_more_parts_still_reaches_its_batch(world: World
     assert batched == ["probe:7", "probe:7:x"]
 
 
+async def test_a_burst_of_presses_is_committed_in_batches_of_at_most_max_batch(
+    world: World,
+) -> None:
+    """An action registered with ``max_batch`` takes at most that many presses per transaction
+    (polls: ``MAX_VOTES``, larger than the default), however many arrive at once."""
+    sizes: list[int] = []
+
+    async def alone(ctx: Context, event: ActionInvocation) -> Response:
+        return reply(f"alone {event.action_id}")
+
+    async def batch(pressed: Batch[ActionInvocation]) -> None:
+        sizes.append(len(pressed.items))
+        for item in pressed.items:
+            item.response = reply(f"batched {item.event.action_id}")
+
+    world.core.add_action("probe", alone, batch=batch, max_batch=2)
+    presses = [ActionInvocation(origin(f"burst-{n}"), BOB, f"probe:{n}") for n in range(5)]
+    answers = await asyncio.gather(*(world.core.handle(p) for p in presses))
+    assert [said(a) for a in answers] == [f"batched probe:{n}" for n in range(5)]
+    assert sizes == [2, 2, 1]
+    batcher = world.core.action_batcher("probe")
+    assert batcher is not None and batcher.batches == 3
+
+
 async def test_actions_forms_shortcuts_and_dms_reach_their_handlers(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
