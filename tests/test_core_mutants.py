@@ -668,6 +668,23 @@ async def test_background_work_is_tracked_until_it_and_what_it_starts_are_done(
     assert gone() is None
 
 
+async def test_failed_background_work_is_one_error_line_naming_the_task_with_its_traceback(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator searching the log for ``background task <name> failed`` finds exactly that
+    line, with the traceback of what went wrong."""
+
+    async def broken() -> None:
+        raise RuntimeError("a real bug")
+
+    world.core.spawn(broken(), name="refresh")
+    await world.core.idle()
+    [record] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert (record.name, record.levelno) == ("bot.core", logging.ERROR)
+    assert record.getMessage() == "background task refresh failed"
+    assert record.exc_info is not None and str(record.exc_info[1]) == "a real bug"
+
+
 # -- registration mistakes, caught when the app starts ------------------------------------------
 
 
