@@ -468,6 +468,30 @@ async def test_an_action_id_with_more_parts_still_reaches_its_batch(world: World
     assert batched == ["probe:7", "probe:7:x"]
 
 
+async def test_a_burst_of_presses_is_committed_in_batches_of_at_most_max_batch(
+    world: World,
+) -> None:
+    """An action registered with ``max_batch`` takes at most that many presses per transaction
+    (polls: ``MAX_VOTES``, larger than the default), however many arrive at once."""
+    sizes: list[int] = []
+
+    async def alone(ctx: Context, event: ActionInvocation) -> Response:
+        return reply(f"alone {event.action_id}")
+
+    async def batch(pressed: Batch[ActionInvocation]) -> None:
+        sizes.append(len(pressed.items))
+        for item in pressed.items:
+            item.response = reply(f"batched {item.event.action_id}")
+
+    world.core.add_action("probe", alone, batch=batch, max_batch=2)
+    presses = [ActionInvocation(origin(f"burst-{n}"), BOB, f"probe:{n}") for n in range(5)]
+    answers = await asyncio.gather(*(world.core.handle(p) for p in presses))
+    assert [said(a) for a in answers] == [f"batched probe:{n}" for n in range(5)]
+    assert sizes == [2, 2, 1]
+    batcher = world.core.action_batcher("probe")
+    assert batcher is not None and batcher.batches == 3
+
+
 async def test_actions_forms_shortcuts_and_dms_reach_their_handlers(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -642,6 +666,23 @@ async def test_background_work_is_tracked_until_it_and_what_it_starts_are_done(
     del task, stopped
     gc.collect()
     assert gone() is None
+
+
+async def test_failed_background_work_is_one_error_line_naming_the_task_with_its_traceback(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator searching the log for ``background task <name> failed`` finds exactly that
+    line, with the traceback of what went wrong."""
+
+    async def broken() -> None:
+        raise RuntimeError("a real bug")
+
+    world.core.spawn(broken(), name="refresh")
+    await world.core.idle()
+    [record] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert (record.name, record.levelno) == ("bot.core", logging.ERROR)
+    assert record.getMessage() == "background task refresh failed"
+    assert record.exc_info is not None and str(record.exc_info[1]) == "a real bug"
 
 
 # -- registration mistakes, caught when the app starts ------------------------------------------
