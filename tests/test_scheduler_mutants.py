@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
+import pytest
+from apscheduler.triggers import cron
 from apscheduler.triggers.date import DateTrigger
 from prometheus_client import CollectorRegistry
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.port import Method
+from bot.scheduling.housekeeping import Housekeeping
 from bot.scheduling.scheduler import RECONCILE_JOB_ID, Occurrence, Schedule, Scheduler
 from storage.db import Database
+from storage.models import OccurrenceClaim, OutboxMessage, OutboxStatus, ProcessedEvent
+from storage.slack_installs import SlackOAuthState
 from tests.fakes.clock import FakeClock
 from tests.test_scheduler import (
     BERLIN,
@@ -25,9 +33,11 @@ from tests.test_scheduler import (
     ListSource,
     Recorder,
     Replicas,
+    add_workspace,
     claims,
     daily,
     local,
+    outbox_keys,
     schedule,
 )
 
@@ -207,3 +217,84 @@ async def test_after_its_occurrences_ran_or_failed_the_scheduler_is_idle_and_sto
         assert not replica.busy()
         async with asyncio.timeout(WAIT_LIMIT):  # a safety net, not a measure
             await replica.stop()
+
+
+# --- housekeeping ----------------------------------------------------------------------------
+
+
+async def test_housekeeping_keeps_rows_exactly_as_old_as_retention_and_unexpired_installs(
+    database: Database, replicas: Replicas
+) -> None:
+    """Retention is "older than N days": a row exactly N days old stays until the next run; an
+    install state is removed once expired, not before, and not at its very instant."""
+    now = datetime(2026, 3, 10, 3, 20, tzinfo=UTC)
+    cutoff = now - timedelta(days=7)
+    workspace_id = await add_workspace(database)
+    async with database.transaction() as session:
+        session.add_all(
+            [
+                ProcessedEvent(platform="slack", event_id="edge", received_at=cutoff),
+                ProcessedEvent(platform="slack", event_id="gone", received_at=cutoff - SECOND),
+                sent_row(workspace_id, "sent-edge", cutoff),
+                sent_row(workspace_id, "sent-gone", cutoff - SECOND),
+                OccurrenceClaim(
+                    key="edge", handler="x", scheduled_for=cutoff, claimed_at=cutoff, claimed_by="a"
+                ),
+                SlackOAuthState(state="expired", expire_at=now - SECOND),
+                SlackOAuthState(state="expiring", expire_at=now),
+                SlackOAuthState(state="fresh", expire_at=now + timedelta(minutes=10)),
+            ]
+        )
+    scheduler = scheduler_of(replicas, FakeClock(now))
+    Housekeeping(retention_days=7).register(scheduler)
+    await scheduler.start()  # the 03:17 run, three minutes late, runs at once
+
+    async with database.transaction() as session:
+        events = set((await session.execute(select(ProcessedEvent.event_id))).scalars())
+        states = set((await session.execute(select(SlackOAuthState.state))).scalars())
+    assert events == {"edge"}
+    assert await outbox_keys(database) == ["sent-edge"]
+    assert set(await claims(database)) == {"edge", "housekeeping@2026-03-10T03:17:00Z"}
+    assert states == {"expiring", "fresh"}
+
+
+async def test_housekeeping_runs_daily_at_03_17_utc_whatever_the_hosts_zone(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Booked once a day at 03:17 UTC, with a day's grace (a process down at 03:17 cleans up
+    when it starts, up to a day later), also on a host whose local zone is not UTC."""
+    monkeypatch.setattr(cron, "get_localzone", lambda: ZoneInfo("Asia/Tokyo"))
+    now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    async with database.transaction() as session:
+        (booked,) = list(await Housekeeping(retention_days=7).schedules(session, now))
+    assert (booked.key, booked.handler, booked.grace) == (
+        "housekeeping",
+        "housekeeping",
+        timedelta(days=1),
+    )
+    first = booked.trigger.get_next_fire_time(None, now)
+    second = booked.trigger.get_next_fire_time(first, first + SECOND)
+    assert first is not None and second is not None
+    assert (first.astimezone(UTC), second.astimezone(UTC)) == (
+        datetime(2026, 3, 11, 3, 17, tzinfo=UTC),
+        datetime(2026, 3, 12, 3, 17, tzinfo=UTC),
+    )
+
+
+SECOND = timedelta(seconds=1)
+
+
+def sent_row(workspace_id: int, key: str, sent: datetime) -> OutboxMessage:
+    return OutboxMessage(
+        idempotency_key=key,
+        workspace_id=workspace_id,
+        method=Method.POST.value,
+        target={"channel_id": "C1"},
+        payload={"blocks": [], "summary": key},
+        status=OutboxStatus.SENT,
+        attempts=1,
+        rate_limited=0,
+        next_attempt_at=sent,
+        created_at=sent,
+        sent_at=sent,
+    )
