@@ -14,6 +14,7 @@ send, retries a row that should be dead, or records the send wrongly.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import random
@@ -27,8 +28,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from bot.config import DeliverySection
-from bot.delivery import sending
+from bot.delivery import dead_letters, sending
 from bot.delivery.adaptive import Pace
+from bot.delivery.dead_letters import DeadLetter
 from bot.delivery.leases import Claimed, Leases
 from bot.delivery.ratelimit import TokenBucket
 from bot.delivery.sending import (
@@ -38,6 +40,7 @@ from bot.delivery.sending import (
     RowSender,
     backoff_delay,
 )
+from bot.delivery.uninterrupted import complete
 from bot.port import (
     Delivery,
     DeliveryError,
@@ -1142,3 +1145,81 @@ async def test_a_row_taken_over_while_its_attempt_is_prepared_goes_out_once_post
     sent = await row(world.db, row_id)
     assert (sent.status, sent.platform_message_id, sent.attempts) == (OutboxStatus.SENT, "m-A", 1)
     assert await b_leases.claim(()) == []
+
+
+# --- dead-letter callbacks and sends that a cancellation must not cut short ------------------
+
+
+def dead_letter(outbox_id: int = 7) -> DeadLetter:
+    return DeadLetter(
+        outbox_id=outbox_id,
+        idempotency_key="k",
+        workspace_id=1,
+        platform_workspace_id="T1",
+        method=Method.DM,
+        target=Target(user_id="U1"),
+        error="RecipientUnreachable: closed DMs",
+        unreachable=True,
+    )
+
+
+async def test_a_failing_or_hung_dead_letter_callback_is_logged_and_the_next_one_still_runs(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dead_letters, "DEAD_LETTER_CALLBACK_SECONDS", 0.05)
+    told: list[str] = []
+
+    async def failing(dead: DeadLetter) -> None:
+        told.append("failing")
+        raise RuntimeError("feature bug")
+
+    async def hung(dead: DeadLetter) -> None:
+        told.append("hung")
+        await asyncio.Event().wait()  # never set: given up after the limit
+
+    async def fine(dead: DeadLetter) -> None:
+        told.append(f"fine {dead.outbox_id}")
+
+    caplog.set_level(logging.ERROR, logger="bot.delivery.dead_letters")
+    async with asyncio.timeout(30):  # a safety net: without the limit, tell() never returns
+        await dead_letters.tell([failing, hung, fine], dead_letter())
+    assert told == ["failing", "hung", "fine 7"]
+    failures = [r for r in caplog.records if r.name == "bot.delivery.dead_letters"]
+    assert [r.getMessage() for r in failures] == [
+        "outbox 7 (RecipientUnreachable: closed DMs): a dead-letter callback failed"
+    ] * 2
+    assert [type(r.exc_info[1]) for r in failures if r.exc_info] == [RuntimeError, TimeoutError]
+
+
+async def test_a_cancelled_caller_waits_for_its_send_to_finish_before_it_stops() -> None:
+    """complete(): a send under way is awaited to its end even when its caller is cancelled
+    (twice here); the caller then stops with the cancellation, never before the send ends."""
+    release, started = asyncio.Event(), asyncio.Event()
+    events: list[str] = []
+
+    async def send() -> str:
+        events.append("send started")
+        started.set()
+        await release.wait()
+        events.append("send ended")
+        return "sent"
+
+    async def caller() -> str:
+        try:
+            return await complete(send())
+        finally:
+            events.append("caller stopped")
+
+    task = asyncio.create_task(caller())
+    await started.wait()
+    task.cancel()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    task.cancel()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert events == ["send started"] and not task.done()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert events == ["send started", "send ended", "caller stopped"]
