@@ -735,6 +735,25 @@ async def test_odd_offsets_map_local_nine_to_the_right_instant(
 # --- housekeeping ----------------------------------------------------------------------------
 
 
+def outbox_row(
+    workspace_id: int, key: str, status: OutboxStatus, created: datetime, sent: datetime | None
+) -> OutboxMessage:
+    """A post's outbox row as the worker leaves it (``sent`` for a sent one)."""
+    return OutboxMessage(
+        idempotency_key=key,
+        workspace_id=workspace_id,
+        method=Method.POST.value,
+        target={"channel_id": "C1"},
+        payload={"blocks": [], "summary": key},
+        status=status,
+        attempts=1,
+        rate_limited=0,
+        next_attempt_at=created,
+        created_at=created,
+        sent_at=sent,
+    )
+
+
 async def test_housekeeping_deletes_rows_older_than_retention_and_keeps_newer_ones(
     database: Database, replicas: Replicas
 ) -> None:
@@ -746,19 +765,7 @@ async def test_housekeeping_deletes_rows_older_than_retention_and_keeps_newer_on
     def outbox(
         key: str, status: OutboxStatus, created: datetime, sent: datetime | None
     ) -> OutboxMessage:
-        return OutboxMessage(
-            idempotency_key=key,
-            workspace_id=workspace_id,
-            method=Method.POST.value,
-            target={"channel_id": "C1"},
-            payload={"blocks": [], "summary": key},
-            status=status,
-            attempts=1,
-            rate_limited=0,
-            next_attempt_at=created,
-            created_at=created,
-            sent_at=sent,
-        )
+        return outbox_row(workspace_id, key, status, created, sent)
 
     async with database.transaction() as session:
         session.add_all(

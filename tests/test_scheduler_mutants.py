@@ -18,11 +18,10 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.port import Method
 from bot.scheduling.housekeeping import Housekeeping
 from bot.scheduling.scheduler import RECONCILE_JOB_ID, Occurrence, Schedule, Scheduler
 from storage.db import Database
-from storage.models import OccurrenceClaim, OutboxMessage, OutboxStatus, ProcessedEvent
+from storage.models import OccurrenceClaim, OutboxStatus, ProcessedEvent
 from storage.slack_installs import SlackOAuthState
 from tests.fakes.clock import FakeClock
 from tests.test_scheduler import (
@@ -38,6 +37,7 @@ from tests.test_scheduler import (
     daily,
     local,
     outbox_keys,
+    outbox_row,
     schedule,
 )
 
@@ -235,8 +235,8 @@ async def test_housekeeping_keeps_rows_exactly_as_old_as_retention_and_unexpired
             [
                 ProcessedEvent(platform="slack", event_id="edge", received_at=cutoff),
                 ProcessedEvent(platform="slack", event_id="gone", received_at=cutoff - SECOND),
-                sent_row(workspace_id, "sent-edge", cutoff),
-                sent_row(workspace_id, "sent-gone", cutoff - SECOND),
+                outbox_row(workspace_id, "sent-edge", OutboxStatus.SENT, cutoff, cutoff),
+                outbox_row(workspace_id, "sent-gone", OutboxStatus.SENT, cutoff, cutoff - SECOND),
                 OccurrenceClaim(
                     key="edge", handler="x", scheduled_for=cutoff, claimed_at=cutoff, claimed_by="a"
                 ),
@@ -282,19 +282,3 @@ async def test_housekeeping_runs_daily_at_03_17_utc_whatever_the_hosts_zone(
 
 
 SECOND = timedelta(seconds=1)
-
-
-def sent_row(workspace_id: int, key: str, sent: datetime) -> OutboxMessage:
-    return OutboxMessage(
-        idempotency_key=key,
-        workspace_id=workspace_id,
-        method=Method.POST.value,
-        target={"channel_id": "C1"},
-        payload={"blocks": [], "summary": key},
-        status=OutboxStatus.SENT,
-        attempts=1,
-        rate_limited=0,
-        next_attempt_at=sent,
-        created_at=sent,
-        sent_at=sent,
-    )
