@@ -48,6 +48,13 @@ def scheduler_of(replicas: Replicas, clock: FakeClock, instance: str = "a") -> S
     return scheduler
 
 
+def with_handlers(*schedulers: Scheduler) -> None:
+    """On each replica, a recording handler and one that fails ("broken")."""
+    for replica in schedulers:
+        replica.add_handler(HANDLER, Recorder(replica.instance))
+        replica.add_handler("broken", Recorder(replica.instance, fail=True))
+
+
 def occurrence_counts(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
     """Every non-zero ``syncup_occurrences_total`` sample: (handler, outcome) -> count."""
     return {
@@ -78,9 +85,7 @@ async def test_metrics_count_each_occurrence_by_handler_and_outcome_with_its_lag
     broken = Schedule("digest", "broken", daily(time(9), BERLIN))
     a = scheduler_of(replicas, clock, "a")
     b = scheduler_of(replicas, clock, "b")
-    for replica in (a, b):
-        replica.add_handler(HANDLER, Recorder(replica.instance))
-        replica.add_handler("broken", Recorder(replica.instance, fail=True))
+    with_handlers(a, b)
 
     assert await a.run_occurrence(standup, nine) is True
     assert await b.run_occurrence(standup, nine) is False
@@ -207,9 +212,7 @@ async def test_after_its_occurrences_ran_or_failed_the_scheduler_is_idle_and_sto
     b = Scheduler(replicas.database(), clock, instance="b", reconcile_interval=3600)
     standup = schedule(daily(time(9), BERLIN))
     broken = Schedule("digest", "broken", daily(time(9), BERLIN))
-    for replica in (a, b):
-        replica.add_handler(HANDLER, Recorder(replica.instance))
-        replica.add_handler("broken", Recorder(replica.instance, fail=True))
+    with_handlers(a, b)
     assert await a.run_occurrence(standup, nine) is True
     assert await b.run_occurrence(standup, nine) is False
     assert await a.run_occurrence(broken, nine) is False
