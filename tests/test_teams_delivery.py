@@ -9,6 +9,8 @@ Teams will not open a chat with, is unreachable; 1:1 chat ids never reach the ou
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 
@@ -20,6 +22,7 @@ from bot.port import Delivery, Method, RecipientUnreachable, Target
 from storage.models import OutboxMessage, Workspace
 from tests.fakes.teams import harness
 from tests.fakes.teams.harness import (
+    ALICE,
     BOB,
     TEAM_CHANNEL,
     TeamsWorld,
@@ -137,3 +140,29 @@ async def test_members_syncup_cannot_reach_are_unreachable(installed: TeamsWorld
         await port.deliver(
             Delivery(2, TENANT, Method.DM, Target(user_id=member_key(BOB)), message("hi"), "k2", 1)
         )
+
+
+async def test_a_burst_of_first_dms_stays_within_the_tenants_requests_a_second(
+    installed: TeamsWorld,
+) -> None:
+    """60 first DMs at once are 120 connector calls (a chat's creation and the send each): the
+    tenant's budget lets 50 go in the first second and keeps every second under Teams' 50, as
+    the fake counts them on arrival, so none draws a 429."""
+    world = installed
+    fake, port = world.fake, world.adapter.port
+    members = [f"dddddddd-0000-4000-8000-{n:012d}" for n in range(60)]
+    for n, aad in enumerate(members):
+        fake.add_user(aad, f"member{n}", "Europe/Berlin")
+    await world.install([ALICE, *members], TEAM_CHANNEL)
+    limited = fake.rate_limited
+
+    def first_dm(n: int, aad: str) -> Delivery:
+        target = Target(user_id=member_key(aad))
+        return Delivery(n, TENANT, Method.DM, target, message(f"hi {n}"), f"k{n}", 1)
+
+    receipts = await asyncio.gather(
+        *(port.deliver(first_dm(n, aad)) for n, aad in enumerate(members))
+    )
+    assert len(receipts) == 60
+    assert all(len(fake.dms_to(aad)) == 1 for aad in members)
+    assert fake.rate_limited == limited

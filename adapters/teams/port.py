@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -29,8 +30,8 @@ from microsoft_teams.api.activities.message import MessageActivityInput
 from adapters.teams import render
 from adapters.teams.directory import TeamsDirectory
 from adapters.teams.refs import CHANNEL, MEMBER, REMOVED, Reference, References
+from adapters.teams.window import SlidingWindow
 from bot.chat import Context, Message, text
-from bot.delivery.ratelimit import TokenBucket
 from bot.port import (
     Delivery,
     DeliveryError,
@@ -47,14 +48,15 @@ log = logging.getLogger(__name__)
 PLATFORM = "teams"
 # Teams allows a bot 50 requests a second per tenant over every connector call, and per
 # conversation 7 a second, 8 in 2 s, 60 in 30 s and 1,800 an hour. The tenant's budget is one
-# bucket here, which every connector call takes a token from (a DM to a member without a chat
-# yet is two calls: the chat's creation and the send), at 0.97 of the limit and never more than
-# one at once (50 in any second). The worker's per-method buckets may each use all of it; a
-# channel's own bucket keeps under 60 in 30 s (1 + 30 x 1.94 = 59.2) and 8 in 2 s. The hourly
-# cap per conversation (1,800) is left to 429 and Retry-After.
-TENANT_LIMIT = RateLimit(rate=47.5, burst=2)
+# sliding window here, as Teams counts it (adapters/teams/window.py), which every connector call
+# takes a place in (a DM to a member without a chat yet is two calls: the chat's creation and
+# the send). The worker's per-method buckets may each use all of it; a channel's own bucket
+# keeps under 60 in 30 s (1 + 30 x 1.94 = 59.2) and 8 in 2 s. The hourly cap per conversation
+# (1,800) is left to 429 and Retry-After.
+TENANT_WINDOW = (50, 1.0)
+TENANT_RATE = TENANT_WINDOW[0] / TENANT_WINDOW[1]
 RATE_LIMITS: Mapping[Method, RateLimit] = {
-    method: RateLimit(rate=TENANT_LIMIT.rate, burst=5)
+    method: RateLimit(rate=TENANT_RATE, burst=5)
     for method in (Method.POST, Method.DM, Method.UPDATE, Method.EPHEMERAL)
 }
 CHANNEL_LIMIT = RateLimit(rate=1.94, burst=1)
@@ -106,7 +108,7 @@ class TeamsPort(TeamsDirectory):
     ) -> None:
         self._api = api
         self._now = now or (lambda: datetime.now(UTC))
-        self._tenants: dict[str, TokenBucket] = {}
+        self._tenants: dict[str, SlidingWindow] = {}
         super().__init__(refs, self._roster, self._now)
 
     async def _roster(self, service_url: str, conversation_id: str) -> list[Any]:
@@ -121,13 +123,14 @@ class TeamsPort(TeamsDirectory):
     def channel_rate_limit(self) -> RateLimit | None:
         return CHANNEL_LIMIT
 
-    async def paced(self, tenant: str) -> None:
-        """Wait for the tenant's budget: before every connector call (Teams counts each)."""
-        bucket = self._tenants.get(tenant)
-        if bucket is None:
-            bucket = TokenBucket(TENANT_LIMIT.rate, TENANT_LIMIT.burst)
-            self._tenants[tenant] = bucket
-        await bucket.acquire()
+    def paced(self, tenant: str) -> AbstractAsyncContextManager[None]:
+        """A place in the tenant's budget for one connector call (Teams counts each), made
+        inside the ``async with``."""
+        window = self._tenants.get(tenant)
+        if window is None:
+            window = SlidingWindow(*TENANT_WINDOW)
+            self._tenants[tenant] = window
+        return window.slot()
 
     async def deliver(self, delivery: Delivery) -> Receipt:
         what = f"{delivery.method.value} {delivery.outbox_id}"
@@ -181,10 +184,10 @@ class TeamsPort(TeamsDirectory):
         ids: list[str] = []
         for content in render.render_message(msg):
             payload = render.activity(content, msg.fallback())
-            await self.paced(tenant)
-            sent = await self._api(service).conversations.create_activity(
-                conversation, sdk_activity(payload)
-            )
+            async with self.paced(tenant):
+                sent = await self._api(service).conversations.create_activity(
+                    conversation, sdk_activity(payload)
+                )
             ids.append(sent.id)
         return Receipt(conversation, ids[0], tuple(ids) if len(ids) > 1 else None)
 
@@ -197,16 +200,18 @@ class TeamsPort(TeamsDirectory):
         api = self._api(service)
         for n, content in enumerate(cards):
             payload = render.activity(content, delivery.message.fallback())
-            await self.paced(delivery.workspace_id)
-            if n < len(old):
-                await api.conversations.update_activity(conversation, old[n], sdk_activity(payload))
-                ids.append(old[n])
-            else:
+            async with self.paced(delivery.workspace_id):
+                if n < len(old):
+                    await api.conversations.update_activity(
+                        conversation, old[n], sdk_activity(payload)
+                    )
+                    ids.append(old[n])
+                    continue
                 sent = await api.conversations.create_activity(conversation, sdk_activity(payload))
                 ids.append(sent.id)
         for extra in old[len(cards) :]:
-            await self.paced(delivery.workspace_id)
-            await api.conversations.delete_activity(conversation, extra)
+            async with self.paced(delivery.workspace_id):
+                await api.conversations.delete_activity(conversation, extra)
         parts = tuple(ids) if len(ids) > 1 or len(old) > 1 else None
         return Receipt(conversation, ids[0], parts)
 
@@ -240,8 +245,8 @@ class TeamsPort(TeamsDirectory):
             channel_data={"tenant": {"id": tenant}},
         )
         try:
-            await self.paced(tenant)
-            created = await self._api(ref.service_url).conversations.create(params)
+            async with self.paced(tenant):
+                created = await self._api(ref.service_url).conversations.create(params)
         except httpx.HTTPStatusError as exc:
             if exc.response.status_code in (403, 404):
                 raise RecipientUnreachable(
