@@ -220,3 +220,39 @@ async def test_a_worker_ended_with_sends_in_flight_then_another_delivers_the_res
     assert sorted(receiver.keys()) == sorted(keys)
     assert per_member(receiver.keys()) == per_member(keys)
     assert all(row.status == OutboxStatus.SENT for row in (await rows(database)).values())
+
+
+async def test_a_long_fan_out_claims_its_next_rows_before_the_last_ones_are_answered(
+    database: Database, receiver: FakeReceiver, port: HttpPort, clock: JumpClock
+) -> None:
+    """30 DMs in batches of 10, the very first held on the wire: the bucket's drain takes more
+    of its rows while that one is still out, so the other 29 go meanwhile. (Before, the next
+    batch waited for every send of the last one, then for its own claim: a pause at every
+    batch of a fan-out.)"""
+    keys = await dms(database, clock, await add_workspace(database, "W-1"), members=30, each=1)
+    hold = receiver.inject(Fault("hold", key=keys[0]))
+    worker = DeliveryWorker(database, port, settings(batch_size=10), clock=clock, instance="w1")
+    others = set(keys[1:])
+    await worker.start()
+    try:
+        async with asyncio.timeout(SAFETY):
+            await receiver.wait_until(lambda: others <= set(receiver.keys()))
+        assert hold.hits == 1 and keys[0] not in receiver.keys()  # still on the wire
+        hold.release()
+        async with asyncio.timeout(SAFETY):
+            await receiver.wait_for_keys(keys)
+    finally:
+        await worker.stop()
+    assert receiver.duplicates() == 0
+    stored = await rows(database)
+    assert all(row.status == OutboxStatus.SENT and row.attempts == 1 for row in stored.values())
+    assert worker.held() == []  # every claimed row settled, none left leased
+
+
+async def test_run_once_still_drains_one_batch(
+    database: Database, receiver: FakeReceiver, port: HttpPort, clock: JumpClock
+) -> None:
+    keys = await dms(database, clock, await add_workspace(database, "W-1"), members=30, each=1)
+    worker = DeliveryWorker(database, port, settings(batch_size=10), clock=clock, instance="w1")
+    assert await worker.run_once() == 10
+    assert sorted(receiver.keys()) == sorted(keys[:10])

@@ -101,12 +101,18 @@ class _Picks:
 
 
 @functools.lru_cache(maxsize=256)
-def _picks(exclude: tuple[BucketKey, ...], batch_size: int, postgresql: bool) -> _Picks:
+def _picks(
+    exclude: tuple[BucketKey, ...],
+    batch_size: int,
+    postgresql: bool,
+    only: BucketKey | None = None,
+) -> _Picks:
     """The statements that pick due rows (``:now`` bound at each claim): every (workspace,
     method) bucket's first row, then every bucket's second, ... each bucket in id order. So a
     workspace with thousands of rows queued cannot fill the batch while another waits; the
     worker drains the buckets side by side, each at its own pace. A window function cannot be
-    locked in the same query, hence PostgreSQL's second statement."""
+    locked in the same query, hence PostgreSQL's second statement. ``only``: that bucket's
+    rows alone (a drain taking more of its own rows before it runs dry)."""
     now = bindparam("now", type_=UTCDateTime())
     due = [
         OutboxMessage.status == OutboxStatus.PENDING,
@@ -117,6 +123,8 @@ def _picks(exclude: tuple[BucketKey, ...], batch_size: int, postgresql: bool) ->
         not_(and_(OutboxMessage.workspace_id == ws, OutboxMessage.method == method.value))
         for ws, method in exclude
     ]
+    if only is not None:
+        due += [OutboxMessage.workspace_id == only[0], OutboxMessage.method == only[1].value]
     turn = (
         func.row_number()
         .over(
@@ -158,11 +166,15 @@ class Leases:
     def until(self, now: datetime) -> datetime:
         return now + self.lease
 
-    async def claim(self, exclude: Collection[BucketKey]) -> list[Claimed]:
-        """Lease up to a batch of due rows, not of the ``exclude``d buckets, in turns across
-        buckets (:func:`_picks`); each bucket's rows in id order."""
+    async def claim(
+        self, exclude: Collection[BucketKey], only: BucketKey | None = None
+    ) -> list[Claimed]:
+        """Lease up to a batch of due rows, not of the ``exclude``d buckets (or of bucket
+        ``only`` alone), in turns across buckets (:func:`_picks`); each bucket's rows in id
+        order."""
         now = self._clock.now()
-        picks = _picks(tuple(sorted(exclude)), self._batch_size, self._db.dialect == "postgresql")
+        postgresql = self._db.dialect == "postgresql"
+        picks = _picks(tuple(sorted(exclude)), self._batch_size, postgresql, only)
         async with self._db.transaction() as session:
             ids = await self._pick(session, picks, now)
             if not ids:

@@ -84,9 +84,18 @@ class _Drain:
     # Set by a 429: every lane stops, and its rows go back not due before this.
     not_before: datetime | None = None
     lanes: list[asyncio.Task[None]] = field(default_factory=list)
+    # The rows of each lane still sending, by target: rows claimed later for that target join
+    # its queue (so one target's rows still go one at a time, in order).
+    open: dict[str | None, deque[Claimed]] = field(default_factory=dict)
     # The bucket's sends in flight at once (None: no cap beyond one per lane). Taken before a
     # token, so the waiters queue in the order their lanes started (about id order).
     slots: asyncio.Semaphore | None = None
+    # Taking more of the bucket's rows before it runs dry (see DeliveryWorker._refill).
+    more: bool = False  # the last claim was a full batch: there may be more due
+    refill: asyncio.Task[None] | None = None
+
+    def unstarted(self) -> int:
+        return sum(len(queue) for queue in self.open.values())
 
 
 class DeliveryWorker:
@@ -200,7 +209,7 @@ class DeliveryWorker:
             while not self._stopping:
                 self._wake.clear()
                 try:
-                    claimed, _ = await self._claim_and_spawn()
+                    claimed, _ = await self._claim_and_spawn(refill=True)
                 except DatabaseUnavailable:
                     claimed = 0  # told once by the database's health; the poll retries
                 except Exception:
@@ -252,13 +261,13 @@ class DeliveryWorker:
 
     # --- claiming ------------------------------------------------------------------------------
 
-    async def _claim_and_spawn(self) -> tuple[int, list[asyncio.Task[int]]]:
+    async def _claim_and_spawn(self, refill: bool = False) -> tuple[int, list[asyncio.Task[int]]]:
         """Claim and start a drainer per bucket. A cancellation is held off until the claim has
         committed, then the new drainers are stopped too (releasing their rows), so no lease is
         left behind without a drainer."""
         if self._stopping:
             return 0, []
-        claiming = asyncio.ensure_future(self._claim_and_spawn_now())
+        claiming = asyncio.ensure_future(self._claim_and_spawn_now(refill))
         try:
             return await complete(claiming)
         except asyncio.CancelledError:
@@ -269,7 +278,7 @@ class DeliveryWorker:
                 await complete(asyncio.gather(*spawned, return_exceptions=True))
             raise
 
-    async def _claim_and_spawn_now(self) -> tuple[int, list[asyncio.Task[int]]]:
+    async def _claim_and_spawn_now(self, refill: bool) -> tuple[int, list[asyncio.Task[int]]]:
         if not self._rates_loaded and self._limits.shared is None:
             await self._limits.load(self._db)  # what this process learned before a restart
             self._rates_loaded = True
@@ -284,9 +293,12 @@ class DeliveryWorker:
             self._pending_rows[row.id] = asyncio.Event()
         if rows:
             self._heartbeat.ensure_running()
+        # The background loop keeps a bucket's drain going while it has more due (run_once
+        # drains one batch).
+        full = refill and len(rows) >= self._settings.batch_size
         tasks = []
         for key, group in groups.items():
-            task = asyncio.create_task(self._drain(key, group))
+            task = asyncio.create_task(self._drain(key, group, full))
             self._drainers[key] = task
             task.add_done_callback(functools.partial(self._drainer_done, key))
             tasks.append(task)
@@ -303,44 +315,101 @@ class DeliveryWorker:
 
     # --- draining one bucket -------------------------------------------------------------------
 
-    async def _drain(self, key: BucketKey, rows: list[Claimed]) -> int:
-        """Send one bucket's claimed rows; returns how many ended sent or dead."""
+    async def _drain(self, key: BucketKey, rows: list[Claimed], full: bool = False) -> int:
+        """Send one bucket's claimed rows (``full``: the claim was a full batch, so more of the
+        bucket's rows may be due); returns how many ended sent or dead."""
         try:
-            return await self._drain_lanes(key, rows)
+            return await self._drain_lanes(key, rows, full)
         finally:
             now = asyncio.get_running_loop().time()
             if now - self._rates_saved >= SAVE_RATES_EVERY_SECONDS:
                 self._rates_saved = now
                 await complete(self.save_rates())
 
-    async def _drain_lanes(self, key: BucketKey, rows: list[Claimed]) -> int:
+    async def _drain_lanes(self, key: BucketKey, rows: list[Claimed], full: bool) -> int:
         bucket = self._limits.bucket(*key)
-        drain = _Drain()
-        paced = self._limits.paces_channels(key[1])
-        cap = self._settings.max_in_flight_per_bucket
-        if not paced and cap == 1:
-            await self._drain_lane(key, bucket, None, rows, drain)
-            return drain.finished
-        lanes: dict[str | None, list[Claimed]] = {}
-        for row in rows:
-            lanes.setdefault(row.channel_id if paced else _target(row), []).append(row)
-
-        def channel(lane: list[Claimed]) -> Bucket | None:
-            return self._channel_bucket(key, lane[0].channel_id) if paced else None
-
-        if len(lanes) == 1:
-            (lane,) = lanes.values()
-            await self._drain_lane(key, bucket, channel(lane), lane, drain)
-            return drain.finished
-        if cap > 1:
-            drain.slots = asyncio.Semaphore(cap)
-        drain.lanes = [
-            asyncio.create_task(self._drain_lane(key, bucket, channel(lane), lane, drain))
-            for lane in lanes.values()
-        ]
-        # Cancelling this drain cancels the lanes and waits for them (each gives its rows back).
-        await asyncio.gather(*drain.lanes, return_exceptions=True)
+        drain = _Drain(more=full)
+        if self._settings.max_in_flight_per_bucket > 1:
+            drain.slots = asyncio.Semaphore(self._settings.max_in_flight_per_bucket)
+        self._add_to_lanes(key, bucket, drain, rows)
+        try:
+            while waiting := [t for t in (*drain.lanes, drain.refill) if t and not t.done()]:
+                # A refill may start new lanes meanwhile: look again once these are done.
+                for outcome in await asyncio.gather(*waiting, return_exceptions=True):
+                    if not isinstance(outcome, Exception | asyncio.CancelledError | None):
+                        raise outcome  # the process is going down (SystemExit and the like)
+        except BaseException:
+            # Cancelling this drain cancels the lanes and waits for them (each gives its rows
+            # back), and any refill (whose rows go back too).
+            for task in (*drain.lanes, drain.refill):
+                if task is not None:
+                    task.cancel()
+            await complete(asyncio.gather(*drain.lanes, return_exceptions=True))
+            if drain.refill is not None:
+                await complete(asyncio.gather(drain.refill, return_exceptions=True))
+            raise
         return drain.finished
+
+    def _lane_of(self, key: BucketKey, row: Claimed) -> str | None:
+        if self._limits.paces_channels(key[1]):
+            return row.channel_id
+        if self._settings.max_in_flight_per_bucket == 1:
+            return None  # one lane: the bucket's rows strictly one after another
+        return _target(row)
+
+    def _add_to_lanes(
+        self, key: BucketKey, bucket: Bucket, drain: _Drain, rows: list[Claimed]
+    ) -> None:
+        """Rows join the queue of their target's lane while it is still sending, else start a
+        lane of their own."""
+        new: dict[str | None, deque[Claimed]] = {}
+        for row in rows:
+            lane = self._lane_of(key, row)
+            queue = drain.open.get(lane)
+            if queue is None:
+                queue = drain.open[lane] = new[lane] = deque()
+            queue.append(row)
+        paced = self._limits.paces_channels(key[1])
+        for lane, queue in new.items():
+            channel = self._channel_bucket(key, queue[0].channel_id) if paced else None
+            drain.lanes.append(
+                asyncio.create_task(self._drain_lane(key, bucket, channel, queue, drain, lane))
+            )
+
+    def _maybe_refill(self, key: BucketKey, bucket: Bucket, drain: _Drain) -> None:
+        """Claim more of this bucket's rows while its last ones are still being sent, so a long
+        fan-out has no pause between batches (a claim waited for every send of the batch
+        before, then for the claim itself)."""
+        low = max(2 * self._settings.max_in_flight_per_bucket, self._settings.batch_size // 2)
+        if (
+            drain.more
+            and (drain.refill is None or drain.refill.done())
+            and drain.not_before is None
+            and not self._stopping
+            and drain.unstarted() <= low
+        ):
+            drain.refill = asyncio.create_task(self._refill(key, bucket, drain))
+
+    async def _refill(self, key: BucketKey, bucket: Bucket, drain: _Drain) -> None:
+        try:
+            rows = await self.leases.claim((), only=key)
+        except DatabaseUnavailable:
+            drain.more = False  # told once by the database's health; the poll claims later
+            return
+        except Exception:
+            drain.more = False
+            log.exception("delivery: claiming more outbox rows for %s failed", key)
+            return
+        drain.more = len(rows) >= self._settings.batch_size
+        for row in rows:
+            self._pending_rows[row.id] = asyncio.Event()
+        if not rows:
+            return
+        self._heartbeat.ensure_running()
+        if drain.not_before is not None or self._stopping:
+            await complete(self._release([r.id for r in rows], drain.not_before))
+            return
+        self._add_to_lanes(key, bucket, drain, rows)
 
     async def save_rates(self) -> None:
         """Keep the rates learned in memory (SQLite); shared buckets are rows already."""
@@ -359,12 +428,14 @@ class DeliveryWorker:
         key: BucketKey,
         bucket: Bucket,
         channel: Bucket | None,
-        rows: list[Claimed],
+        queue: deque[Claimed],
         drain: _Drain,
+        lane: str | None = None,
     ) -> None:
-        """Send ``rows`` one after the other in id order, each behind the method ``bucket`` and,
-        for a channel-paced lane, the ``channel`` bucket too."""
-        queue = deque(rows)
+        """Send the ``queue``'s rows one after the other in id order, each behind the method
+        ``bucket`` and, for a channel-paced lane, the ``channel`` bucket too; rows that join
+        the queue meanwhile are sent too."""
+        workspace = queue[0].workspace
         try:
             while queue and not self._stopping and drain.not_before is None:
                 row = queue[0]
@@ -381,6 +452,7 @@ class DeliveryWorker:
                     if self._stopping or drain.not_before is not None:
                         break
                     queue.popleft()
+                    self._maybe_refill(key, bucket, drain)
                     try:
                         result = await complete(self._process_in(row, bucket, channel, drain))
                     except Exception:
@@ -399,10 +471,10 @@ class DeliveryWorker:
             pass  # told once by the database's health; the rows go back below
         except Exception:
             # A bug: stop this lane for now; the rows go back below.
-            log.exception(
-                "delivery: draining workspace %s, %s failed", rows[0].workspace, key[1].value
-            )
+            log.exception("delivery: draining workspace %s, %s failed", workspace, key[1].value)
         finally:
+            if drain.open.get(lane) is queue:
+                del drain.open[lane]  # closed: later rows of this target start a new lane
             if queue:
                 await complete(self._release([r.id for r in queue], drain.not_before))
 
