@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.delivery.adaptive import DECREASE, SLOW_START, Pace, bounds
+from bot.delivery.adaptive import DECREASE, SLOW_START, SLOW_START_ROUND_SECONDS, Pace, bounds
 from bot.delivery.ratelimit import RateLimiterRegistry, TokenBucket
 from bot.port import Method, RateLimit
 
@@ -71,7 +71,8 @@ async def test_the_rate_rises_while_saturated_sends_succeed() -> None:
     clock = Stepped()
     bucket = adaptive(clock, rate=4.0, burst=2, ceiling=100.0)
     platform = Platform(rate=1000.0, burst=1000)  # never refuses
-    await drive(bucket, clock, platform, 6)  # the burst, then a round of 4 waited-for sends
+    # The burst, then one slow-start round of waited-for sends (a quarter second's worth).
+    await drive(bucket, clock, platform, 2 + int(4.0 * SLOW_START_ROUND_SECONDS))
     assert bucket.rate == pytest.approx(4.0 * SLOW_START)
     await drive(bucket, clock, platform, 200)
     assert bucket.rate > 40.0  # slow start multiplies round after round
@@ -195,3 +196,17 @@ async def test_a_window_with_nothing_left_pauses_until_its_reset_without_a_cut()
     assert bucket.rate == 10.0 and bucket.pace is not None and bucket.pace.rate_limited == 0
     await bucket.acquire()
     assert clock.now == pytest.approx(2.0)  # the next send waits for the reset, no 429 drawn
+
+
+def test_the_sends_between_two_429s_are_measured_from_the_end_of_the_pause() -> None:
+    """The window of a measurement starts when the first 429's pause ends, not when the 429
+    came: counting the pause, in which nothing could be sent, would find a rate far below
+    what the platform allowed and drag the learned rate down with it."""
+    pace = Pace(rate=10.0, ceiling=100.0, floor=0.5)
+    pace.on_send(0.0, waited=True)  # saturated
+    pace.on_429(0.0, resume=1.0)  # paused for a second; cut to 7/s
+    assert pace.rate == pytest.approx(10.0 * DECREASE)
+    for n in range(8):  # 8 sends at 7/s after the pause, the last of them refused
+        pace.on_send(1.0 + n / 7.0, waited=True)
+    pace.on_429(2.1, resume=3.1)
+    assert pace.measured == pytest.approx(7 / 1.1)  # 7 went through in 1.1 s (not 2.1 s)

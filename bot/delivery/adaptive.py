@@ -8,10 +8,11 @@ the platform's limit between the highest rate that held (``low``) and the lowest
   bucket, not the work, limited the pace; one that did not (the bucket was idle or the work is
   slower than the rate) says nothing about the platform, so the rate is left alone (as TCP's
   congestion-window validation does) and never climbs while nothing is being sent.
-- **Rounds**: a round is a second's worth of saturated sends at the current rate. Before the
-  first 429 the rate grows by :data:`SLOW_START` a round. After one, each new rate is held for
-  :data:`HOLD_ROUNDS` rounds: one that draws no 429 for that long is at most the limit and
-  becomes ``low``; the next rate is halfway to ``high``. Once the two are within
+- **Rounds**: a round is a second's worth of saturated sends at the current rate (a quarter of
+  a second's in slow start, so that a cold bucket finds its limit within a second or two, not
+  ten). Before the first 429 the rate grows by :data:`SLOW_START` a round. After one, each new
+  rate is held for :data:`HOLD_ROUNDS` rounds: one that draws no 429 for that long is at most
+  the limit and becomes ``low``; the next rate is halfway to ``high``. Once the two are within
   :data:`CONVERGED` the rate stays at ``low`` for :data:`REPROBE_ROUNDS` rounds, then probes
   upwards again (:data:`PROBE_GROWTH` a round) in case the platform allows more now.
 - **On a 429** the bucket pauses for the Retry-After (the caller does that); the rate that drew
@@ -31,7 +32,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SLOW_START = 1.5  # growth per saturated round before any 429
+SLOW_START = 2.0  # growth per saturated slow-start round before any 429 (TCP's doubling)
+SLOW_START_ROUND_SECONDS = 0.25  # a slow-start round: a quarter of a second's worth of sends
 PROBE_GROWTH = 1.1  # growth per round when probing again after a long hold
 HOLD_ROUNDS = 10  # saturated rounds a new rate must last without a 429 to count as held
 REPROBE_ROUNDS = 300  # rounds at the converged rate before probing upwards again
@@ -93,7 +95,8 @@ class Pace:
             self.window_sends = 0
         self.window_sends += 1
         self.round_sends += 1
-        if self.round_sends >= max(1.0, self.rate * ROUND_SECONDS):
+        seconds = ROUND_SECONDS if self.learned else SLOW_START_ROUND_SECONDS
+        if self.round_sends >= max(1.0, self.rate * seconds):
             self.round_sends = 0
             self._round()
 
@@ -115,11 +118,19 @@ class Pace:
         self._set((self.rate + self.high) / 2)
         self.hold = HOLD_ROUNDS
 
-    def on_429(self, now: float, saturated: bool = True, echo: bool = False) -> None:
+    def on_429(
+        self,
+        now: float,
+        saturated: bool = True,
+        echo: bool = False,
+        resume: float | None = None,
+    ) -> None:
         """A 429 at ``now``. ``saturated`` False: the bucket was not sending at its rate (the
         limit hit was another one, a channel's), so its rate is not to blame and stays.
         ``echo``: it came while the pause of an earlier 429 was in force, from a send that left
-        before that one came back: one overshoot, one cut (as TCP cuts once per window)."""
+        before that one came back: one overshoot, one cut (as TCP cuts once per window).
+        ``resume``: when the pause it sets ends; the next measurement starts there (a window
+        that counted the pause would find a rate well below what the platform allowed)."""
         self.rate_limited += 1
         self.dirty = True
         if echo:
@@ -141,7 +152,7 @@ class Pace:
                 self.low = self.high * MARGIN  # the limit came down
             self._set(self.low if self.low is not None else self.rate * DECREASE)
             self.hold = HOLD_ROUNDS
-        self.window_start = now
+        self.window_start = now if resume is None else max(now, resume)
         self.window_sends = 0
         self.window_after_429 = True
         self.round_sends = 0

@@ -150,10 +150,10 @@ class TokenBucket:
         """A 429 with ``retry_after``: pause, and cut the learned rate if this bucket was the
         one sending at its limit (its last token was waited for)."""
         echo = self.is_paused()
-        self.pause(retry_after)
+        resume = self.pause(retry_after)
         if self.pace is not None:
             saturated = self.pace.window_start is not None
-            self.pace.on_429(self._time(), saturated=saturated, echo=echo)
+            self.pace.on_429(self._time(), saturated=saturated, echo=echo, resume=resume)
 
     async def observe(self, quota: Quota | None) -> None:
         """The platform said what is left of its window (Discord's ``X-RateLimit-*``): with

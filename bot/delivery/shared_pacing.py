@@ -217,7 +217,8 @@ class SharedBucket:
             if deadline > row.paused_until:
                 row.paused_until = deadline
             if pace is not None:
-                pace.on_429(now, saturated=pace.window_start is not None, echo=echo)
+                saturated = pace.window_start is not None
+                pace.on_429(now, saturated=saturated, echo=echo, resume=row.paused_until)
             # After the pause one send at once, then the rate (as TokenBucket.pause_until).
             tolerance = (row.burst - 1) * self._interval(row, pace)
             row.tat = max(row.tat, row.paused_until + tolerance)
