@@ -181,17 +181,31 @@ async def test_a_429_among_concurrent_sends_loses_nothing_doubles_nothing_and_pa
 
 
 @pytest.mark.parametrize("how", ["stop", "cancel"])
+@pytest.mark.parametrize("batch", [50, 4])  # 4: the drain has claimed more rows of its own
 async def test_a_worker_ended_with_sends_in_flight_then_another_delivers_the_rest_once(
-    how: str, database: Database, receiver: FakeReceiver, port: HttpPort, clock: JumpClock
+    how: str,
+    batch: int,
+    database: Database,
+    receiver: FakeReceiver,
+    port: HttpPort,
+    clock: JumpClock,
 ) -> None:
     keys, hold = await held_dms(database, clock, receiver, members=6, each=3)
     first = DeliveryWorker(
-        database, port, settings(max_in_flight_per_bucket=4), clock=clock, instance="first"
+        database,
+        port,
+        settings(max_in_flight_per_bucket=4, batch_size=batch),
+        clock=clock,
+        instance="first",
     )
 
     task = asyncio.create_task(first.run())
     async with asyncio.timeout(SAFETY):
         await receiver.wait_until(lambda: hold.hits == 4)
+    if batch < len(keys):  # rows of a second claim are waiting behind the four
+        async with asyncio.timeout(SAFETY):
+            while len(first.held()) <= batch:  # noqa: ASYNC110 (no event tells of a claim)
+                await asyncio.sleep(0.01)
     in_flight = set(first.held())
     if how == "stop":
         ending = asyncio.create_task(first.stop())

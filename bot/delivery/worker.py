@@ -334,10 +334,14 @@ class DeliveryWorker:
         self._add_to_lanes(key, bucket, drain, rows)
         try:
             while waiting := [t for t in (*drain.lanes, drain.refill) if t and not t.done()]:
-                # A refill may start new lanes meanwhile: look again once these are done.
-                for outcome in await asyncio.gather(*waiting, return_exceptions=True):
-                    if not isinstance(outcome, Exception | asyncio.CancelledError | None):
-                        raise outcome  # the process is going down (SystemExit and the like)
+                # A refill may start new lanes meanwhile: look again once these are done. Not
+                # gather: cancelled, it would wait for its own tasks only, while lanes a refill
+                # started after it began went on sending.
+                await asyncio.wait(waiting)
+                for task in waiting:
+                    failure = None if task.cancelled() else task.exception()
+                    if failure is not None and not isinstance(failure, Exception):
+                        raise failure  # the process is going down (SystemExit and the like)
         except BaseException:
             # Cancelling this drain cancels the lanes and waits for them (each gives its rows
             # back), and any refill (whose rows go back too).
@@ -391,8 +395,14 @@ class DeliveryWorker:
             drain.refill = asyncio.create_task(self._refill(key, bucket, drain))
 
     async def _refill(self, key: BucketKey, bucket: Bucket, drain: _Drain) -> None:
+        claiming = asyncio.ensure_future(self.leases.claim((), only=key))
         try:
-            rows = await self.leases.claim((), only=key)
+            # As the main claim: a stop waits for the claim's commit, then gives its rows back.
+            rows = await complete(claiming)
+        except asyncio.CancelledError:
+            if not claiming.cancelled() and claiming.exception() is None:
+                await complete(self._release([r.id for r in claiming.result()], None))
+            raise
         except DatabaseUnavailable:
             drain.more = False  # told once by the database's health; the poll claims later
             return
