@@ -6,18 +6,29 @@ the outcome of one at a time."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from bot.chat import MESSAGE_ADAPTER
+from bot.chat import MESSAGE_ADAPTER, message
+from bot.delivery.outbox import enqueue
 from bot.events import Actor, CommandInvocation, Origin
 from bot.features.standups import commands, fanout, runtime
 from bot.features.standups.prompts import prompt_members, prompt_message
+from bot.port import Method, Target
 from storage.db import Database
-from storage.models import Absence, Member, Standup, StandupPrompt, StandupRun
+from storage.models import (
+    Absence,
+    Member,
+    OutboxMessage,
+    OutboxStatus,
+    Standup,
+    StandupPrompt,
+    StandupRun,
+)
 from tests.test_standup_runtime import PLATFORM, START, World, running_standups, text_of
 
 TEAM = {f"m{n:02d}": "Europe/Berlin" for n in range(12)}
@@ -33,10 +44,12 @@ async def world(database: Database, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
         yield built
 
 
-async def run_by_hand(world: World, event_id: str) -> str:
+async def run_by_hand(world: World, event_id: str, *, idle: bool = True) -> str:
+    """``/standup run Daily``; ``idle``: then wait for what it started after its commit."""
     origin = Origin(PLATFORM, "T1", event_id, "Test", "C-team")
     actor = Actor("m00", "m00", "Europe/Berlin", is_platform_admin=True)
-    return text_of(await world.handle(CommandInvocation(origin, actor, "standup", "run Daily")))
+    event = CommandInvocation(origin, actor, "standup", "run Daily")
+    return text_of(await (world.handle if idle else world.core.handle)(event))
 
 
 async def prompt_keys(world: World) -> list[str]:
@@ -106,7 +119,7 @@ async def test_a_crash_after_the_command_is_finished_by_the_scheduler_once(
     running it again, or the finisher racing it, queues nothing twice."""
     standup_id = await world.add_standup(list(TEAM))
 
-    async def crashed(core: object, run_id: int) -> None:
+    async def crashed(core: object, run_id: int, first_keys: object = ()) -> None:
         return None
 
     monkeypatch.setattr(fanout, "finish", crashed)
@@ -155,3 +168,93 @@ async def test_bulk_prompts_match_one_at_a_time_and_a_rerun_queues_nothing(world
         member_id = int(row.idempotency_key.rsplit(":", 1)[1])
         want = prompt_message(standup, run, prompts[member_id], members[member_id], None)
         assert row.payload == MESSAGE_ADAPTER.dump_python(want, mode="json")
+
+
+# -- the first DMs leave before the others are queued --------------------------------------------
+
+
+async def prompted(world: World) -> int:
+    (run,) = await runs(world)
+    return len(await statuses(world, run.id))
+
+
+async def test_the_others_wait_until_one_of_the_first_dms_has_left(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a delivery worker in the process, queueing the others (a second or more of CPU
+    for thousands) waits until one of the command's own DMs has been sent, so that it does
+    not hold up every step of that first send."""
+    monkeypatch.setattr(fanout, "FIRST_SENT_WAIT", 60.0)
+    monkeypatch.setattr(fanout, "FIRST_SENT_POLL", 0.005)
+    woken: list[str] = []
+    world.core.on_outbox.append(lambda: woken.append("worker"))
+    standup_id = await world.add_standup(list(TEAM))
+    said = await run_by_hand(world, "run-1", idle=False)
+    assert said.startswith('Sent "Daily" to 12 participant(s) now'), said
+    assert woken  # the command's commit woke the worker
+    await asyncio.sleep(0.2)  # many polls: none of the first DMs has left
+    assert await prompted(world) == fanout.FIRST_SLICE
+    first = keys_of(world, standup_id, "run-1", list(TEAM)[: fanout.FIRST_SLICE])
+    assert await prompt_keys(world) == first
+    async with world.db.transaction() as session:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.idempotency_key == first[1])
+            .values(status=OutboxStatus.SENT, sent_at=datetime.now(UTC))
+        )
+    async with asyncio.timeout(30):
+        await world.core.idle()
+    assert await prompted(world) == len(TEAM)
+    assert await prompt_keys(world) == keys_of(world, standup_id, "run-1", list(TEAM))
+
+
+async def test_the_others_go_after_the_wait_if_no_first_dm_leaves(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A workspace paused by a 429 sends nothing for a while: the others are queued all the
+    same once FIRST_SENT_WAIT has passed. A dead-lettered first DM counts as gone."""
+    monkeypatch.setattr(fanout, "FIRST_SENT_WAIT", 0.3)
+    world.core.on_outbox.append(lambda: None)
+    await world.add_standup(list(TEAM))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await run_by_hand(world, "run-1")
+    await world.core.idle()
+    assert loop.time() - started >= 0.3
+    assert await prompted(world) == len(TEAM)
+
+
+async def test_the_wait_ends_at_a_dead_first_dm_and_without_a_worker_is_short(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fanout, "FIRST_SENT_WAIT", 0.3)
+    async with world.db.transaction() as session:
+        for key in ("first:a", "first:b"):
+            await enqueue(
+                session,
+                workspace_id=world.workspace_id,
+                method=Method.DM,
+                target=Target(user_id=key),
+                message=message("hi"),
+                key=key,
+                now=world.clock.now(),
+            )
+    loop = asyncio.get_running_loop()
+
+    async def waited(keys: list[str]) -> float:
+        started = loop.time()
+        await fanout.first_ones_out(world.core, keys)
+        return loop.time() - started
+
+    # No worker in this process (another replica sends): only the short head start.
+    assert await waited(["first:a", "first:b"]) < 0.3
+    world.core.on_outbox.append(lambda: None)
+    assert await waited([]) < 0.3  # the whole team was in the command's slice
+    assert await waited(["first:a", "first:b"]) >= 0.3  # both pending: the whole wait
+    async with world.db.transaction() as session:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.idempotency_key == "first:b")
+            .values(status=OutboxStatus.DEAD)
+        )
+    assert await waited(["first:a", "first:b"]) < 0.3  # given up on counts as gone

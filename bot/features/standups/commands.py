@@ -33,7 +33,7 @@ from bot.events import ActionInvocation, FormSubmission
 from bot.features.standups import fanout
 from bot.features.standups import history as history_views
 from bot.features.standups.first_prompts import START_ACTION, first_prompts_note, missed_today
-from bot.features.standups.prompts import prompt_members
+from bot.features.standups.prompts import prompt_key, prompt_members
 from bot.features.standups.schedules import member_zone
 from bot.features.standups.settings import (
     FORM_ID,
@@ -408,7 +408,12 @@ async def run_now(ctx: Context, args: dict[str, Any]) -> Response:
     ctx.sent_something = True
     core = ctx.core
     # The reminders and the report are booked once the rest are prompted (fanout.finish).
-    ctx.after_commit(lambda: core.spawn(fanout.finish(core, run_id), name="standup fan-out"))
+    prefix = fanout.key_prefix(standup.id, occasion)
+    # With others to queue, the rest waits for one of these to leave (fanout.first_ones_out).
+    first_keys = [prompt_key(prefix, m) for m in asked] if everyone > len(first) else []
+    ctx.after_commit(
+        lambda: core.spawn(fanout.finish(core, run_id, first_keys), name="standup fan-out")
+    )
     if not prompted:
         return reply(f'Nobody in "{standup.name}" can be asked now: everyone is away.')
     note = f" ({away} away)" if away else ""

@@ -6,6 +6,10 @@ one to be queued. So the command prompts the first :data:`FIRST_SLICE` participa
 prompts and DMs in its transaction; the delivery worker is woken at its commit), and once it has
 committed :func:`finish` prompts the others, :data:`FANOUT_SLICE` per transaction, waking the
 worker after each (on SQLite, the one writer, the worker claims the first DMs in between).
+Queueing the others is a second or more of the process's CPU: while it runs, every step of the
+first send (the claim, the pacing, the request) waits for its turn of the event loop, which put
+the first DM 450 ms after the command on PostgreSQL. So :func:`finish` first waits, briefly,
+until one of the command's own DMs has left.
 
 Nothing is lost and nothing doubled (invariants 1 and 2): what is left is derived from the
 database (a manual run with participants who have no prompt row in it), so after a crash the
@@ -31,7 +35,17 @@ from bot.features.standups.prompts import away_members, prompt_members, run_for
 from bot.features.standups.schedules import OnceSchedule, edit_deadline, member_zone
 from bot.scheduling.scheduler import Occurrence, Schedule
 from bot.timezones import zone as zone_info
-from storage.models import Absence, Member, Standup, StandupParticipant, StandupPrompt, StandupRun
+from storage.models import (
+    Absence,
+    Member,
+    OutboxMessage,
+    OutboxStatus,
+    Standup,
+    StandupParticipant,
+    StandupPrompt,
+    StandupRun,
+)
+from storage.outages import DatabaseUnavailable
 
 if TYPE_CHECKING:
     from bot.core import Core
@@ -42,8 +56,12 @@ FIRST_SLICE = 20
 MANUAL = "manual:"
 # Participants prompted per transaction after the first slice.
 FANOUT_SLICE = 250
-# How long the rest waits after the command's commit (see finish).
+# How long the rest waits after the command's commit when no worker runs in this process.
 WORKER_FIRST = 0.02
+# With a worker in this process: how long the rest waits, at most, for one of the command's own
+# DMs to leave (a workspace paused by a 429 sends nothing for a while), and how often it looks.
+FIRST_SENT_WAIT = 0.5
+FIRST_SENT_POLL = 0.01
 # A run whose fan-out did not finish is looked for this long (a crash, then a restart).
 LOOK_BACK = timedelta(hours=6)
 
@@ -114,13 +132,12 @@ async def the_others(
     return int(everyone or 0), len(away)
 
 
-async def finish(core: Core, run_id: int) -> None:
+async def finish(core: Core, run_id: int, first_keys: Sequence[str] = ()) -> None:
     """After the command's commit: the rest of the run's participants, a slice per
     transaction, the delivery worker woken after each; then the scheduler books their
-    reminders and the run's report."""
-    # Let the delivery worker, woken by the command's commit, claim the first DMs before a
-    # slice takes the database's writer (SQLite has one).
-    await asyncio.sleep(WORKER_FIRST)
+    reminders and the run's report. ``first_keys``: the outbox keys of the DMs the command
+    queued itself, when there are others to queue."""
+    await first_ones_out(core, first_keys)
     while True:
         async with core.db.transaction() as session:
             done = await prompt_next(session, run_id, core.clock.now())
@@ -130,6 +147,34 @@ async def finish(core: Core, run_id: int) -> None:
             wake()
     for changed in core.on_schedules_changed:
         await changed()
+
+
+async def first_ones_out(core: Core, keys: Sequence[str]) -> None:
+    """Wait until one of the DMs of ``keys`` has left (sent, or given up on), at most
+    :data:`FIRST_SENT_WAIT`; without a worker in this process (another replica sends), just
+    long enough for a woken worker to claim the first DMs before a slice takes the database's
+    writer (SQLite has one)."""
+    if not keys or not core.on_outbox:
+        await asyncio.sleep(WORKER_FIRST)
+        return
+    left = (
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.idempotency_key.in_(list(keys)),
+            OutboxMessage.status != OutboxStatus.PENDING,
+        )
+        .limit(1)
+    )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + FIRST_SENT_WAIT
+    while loop.time() < deadline:
+        await asyncio.sleep(FIRST_SENT_POLL)
+        try:
+            async with core.db.read() as session:
+                if await session.scalar(left) is not None:
+                    return
+        except DatabaseUnavailable:
+            return  # the slices' own transactions meet the outage (and the recovery, below)
 
 
 async def prompt_next(session: AsyncSession, run_id: int, now: datetime) -> int:

@@ -335,6 +335,11 @@ async def prompt_member(
     return member.id in asked
 
 
+def prompt_key(key_prefix: str, member_id: int) -> str:
+    """The outbox key of a member's prompt DM in the occurrence of ``key_prefix``."""
+    return f"{key_prefix}:prompt:{member_id}"
+
+
 async def prompt_members(
     session: AsyncSession,
     standup: Standup,
@@ -382,8 +387,13 @@ async def prompt_participants(
         query = (
             select(Member)
             .join(StandupParticipant, StandupParticipant.member_id == Member.id)
-            .where(StandupParticipant.standup_id == standup.id, Member.id > after)
-            .order_by(Member.id)
+            # Filtered and ordered on the participants' key, not on members.id: the same
+            # query with ``Member.id > after`` made PostgreSQL's generic plan (a prepared
+            # statement's sixth run) join every participant to every member, 0.1-0.5 s a page.
+            .where(
+                StandupParticipant.standup_id == standup.id, StandupParticipant.member_id > after
+            )
+            .order_by(StandupParticipant.member_id)
             .limit(PROMPT_SLICE)
         )
         if member_id is not None:
@@ -427,8 +437,11 @@ async def _prompt_slice(
         }
         for m in people
     ]
-    stmt = insert_do_nothing(session, StandupPrompt, ["run_id", "member_id"]).returning(
-        StandupPrompt.id, StandupPrompt.member_id
+    # The table, not the mapped class: the ORM's bulk-insert bookkeeping was a tenth of the
+    # time (as in enqueue_many).
+    table = StandupPrompt.__table__
+    stmt = insert_do_nothing(session, table, ["run_id", "member_id"]).returning(
+        table.c.id, table.c.member_id
     )
     created = {member_id: prompt_id for prompt_id, member_id in await session.execute(stmt, rows)}
     asked = [m for m in people if m.id in created and m.id not in away]
@@ -453,7 +466,7 @@ async def _prompt_slice(
             # sending the first DMs, answers, votes) in between.
             await asyncio.sleep(0)
         msg = prompt_message(standup, run, created[m.id], m, plans.get(m.id))
-        key = f"{key_prefix}:prompt:{m.id}"
+        key = prompt_key(key_prefix, m.id)
         payload = dumper.dump(msg)
         out.append(Outgoing(standup.workspace_id, Method.DM, dm_target(m), msg, key, None, payload))
     await enqueue_many(session, out, now)
