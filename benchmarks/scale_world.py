@@ -82,7 +82,7 @@ def configure_fake(fake: FakeSlack, workspaces: int, members: int) -> None:
         fake.tokens[token_of(ws)] = team_of(ws)
         users = [user_of(ws, n) for n in range(members)]
         for n, user in enumerate(users):
-            fake.add_user(user, f"member-{user.lower()}", tz=zone_of(n))
+            fake.add_user(user, f"member-{user.lower()}", tz=zone_of(n), team=team_of(ws))
             fake.dm_of(user)
         fake.add_channel(channel_of(ws), "standup", users)
 

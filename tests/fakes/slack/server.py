@@ -60,6 +60,9 @@ class User:
     is_admin: bool = False
     is_bot: bool = False
     deleted: bool = False
+    # The workspace the member belongs to; None: every workspace the fake serves (the tests'
+    # one team). users.list lists a workspace's own members only.
+    team: str | None = None
 
 
 @dataclass
@@ -539,7 +542,7 @@ class FakeSlack:
     def _user_json(self, user: User) -> dict[str, Any]:
         return {
             "id": user.id,
-            "team_id": self.team_id,
+            "team_id": user.team or self.team_id,
             "name": user.name,
             "real_name": user.real_name,
             "deleted": user.deleted,
@@ -555,7 +558,7 @@ class FakeSlack:
 
     def _m_users_info(self, args: dict[str, Any], **kw: Any) -> dict[str, Any]:
         user = self.users.get(str(args.get("user", "")))
-        if user is None:
+        if user is None or user.team not in (None, kw.get("team")):
             return {"ok": False, "error": "user_not_found"}
         return {"ok": True, "user": self._user_json(user)}
 
@@ -563,7 +566,8 @@ class FakeSlack:
         limit = int(args.get("limit", 0) or 0)
         if not limit:
             return {"ok": False, "error": "limit_required"}
-        ids = sorted(self.users)
+        team = kw.get("team")
+        ids = sorted(u.id for u in self.users.values() if u.team in (None, team))
         start = int(args.get("cursor") or 0)
         page = ids[start : start + limit]
         cursor = str(start + limit) if start + limit < len(ids) else ""
