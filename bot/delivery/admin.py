@@ -103,7 +103,7 @@ async def retry_dead(db: Database, ids: Sequence[int] | None, now: datetime) -> 
             not_dead = [i for i in asked if found.get(i) != OutboxStatus.DEAD]
             missing = [i for i in asked if i not in found]
         if dead:
-            await session.execute(
+            retried = await session.scalars(
                 update(OutboxMessage)
                 .where(OutboxMessage.id.in_(dead), OutboxMessage.status == OutboxStatus.DEAD)
                 .values(
@@ -114,8 +114,13 @@ async def retry_dead(db: Database, ids: Sequence[int] | None, now: datetime) -> 
                     lease_until=None,
                     leased_by=None,
                 )
+                .returning(OutboxMessage.id)
                 .execution_options(synchronize_session=False)
             )
+            # A row another operator retried meanwhile (PostgreSQL) is not dead any more.
+            again = set(retried.all())
+            not_dead = sorted([*not_dead, *(i for i in dead if i not in again)])
+            dead = [i for i in dead if i in again]
     return RetryResult(len(dead), tuple(dead), tuple(not_dead), tuple(missing))
 
 
