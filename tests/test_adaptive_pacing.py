@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import pytest
 
+from bot.config import RateSetting
 from bot.delivery.adaptive import DECREASE, SLOW_START, SLOW_START_ROUND_SECONDS, Pace, bounds
+from bot.delivery.admin import learned_rates
 from bot.delivery.ratelimit import RateLimiterRegistry, TokenBucket
 from bot.port import Method, RateLimit
+from storage.db import Database
+from tests.test_delivery import add_workspace
 
 
 class Platform:
@@ -210,3 +214,23 @@ def test_the_sends_between_two_429s_are_measured_from_the_end_of_the_pause() -> 
         pace.on_send(1.0 + n / 7.0, waited=True)
     pace.on_429(2.1, resume=3.1)
     assert pace.measured == pytest.approx(7 / 1.1)  # 7 went through in 1.1 s (not 2.1 s)
+
+
+async def test_a_rate_brought_under_a_lowered_ceiling_is_shown_as_it_paces(
+    database: Database,
+) -> None:
+    """A restart with ``[delivery.rates]`` lowered under the rate a bucket had learned paces at
+    the new ceiling, and ``syncup outbox rates`` shows that rate, not the old one (it was kept
+    as stored until the rate changed again, which a bucket at its ceiling never does)."""
+    ws = await add_workspace(database, "W-1")
+    before = RateLimiterRegistry({Method.POST: RateLimit(40.0, 2)}, adaptive=True)
+    before.bucket(ws, Method.POST)
+    assert await before.save(database) == 1  # stored at 40/s
+    after = RateLimiterRegistry(
+        {Method.POST: RateLimit(40.0, 2)}, {"post": RateSetting(rate=4.0, burst=2)}, adaptive=True
+    )
+    await after.load(database)
+    assert after.bucket(ws, Method.POST).rate == 4.0
+    await after.save(database)
+    (shown,) = await learned_rates(database)
+    assert shown.rate == 4.0

@@ -70,7 +70,8 @@ class Pace:
     dirty: bool = False  # changed since it was last stored
 
     def __post_init__(self) -> None:
-        self.rate = self._bounded(self.rate)
+        # A stored rate outside today's bounds (a lowered ceiling) is paced and saved as bounded.
+        self._set(self.rate)
 
     def _bounded(self, rate: float) -> float:
         return min(max(rate, self.floor), self.ceiling)
