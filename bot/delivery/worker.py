@@ -345,12 +345,13 @@ class DeliveryWorker:
         except BaseException:
             # Cancelling this drain cancels the lanes and waits for them (each gives its rows
             # back), and any refill (whose rows go back too).
-            for task in (*drain.lanes, drain.refill):
-                if task is not None:
-                    task.cancel()
-            await complete(asyncio.gather(*drain.lanes, return_exceptions=True))
-            if drain.refill is not None:
-                await complete(asyncio.gather(drain.refill, return_exceptions=True))
+            # One wait for all of them: a second cancellation (stop() and the loop's end both
+            # cancel drains) landing between two waits skipped the refill's, and stop() returned
+            # with its claim still to commit and its rows to go back.
+            tasks = [t for t in (*drain.lanes, drain.refill) if t is not None]
+            for task in tasks:
+                task.cancel()
+            await complete(asyncio.gather(*tasks, return_exceptions=True))
             raise
         return drain.finished
 
@@ -401,7 +402,9 @@ class DeliveryWorker:
             rows = await complete(claiming)
         except asyncio.CancelledError:
             if not claiming.cancelled() and claiming.exception() is None:
-                await complete(self._release([r.id for r in claiming.result()], None))
+                # Not due before a 429's pause ends, as the lanes' own rows.
+                ids = [r.id for r in claiming.result()]
+                await complete(self._release(ids, drain.not_before))
             raise
         except DatabaseUnavailable:
             drain.more = False  # told once by the database's health; the poll claims later
