@@ -249,6 +249,27 @@ async def test_a_failed_claim_for_more_is_not_retried_by_that_drain_and_loses_no
         assert told == []  # the database's health tells of an outage, once
 
 
+def hold_claims_for_more(
+    worker: DeliveryWorker, monkeypatch: pytest.MonkeyPatch
+) -> tuple[asyncio.Event, asyncio.Event, asyncio.Event]:
+    """A drain's claims for more wait for ``gate``: returns (set when one is asked for, the
+    gate, set once one has committed). The main claims go as usual."""
+    real = worker.leases.claim
+    refilling, gate, claimed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def claim(exclude: object, only: object = None) -> object:
+        if only is None:
+            return await real(exclude)  # type: ignore[arg-type]
+        refilling.set()
+        await gate.wait()
+        found = await real(exclude, only=only)  # type: ignore[arg-type]
+        claimed.set()
+        return found
+
+    monkeypatch.setattr(worker.leases, "claim", claim)
+    return refilling, gate, claimed
+
+
 @pytest.mark.parametrize("how", ["cancel", "stop"])
 async def test_ending_the_loop_while_a_drain_claims_more_waits_for_those_rows_to_go_back(
     how: str,
@@ -266,19 +287,7 @@ async def test_ending_the_loop_while_a_drain_claims_more_waits_for_those_rows_to
     keys = await dm_fan_out(database, clock, ws, "dm", 20)
     hold = receiver.inject(Fault("hold", times=None))
     worker = DeliveryWorker(database, port, settings(batch_size=10), clock=clock, instance="w1")
-    real = worker.leases.claim
-    refilling, gate, claimed = asyncio.Event(), asyncio.Event(), asyncio.Event()
-
-    async def claim(exclude: object, only: object = None) -> object:
-        if only is None:
-            return await real(exclude)  # type: ignore[arg-type]
-        refilling.set()
-        await gate.wait()
-        found = await real(exclude, only=only)  # type: ignore[arg-type]
-        claimed.set()
-        return found
-
-    monkeypatch.setattr(worker.leases, "claim", claim)
+    refilling, gate, claimed = hold_claims_for_more(worker, monkeypatch)
     if how == "cancel":
         task = asyncio.create_task(worker.run())
     else:
@@ -624,19 +633,7 @@ async def refused_while_claiming_more(
     keys = await dm_fan_out(database, clock, ws, "dm", 8)
     limit = receiver.inject(Fault("status", status=429, retry_after=3600, key=keys[0]))
     worker = DeliveryWorker(database, port, settings(batch_size=4), clock=clock, instance="w1")
-    real = worker.leases.claim
-    refilling, gate, claimed = asyncio.Event(), asyncio.Event(), asyncio.Event()
-
-    async def claim(exclude: object, only: object = None) -> object:
-        if only is None:
-            return await real(exclude)  # type: ignore[arg-type]
-        refilling.set()
-        await gate.wait()
-        found = await real(exclude, only=only)  # type: ignore[arg-type]
-        claimed.set()
-        return found
-
-    monkeypatch.setattr(worker.leases, "claim", claim)
+    refilling, gate, claimed = hold_claims_for_more(worker, monkeypatch)
     refused = (await rows(database))[keys[0]].id
     await worker.start()
     async with asyncio.timeout(SAFETY):
