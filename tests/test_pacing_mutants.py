@@ -34,6 +34,7 @@ from bot.delivery.shared_pacing import SharedBucket
 from bot.port import Method, Quota, RateLimit
 from storage.db import Database
 from storage.pacing import DeliveryRate
+from tests.test_adaptive_pacing import Stepped
 from tests.test_delivery import add_workspace
 
 # --- the learned rate ------------------------------------------------------------------------
@@ -146,17 +147,6 @@ def test_a_rate_3_percent_under_the_one_that_drew_the_429_ends_the_search() -> N
     pace = Pace(rate=2.0, ceiling=10.0, floor=0.1, learned=True, high=2.0 * (1 + CONVERGED), hold=1)
     rounds(pace, 1)
     assert (pace.low, pace.high, pace.rate) == (2.0, None, 2.0)
-
-
-class Stepped:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def time(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += max(seconds, 1e-6)
 
 
 async def test_a_429_once_the_pause_is_over_is_a_new_overshoot_and_cuts_again() -> None:

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -83,9 +84,7 @@ async def test_a_cancelled_round_ends_only_once_every_bucket_has_recorded_its_se
         await put(database, clock, ws, key, method=Method.DM)
     post_hold = receiver.inject(Fault("hold", key="post-0"))
     dm_hold = receiver.inject(Fault("hold", key="dm-0"))
-    worker = DeliveryWorker(
-        database, port, settings(max_in_flight_per_bucket=1), clock=clock, instance="w1"
-    )
+    worker = worker_of(database, port, clock, max_in_flight_per_bucket=1)
     held_when_done: list[list[int]] = []
 
     task = asyncio.create_task(worker.run_once() if entry == "run_once" else worker.run())
@@ -116,6 +115,37 @@ async def test_a_cancelled_round_ends_only_once_every_bucket_has_recorded_its_se
 # --- what the worker counts and tells ------------------------------------------------------------
 
 
+def worker_of(database: Database, port: HttpPort, clock: JumpClock, **knobs: Any) -> DeliveryWorker:
+    """The worker under test ("w1"), with these ``settings``."""
+    return DeliveryWorker(database, port, settings(**knobs), clock=clock, instance="w1")
+
+
+ClaimHook = Callable[[object], Awaitable[None]]
+
+
+def around_claims(
+    worker: DeliveryWorker,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    before: ClaimHook | None = None,
+    after: ClaimHook | None = None,
+) -> None:
+    """Run ``before`` (it may wait, or raise in the claim's place) and ``after`` around each of
+    the worker's claims, given its ``only``: None for a main claim, the bucket for a drain's
+    claim for more."""
+    real = worker.leases.claim
+
+    async def claim(exclude: object, only: object = None) -> object:
+        if before is not None:
+            await before(only)
+        found = await real(exclude, only=only)  # type: ignore[arg-type]
+        if after is not None:
+            await after(only)
+        return found
+
+    monkeypatch.setattr(worker.leases, "claim", claim)
+
+
 async def test_each_send_is_counted_by_method_and_result_and_a_dead_row_is_told(
     database: Database, receiver: FakeReceiver, port: HttpPort, clock: JumpClock
 ) -> None:
@@ -134,7 +164,7 @@ async def test_each_send_is_counted_by_method_and_result_and_a_dead_row_is_told(
     receiver.inject(Fault("status", status=400, key="refused"))
     receiver.inject(Fault("status", status=500, key="flaky"))
     receiver.inject(Fault("status", status=429, retry_after=0.5, key="limited"))
-    worker = DeliveryWorker(database, port, settings(), clock=clock, instance="w1")
+    worker = worker_of(database, port, clock)
     told: dict[str, list[DeadLetter]] = {"first": [], "second": []}
 
     async def first(dead: DeadLetter) -> None:
@@ -211,25 +241,17 @@ async def test_a_failed_claim_for_more_is_not_retried_by_that_drain_and_loses_no
 ) -> None:
     ws = await add_workspace(database, "W-1")
     keys = await dm_fan_out(database, clock, ws, "dm", 10)
-    worker = DeliveryWorker(
-        database,
-        port,
-        settings(batch_size=10, max_in_flight_per_bucket=2),
-        clock=clock,
-        instance="w1",
-    )
-    real = worker.leases.claim
+    worker = worker_of(database, port, clock, batch_size=10, max_in_flight_per_bucket=2)
     refills: list[object] = []
 
-    async def claim(exclude: object, only: object = None) -> object:
+    async def fail_claims_for_more(only: object) -> None:
         if only is not None:  # a drain taking more of its own rows
             refills.append(only)
             if failure == "bug":
                 raise RuntimeError("boom")
             raise DatabaseUnavailable(Outage.UNREACHABLE, "gone")
-        return await real(exclude, only=only)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(worker.leases, "claim", claim)
+    around_claims(worker, monkeypatch, before=fail_claims_for_more)
     caplog.set_level(logging.INFO, logger="bot.delivery")
 
     await deliver_all(worker, receiver, keys)
@@ -254,19 +276,18 @@ def hold_claims_for_more(
 ) -> tuple[asyncio.Event, asyncio.Event, asyncio.Event]:
     """A drain's claims for more wait for ``gate``: returns (set when one is asked for, the
     gate, set once one has committed). The main claims go as usual."""
-    real = worker.leases.claim
     refilling, gate, claimed = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
-    async def claim(exclude: object, only: object = None) -> object:
-        if only is None:
-            return await real(exclude)  # type: ignore[arg-type]
-        refilling.set()
-        await gate.wait()
-        found = await real(exclude, only=only)  # type: ignore[arg-type]
-        claimed.set()
-        return found
+    async def before(only: object) -> None:
+        if only is not None:
+            refilling.set()
+            await gate.wait()
 
-    monkeypatch.setattr(worker.leases, "claim", claim)
+    async def after(only: object) -> None:
+        if only is not None:
+            claimed.set()
+
+    around_claims(worker, monkeypatch, before=before, after=after)
     return refilling, gate, claimed
 
 
@@ -286,7 +307,7 @@ async def test_ending_the_loop_while_a_drain_claims_more_waits_for_those_rows_to
     ws = await add_workspace(database, "W-1")
     keys = await dm_fan_out(database, clock, ws, "dm", 20)
     hold = receiver.inject(Fault("hold", times=None))
-    worker = DeliveryWorker(database, port, settings(batch_size=10), clock=clock, instance="w1")
+    worker = worker_of(database, port, clock, batch_size=10)
     refilling, gate, claimed = hold_claims_for_more(worker, monkeypatch)
     if how == "cancel":
         task = asyncio.create_task(worker.run())
@@ -341,16 +362,14 @@ async def test_rows_claimed_for_more_for_a_target_whose_lane_has_ended_still_go_
             await put(
                 database, clock, ws, keys[-1], method=Method.DM, target=Target(user_id=member)
             )
-    worker = DeliveryWorker(database, port, settings(batch_size=2), clock=clock, instance="w1")
-    real = worker.leases.claim
+    worker = worker_of(database, port, clock, batch_size=2)
     gate = asyncio.Event()
 
-    async def claim(exclude: object, only: object = None) -> object:
+    async def hold_claims_for_more(only: object) -> None:
         if only is not None:
             await gate.wait()
-        return await real(exclude, only=only)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(worker.leases, "claim", claim)
+    around_claims(worker, monkeypatch, before=hold_claims_for_more)
     await worker.start()
     try:
         async with asyncio.timeout(SAFETY):
@@ -381,22 +400,14 @@ async def test_a_drain_claims_more_once_at_most_twice_its_cap_is_left_unsent(
     ws = await add_workspace(database, "W-1")
     keys = await dm_fan_out(database, clock, ws, "dm", 20)
     holds = {key: receiver.inject(Fault("hold", key=key)) for key in keys}
-    worker = DeliveryWorker(
-        database,
-        port,
-        settings(batch_size=10, max_in_flight_per_bucket=3),
-        clock=clock,
-        instance="w1",
-    )
-    real = worker.leases.claim
+    worker = worker_of(database, port, clock, batch_size=10, max_in_flight_per_bucket=3)
     refills: list[object] = []
 
-    async def claim(exclude: object, only: object = None) -> object:
+    async def note_claims_for_more(only: object) -> None:
         if only is not None:
             refills.append(only)
-        return await real(exclude, only=only)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(worker.leases, "claim", claim)
+    around_claims(worker, monkeypatch, before=note_claims_for_more)
     await worker.start()
     try:
         async with asyncio.timeout(SAFETY):
@@ -432,7 +443,7 @@ async def test_ephemerals_are_not_paced_by_their_channel(
     )
     port = SlowChannelPort(receiver.url)
     try:
-        worker = DeliveryWorker(database, port, settings(), clock=clock, instance="w1")
+        worker = worker_of(database, port, clock)
         async with asyncio.timeout(SAFETY):
             assert await worker.run_once() == 2
     finally:
@@ -450,7 +461,7 @@ async def test_a_drain_takes_more_of_its_own_bucket_only_never_a_paused_one(
     for key in paused:
         await put(database, clock, w2, key, method=Method.DM, target=Target(user_id="U0"))
     limit = receiver.inject(Fault("status", status=429, retry_after=3600, key=paused[0]))
-    worker = DeliveryWorker(database, port, settings(batch_size=10), clock=clock, instance="w1")
+    worker = worker_of(database, port, clock, batch_size=10)
     await worker.start()
     try:
         async with asyncio.timeout(SAFETY):
@@ -543,18 +554,14 @@ async def test_a_round_cancelled_while_it_claims_ends_after_its_drains_give_thei
     for key in ("dm-0", "dm-1"):
         await put(database, clock, ws, key, method=Method.DM)
     hold = receiver.inject(Fault("hold", key="dm-0"))
-    worker = DeliveryWorker(
-        database, port, settings(max_in_flight_per_bucket=1), clock=clock, instance="w1"
-    )
-    real = worker.leases.claim
+    worker = worker_of(database, port, clock, max_in_flight_per_bucket=1)
     claiming, gate = asyncio.Event(), asyncio.Event()
 
-    async def claim(exclude: object, only: object = None) -> object:
+    async def hold_claims(only: object) -> None:
         claiming.set()
         await gate.wait()
-        return await real(exclude, only=only)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(worker.leases, "claim", claim)
+    around_claims(worker, monkeypatch, before=hold_claims)
     held_when_done: list[list[int]] = []
     task = asyncio.create_task(worker.run_once())
     task.add_done_callback(lambda _: held_when_done.append(worker.held()))
@@ -601,7 +608,7 @@ async def test_a_child_claimed_with_more_rows_waits_here_for_its_parent_then_goe
         depends_on=parent,
     )
     hold = receiver.inject(Fault("hold", key="parent"))
-    worker = DeliveryWorker(database, port, settings(batch_size=2), clock=clock, instance="w1")
+    worker = worker_of(database, port, clock, batch_size=2)
     await worker.start()
     try:
         async with asyncio.timeout(SAFETY):
@@ -632,7 +639,7 @@ async def refused_while_claiming_more(
     ws = await add_workspace(database, "W-1")
     keys = await dm_fan_out(database, clock, ws, "dm", 8)
     limit = receiver.inject(Fault("status", status=429, retry_after=3600, key=keys[0]))
-    worker = DeliveryWorker(database, port, settings(batch_size=4), clock=clock, instance="w1")
+    worker = worker_of(database, port, clock, batch_size=4)
     refilling, gate, claimed = hold_claims_for_more(worker, monkeypatch)
     refused = (await rows(database))[keys[0]].id
     await worker.start()
@@ -712,7 +719,7 @@ async def test_a_stop_during_a_round_returns_once_its_send_in_flight_is_recorded
     for key in ("m0", "m1", "m2"):
         await put(database, clock, ws, key)
     hold = receiver.inject(Fault("hold", key="m0"))
-    worker = DeliveryWorker(database, port, settings(), clock=clock, instance="w1")
+    worker = worker_of(database, port, clock)
     task = asyncio.create_task(worker.run_once())
     async with asyncio.timeout(SAFETY):
         await receiver.wait_until(lambda: hold.hits == 1)
@@ -743,18 +750,13 @@ async def test_a_row_enqueued_without_a_wake_is_found_by_the_poll(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ws = await add_workspace(database, "W-1")
-    worker = DeliveryWorker(
-        database, port, settings(poll_interval_seconds=0.05), clock=clock, instance="w1"
-    )
-    real = worker.leases.claim
+    worker = worker_of(database, port, clock, poll_interval_seconds=0.05)
     looked = asyncio.Event()
 
-    async def claim(exclude: object, only: object = None) -> object:
-        found = await real(exclude, only=only)  # type: ignore[arg-type]
+    async def after(only: object) -> None:
         looked.set()
-        return found
 
-    monkeypatch.setattr(worker.leases, "claim", claim)
+    around_claims(worker, monkeypatch, after=after)
     await worker.start()
     try:
         async with asyncio.timeout(SAFETY):
@@ -781,27 +783,19 @@ async def test_a_failed_claim_waits_for_the_next_poll_or_wake_then_delivers(
     with a batch of one, where a full claim would), and delivers once woken."""
     ws = await add_workspace(database, "W-1")
     await put(database, clock, ws, "later")
-    worker = DeliveryWorker(
-        database,
-        port,
-        settings(batch_size=1, poll_interval_seconds=3600),
-        clock=clock,
-        instance="w1",
-    )
-    real = worker.leases.claim
+    worker = worker_of(database, port, clock, batch_size=1, poll_interval_seconds=3600)
     claims: list[object] = []
     failed = asyncio.Event()
 
-    async def claim(exclude: object, only: object = None) -> object:
+    async def fail_the_first_claim(only: object) -> None:
         claims.append(only)
         if len(claims) == 1:
             failed.set()
             if failure == "bug":
                 raise RuntimeError("boom")
             raise DatabaseUnavailable(Outage.UNREACHABLE, "gone")
-        return await real(exclude, only=only)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(worker.leases, "claim", claim)
+    around_claims(worker, monkeypatch, before=fail_the_first_claim)
     caplog.set_level(logging.INFO, logger="bot.delivery")
     await worker.start()
     try:
@@ -836,16 +830,14 @@ async def test_a_stop_while_the_loop_claims_returns_once_that_claim_is_given_bac
     ws = await add_workspace(database, "W-1")
     for key in ("a", "b"):
         await put(database, clock, ws, key)
-    worker = DeliveryWorker(database, port, settings(), clock=clock, instance="w1")
-    real = worker.leases.claim
+    worker = worker_of(database, port, clock)
     claiming, gate = asyncio.Event(), asyncio.Event()
 
-    async def claim(exclude: object, only: object = None) -> object:
+    async def hold_claims(only: object) -> None:
         claiming.set()
         await gate.wait()
-        return await real(exclude, only=only)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(worker.leases, "claim", claim)
+    around_claims(worker, monkeypatch, before=hold_claims)
     await worker.start()
     async with asyncio.timeout(SAFETY):
         await claiming.wait()
@@ -921,9 +913,7 @@ async def test_channel_lanes_overlap_even_with_one_send_in_flight_per_bucket(
     hold = receiver.inject(Fault("hold", times=None))
     port = ChannelPacedPort(receiver.url, timeout=SAFETY * 4)
     try:
-        worker = DeliveryWorker(
-            database, port, settings(max_in_flight_per_bucket=1), clock=clock, instance="w1"
-        )
+        worker = worker_of(database, port, clock, max_in_flight_per_bucket=1)
         task = asyncio.create_task(worker.run_once())
         async with asyncio.timeout(SAFETY):
             await receiver.wait_until(lambda: hold.hits == 2)
@@ -973,9 +963,7 @@ async def test_a_429_among_concurrent_sends_ends_the_round_normally(
     keys = await dm_fan_out(database, clock, ws, "dm", 4)
     receiver.inject(Fault("status", status=429, retry_after=3600, key="dm-0"))
     hold = receiver.inject(Fault("hold", key="dm-1"))
-    worker = DeliveryWorker(
-        database, port, settings(max_in_flight_per_bucket=2), clock=clock, instance="w1"
-    )
+    worker = worker_of(database, port, clock, max_in_flight_per_bucket=2)
     task = asyncio.create_task(worker.run_once())
     async with asyncio.timeout(SAFETY):
         await receiver.wait_until(lambda: receiver.rate_limited == 1)
@@ -1040,7 +1028,7 @@ async def test_a_channels_spent_window_holds_that_channel_only_not_the_method(
     await put(database, clock, ws, "spent", target=Target(channel_id="C1"))
     port = QuotaPort(receiver.url)
     try:
-        worker = DeliveryWorker(database, port, settings(), clock=clock, instance="w1")
+        worker = worker_of(database, port, clock)
         async with asyncio.timeout(SAFETY):
             assert await worker.run_once() == 1
         assert worker.limits.channel_bucket(ws, "C1").is_paused()  # type: ignore[union-attr]
@@ -1069,7 +1057,7 @@ async def test_a_lane_that_fails_gives_its_rows_back_and_says_so_once(
     ws = await add_workspace(database, "W-1")
     for key in ("m0", "m1", "m2"):
         await put(database, clock, ws, key)
-    worker = DeliveryWorker(database, port, settings(), clock=clock, instance="w1")
+    worker = worker_of(database, port, clock)
     counted = worker.metrics.sent
 
     def sent(method: str, result: str) -> None:
